@@ -1,0 +1,521 @@
+//! `elevate.toml`: the people and the flows, parsed into validated types. An invalid file is
+//! refused with the line and the problem.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::model::{format_duration, parse_duration};
+
+/// A person who may request or approve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub name: String,
+    pub iam_user: String,
+    pub slack_id: String,
+    pub email: String,
+}
+
+/// What access a flow grants and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetKind {
+    /// Membership of an IAM group.
+    IamGroup { group: String },
+    /// A custom target: a Lambda function that speaks the escalation JSON contract.
+    Lambda { function_arn: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub name: String,
+    pub kind: TargetKind,
+}
+
+/// Who is asked, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approvers {
+    /// Slack channel id the request is posted to.
+    pub channel: String,
+    /// Names of the people who may approve or deny.
+    pub people: Vec<String>,
+}
+
+/// One kind of access that may be requested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    pub name: String,
+    pub description: String,
+    pub targets: Vec<Target>,
+    pub approvers: Approvers,
+    /// Longest grant that may be asked for.
+    pub max_duration: Duration,
+    /// When set, only these durations may be asked for.
+    pub allowed_durations: Option<Vec<Duration>>,
+    pub reason_required: bool,
+    pub allow_self_approval: bool,
+    /// How long a request may wait for an answer before it times out.
+    pub pending_timeout: Duration,
+    /// Who may request; `None` means every person of the file.
+    pub requesters: Option<Vec<String>>,
+}
+
+/// The whole validated file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub people: Vec<Person>,
+    pub flows: Vec<Flow>,
+    /// People who may export the whole audit trail.
+    pub auditors: Vec<String>,
+}
+
+/// An invalid config file: where and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("elevate.toml line {line}: {message}")]
+pub struct ConfigError {
+    pub line: usize,
+    pub message: String,
+}
+
+pub const DEFAULT_PENDING_TIMEOUT: Duration = Duration::from_secs(3600);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    people: Vec<Spanned<RawPerson>>,
+    #[serde(default)]
+    flows: Vec<Spanned<RawFlow>>,
+    #[serde(default)]
+    auditors: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPerson {
+    name: Spanned<String>,
+    iam_user: Spanned<String>,
+    slack_id: Spanned<String>,
+    email: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlow {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    max_duration: Option<Spanned<String>>,
+    durations: Option<Vec<Spanned<String>>>,
+    #[serde(default = "yes")]
+    reason_required: bool,
+    #[serde(default)]
+    allow_self_approval: bool,
+    pending_timeout: Option<Spanned<String>>,
+    requesters: Option<Vec<Spanned<String>>>,
+    approvers: Spanned<RawApprovers>,
+    #[serde(default)]
+    targets: Vec<Spanned<RawTarget>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApprovers {
+    channel: Spanned<String>,
+    #[serde(default)]
+    people: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    name: Spanned<String>,
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    group: Option<Spanned<String>>,
+    function_arn: Option<Spanned<String>>,
+}
+
+/// Turns byte offsets into 1-based line numbers.
+struct Lines<'a>(&'a str);
+
+impl Lines<'_> {
+    fn at(&self, offset: usize) -> usize {
+        let end = offset.min(self.0.len());
+        self.0.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn error<T>(&self, spanned: &Spanned<T>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            line: self.at(spanned.span().start),
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates the text of an `elevate.toml`.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let lines = Lines(text);
+        let raw: RawConfig = toml::from_str(text).map_err(|err| ConfigError {
+            line: err.span().map_or(1, |span| lines.at(span.start)),
+            message: err.message().trim().to_owned(),
+        })?;
+        validate(raw, &lines)
+    }
+
+    pub fn person(&self, name: &str) -> Option<&Person> {
+        self.people.iter().find(|p| p.name == name)
+    }
+
+    pub fn person_by_iam_user(&self, iam_user: &str) -> Option<&Person> {
+        self.people.iter().find(|p| p.iam_user == iam_user)
+    }
+
+    pub fn person_by_slack_id(&self, slack_id: &str) -> Option<&Person> {
+        self.people.iter().find(|p| p.slack_id == slack_id)
+    }
+
+    pub fn person_by_email(&self, email: &str) -> Option<&Person> {
+        self.people
+            .iter()
+            .find(|p| p.email.eq_ignore_ascii_case(email))
+    }
+
+    pub fn flow(&self, name: &str) -> Option<&Flow> {
+        self.flows.iter().find(|f| f.name == name)
+    }
+
+    /// The person behind an IAM principal ARN as API Gateway's IAM authorizer reports it: an
+    /// IAM user (`arn:aws:iam::123456789012:user/path/alice`) or an assumed role whose session
+    /// name is the person's name or email (`arn:aws:sts::123456789012:assumed-role/Role/alice`).
+    pub fn person_by_principal_arn(&self, arn: &str) -> Option<&Person> {
+        let mut parts = arn.splitn(6, ':');
+        let (
+            Some("arn"),
+            Some(_partition),
+            Some(service),
+            Some(_region),
+            Some(_account),
+            Some(resource),
+        ) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        )
+        else {
+            return None;
+        };
+        match service {
+            "iam" => {
+                let user = resource.strip_prefix("user/")?;
+                self.person_by_iam_user(user.rsplit('/').next()?)
+            }
+            "sts" => {
+                let rest = resource.strip_prefix("assumed-role/")?;
+                let (_role, session) = rest.split_once('/')?;
+                self.person(session)
+                    .or_else(|| self.person_by_email(session))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `name` may export the whole audit trail.
+    pub fn is_auditor(&self, name: &str) -> bool {
+        self.auditors.iter().any(|a| a == name)
+    }
+}
+
+fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
+    let mut people = Vec::with_capacity(raw.people.len());
+    let mut names = HashSet::new();
+    let mut iam_users = HashSet::new();
+    let mut slack_ids = HashSet::new();
+    for spanned in &raw.people {
+        let p = spanned.get_ref();
+        for (field, value) in [
+            ("name", &p.name),
+            ("iam_user", &p.iam_user),
+            ("slack_id", &p.slack_id),
+            ("email", &p.email),
+        ] {
+            if value.get_ref().trim().is_empty() {
+                return Err(lines.error(value, format!("person {field} must not be empty")));
+            }
+        }
+        if !names.insert(p.name.get_ref().clone()) {
+            return Err(lines.error(&p.name, format!("duplicate person `{}`", p.name.get_ref())));
+        }
+        if !iam_users.insert(p.iam_user.get_ref().clone()) {
+            return Err(lines.error(
+                &p.iam_user,
+                format!("IAM user `{}` belongs to two people", p.iam_user.get_ref()),
+            ));
+        }
+        if !slack_ids.insert(p.slack_id.get_ref().clone()) {
+            return Err(lines.error(
+                &p.slack_id,
+                format!(
+                    "Slack user id `{}` belongs to two people",
+                    p.slack_id.get_ref()
+                ),
+            ));
+        }
+        if !p.email.get_ref().contains('@') {
+            return Err(lines.error(
+                &p.email,
+                format!("`{}` is not an email address", p.email.get_ref()),
+            ));
+        }
+        people.push(Person {
+            name: p.name.get_ref().clone(),
+            iam_user: p.iam_user.get_ref().clone(),
+            slack_id: p.slack_id.get_ref().clone(),
+            email: p.email.get_ref().clone(),
+        });
+    }
+
+    let known = |who: &Spanned<String>, role: &str| -> Result<String, ConfigError> {
+        if names.contains(who.get_ref()) {
+            Ok(who.get_ref().clone())
+        } else {
+            Err(lines.error(
+                who,
+                format!(
+                    "unknown person `{}` in {role} (add them under [[people]])",
+                    who.get_ref()
+                ),
+            ))
+        }
+    };
+
+    let auditors = raw
+        .auditors
+        .iter()
+        .map(|a| known(a, "auditors"))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    if raw.flows.is_empty() {
+        return Err(ConfigError {
+            line: 1,
+            message: "no flows defined (add at least one [[flows]])".into(),
+        });
+    }
+    let mut flows: Vec<Flow> = Vec::with_capacity(raw.flows.len());
+    for spanned in &raw.flows {
+        let f = spanned.get_ref();
+        let name = f.name.get_ref().trim();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(lines.error(
+                &f.name,
+                format!("flow name `{name}` must be letters, digits, `_` or `-`"),
+            ));
+        }
+        if flows.iter().any(|other| other.name == name) {
+            return Err(lines.error(&f.name, format!("duplicate flow `{name}`")));
+        }
+
+        let duration = |text: &Spanned<String>, what: &str| -> Result<Duration, ConfigError> {
+            let d = parse_duration(text.get_ref())
+                .map_err(|e| lines.error(text, format!("{what}: {e}")))?;
+            if d.is_zero() {
+                return Err(lines.error(text, format!("{what} must be longer than zero")));
+            }
+            Ok(d)
+        };
+        let allowed_durations = match &f.durations {
+            None => None,
+            Some(list) if list.is_empty() => {
+                return Err(lines.error(spanned, format!("flow `{name}`: durations must not be empty (leave it out to allow any up to max_duration)")))
+            }
+            Some(list) => Some(list.iter().map(|d| duration(d, "durations")).collect::<Result<Vec<_>, _>>()?),
+        };
+        let max_duration = match (&f.max_duration, &allowed_durations) {
+            (Some(text), allowed) => {
+                let max = duration(text, "max_duration")?;
+                if let Some((_, text)) = allowed
+                    .iter()
+                    .flatten()
+                    .zip(f.durations.iter().flatten())
+                    .find(|(d, _)| **d > max)
+                {
+                    return Err(lines.error(
+                        text,
+                        format!(
+                            "duration {} is over max_duration {}",
+                            text.get_ref(),
+                            format_duration(max)
+                        ),
+                    ));
+                }
+                max
+            }
+            (None, Some(allowed)) => allowed.iter().copied().max().unwrap_or_default(),
+            (None, None) => {
+                return Err(lines.error(
+                    spanned,
+                    format!("flow `{name}` needs max_duration or durations"),
+                ))
+            }
+        };
+        let pending_timeout = match &f.pending_timeout {
+            Some(text) => duration(text, "pending_timeout")?,
+            None => DEFAULT_PENDING_TIMEOUT,
+        };
+
+        let approvers = f.approvers.get_ref();
+        if approvers.channel.get_ref().trim().is_empty() {
+            return Err(lines.error(
+                &approvers.channel,
+                "approvers.channel must name a Slack channel id",
+            ));
+        }
+        if approvers.people.is_empty() {
+            return Err(lines.error(&f.approvers, format!("flow `{name}` has no approvers")));
+        }
+        let approver_names = approvers
+            .people
+            .iter()
+            .map(|p| known(p, "approvers"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let requesters = match &f.requesters {
+            None => None,
+            Some(list) => Some(
+                list.iter()
+                    .map(|p| known(p, "requesters"))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        if !f.allow_self_approval {
+            let someone_else_can_approve =
+                |requester: &str| approver_names.iter().any(|a| a != requester);
+            let candidates: Vec<&String> = match &requesters {
+                Some(list) => list.iter().collect(),
+                None => names.iter().collect(),
+            };
+            if let Some(stuck) = candidates
+                .into_iter()
+                .find(|r| !someone_else_can_approve(r))
+            {
+                return Err(lines.error(&f.approvers, format!("flow `{name}`: nobody but `{stuck}` can approve `{stuck}`'s requests and self-approval is off")));
+            }
+        }
+
+        if f.targets.is_empty() {
+            return Err(lines.error(
+                spanned,
+                format!("flow `{name}` has no targets (add [[flows.targets]])"),
+            ));
+        }
+        let mut targets: Vec<Target> = Vec::with_capacity(f.targets.len());
+        for t in &f.targets {
+            let t = t.get_ref();
+            let target_name = t.name.get_ref().trim();
+            if target_name.is_empty() {
+                return Err(lines.error(&t.name, "target name must not be empty"));
+            }
+            if targets.iter().any(|other| other.name == target_name) {
+                return Err(lines.error(
+                    &t.name,
+                    format!("duplicate target `{target_name}` in flow `{name}`"),
+                ));
+            }
+            let kind = match t.kind.get_ref().as_str() {
+                "iam_group" => {
+                    let group = t.group.as_ref().ok_or_else(|| {
+                        lines.error(
+                            &t.kind,
+                            format!("target `{target_name}` of type iam_group needs `group`"),
+                        )
+                    })?;
+                    if t.function_arn.is_some() {
+                        return Err(lines.error(
+                            &t.kind,
+                            format!(
+                                "target `{target_name}` of type iam_group takes no function_arn"
+                            ),
+                        ));
+                    }
+                    if group.get_ref().trim().is_empty() {
+                        return Err(lines.error(group, "group must name an IAM group"));
+                    }
+                    TargetKind::IamGroup {
+                        group: group.get_ref().clone(),
+                    }
+                }
+                "lambda" => {
+                    let arn = t.function_arn.as_ref().ok_or_else(|| {
+                        lines.error(
+                            &t.kind,
+                            format!("target `{target_name}` of type lambda needs `function_arn`"),
+                        )
+                    })?;
+                    if t.group.is_some() {
+                        return Err(lines.error(
+                            &t.kind,
+                            format!("target `{target_name}` of type lambda takes no group"),
+                        ));
+                    }
+                    if !arn.get_ref().starts_with("arn:") || !arn.get_ref().contains(":lambda:") {
+                        return Err(lines.error(
+                            arn,
+                            format!("`{}` is not a Lambda function ARN", arn.get_ref()),
+                        ));
+                    }
+                    TargetKind::Lambda {
+                        function_arn: arn.get_ref().clone(),
+                    }
+                }
+                other => {
+                    return Err(lines.error(
+                        &t.kind,
+                        format!("unknown target type `{other}` (expected iam_group or lambda)"),
+                    ))
+                }
+            };
+            targets.push(Target {
+                name: target_name.to_owned(),
+                kind,
+            });
+        }
+
+        flows.push(Flow {
+            name: name.to_owned(),
+            description: f.description.clone(),
+            targets,
+            approvers: Approvers {
+                channel: approvers.channel.get_ref().clone(),
+                people: approver_names,
+            },
+            max_duration,
+            allowed_durations,
+            reason_required: f.reason_required,
+            allow_self_approval: f.allow_self_approval,
+            pending_timeout,
+            requesters,
+        });
+    }
+
+    Ok(Config {
+        people,
+        flows,
+        auditors,
+    })
+}

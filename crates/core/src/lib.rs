@@ -1,0 +1,17 @@
+//! The domain of elevate: requests and their state machine, flow rules, the flows config file,
+//! the hash-chained audit trail, and the ports the adapters implement. No AWS or Lambda crates.
+
+pub mod audit;
+pub mod config;
+pub mod machine;
+pub mod model;
+pub mod ports;
+pub mod rules;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use audit::{verify_chain, Action, AuditEvent, ChainError};
+pub use config::{Approvers, Config, ConfigError, Flow, Person, Target, TargetKind};
+pub use machine::{apply, open, Command, NewRequest, Transition, TransitionError};
+pub use model::{format_duration, parse_duration, Actor, MessageRef, Request, RequestId, State};
+pub use rules::RuleError;

@@ -1,0 +1,272 @@
+//! The state machine of a request. Plain synchronous code: it takes the current request, what
+//! is asked, who asks and `now`, and returns the next request and its audit event, or a typed
+//! refusal. Persisting both atomically (conditioned on the old state) is the store's job.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::audit::{Action, AuditEvent, EventDraft, GENESIS};
+use crate::model::{Actor, Request, RequestId, State};
+
+/// What a caller asks of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Approve { reason: Option<String> },
+    Deny { reason: Option<String> },
+    Cancel,
+    TimeOut,
+    Activate,
+    Expire,
+    Revoke { reason: Option<String> },
+    Fail { error: String },
+}
+
+impl Command {
+    pub fn action(&self) -> Action {
+        match self {
+            Command::Approve { .. } => Action::Approve,
+            Command::Deny { .. } => Action::Deny,
+            Command::Cancel => Action::Cancel,
+            Command::TimeOut => Action::TimeOut,
+            Command::Activate => Action::Activate,
+            Command::Expire => Action::Expire,
+            Command::Revoke { .. } => Action::Revoke,
+            Command::Fail { .. } => Action::Fail,
+        }
+    }
+}
+
+/// Which actors may issue an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    AnyPerson,
+    Requester,
+    System,
+    PersonOrSystem,
+}
+
+/// The transition table: the one place that says which moves exist.
+const TABLE: &[(State, Action, State, Who)] = &[
+    (
+        State::Pending,
+        Action::Approve,
+        State::Approved,
+        Who::AnyPerson,
+    ),
+    (State::Pending, Action::Deny, State::Denied, Who::AnyPerson),
+    (
+        State::Pending,
+        Action::Cancel,
+        State::Cancelled,
+        Who::Requester,
+    ),
+    (
+        State::Pending,
+        Action::TimeOut,
+        State::TimedOut,
+        Who::System,
+    ),
+    (
+        State::Approved,
+        Action::Activate,
+        State::Active,
+        Who::System,
+    ),
+    (State::Approved, Action::Fail, State::Failed, Who::System),
+    (State::Active, Action::Expire, State::Expired, Who::System),
+    (
+        State::Active,
+        Action::Revoke,
+        State::Revoked,
+        Who::PersonOrSystem,
+    ),
+    (State::Active, Action::Fail, State::Failed, Who::System),
+    // A failed grant is swept again: once its access is confirmed gone it ends.
+    (State::Failed, Action::Expire, State::Expired, Who::System),
+    (
+        State::Failed,
+        Action::Revoke,
+        State::Revoked,
+        Who::PersonOrSystem,
+    ),
+];
+
+/// The target state of `action` from `from`, if that edge exists.
+pub fn next_state(from: State, action: Action) -> Option<State> {
+    TABLE
+        .iter()
+        .find(|(f, a, _, _)| *f == from && *a == action)
+        .map(|(_, _, to, _)| *to)
+}
+
+/// A refused transition. Nothing changes when one is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("cannot {action} a request that is {state}")]
+    NotAllowed { state: State, action: Action },
+    #[error("only the requester may {action} this request")]
+    NotRequester { action: Action },
+    #[error("{action} is done by elevate itself, not by a person")]
+    SystemOnly { action: Action },
+    #[error("{action} needs a person, not an elevate component")]
+    PersonOnly { action: Action },
+    #[error("too early to {action}: due at {due}")]
+    NotYetDue { action: Action, due: DateTime<Utc> },
+}
+
+/// The result of an accepted transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub from: State,
+    pub request: Request,
+    pub event: AuditEvent,
+}
+
+/// What a new request is made of; validated against its flow before it gets here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRequest {
+    pub flow: String,
+    pub target: String,
+    pub requester: String,
+    pub reason: String,
+    pub duration: Duration,
+    pub pending_timeout: Duration,
+}
+
+/// Creates a PENDING request and its first audit event.
+pub fn open(id: RequestId, new: NewRequest, now: DateTime<Utc>) -> (Request, AuditEvent) {
+    let event = EventDraft {
+        request_id: id.clone(),
+        seq: 1,
+        at: now,
+        actor: Actor::Person(new.requester.clone()),
+        action: Action::Request,
+        from: None,
+        to: State::Pending,
+        reason: Some(new.reason.clone()),
+        prev_hash: GENESIS.to_owned(),
+    }
+    .seal();
+    let request = Request {
+        id,
+        flow: new.flow,
+        target: new.target,
+        requester: new.requester,
+        reason: new.reason,
+        duration: new.duration,
+        state: State::Pending,
+        created_at: now,
+        pending_until: now + chrono_duration(new.pending_timeout),
+        decided_at: None,
+        decided_by: None,
+        decision_reason: None,
+        activated_at: None,
+        expires_at: None,
+        ended_at: None,
+        ended_by: None,
+        failure: None,
+        message: None,
+        audit_seq: event.seq,
+        audit_head: event.hash.clone(),
+    };
+    (request, event)
+}
+
+/// Applies `command` by `actor` at `now` to `request`.
+pub fn apply(
+    request: &Request,
+    command: Command,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Transition, TransitionError> {
+    let action = command.action();
+    let from = request.state;
+    let (_, _, to, who) = TABLE
+        .iter()
+        .find(|(f, a, _, _)| *f == from && *a == action)
+        .copied()
+        .ok_or(TransitionError::NotAllowed {
+            state: from,
+            action,
+        })?;
+
+    match (who, actor) {
+        (Who::System, Actor::Person(_)) => return Err(TransitionError::SystemOnly { action }),
+        (Who::AnyPerson | Who::Requester, Actor::System(_)) => {
+            return Err(TransitionError::PersonOnly { action })
+        }
+        (Who::Requester, Actor::Person(name)) if *name != request.requester => {
+            return Err(TransitionError::NotRequester { action })
+        }
+        _ => {}
+    }
+
+    let mut next = request.clone();
+    next.state = to;
+    let mut reason = None;
+    match command {
+        Command::Approve { reason: why } | Command::Deny { reason: why } => {
+            next.decided_at = Some(now);
+            next.decided_by = actor.person_name().map(str::to_owned);
+            next.decision_reason = why.clone();
+            reason = why;
+        }
+        Command::Cancel => {
+            next.decided_at = Some(now);
+            next.decided_by = actor.person_name().map(str::to_owned);
+        }
+        Command::TimeOut => {
+            if now < request.pending_until {
+                return Err(TransitionError::NotYetDue {
+                    action,
+                    due: request.pending_until,
+                });
+            }
+            next.decided_at = Some(now);
+        }
+        Command::Activate => {
+            next.activated_at = Some(now);
+            next.expires_at = Some(now + chrono_duration(request.duration));
+        }
+        Command::Expire => {
+            if let Some(due) = request.expires_at.filter(|due| now < *due) {
+                return Err(TransitionError::NotYetDue { action, due });
+            }
+            next.ended_at = Some(now);
+        }
+        Command::Revoke { reason: why } => {
+            next.ended_at = Some(now);
+            next.ended_by = Some(actor.to_string());
+            reason = why;
+        }
+        Command::Fail { error } => {
+            next.failure = Some(error.clone());
+            reason = Some(error);
+        }
+    }
+
+    let event = EventDraft {
+        request_id: request.id.clone(),
+        seq: request.audit_seq + 1,
+        at: now,
+        actor: actor.clone(),
+        action,
+        from: Some(from),
+        to,
+        reason,
+        prev_hash: request.audit_head.clone(),
+    }
+    .seal();
+    next.audit_seq = event.seq;
+    next.audit_head = event.hash.clone();
+    Ok(Transition {
+        from,
+        request: next,
+        event,
+    })
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}

@@ -1,0 +1,318 @@
+//! The request (a grant once approved) and the values it is made of.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Identifier of one access request: a UUIDv7, so ids sort by creation time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// A fresh id whose time component is `now`.
+    pub fn generate(now: DateTime<Utc>) -> Self {
+        let secs = u64::try_from(now.timestamp()).unwrap_or(0);
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, secs, now.timestamp_subsec_nanos());
+        Self(uuid::Uuid::new_v7(ts).to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The text was not a request id (a UUID).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a request id (expected a UUID such as 0193f0c2-8d4e-7b6a-9c1d-2e3f4a5b6c7d)")]
+pub struct InvalidRequestId(pub String);
+
+impl FromStr for RequestId {
+    type Err = InvalidRequestId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parsed = uuid::Uuid::parse_str(s.trim()).map_err(|_| InvalidRequestId(s.to_owned()))?;
+        Ok(Self(parsed.hyphenated().to_string()))
+    }
+}
+
+impl TryFrom<String> for RequestId {
+    type Error = InvalidRequestId;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<RequestId> for String {
+    fn from(id: RequestId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a request is in its life. See DESIGN.md "States".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum State {
+    Pending,
+    Approved,
+    Active,
+    Expired,
+    Revoked,
+    Denied,
+    Cancelled,
+    TimedOut,
+    Failed,
+}
+
+impl State {
+    pub const ALL: [State; 9] = [
+        State::Pending,
+        State::Approved,
+        State::Active,
+        State::Expired,
+        State::Revoked,
+        State::Denied,
+        State::Cancelled,
+        State::TimedOut,
+        State::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "PENDING",
+            State::Approved => "APPROVED",
+            State::Active => "ACTIVE",
+            State::Expired => "EXPIRED",
+            State::Revoked => "REVOKED",
+            State::Denied => "DENIED",
+            State::Cancelled => "CANCELLED",
+            State::TimedOut => "TIMED_OUT",
+            State::Failed => "FAILED",
+        }
+    }
+
+    /// No further transition can leave this state.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            State::Expired | State::Revoked | State::Denied | State::Cancelled | State::TimedOut
+        )
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown state `{0}` (expected one of PENDING, APPROVED, ACTIVE, EXPIRED, REVOKED, DENIED, CANCELLED, TIMED_OUT, FAILED)")]
+pub struct UnknownState(pub String);
+
+impl FromStr for State {
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_uppercase().replace('-', "_");
+        State::ALL
+            .into_iter()
+            .find(|state| state.as_str() == wanted)
+            .ok_or_else(|| UnknownState(s.to_owned()))
+    }
+}
+
+/// Who caused a transition: a person of the config, or a part of elevate itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum Actor {
+    /// A person of `elevate.toml`, by name.
+    Person(String),
+    /// A component of elevate (`escalate`, `revoke`, `sweep`, ...).
+    System(String),
+}
+
+impl Actor {
+    pub fn person(name: impl Into<String>) -> Self {
+        Actor::Person(name.into())
+    }
+
+    pub fn system(component: impl Into<String>) -> Self {
+        Actor::System(component.into())
+    }
+
+    pub fn person_name(&self) -> Option<&str> {
+        match self {
+            Actor::Person(name) => Some(name),
+            Actor::System(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Person(name) => f.write_str(name),
+            Actor::System(component) => write!(f, "elevate:{component}"),
+        }
+    }
+}
+
+/// The message that announced a request to its approvers, so it can be updated later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRef {
+    pub channel: String,
+    pub ts: String,
+}
+
+/// One access request and, once approved, the grant it became.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: RequestId,
+    pub flow: String,
+    /// Name of the flow target the access is granted on.
+    pub target: String,
+    /// Name of the requesting person.
+    pub requester: String,
+    pub reason: String,
+    #[serde(with = "duration_secs")]
+    pub duration: Duration,
+    pub state: State,
+    pub created_at: DateTime<Utc>,
+    /// When a PENDING request times out unanswered.
+    pub pending_until: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<DateTime<Utc>>,
+    /// The approver who approved or denied, or the requester who cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Who ended an active grant early, when it was not its expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<MessageRef>,
+    /// Sequence number of the last audit event of this request.
+    pub audit_seq: u64,
+    /// SHA-256 (hex) of the last audit event of this request: the head of its chain.
+    pub audit_head: String,
+}
+
+impl Request {
+    /// Whether the grant still covers `now` (ACTIVE and not yet expired).
+    pub fn covers(&self, now: DateTime<Utc>) -> bool {
+        self.state == State::Active && self.expires_at.is_some_and(|at| at > now)
+    }
+}
+
+/// Durations are stored and sent as whole seconds.
+pub mod duration_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// Parses durations as people write them: `90s`, `15m`, `1h`, `1h30m`, `2d`.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(DurationError(text.to_owned()));
+    }
+    let parsed = humantime::parse_duration(trimmed).map_err(|_| DurationError(text.to_owned()))?;
+    if parsed.subsec_nanos() != 0 {
+        return Err(DurationError(text.to_owned()));
+    }
+    Ok(parsed)
+}
+
+/// Formats whole-second durations the way [`parse_duration`] reads them (`1h30m`).
+pub fn format_duration(d: Duration) -> String {
+    let mut secs = d.as_secs();
+    if secs == 0 {
+        return "0s".to_owned();
+    }
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a duration (write it like 30m, 1h, 1h30m or 2d)")]
+pub struct DurationError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_trip() {
+        for text in ["90s", "15m", "1h", "1h30m", "2d", "1d2h3m4s"] {
+            let d = parse_duration(text).expect(text);
+            assert_eq!(parse_duration(&format_duration(d)).expect("reparse"), d);
+        }
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(parse_duration("1h").expect("1h"), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn bad_durations_are_refused() {
+        for text in ["", "  ", "soon", "1 fortnight", "-1h", "1.5ms"] {
+            assert!(parse_duration(text).is_err(), "{text:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn states_parse_in_any_case() {
+        for state in State::ALL {
+            assert_eq!(state.as_str().parse::<State>().expect("parse"), state);
+            assert_eq!(
+                state
+                    .as_str()
+                    .to_lowercase()
+                    .parse::<State>()
+                    .expect("parse"),
+                state
+            );
+        }
+        assert!("ACTIVATED".parse::<State>().is_err());
+        let json = serde_json::to_string(&State::TimedOut).expect("json");
+        assert_eq!(json, "\"TIMED_OUT\"");
+    }
+
+    #[test]
+    fn request_ids_are_uuids_ordered_by_time() {
+        let early = RequestId::generate(DateTime::from_timestamp(1_700_000_000, 0).expect("ts"));
+        let late = RequestId::generate(DateTime::from_timestamp(1_700_000_001, 0).expect("ts"));
+        assert!(early < late);
+        assert_eq!(early.as_str().parse::<RequestId>().expect("parse"), early);
+        assert!("not-an-id".parse::<RequestId>().is_err());
+    }
+}

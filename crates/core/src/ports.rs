@@ -1,0 +1,316 @@
+//! The ports: what the domain needs from the outside world. Adapters live in `elevate-aws`;
+//! in-memory fakes live in [`crate::testing`] (feature `testing`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::AuditEvent;
+use crate::config::{Flow, Person, Target};
+use crate::model::{MessageRef, Request, RequestId, State};
+
+/// A failure of an outside system, with its source kept for the log.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The request was not in the expected state (someone else moved it first), or an item
+    /// that must be new already exists. Nothing was written.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("request {0} not found")]
+    NotFound(RequestId),
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    #[error("stored item is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Requests and their audit events.
+#[async_trait]
+pub trait RequestStore: Send + Sync {
+    /// Writes a new request and its first event; `Conflict` if the id exists.
+    async fn create(&self, request: &Request, event: &AuditEvent) -> Result<(), StoreError>;
+    async fn get(&self, id: &RequestId) -> Result<Option<Request>, StoreError>;
+    /// Writes `request` and `event` atomically, only if the stored request is still in
+    /// `expected` with the audit sequence `event.seq - 1`. A lost race is `Conflict` and leaves
+    /// neither the request change nor the event.
+    async fn transition(
+        &self,
+        expected: State,
+        request: &Request,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Records where the request was announced. Not a state change, so no audit event.
+    async fn set_message(&self, id: &RequestId, message: &MessageRef) -> Result<(), StoreError>;
+    /// Requests of one requester, newest first, optionally in one state.
+    async fn list_by_requester(
+        &self,
+        requester: &str,
+        state: Option<State>,
+    ) -> Result<Vec<Request>, StoreError>;
+    /// Requests in one state, oldest first.
+    async fn list_by_state(&self, state: State) -> Result<Vec<Request>, StoreError>;
+    /// The audit events of one request, by sequence number.
+    async fn audit_events(&self, id: &RequestId) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Every audit event at or after `since` (all when `None`), ordered by time.
+    async fn audit_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+/// Looks people and flows up (backed by the config file).
+pub trait Directory: Send + Sync {
+    fn person(&self, name: &str) -> Option<&Person>;
+    fn person_by_slack_id(&self, slack_id: &str) -> Option<&Person>;
+    fn person_by_principal_arn(&self, arn: &str) -> Option<&Person>;
+    fn flow(&self, name: &str) -> Option<&Flow>;
+}
+
+impl Directory for crate::config::Config {
+    fn person(&self, name: &str) -> Option<&Person> {
+        crate::config::Config::person(self, name)
+    }
+    fn person_by_slack_id(&self, slack_id: &str) -> Option<&Person> {
+        crate::config::Config::person_by_slack_id(self, slack_id)
+    }
+    fn person_by_principal_arn(&self, arn: &str) -> Option<&Person> {
+        crate::config::Config::person_by_principal_arn(self, arn)
+    }
+    fn flow(&self, name: &str) -> Option<&Flow> {
+        crate::config::Config::flow(self, name)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StrategyError {
+    /// The target answered and refused (a custom target's `{"ok":false,"error":...}`).
+    #[error("target refused: {0}")]
+    Refused(String),
+    /// This strategy does not handle that kind of target (a wiring mistake).
+    #[error("target `{0}` is not handled by this strategy")]
+    WrongTarget(String),
+    #[error("target unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Whether a person's access on a target exists right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Membership {
+    Present,
+    Absent,
+    /// The target cannot be read back (a custom target that only acknowledges).
+    Unknown,
+}
+
+/// Grants and removes access on a target.
+#[async_trait]
+pub trait Strategy: Send + Sync {
+    /// Grants `person` access on `target` for `request`. Granting twice is success.
+    async fn escalate(
+        &self,
+        target: &Target,
+        person: &Person,
+        request: &Request,
+    ) -> Result<(), StrategyError>;
+    /// Removes the access. Removing access that is already gone is success.
+    async fn deescalate(
+        &self,
+        target: &Target,
+        person: &Person,
+        request: &Request,
+    ) -> Result<(), StrategyError>;
+    /// Reads back whether the access exists.
+    async fn is_member(
+        &self,
+        target: &Target,
+        person: &Person,
+    ) -> Result<Membership, StrategyError>;
+}
+
+/// Sends each target to the strategy of its kind.
+pub struct StrategyRouter {
+    pub iam_group: Arc<dyn Strategy>,
+    pub lambda: Arc<dyn Strategy>,
+}
+
+impl StrategyRouter {
+    fn pick(&self, target: &Target) -> &dyn Strategy {
+        match target.kind {
+            crate::config::TargetKind::IamGroup { .. } => self.iam_group.as_ref(),
+            crate::config::TargetKind::Lambda { .. } => self.lambda.as_ref(),
+        }
+    }
+}
+
+#[async_trait]
+impl Strategy for StrategyRouter {
+    async fn escalate(
+        &self,
+        target: &Target,
+        person: &Person,
+        request: &Request,
+    ) -> Result<(), StrategyError> {
+        self.pick(target).escalate(target, person, request).await
+    }
+    async fn deescalate(
+        &self,
+        target: &Target,
+        person: &Person,
+        request: &Request,
+    ) -> Result<(), StrategyError> {
+        self.pick(target).deescalate(target, person, request).await
+    }
+    async fn is_member(
+        &self,
+        target: &Target,
+        person: &Person,
+    ) -> Result<Membership, StrategyError> {
+        self.pick(target).is_member(target, person).await
+    }
+}
+
+/// What a one-time schedule asks the revoke function to do; this is the schedule's JSON input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ScheduledAction {
+    /// End an ACTIVE grant at its expiry.
+    Expire { request_id: RequestId },
+    /// Time a PENDING request out when nobody answered.
+    Timeout { request_id: RequestId },
+    /// Periodic sweep for anything missed.
+    Sweep,
+}
+
+impl ScheduledAction {
+    /// The schedule name for this action: purpose and request id, so that each request has at
+    /// most one schedule per purpose and re-scheduling replaces it.
+    pub fn schedule_name(&self) -> String {
+        match self {
+            ScheduledAction::Expire { request_id } => format!("revoke-{request_id}"),
+            ScheduledAction::Timeout { request_id } => format!("timeout-{request_id}"),
+            ScheduledAction::Sweep => "sweep".to_owned(),
+        }
+    }
+}
+
+/// A schedule as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleInfo {
+    pub name: String,
+    pub at: DateTime<Utc>,
+    pub action: ScheduledAction,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("scheduler unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    #[error("schedule is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// One-time schedules that call elevate back.
+#[async_trait]
+pub trait Scheduler: Send + Sync {
+    /// Creates the schedule named [`ScheduledAction::schedule_name`] firing at `at`, or
+    /// replaces it when it exists.
+    async fn schedule(
+        &self,
+        at: DateTime<Utc>,
+        action: &ScheduledAction,
+    ) -> Result<(), SchedulerError>;
+    /// Deletes a schedule; deleting one that does not exist is success.
+    async fn cancel(&self, name: &str) -> Result<(), SchedulerError>;
+    async fn get(&self, name: &str) -> Result<Option<ScheduleInfo>, SchedulerError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("notification refused: {0}")]
+    Refused(String),
+    #[error("notifier unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Tells people about requests (Slack).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Posts a new request to the flow's approvers with Approve/Deny buttons.
+    async fn announce(
+        &self,
+        request: &Request,
+        flow: &Flow,
+        requester: &Person,
+    ) -> Result<MessageRef, NotifyError>;
+    /// Rewrites the announcement to show the request's current state.
+    async fn update(
+        &self,
+        request: &Request,
+        flow: &Flow,
+        requester: &Person,
+        message: &MessageRef,
+    ) -> Result<(), NotifyError>;
+    /// A direct message to one person.
+    async fn tell(&self, person: &Person, text: &str) -> Result<(), NotifyError>;
+    /// A message only `person` sees, in `channel` (why a click was refused).
+    async fn tell_privately(
+        &self,
+        channel: &str,
+        person_slack_id: &str,
+        text: &str,
+    ) -> Result<(), NotifyError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("function error: {0}")]
+    FunctionError(String),
+    #[error("invoke failed: {0}")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Invokes other functions.
+#[async_trait]
+pub trait Invoker: Send + Sync {
+    /// Fire and forget (`InvocationType=Event`).
+    async fn invoke_async(
+        &self,
+        function: &str,
+        payload: &serde_json::Value,
+    ) -> Result<(), InvokeError>;
+    /// Waits for the answer (`InvocationType=RequestResponse`).
+    async fn invoke(
+        &self,
+        function: &str,
+        payload: &serde_json::Value,
+    ) -> Result<serde_json::Value, InvokeError>;
+}
+
+/// Time, as a port so tests control it.
+#[async_trait]
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+    /// Waits until `at` (returns at once when it has passed).
+    async fn sleep_until(&self, at: DateTime<Utc>);
+}
+
+/// The real clock.
+pub struct SystemClock;
+
+#[async_trait]
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    async fn sleep_until(&self, at: DateTime<Utc>) {
+        if let Ok(wait) = (at - Utc::now()).to_std() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}

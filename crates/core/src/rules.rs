@@ -1,0 +1,173 @@
+//! Flow rules: who may request what for how long, and who may decide.
+
+use std::time::Duration;
+
+use crate::config::{Flow, Person, Target};
+use crate::machine::NewRequest;
+use crate::model::{format_duration, Request};
+
+/// A request or decision the flow does not allow. Nothing is written when one is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("flow `{flow}` has no target `{target}` (choose one of: {choices})")]
+    UnknownTarget {
+        flow: String,
+        target: String,
+        choices: String,
+    },
+    #[error("flow `{flow}` has several targets; choose one with --target ({choices})")]
+    TargetRequired { flow: String, choices: String },
+    #[error("duration must be longer than zero")]
+    ZeroDuration,
+    #[error("duration {asked} is over the cap of {max} for flow `{flow}`")]
+    DurationOverCap {
+        flow: String,
+        asked: String,
+        max: String,
+    },
+    #[error("duration {asked} is not allowed for flow `{flow}` (choose one of: {allowed})")]
+    DurationNotAllowed {
+        flow: String,
+        asked: String,
+        allowed: String,
+    },
+    #[error("flow `{flow}` requires a reason (--reason \"...\")")]
+    ReasonRequired { flow: String },
+    #[error("reason is {len} characters long; keep it under {MAX_REASON_LEN}")]
+    ReasonTooLong { len: usize },
+    #[error("{person} may not request flow `{flow}`")]
+    NotARequester { person: String, flow: String },
+    #[error("{person} is not an approver of flow `{flow}`")]
+    NotAnApprover { person: String, flow: String },
+    #[error("{person} may not approve or deny their own request")]
+    SelfApproval { person: String },
+}
+
+impl RuleError {
+    /// Stable machine-readable code, used as the `error` field of HTTP answers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RuleError::UnknownTarget { .. } => "unknown_target",
+            RuleError::TargetRequired { .. } => "target_required",
+            RuleError::ZeroDuration => "invalid_duration",
+            RuleError::DurationOverCap { .. } => "duration_over_cap",
+            RuleError::DurationNotAllowed { .. } => "duration_not_allowed",
+            RuleError::ReasonRequired { .. } => "reason_required",
+            RuleError::ReasonTooLong { .. } => "reason_too_long",
+            RuleError::NotARequester { .. } => "not_a_requester",
+            RuleError::NotAnApprover { .. } => "not_an_approver",
+            RuleError::SelfApproval { .. } => "self_approval",
+        }
+    }
+}
+
+/// Longest reason accepted; longer reasons are refused rather than cut.
+pub const MAX_REASON_LEN: usize = 1000;
+
+impl Flow {
+    /// The target a request names, or the flow's only target when it names none.
+    pub fn target(&self, name: Option<&str>) -> Result<&Target, RuleError> {
+        let choices = || {
+            self.targets
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match name {
+            Some(name) => self.targets.iter().find(|t| t.name == name).ok_or_else(|| {
+                RuleError::UnknownTarget {
+                    flow: self.name.clone(),
+                    target: name.to_owned(),
+                    choices: choices(),
+                }
+            }),
+            None if self.targets.len() == 1 => Ok(&self.targets[0]),
+            None => Err(RuleError::TargetRequired {
+                flow: self.name.clone(),
+                choices: choices(),
+            }),
+        }
+    }
+
+    /// Checks a new request against the flow and returns what to open.
+    pub fn check_request(
+        &self,
+        requester: &Person,
+        target: Option<&str>,
+        duration: Duration,
+        reason: &str,
+    ) -> Result<NewRequest, RuleError> {
+        if let Some(requesters) = &self.requesters {
+            if !requesters.contains(&requester.name) {
+                return Err(RuleError::NotARequester {
+                    person: requester.name.clone(),
+                    flow: self.name.clone(),
+                });
+            }
+        }
+        let target = self.target(target)?;
+        if duration.is_zero() {
+            return Err(RuleError::ZeroDuration);
+        }
+        if duration > self.max_duration {
+            return Err(RuleError::DurationOverCap {
+                flow: self.name.clone(),
+                asked: format_duration(duration),
+                max: format_duration(self.max_duration),
+            });
+        }
+        if let Some(allowed) = &self.allowed_durations {
+            if !allowed.contains(&duration) {
+                return Err(RuleError::DurationNotAllowed {
+                    flow: self.name.clone(),
+                    asked: format_duration(duration),
+                    allowed: allowed
+                        .iter()
+                        .map(|d| format_duration(*d))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        let reason = reason.trim();
+        if self.reason_required && reason.is_empty() {
+            return Err(RuleError::ReasonRequired {
+                flow: self.name.clone(),
+            });
+        }
+        let len = reason.chars().count();
+        if len > MAX_REASON_LEN {
+            return Err(RuleError::ReasonTooLong { len });
+        }
+        Ok(NewRequest {
+            flow: self.name.clone(),
+            target: target.name.clone(),
+            requester: requester.name.clone(),
+            reason: reason.to_owned(),
+            duration,
+            pending_timeout: self.pending_timeout,
+        })
+    }
+
+    /// Whether `person` may approve or deny `request`.
+    pub fn check_decider(&self, person: &str, request: &Request) -> Result<(), RuleError> {
+        if !self.approvers.people.iter().any(|p| p == person) {
+            return Err(RuleError::NotAnApprover {
+                person: person.to_owned(),
+                flow: self.name.clone(),
+            });
+        }
+        if person == request.requester && !self.allow_self_approval {
+            return Err(RuleError::SelfApproval {
+                person: person.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `person` may see a request of this flow (its requester or an approver).
+    pub fn may_view(&self, person: &str, request: &Request) -> bool {
+        request.requester == person || self.approvers.people.iter().any(|p| p == person)
+    }
+}
