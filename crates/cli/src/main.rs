@@ -1,0 +1,3 @@
+//! The elevate command-line tool.
+
+fn main() {}

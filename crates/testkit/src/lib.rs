@@ -1,0 +1,1 @@
+//! Test harness: a moto server on a free port, unique resource names.

@@ -1,0 +1,3 @@
+//! elevate approve function.
+
+fn main() {}

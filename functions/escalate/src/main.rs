@@ -1,0 +1,3 @@
+//! elevate escalate function.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! elevate example-target function.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! elevate request function.
+
+fn main() {}

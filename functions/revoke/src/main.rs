@@ -1,0 +1,3 @@
+//! elevate revoke function.
+
+fn main() {}
