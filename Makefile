@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export AWS_EC2_METADATA_DISABLED := true
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 setup: ## Install the tools the tests need (moto server, cfn-lint)
 	.ci/setup
@@ -15,4 +15,60 @@ lint: ## cargo fmt --check and clippy with warnings denied
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-.PHONY: help setup test lint
+# ---- templates, Lambda builds and deployment (template.yaml, infra/)
+
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+export SAM_CLI_TELEMETRY := 0
+LAMBDA_BINS := elevate-request elevate-approve elevate-escalate elevate-revoke elevate-example-target
+STRATEGY_STACK ?= elevate-strategy
+# e.g. make deploy-strategy STRATEGY_PARAMS="BucketName=symdemo-alice"
+STRATEGY_PARAMS ?=
+
+validate: ## cfn-lint both templates, then sam validate --lint (after make sam-setup)
+	cfn-lint template.yaml infra/strategy.yaml
+	@if [ -x $(SAM) ]; then \
+		$(SAM) validate --lint --template-file template.yaml; \
+	else \
+		echo "sam validate skipped: run 'make sam-setup' to install SAM CLI into $(SAM_VENV)"; \
+	fi
+
+sam-setup: ## Install AWS SAM CLI into its own venv (.venv-sam): it pins many packages
+	python3 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli
+
+# cargo-lambda finds zig through `python3 -m ziglang`: the python3 first on PATH must have it.
+lambda-setup: ## pip install cargo-lambda and ziglang (the Lambda cross-compilers)
+	python3 -m pip install --quiet --disable-pip-version-check \
+		$$(grep -E '^(cargo-lambda|ziglang)==' .ci/requirements.txt)
+	cargo lambda --version
+
+build: ## Release Lambda binaries for arm64 (target/lambda/<name>/bootstrap)
+	cargo lambda build --release --arm64 $(addprefix --bin ,$(LAMBDA_BINS))
+
+build-x86: ## The same binaries for x86-64 (CI: needs no extra rustup target)
+	cargo lambda build --release --x86-64 $(addprefix --bin ,$(LAMBDA_BINS))
+
+# SAM is called by path so that python3 (with ziglang) and cargo-lambda stay first on PATH.
+sam-build: ## sam build --beta-features: the stack's functions through cargo lambda (.aws-sam/)
+	$(SAM) build --beta-features --config-file infra/samconfig.toml
+
+# Deployment may use instance-profile credentials, which the line at the top disables for tests.
+deploy deploy-strategy: export AWS_EC2_METADATA_DISABLED := false
+
+deploy: ## Build and deploy the elevate stack (parameters in infra/samconfig.toml)
+	@if grep -q 'REPLACE_WITH' infra/samconfig.toml; then \
+		echo "infra/samconfig.toml still has REPLACE_WITH_... parameter values: set them first" >&2; \
+		exit 1; \
+	fi
+	$(MAKE) sam-build
+	$(SAM) deploy --config-file infra/samconfig.toml
+
+deploy-strategy: ## Deploy infra/strategy.yaml (SymDemoAdmins, SymDemoEscalated, demo bucket)
+	aws cloudformation deploy --template-file infra/strategy.yaml --stack-name $(STRATEGY_STACK) \
+		--capabilities CAPABILITY_NAMED_IAM --no-fail-on-empty-changeset \
+		$(if $(STRATEGY_PARAMS),--parameter-overrides $(STRATEGY_PARAMS))
+	aws cloudformation describe-stacks --stack-name $(STRATEGY_STACK) \
+		--query 'Stacks[0].Outputs' --output table
+
+.PHONY: help setup test lint validate sam-setup lambda-setup build build-x86 sam-build deploy deploy-strategy
