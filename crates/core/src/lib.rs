@@ -7,6 +7,7 @@ pub mod machine;
 pub mod model;
 pub mod ports;
 pub mod rules;
+pub mod service;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

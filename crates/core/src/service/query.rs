@@ -1,0 +1,111 @@
+//! Reading requests and the audit trail.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::AuditEvent;
+use crate::config::Person;
+use crate::model::{Request, RequestId, State};
+
+use super::{App, ServiceError};
+
+/// One request with its audit trail, for its requester or an approver of its flow.
+pub async fn show(
+    app: &App,
+    caller: &Person,
+    id: &RequestId,
+) -> Result<(Request, Vec<AuditEvent>), ServiceError> {
+    let request = app.load(id).await?;
+    let may_view = app
+        .config
+        .flow(&request.flow)
+        .is_some_and(|flow| flow.may_view(&caller.name, &request))
+        || request.requester == caller.name
+        || app.config.is_auditor(&caller.name);
+    if !may_view {
+        // Same answer as a missing request: ids of other people's requests are not confirmed.
+        return Err(ServiceError::NotFound(id.clone()));
+    }
+    let events = app.store.audit_events(id).await?;
+    Ok((request, events))
+}
+
+/// Which requests `list` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The caller's own requests.
+    #[default]
+    Mine,
+    /// Requests the caller may decide (PENDING unless another state is asked for).
+    ToApprove,
+}
+
+pub async fn list(
+    app: &App,
+    caller: &Person,
+    scope: Scope,
+    state: Option<State>,
+) -> Result<Vec<Request>, ServiceError> {
+    match scope {
+        Scope::Mine => Ok(app.store.list_by_requester(&caller.name, state).await?),
+        Scope::ToApprove => {
+            let requests = app
+                .store
+                .list_by_state(state.unwrap_or(State::Pending))
+                .await?;
+            Ok(requests
+                .into_iter()
+                .filter(|request| {
+                    app.config
+                        .flow(&request.flow)
+                        .is_some_and(|flow| flow.check_decider(&caller.name, request).is_ok())
+                })
+                .collect())
+        }
+    }
+}
+
+/// Where one request's chain ends, to catch a deleted last event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    pub request_id: RequestId,
+    pub audit_seq: u64,
+    pub audit_head: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditExport {
+    pub events: Vec<AuditEvent>,
+    pub heads: Vec<AuditHead>,
+}
+
+/// Every audit event since `since`, with the chain heads of the requests they belong to.
+/// Auditors only.
+pub async fn audit_export(
+    app: &App,
+    caller: &Person,
+    since: Option<DateTime<Utc>>,
+) -> Result<AuditExport, ServiceError> {
+    if !app.config.is_auditor(&caller.name) {
+        return Err(ServiceError::Forbidden(format!(
+            "{} is not an auditor (add them to `auditors` in elevate.toml)",
+            caller.name
+        )));
+    }
+    let events = app.store.audit_since(since).await?;
+    let mut ids: Vec<&RequestId> = events.iter().map(|e| &e.request_id).collect();
+    ids.sort();
+    ids.dedup();
+    let mut heads = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(request) = app.store.get(id).await? {
+            heads.push(AuditHead {
+                request_id: request.id,
+                audit_seq: request.audit_seq,
+                audit_head: request.audit_head,
+            });
+        }
+    }
+    Ok(AuditExport { events, heads })
+}

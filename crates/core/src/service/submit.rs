@@ -1,0 +1,234 @@
+//! Opening a request and deciding on it.
+
+use std::time::Duration;
+
+use crate::config::Person;
+use crate::machine::{self, Command};
+use crate::model::{format_duration, Actor, Request, RequestId, State};
+use crate::ports::ScheduledAction;
+
+use super::{App, ServiceError};
+
+/// A new request as the caller asked for it.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub flow: String,
+    pub target: Option<String>,
+    pub duration: Duration,
+    pub reason: String,
+}
+
+/// Opens a request: validates it against its flow, stores it (PENDING, with its audit event),
+/// announces it to the approvers and schedules its time-out. Nothing is written when the flow
+/// refuses it. Once stored, a failed announcement or schedule is logged and left to the sweep,
+/// so the caller still gets the request it made.
+#[tracing::instrument(skip_all, fields(requester = %caller.name, flow = %submission.flow, request_id))]
+pub async fn submit(
+    app: &App,
+    caller: &Person,
+    submission: Submission,
+) -> Result<Request, ServiceError> {
+    let flow = app
+        .config
+        .flow(&submission.flow)
+        .ok_or_else(|| ServiceError::UnknownFlow(submission.flow.clone()))?;
+    let new = flow.check_request(
+        caller,
+        submission.target.as_deref(),
+        submission.duration,
+        &submission.reason,
+    )?;
+    let now = app.clock.now();
+    let (mut request, event) = machine::open(RequestId::generate(now), new, now);
+    tracing::Span::current().record("request_id", tracing::field::display(&request.id));
+    app.store.create(&request, &event).await?;
+    tracing::info!(duration = %format_duration(request.duration), "request opened");
+
+    match app.notifier.announce(&request, flow, caller).await {
+        Ok(message) => match app.store.set_message(&request.id, &message).await {
+            Ok(()) => request.message = Some(message),
+            Err(err) => {
+                tracing::error!(error = %err, "announced, but could not record the Slack message")
+            }
+        },
+        Err(err) => {
+            tracing::error!(error = %err, "could not announce the request; the sweep will retry")
+        }
+    }
+    let timeout = ScheduledAction::Timeout {
+        request_id: request.id.clone(),
+    };
+    if let Err(err) = app
+        .scheduler
+        .schedule(request.pending_until, &timeout)
+        .await
+    {
+        tracing::error!(error = %err, "could not schedule the time-out; the sweep will time it out");
+    }
+    Ok(request)
+}
+
+/// Approve or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+/// An approver approves or denies a PENDING request. The move is conditional on the request
+/// still being PENDING, so of two simultaneous clicks exactly one wins and the other is a
+/// `Conflict` that changes nothing. An approval asynchronously starts the escalation.
+#[tracing::instrument(skip_all, fields(decider = %decider.name, request_id = %id, decision = ?decision))]
+pub async fn decide(
+    app: &App,
+    decider: &Person,
+    id: &RequestId,
+    decision: Decision,
+    reason: Option<String>,
+) -> Result<Request, ServiceError> {
+    let request = app.load(id).await?;
+    let flow = app.parts(&request)?.flow;
+    flow.check_decider(&decider.name, &request)?;
+    if request.state != State::Pending {
+        return Err(already_decided(&request));
+    }
+    let command = match decision {
+        Decision::Approve => Command::Approve { reason },
+        Decision::Deny => Command::Deny { reason },
+    };
+    let transition = machine::apply(
+        &request,
+        command,
+        &Actor::person(&decider.name),
+        app.clock.now(),
+    )?;
+    match app
+        .store
+        .transition(State::Pending, &transition.request, &transition.event)
+        .await
+    {
+        Ok(()) => {}
+        Err(crate::ports::StoreError::Conflict(_)) => {
+            let now = app.load(id).await?;
+            return Err(already_decided(&now));
+        }
+        Err(err) => return Err(err.into()),
+    }
+    let request = transition.request;
+    tracing::info!(state = %request.state, "request decided");
+
+    if decision == Decision::Approve {
+        let payload = serde_json::json!({ "request_id": request.id });
+        if let Err(err) = app
+            .invoker
+            .invoke_async(&app.settings.escalate_function, &payload)
+            .await
+        {
+            tracing::error!(error = %err, "could not start the escalation; the sweep will retry");
+        }
+    }
+    let timeout = ScheduledAction::Timeout {
+        request_id: request.id.clone(),
+    }
+    .schedule_name();
+    if let Err(err) = app.scheduler.cancel(&timeout).await {
+        tracing::warn!(error = %err, "could not delete the time-out schedule; it will find the request decided");
+    }
+    app.refresh_message(&request).await;
+    if decision == Decision::Deny {
+        let why = request
+            .decision_reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        app.tell_requester(
+            &request,
+            &format!("{} denied your {} request{why}", decider.name, request.flow),
+        )
+        .await;
+    }
+    Ok(request)
+}
+
+fn already_decided(request: &Request) -> ServiceError {
+    let by = request
+        .decided_by
+        .as_deref()
+        .map(|b| format!(" by {b}"))
+        .unwrap_or_default();
+    ServiceError::Conflict(format!(
+        "request {} is already {}{by}",
+        request.id, request.state
+    ))
+}
+
+/// What happened to a click in Slack.
+#[derive(Debug)]
+pub enum SlackOutcome {
+    Decided(Request),
+    /// Refused; the clicker was told why in an ephemeral message. Nothing changed.
+    Refused(ServiceError),
+}
+
+/// A click on Approve or Deny in Slack. Refusals (unknown Slack user, not an approver,
+/// self-approval, already decided) are told to the clicker privately and change nothing;
+/// faults are returned as `Err`.
+pub async fn decide_from_slack(
+    app: &App,
+    slack_user_id: &str,
+    channel: &str,
+    id: &RequestId,
+    decision: Decision,
+) -> Result<SlackOutcome, ServiceError> {
+    let result = match app.config.person_by_slack_id(slack_user_id) {
+        Some(person) => decide(app, person, id, decision, None).await,
+        None => Err(ServiceError::Forbidden(format!(
+            "Slack user {slack_user_id} is not a person in elevate.toml, so elevate cannot take the click"
+        ))),
+    };
+    match result {
+        Ok(request) => Ok(SlackOutcome::Decided(request)),
+        Err(err) if err.is_refusal() => {
+            if let Err(notify) = app
+                .notifier
+                .tell_privately(channel, slack_user_id, &format!("Not done: {err}"))
+                .await
+            {
+                tracing::warn!(error = %notify, "could not tell the clicker why their click was refused");
+            }
+            Ok(SlackOutcome::Refused(err))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The requester withdraws a PENDING request.
+#[tracing::instrument(skip_all, fields(caller = %caller.name, request_id = %id))]
+pub async fn cancel(app: &App, caller: &Person, id: &RequestId) -> Result<Request, ServiceError> {
+    let request = app.load(id).await?;
+    if request.requester != caller.name {
+        return Err(ServiceError::Forbidden(format!(
+            "only {} may cancel request {id}",
+            request.requester
+        )));
+    }
+    let transition = machine::apply(
+        &request,
+        Command::Cancel,
+        &Actor::person(&caller.name),
+        app.clock.now(),
+    )?;
+    app.store
+        .transition(request.state, &transition.request, &transition.event)
+        .await?;
+    let request = transition.request;
+    let timeout = ScheduledAction::Timeout {
+        request_id: request.id.clone(),
+    }
+    .schedule_name();
+    if let Err(err) = app.scheduler.cancel(&timeout).await {
+        tracing::warn!(error = %err, "could not delete the time-out schedule; it will find the request cancelled");
+    }
+    app.refresh_message(&request).await;
+    Ok(request)
+}

@@ -1,0 +1,114 @@
+//! The periodic sweep: catches whatever a missed, failed or lost event left behind.
+
+use serde::Serialize;
+
+use crate::machine::Command;
+use crate::model::{Actor, State};
+use crate::ports::ScheduledAction;
+
+use super::grant::{end_grant, fail, time_out};
+use super::{App, ServiceError};
+
+/// What one sweep did. Errors are counted and logged; the next sweep tries again.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    pub expired: usize,
+    pub revoked_failed: usize,
+    pub timed_out: usize,
+    pub escalations_retried: usize,
+    pub escalations_failed: usize,
+    pub announced: usize,
+    pub errors: usize,
+}
+
+/// ACTIVE grants past expiry are ended; FAILED grants have their access removed and end;
+/// APPROVED requests never escalated are escalated again, then failed after the deadline;
+/// PENDING requests past their time-out time out, and unannounced ones are announced.
+pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
+    let mut report = SweepReport::default();
+    let now = app.clock.now();
+
+    for request in app.store.list_by_state(State::Active).await? {
+        if request.expires_at.is_some_and(|at| at <= now) {
+            let result = end_grant(app, request, Command::Expire, &Actor::system("sweep"))
+                .await
+                .map(|r| r.is_some());
+            note(result, &mut report.expired, &mut report.errors);
+        }
+    }
+
+    for request in app.store.list_by_state(State::Failed).await? {
+        let command = Command::Revoke {
+            reason: Some("access removed after a failure".into()),
+        };
+        let result = end_grant(app, request, command, &Actor::system("sweep"))
+            .await
+            .map(|r| r.is_some());
+        note(result, &mut report.revoked_failed, &mut report.errors);
+    }
+
+    for request in app.store.list_by_state(State::Approved).await? {
+        let since = now - request.decided_at.unwrap_or(request.created_at);
+        let since = since.to_std().unwrap_or_default();
+        if since >= app.settings.escalation_deadline {
+            let error = "escalation did not complete before the deadline";
+            let result = fail(app, &request.id, "sweep", error)
+                .await
+                .map(|r| r.is_some());
+            note(result, &mut report.escalations_failed, &mut report.errors);
+        } else if since >= app.settings.escalation_retry_after {
+            let payload = serde_json::json!({ "request_id": request.id });
+            let result = app
+                .invoker
+                .invoke_async(&app.settings.escalate_function, &payload)
+                .await
+                .map(|()| true);
+            note(
+                result.map_err(ServiceError::from),
+                &mut report.escalations_retried,
+                &mut report.errors,
+            );
+        }
+    }
+
+    for request in app.store.list_by_state(State::Pending).await? {
+        if request.pending_until <= now {
+            let result = time_out(app, &request.id).await.map(|r| r.is_some());
+            note(result, &mut report.timed_out, &mut report.errors);
+        } else if request.message.is_none() {
+            let result = announce(app, &request).await;
+            note(result, &mut report.announced, &mut report.errors);
+        }
+    }
+
+    tracing::info!(?report, "sweep done");
+    Ok(report)
+}
+
+fn note(result: Result<bool, ServiceError>, counter: &mut usize, errors: &mut usize) {
+    match result {
+        Ok(true) => *counter += 1,
+        Ok(false) => {}
+        Err(err) => {
+            *errors += 1;
+            tracing::error!(error = %err, "sweep step failed; the next sweep retries");
+        }
+    }
+}
+
+/// Announces a request whose announcement failed when it was opened, and schedules its time-out.
+async fn announce(app: &App, request: &crate::model::Request) -> Result<bool, ServiceError> {
+    let parts = app.parts(request)?;
+    let message = app
+        .notifier
+        .announce(request, parts.flow, parts.requester)
+        .await?;
+    app.store.set_message(&request.id, &message).await?;
+    let timeout = ScheduledAction::Timeout {
+        request_id: request.id.clone(),
+    };
+    app.scheduler
+        .schedule(request.pending_until, &timeout)
+        .await?;
+    Ok(true)
+}
