@@ -165,7 +165,7 @@ fn already_decided(request: &Request) -> ServiceError {
 /// What happened to a click in Slack.
 #[derive(Debug)]
 pub enum SlackOutcome {
-    Decided(Request),
+    Decided(Box<Request>),
     /// Refused; the clicker was told why in an ephemeral message. Nothing changed.
     Refused(ServiceError),
 }
@@ -187,7 +187,7 @@ pub async fn decide_from_slack(
         ))),
     };
     match result {
-        Ok(request) => Ok(SlackOutcome::Decided(request)),
+        Ok(request) => Ok(SlackOutcome::Decided(Box::new(request))),
         Err(err) if err.is_refusal() => {
             if let Err(notify) = app
                 .notifier
