@@ -1,2 +1,4 @@
 //! The local gateway of `make dev`: the parts of AWS that moto cannot play.
+pub mod dispatch;
+pub mod invoke_api;
 pub mod sigv4;
