@@ -133,3 +133,6 @@ impl App {
             .ok_or_else(|| ServiceError::NotFound(id.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,826 @@
+//! The use cases against the in-memory fakes of every port.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::audit::{verify_chain, Action};
+use crate::model::{Request, RequestId, State};
+use crate::ports::{ScheduledAction, Strategy, StrategyRouter};
+use crate::testing::{
+    sample_config, FakeClock, FakeScheduler, FakeStrategy, MemoryStore, Notice, RecordingInvoker,
+    RecordingNotifier,
+};
+
+use super::*;
+
+struct Harness {
+    app: App,
+    store: Arc<MemoryStore>,
+    strategy: Arc<FakeStrategy>,
+    scheduler: Arc<FakeScheduler>,
+    notifier: Arc<RecordingNotifier>,
+    invoker: Arc<RecordingInvoker>,
+    clock: Arc<FakeClock>,
+}
+
+fn harness() -> Harness {
+    let store = Arc::new(MemoryStore::new());
+    let strategy = Arc::new(FakeStrategy::new());
+    let scheduler = Arc::new(FakeScheduler::new());
+    let notifier = Arc::new(RecordingNotifier::new());
+    let invoker = Arc::new(RecordingInvoker::new());
+    let clock = Arc::new(FakeClock::default());
+    let router: Arc<dyn Strategy> = Arc::new(StrategyRouter {
+        iam_group: strategy.clone(),
+        lambda: strategy.clone(),
+    });
+    let app = App {
+        config: Arc::new(sample_config()),
+        store: store.clone(),
+        strategy: router,
+        scheduler: scheduler.clone(),
+        notifier: notifier.clone(),
+        invoker: invoker.clone(),
+        clock: clock.clone(),
+        settings: Settings::new("elevate-escalate"),
+    };
+    Harness {
+        app,
+        store,
+        strategy,
+        scheduler,
+        notifier,
+        invoker,
+        clock,
+    }
+}
+
+impl Harness {
+    fn person(&self, name: &str) -> crate::config::Person {
+        self.app.config.person(name).unwrap().clone()
+    }
+
+    async fn submit(&self, who: &str, hours: u64) -> Request {
+        let submission = Submission {
+            flow: "infra_access".into(),
+            target: None,
+            duration: Duration::from_secs(hours * 3600),
+            reason: "incident 4711".into(),
+        };
+        submit(&self.app, &self.person(who), submission)
+            .await
+            .unwrap()
+    }
+
+    async fn active(&self, who: &str, hours: u64) -> Request {
+        let request = self.submit(who, hours).await;
+        let approver = if who == "bob" { "carol" } else { "bob" };
+        decide(
+            &self.app,
+            &self.person(approver),
+            &request.id,
+            Decision::Approve,
+            None,
+        )
+        .await
+        .unwrap();
+        escalate(&self.app, &request.id).await.unwrap().unwrap()
+    }
+
+    fn stored(&self, id: &RequestId) -> Request {
+        self.store.request(id).unwrap()
+    }
+
+    fn assert_chain(&self, id: &RequestId) {
+        let request = self.stored(id);
+        let events: Vec<_> = self
+            .store
+            .events_all()
+            .into_iter()
+            .filter(|e| &e.request_id == id)
+            .collect();
+        verify_chain(&events, Some((request.audit_seq, &request.audit_head))).unwrap();
+    }
+
+    fn actions(&self, id: &RequestId) -> Vec<Action> {
+        let mut events: Vec<_> = self
+            .store
+            .events_all()
+            .into_iter()
+            .filter(|e| &e.request_id == id)
+            .collect();
+        events.sort_by_key(|e| e.seq);
+        events.into_iter().map(|e| e.action).collect()
+    }
+}
+
+#[tokio::test]
+async fn a_request_is_stored_announced_and_given_a_timeout() {
+    let h = harness();
+    let request = h.submit("alice", 1).await;
+
+    let stored = h.stored(&request.id);
+    assert_eq!(stored.state, State::Pending);
+    assert_eq!(stored.requester, "alice");
+    assert_eq!(stored.target, "admins");
+    assert_eq!(
+        stored.message.as_ref().map(|m| m.channel.as_str()),
+        Some("C0APPROVALS")
+    );
+    assert!(h
+        .notifier
+        .notices()
+        .iter()
+        .any(|n| matches!(n, Notice::Announce { request: r, .. } if r.id == request.id)));
+    let timeout = h
+        .scheduler
+        .schedule_named(&format!("timeout-{}", request.id))
+        .unwrap();
+    assert_eq!(timeout.at, stored.pending_until);
+    assert_eq!(
+        timeout.action,
+        ScheduledAction::Timeout {
+            request_id: request.id.clone()
+        }
+    );
+    assert_eq!(h.actions(&request.id), vec![Action::Request]);
+}
+
+#[tokio::test]
+async fn refused_requests_write_nothing() {
+    let h = harness();
+    let alice = h.person("alice");
+    let cases = [
+        ("nope", None, 3600, "why", "unknown_flow"),
+        ("infra_access", None, 5 * 3600, "why", "duration_over_cap"),
+        ("infra_access", None, 3600, "  ", "reason_required"),
+        ("infra_access", Some("db"), 3600, "why", "unknown_target"),
+        ("custom", None, 30 * 60, "", "duration_not_allowed"),
+    ];
+    for (flow, target, secs, reason, code) in cases {
+        let submission = Submission {
+            flow: flow.into(),
+            target: target.map(str::to_owned),
+            duration: Duration::from_secs(secs),
+            reason: reason.into(),
+        };
+        let err = submit(&h.app, &alice, submission).await.unwrap_err();
+        assert_eq!(err.code(), code, "{err}");
+        assert_eq!(err.status(), 400);
+    }
+    assert!(h.store.requests_all().is_empty());
+    assert!(h.store.events_all().is_empty());
+    assert!(h.notifier.notices().is_empty());
+    assert!(h.scheduler.schedules().is_empty());
+}
+
+#[tokio::test]
+async fn a_request_survives_slack_being_down_and_the_sweep_announces_it() {
+    let h = harness();
+    h.notifier.fail_next(1);
+    let request = h.submit("alice", 1).await;
+    assert_eq!(h.stored(&request.id).message, None);
+
+    let report = sweep(&h.app).await.unwrap();
+    assert_eq!(report.announced, 1);
+    assert!(h.stored(&request.id).message.is_some());
+}
+
+#[tokio::test]
+async fn approval_starts_the_escalation_and_removes_the_timeout() {
+    let h = harness();
+    let request = h.submit("alice", 1).await;
+    let approved = decide(
+        &h.app,
+        &h.person("bob"),
+        &request.id,
+        Decision::Approve,
+        Some("ok".into()),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(approved.state, State::Approved);
+    assert_eq!(h.stored(&request.id).decided_by.as_deref(), Some("bob"));
+    let calls = h.invoker.calls();
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0].asynchronous);
+    assert_eq!(calls[0].function, "elevate-escalate");
+    assert_eq!(
+        calls[0].payload,
+        serde_json::json!({ "request_id": request.id })
+    );
+    assert!(h
+        .scheduler
+        .schedule_named(&format!("timeout-{}", request.id))
+        .is_none());
+    assert!(h
+        .notifier
+        .notices()
+        .iter()
+        .any(|n| matches!(n, Notice::Update { request: r, .. } if r.state == State::Approved)));
+}
+
+#[tokio::test]
+async fn self_approval_and_outsiders_are_refused_and_change_nothing() {
+    let h = harness();
+    let request = h.submit("alice", 1).await;
+
+    let err = decide(
+        &h.app,
+        &h.person("alice"),
+        &request.id,
+        Decision::Approve,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), "self_approval");
+    assert_eq!(err.status(), 403);
+
+    let custom = submit(
+        &h.app,
+        &h.person("bob"),
+        Submission {
+            flow: "custom".into(),
+            target: None,
+            duration: Duration::from_secs(900),
+            reason: String::new(),
+        },
+    )
+    .await
+    .unwrap();
+    let err = decide(
+        &h.app,
+        &h.person("alice"),
+        &custom.id,
+        Decision::Approve,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), "not_an_approver");
+
+    assert_eq!(h.stored(&request.id).state, State::Pending);
+    assert_eq!(h.stored(&custom.id).state, State::Pending);
+    assert!(h.invoker.calls().is_empty());
+}
+
+#[tokio::test]
+async fn the_flow_may_allow_self_approval() {
+    let h = harness();
+    let custom = submit(
+        &h.app,
+        &h.person("bob"),
+        Submission {
+            flow: "custom".into(),
+            target: None,
+            duration: Duration::from_secs(900),
+            reason: String::new(),
+        },
+    )
+    .await
+    .unwrap();
+    let approved = decide(
+        &h.app,
+        &h.person("bob"),
+        &custom.id,
+        Decision::Approve,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(approved.state, State::Approved);
+}
+
+#[tokio::test]
+async fn of_two_simultaneous_approvals_exactly_one_wins() {
+    let h = harness();
+    let request = h.submit("alice", 1).await;
+    let (bob, carol) = (h.person("bob"), h.person("carol"));
+    let (a, b) = tokio::join!(
+        decide(&h.app, &bob, &request.id, Decision::Approve, None),
+        decide(&h.app, &carol, &request.id, Decision::Approve, None),
+    );
+    assert_eq!([a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(), 1);
+    let loser = a.err().or(b.err()).unwrap();
+    assert_eq!(loser.status(), 409, "{loser}");
+    assert_eq!(h.invoker.calls().len(), 1);
+    assert_eq!(
+        h.actions(&request.id),
+        vec![Action::Request, Action::Approve]
+    );
+}
+
+#[tokio::test]
+async fn slack_refusals_are_told_privately_and_change_nothing() {
+    let h = harness();
+    let request = h.submit("alice", 1).await;
+
+    let outcome = decide_from_slack(
+        &h.app,
+        "U0ALICE01",
+        "C0APPROVALS",
+        &request.id,
+        Decision::Approve,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(outcome, SlackOutcome::Refused(ref e) if e.code() == "self_approval"),
+        "{outcome:?}"
+    );
+    let outcome = decide_from_slack(
+        &h.app,
+        "U0STRANGER",
+        "C0APPROVALS",
+        &request.id,
+        Decision::Approve,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, SlackOutcome::Refused(_)));
+
+    let private: Vec<_> = h
+        .notifier
+        .notices()
+        .into_iter()
+        .filter_map(|n| match n {
+            Notice::TellPrivately {
+                person_slack_id,
+                text,
+                ..
+            } => Some((person_slack_id, text)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(private.len(), 2);
+    assert_eq!(private[0].0, "U0ALICE01");
+    assert!(private[0].1.contains("own request"), "{}", private[0].1);
+    assert!(private[1].1.contains("not a person"), "{}", private[1].1);
+    assert_eq!(h.stored(&request.id).state, State::Pending);
+
+    let outcome = decide_from_slack(
+        &h.app,
+        "U0BOB0001",
+        "C0APPROVALS",
+        &request.id,
+        Decision::Deny,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, SlackOutcome::Decided(ref r) if r.state == State::Denied));
+    let again = decide_from_slack(
+        &h.app,
+        "U0CAROL01",
+        "C0APPROVALS",
+        &request.id,
+        Decision::Approve,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(again, SlackOutcome::Refused(ref e) if e.to_string().contains("already DENIED by bob")),
+        "{again:?}"
+    );
+    assert!(
+        h.invoker.calls().is_empty(),
+        "a denied request never escalates"
+    );
+}
+
+#[tokio::test]
+async fn escalation_grants_reads_back_and_schedules_the_revocation_early() {
+    let h = harness();
+    let active = h.active("alice", 1).await;
+
+    assert_eq!(active.state, State::Active);
+    assert!(h.strategy.has("admins", "alice"));
+    let expires_at = active.expires_at.unwrap();
+    assert_eq!(
+        expires_at,
+        active.activated_at.unwrap() + chrono::Duration::hours(1)
+    );
+    let revoke = h
+        .scheduler
+        .schedule_named(&format!("revoke-{}", active.id))
+        .unwrap();
+    assert_eq!(revoke.at, expires_at - chrono::Duration::seconds(60));
+    assert!(h
+        .notifier
+        .told("alice")
+        .iter()
+        .any(|t| t.contains("active until")));
+
+    // A second delivery is a no-op.
+    assert!(escalate(&h.app, &active.id).await.unwrap().is_none());
+    assert_eq!(h.strategy.escalate_calls(), 1);
+    assert_eq!(
+        h.actions(&active.id),
+        vec![Action::Request, Action::Approve, Action::Activate]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_escalation_is_retried_and_leaves_the_request_approved() {
+    let h = harness();
+    let request = h.submit("alice", 1).await;
+    decide(
+        &h.app,
+        &h.person("bob"),
+        &request.id,
+        Decision::Approve,
+        None,
+    )
+    .await
+    .unwrap();
+    h.strategy.fail_escalate(1);
+    assert!(escalate(&h.app, &request.id).await.is_err());
+    assert_eq!(h.stored(&request.id).state, State::Approved);
+    assert!(escalate(&h.app, &request.id).await.unwrap().is_some());
+    assert_eq!(h.stored(&request.id).state, State::Active);
+}
+
+#[tokio::test]
+async fn retries_exhausted_mark_the_request_failed_with_the_error() {
+    let h = harness();
+    let request = h.submit("alice", 1).await;
+    decide(
+        &h.app,
+        &h.person("bob"),
+        &request.id,
+        Decision::Approve,
+        None,
+    )
+    .await
+    .unwrap();
+    let failed = fail(
+        &h.app,
+        &request.id,
+        "escalate",
+        "AccessDenied on AddUserToGroup",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(failed.state, State::Failed);
+    assert_eq!(
+        h.stored(&request.id).failure.as_deref(),
+        Some("AccessDenied on AddUserToGroup")
+    );
+    assert!(h
+        .notifier
+        .told("alice")
+        .iter()
+        .any(|t| t.contains("AccessDenied")));
+}
+
+#[tokio::test]
+async fn expiry_waits_out_the_lead_then_removes_and_verifies() {
+    let h = harness();
+    let active = h.active("alice", 1).await;
+    let expires_at = active.expires_at.unwrap();
+    h.clock.set(expires_at - chrono::Duration::seconds(60));
+
+    let ended = end_by_schedule(
+        &h.app,
+        &ScheduledAction::Expire {
+            request_id: active.id.clone(),
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(ended.state, State::Expired);
+    assert_eq!(ended.ended_at, Some(expires_at));
+    assert!(h.clock.waits().contains(&expires_at));
+    assert!(!h.strategy.has("admins", "alice"));
+    h.assert_chain(&active.id);
+
+    // A late or duplicate delivery does nothing.
+    assert!(end_by_schedule(
+        &h.app,
+        &ScheduledAction::Expire {
+            request_id: active.id.clone()
+        }
+    )
+    .await
+    .unwrap()
+    .is_none());
+    assert_eq!(h.strategy.deescalate_calls(), 1);
+}
+
+#[tokio::test]
+async fn overlapping_grants_keep_the_access_until_the_last_ends() {
+    let h = harness();
+    let first = h.active("alice", 1).await;
+    h.clock.advance(Duration::from_secs(600));
+    let second = h.active("alice", 2).await;
+
+    h.clock.set(first.expires_at.unwrap());
+    end_by_schedule(
+        &h.app,
+        &ScheduledAction::Expire {
+            request_id: first.id.clone(),
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(h.stored(&first.id).state, State::Expired);
+    assert!(
+        h.strategy.has("admins", "alice"),
+        "the second grant still covers alice"
+    );
+
+    h.clock.set(second.expires_at.unwrap());
+    end_by_schedule(
+        &h.app,
+        &ScheduledAction::Expire {
+            request_id: second.id.clone(),
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!h.strategy.has("admins", "alice"));
+}
+
+#[tokio::test]
+async fn a_person_removed_by_hand_still_expires_cleanly() {
+    let h = harness();
+    let active = h.active("alice", 1).await;
+    h.strategy.remove_by_hand("admins", "alice");
+    h.clock.set(active.expires_at.unwrap());
+    let ended = end_by_schedule(
+        &h.app,
+        &ScheduledAction::Expire {
+            request_id: active.id.clone(),
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(ended.state, State::Expired);
+}
+
+#[tokio::test]
+async fn a_failed_removal_leaves_the_grant_active_and_is_an_error() {
+    let h = harness();
+    let active = h.active("alice", 1).await;
+    h.clock.set(active.expires_at.unwrap());
+    h.strategy.fail_deescalate(1);
+    let expire = ScheduledAction::Expire {
+        request_id: active.id.clone(),
+    };
+    assert!(end_by_schedule(&h.app, &expire).await.is_err());
+    assert_eq!(h.stored(&active.id).state, State::Active);
+    assert!(h.strategy.has("admins", "alice"));
+
+    // A removal the target ignores is caught by the read-back.
+    h.strategy.ignore_deescalate(1);
+    let err = end_by_schedule(&h.app, &expire).await.unwrap_err();
+    assert!(err.to_string().contains("still on admins"), "{err}");
+    assert_eq!(h.stored(&active.id).state, State::Active);
+
+    assert_eq!(
+        end_by_schedule(&h.app, &expire)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        State::Expired
+    );
+    assert!(!h.strategy.has("admins", "alice"));
+}
+
+#[tokio::test]
+async fn early_revoke_by_an_approver_ends_the_grant_and_its_schedule() {
+    let h = harness();
+    let active = h.active("alice", 1).await;
+    let revoked = revoke(
+        &h.app,
+        &h.person("bob"),
+        &active.id,
+        Some("done early".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(revoked.state, State::Revoked);
+    assert_eq!(revoked.ended_by.as_deref(), Some("bob"));
+    assert!(!h.strategy.has("admins", "alice"));
+    assert!(h
+        .scheduler
+        .schedule_named(&format!("revoke-{}", active.id))
+        .is_none());
+
+    let again = revoke(&h.app, &h.person("bob"), &active.id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(again.status(), 409);
+}
+
+#[tokio::test]
+async fn outsiders_may_not_revoke() {
+    let h = harness();
+    let custom = submit(
+        &h.app,
+        &h.person("bob"),
+        Submission {
+            flow: "custom".into(),
+            target: None,
+            duration: Duration::from_secs(900),
+            reason: String::new(),
+        },
+    )
+    .await
+    .unwrap();
+    decide(
+        &h.app,
+        &h.person("carol"),
+        &custom.id,
+        Decision::Approve,
+        None,
+    )
+    .await
+    .unwrap();
+    escalate(&h.app, &custom.id).await.unwrap().unwrap();
+    let err = revoke(&h.app, &h.person("alice"), &custom.id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 403);
+    assert_eq!(h.stored(&custom.id).state, State::Active);
+}
+
+#[tokio::test]
+async fn cancel_is_for_the_requester_and_removes_the_timeout() {
+    let h = harness();
+    let request = h.submit("alice", 1).await;
+    let err = cancel(&h.app, &h.person("bob"), &request.id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 403);
+    let cancelled = cancel(&h.app, &h.person("alice"), &request.id)
+        .await
+        .unwrap();
+    assert_eq!(cancelled.state, State::Cancelled);
+    assert!(h
+        .scheduler
+        .schedule_named(&format!("timeout-{}", request.id))
+        .is_none());
+    assert_eq!(
+        cancel(&h.app, &h.person("alice"), &request.id)
+            .await
+            .unwrap_err()
+            .status(),
+        409
+    );
+}
+
+#[tokio::test]
+async fn unanswered_requests_time_out() {
+    let h = harness();
+    let request = h.submit("alice", 1).await;
+    let timeout = ScheduledAction::Timeout {
+        request_id: request.id.clone(),
+    };
+    let ended = end_by_schedule(&h.app, &timeout).await.unwrap().unwrap();
+    assert_eq!(ended.state, State::TimedOut);
+    assert!(h.clock.waits().contains(&request.pending_until));
+    assert!(end_by_schedule(&h.app, &timeout).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_sweep_catches_what_events_missed() {
+    let h = harness();
+    let expired = h.active("alice", 1).await;
+
+    let stuck = h.submit("bob", 1).await;
+    decide(
+        &h.app,
+        &h.person("carol"),
+        &stuck.id,
+        Decision::Approve,
+        None,
+    )
+    .await
+    .unwrap();
+    let abandoned = h.submit("carol", 1).await;
+    decide(
+        &h.app,
+        &h.person("bob"),
+        &abandoned.id,
+        Decision::Approve,
+        None,
+    )
+    .await
+    .unwrap();
+    let failed = h.active("carol", 4).await;
+    fail(&h.app, &failed.id, "revoke", "throttled")
+        .await
+        .unwrap();
+    let _pending = h.submit("alice", 1).await;
+
+    // Two hours on: alice's grant expired, carol's FAILED grant holds access, every PENDING
+    // request is past its time-out, and the APPROVED ones never escalated.
+    h.clock.advance(Duration::from_secs(2 * 3600));
+    let calls_before = h.invoker.calls().len();
+    let report = sweep(&h.app).await.unwrap();
+
+    assert_eq!(h.stored(&expired.id).state, State::Expired);
+    assert!(!h.strategy.has("admins", "alice"));
+    assert_eq!(h.stored(&failed.id).state, State::Revoked);
+    assert_eq!(report.expired, 1);
+    assert_eq!(report.revoked_failed, 1);
+    assert_eq!(report.escalations_failed, 2, "{report:?}");
+    assert_eq!(report.timed_out, 1);
+    assert_eq!(report.errors, 0);
+    assert_eq!(h.stored(&stuck.id).state, State::Failed);
+    assert_eq!(h.invoker.calls().len(), calls_before);
+    for id in [&expired.id, &stuck.id, &abandoned.id, &failed.id] {
+        h.assert_chain(id);
+    }
+
+    // carol's FAILED grant was still covered by her APPROVED request; now that one failed too,
+    // the next sweep removes her access.
+    assert!(h.strategy.has("admins", "carol"));
+    let report = sweep(&h.app).await.unwrap();
+    assert_eq!(report.revoked_failed, 2, "{report:?}");
+    assert!(!h.strategy.has("admins", "carol"));
+}
+
+#[tokio::test]
+async fn the_sweep_escalates_approved_requests_again_before_the_deadline() {
+    let h = harness();
+    let stuck = h.submit("alice", 1).await;
+    decide(&h.app, &h.person("bob"), &stuck.id, Decision::Approve, None)
+        .await
+        .unwrap();
+    h.clock.advance(Duration::from_secs(5 * 60));
+    let report = sweep(&h.app).await.unwrap();
+    assert_eq!(report.escalations_retried, 1);
+    assert_eq!(h.invoker.calls().len(), 2);
+    assert_eq!(h.stored(&stuck.id).state, State::Approved);
+}
+
+#[tokio::test]
+async fn queries_respect_who_is_asking() {
+    let h = harness();
+    let mine = h.submit("alice", 1).await;
+    let custom = submit(
+        &h.app,
+        &h.person("bob"),
+        Submission {
+            flow: "custom".into(),
+            target: None,
+            duration: Duration::from_secs(900),
+            reason: String::new(),
+        },
+    )
+    .await
+    .unwrap();
+
+    let listed = list(&h.app, &h.person("alice"), Scope::Mine, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        vec![&mine.id]
+    );
+    let to_approve = list(&h.app, &h.person("alice"), Scope::ToApprove, None)
+        .await
+        .unwrap();
+    assert!(
+        to_approve.is_empty(),
+        "alice may not approve her own nor the custom flow"
+    );
+    let to_approve = list(&h.app, &h.person("carol"), Scope::ToApprove, None)
+        .await
+        .unwrap();
+    assert_eq!(to_approve.len(), 2);
+
+    assert_eq!(
+        show(&h.app, &h.person("alice"), &custom.id)
+            .await
+            .unwrap_err()
+            .status(),
+        404
+    );
+    let (request, audit) = show(&h.app, &h.person("bob"), &mine.id).await.unwrap();
+    assert_eq!(request.id, mine.id);
+    assert_eq!(audit.len(), 1);
+
+    assert_eq!(
+        audit_export(&h.app, &h.person("alice"), None)
+            .await
+            .unwrap_err()
+            .status(),
+        403
+    );
+    let export = audit_export(&h.app, &h.person("carol"), None)
+        .await
+        .unwrap();
+    assert_eq!(export.events.len(), 2);
+    assert_eq!(export.heads.len(), 2);
+}
