@@ -1,3 +1,10 @@
 //! The elevate command-line tool.
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use elevate::cli::Cli;
+
+fn main() -> ExitCode {
+    elevate::commands::run(Cli::parse())
+}

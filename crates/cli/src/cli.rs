@@ -1,0 +1,196 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use elevate_core::{parse_duration, RequestId, State};
+
+/// Shown under `--help`: what the exit status means.
+pub const EXIT_CODES: &str = "\
+Exit status:
+  0  success (with --wait: the access is ACTIVE)
+  1  error (the API refused, network, credentials, invalid elevate.toml)
+  2  usage error
+  3  request --wait: the request was DENIED
+  4  request --wait: the request was CANCELLED
+  5  request --wait: nobody answered in time (TIMED_OUT)
+  6  request --wait: granting the access FAILED
+  7  request --wait: the grant already ended (EXPIRED or REVOKED)
+  8  request --wait: --timeout passed while the request was still undecided
+  9  audit verify: the audit trail was tampered with";
+
+/// Just-in-time, peer-approved, self-expiring AWS access.
+#[derive(Debug, Parser)]
+#[command(name = "elevate", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Base URL of the elevate API (else `api_url` in ~/.config/elevate/config.toml)
+    #[arg(long, global = true, env = "ELEVATE_API_URL", value_name = "URL")]
+    pub api_url: Option<String>,
+    /// AWS profile whose credentials sign the calls (else `profile` in the config file)
+    #[arg(long, global = true, env = "AWS_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Region to sign for when the API URL does not name one (else the config file's, else the profile's)
+    #[arg(long, global = true, env = "AWS_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+    /// Machine output: print the API's JSON
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print no progress or informational messages
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ask for access through a flow
+    #[command(after_help = EXIT_CODES)]
+    Request(RequestArgs),
+    /// Approve someone's pending request
+    Approve(DecideArgs),
+    /// Deny someone's pending request
+    Deny(DecideArgs),
+    /// Withdraw your own pending request
+    Cancel(IdArg),
+    /// End an active grant now
+    Revoke(DecideArgs),
+    /// List requests (yours by default)
+    List(ListArgs),
+    /// Show a request and its audit trail
+    Show(IdArg),
+    /// Export or verify the audit trail
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Check the flows config file
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// The flow to request access through (see `elevate config check`)
+    pub flow: String,
+    /// The flow target, when the flow has more than one
+    #[arg(long, short)]
+    pub target: Option<String>,
+    /// How long the access should last: 30m, 1h, 1h30m
+    #[arg(long, short, value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Why you need it (shown to the approvers and kept in the audit trail)
+    #[arg(long, short)]
+    pub reason: Option<String>,
+    /// Wait, showing progress, until the access is active or refused
+    #[arg(long, short)]
+    pub wait: bool,
+    /// With --wait: give up waiting after this long (the request stays open)
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// The request id
+    pub id: RequestId,
+}
+
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// The request id
+    pub id: RequestId,
+    /// Why (kept in the audit trail)
+    #[arg(long, short)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Your own requests (the default)
+    #[arg(long, conflicts_with = "to_approve")]
+    pub mine: bool,
+    /// Requests waiting for your approval
+    #[arg(long)]
+    pub to_approve: bool,
+    /// Only requests in this state (PENDING, ACTIVE, ...)
+    #[arg(long, value_parser = parse_state)]
+    pub state: Option<State>,
+}
+
+fn parse_state(text: &str) -> Result<State, String> {
+    text.parse()
+        .map_err(|e: elevate_core::model::UnknownState| e.to_string())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Export the audit trail (auditors only)
+    Export(ExportArgs),
+    /// Verify the hash chains of an export, or of the trail fetched now
+    #[command(after_help = EXIT_CODES)]
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per line; `elevate audit verify --file` reads it back
+    Jsonl,
+    /// Spreadsheet-friendly, one row per event
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only events since this time (RFC 3339, e.g. 2026-11-01T00:00:00Z)
+    #[arg(long)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub format: ExportFormat,
+    /// Write here instead of standard output
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A jsonl export to verify (default: fetch the trail from the API)
+    #[arg(long, short)]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate elevate.toml and summarize it (works offline)
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The file (default: elevate.toml, then infra/elevate.toml)
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,361 @@
+//! `audit export` and `audit verify`.
+//!
+//! The jsonl export is one JSON object per line: first `{"export": {"exported_at", "since"}}`,
+//! then every event exactly as the API sent it, then `{"head": {"request_id", "audit_seq",
+//! "audit_head"}}` per request, the stored end of its chain, which catches a deleted last event.
+//! `audit verify --file` reads that back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::{DateTime, SecondsFormat, Utc};
+use elevate_core::{verify_chain, AuditEvent, ChainError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Exit;
+use crate::api::{Client, Head};
+use crate::cli::{ExportArgs, ExportFormat};
+use crate::output::{Out, Table};
+
+/// The first line of a jsonl export.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ExportInfo {
+    exported_at: DateTime<Utc>,
+    /// Events before this were left out, so chains may start past their first event.
+    #[serde(default)]
+    since: Option<DateTime<Utc>>,
+}
+
+pub async fn export(client: &Client, args: ExportArgs, out: Out) -> anyhow::Result<Exit> {
+    let answer = client.audit(args.since).await?;
+    // Events are written as the API sent them, not as this CLI understood them.
+    let raw_events = answer
+        .json
+        .get("events")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let export = answer.value;
+    let text = match args.format {
+        ExportFormat::Jsonl => jsonl(
+            &ExportInfo {
+                exported_at: Utc::now(),
+                since: args.since,
+            },
+            &raw_events,
+            &export.heads,
+        ),
+        ExportFormat::Csv => csv(&export.events),
+    };
+    let requests = export
+        .events
+        .iter()
+        .map(|e| e.request_id.as_str())
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            out.progress(format!(
+                "exported {} events of {requests} requests to {}",
+                export.events.len(),
+                path.display()
+            ));
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(text.as_bytes())
+                .context("cannot write the export")?;
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn jsonl(info: &ExportInfo, events: &[Value], heads: &[Head]) -> String {
+    let mut lines = vec![serde_json::json!({ "export": info }).to_string()];
+    lines.extend(events.iter().map(Value::to_string));
+    lines.extend(
+        heads
+            .iter()
+            .map(|head| serde_json::json!({ "head": head }).to_string()),
+    );
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
+}
+
+fn csv(events: &[AuditEvent]) -> String {
+    let mut text = String::from("request_id,seq,at,actor,action,from,to,reason,prev_hash,hash\n");
+    for e in events {
+        let fields = [
+            e.request_id.to_string(),
+            e.seq.to_string(),
+            e.at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            e.actor.to_string(),
+            e.action.to_string(),
+            e.from.map(|s| s.to_string()).unwrap_or_default(),
+            e.to.to_string(),
+            e.reason.clone().unwrap_or_default(),
+            e.prev_hash.clone(),
+            e.hash.clone(),
+        ];
+        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        text.push_str(&row.join(","));
+        text.push('\n');
+    }
+    text
+}
+
+fn csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_owned()
+    }
+}
+
+/// Everything a verification looks at.
+#[derive(Debug, Default)]
+struct Trail {
+    events: Vec<AuditEvent>,
+    heads: Vec<Head>,
+    since: Option<DateTime<Utc>>,
+    /// Lines of a file that are not events or heads: damaged or tampered with.
+    bad_lines: Vec<String>,
+}
+
+pub fn verify_file(path: &Path, out: Out) -> anyhow::Result<Exit> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let trail = read_jsonl(&text).with_context(|| {
+        format!(
+            "{} is not a jsonl audit export (write one with `elevate audit export --format jsonl`)",
+            path.display()
+        )
+    })?;
+    Ok(report(trail, out))
+}
+
+pub async fn verify_api(client: &Client, out: Out) -> anyhow::Result<Exit> {
+    let export = client.audit(None).await?.value;
+    Ok(report(
+        Trail {
+            events: export.events,
+            heads: export.heads,
+            ..Trail::default()
+        },
+        out,
+    ))
+}
+
+fn read_jsonl(text: &str) -> anyhow::Result<Trail> {
+    let mut trail = Trail::default();
+    let mut saw_json = false;
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let value: Value = match serde_json::from_str(line) {
+            Ok(value @ Value::Object(_)) => value,
+            _ if !saw_json => anyhow::bail!("line {number} is not a JSON object"),
+            _ => {
+                trail
+                    .bad_lines
+                    .push(format!("line {number}: not a JSON object"));
+                continue;
+            }
+        };
+        saw_json = true;
+        let parsed = if let Some(info) = value.get("export") {
+            serde_json::from_value::<ExportInfo>(info.clone()).map(|info| trail.since = info.since)
+        } else if let Some(head) = value.get("head") {
+            serde_json::from_value::<Head>(head.clone()).map(|head| trail.heads.push(head))
+        } else {
+            serde_json::from_value::<AuditEvent>(value).map(|event| trail.events.push(event))
+        };
+        if let Err(err) = parsed {
+            trail.bad_lines.push(format!("line {number}: {err}"));
+        }
+    }
+    Ok(trail)
+}
+
+/// How one request's chain fared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Ok {
+        events: usize,
+        with_head: bool,
+    },
+    /// The export starts after this request's first event; only each event's own hash is checked.
+    Partial {
+        first: u64,
+        events: usize,
+    },
+    Tampered(String),
+}
+
+/// Verifies each request's chain against its head.
+fn verify_trail(trail: &Trail) -> BTreeMap<String, Outcome> {
+    let mut by_request: BTreeMap<String, Vec<AuditEvent>> = BTreeMap::new();
+    for event in &trail.events {
+        by_request
+            .entry(event.request_id.to_string())
+            .or_default()
+            .push(event.clone());
+    }
+    let heads: HashMap<String, &Head> = trail
+        .heads
+        .iter()
+        .map(|h| (h.request_id.to_string(), h))
+        .collect();
+    for id in heads.keys() {
+        by_request.entry(id.clone()).or_default();
+    }
+
+    by_request
+        .into_iter()
+        .map(|(id, events)| {
+            let head = heads.get(&id);
+            let first = events.iter().map(|e| e.seq).min().unwrap_or(0);
+            let outcome = if events.is_empty() {
+                let head_seq = head.map_or(0, |h| h.audit_seq);
+                Outcome::Tampered(
+                    ChainError::Truncated {
+                        request_id: id.clone(),
+                        last: 0,
+                        head_seq,
+                    }
+                    .to_string(),
+                )
+            } else if trail.since.is_some() && first > 1 {
+                match events.iter().find(|e| e.computed_hash() != e.hash) {
+                    Some(e) => Outcome::Tampered(
+                        ChainError::Altered {
+                            request_id: id.clone(),
+                            seq: e.seq,
+                        }
+                        .to_string(),
+                    ),
+                    None => Outcome::Partial {
+                        first,
+                        events: events.len(),
+                    },
+                }
+            } else {
+                match verify_chain(&events, head.map(|h| (h.audit_seq, h.audit_head.as_str()))) {
+                    Ok(()) => Outcome::Ok {
+                        events: events.len(),
+                        with_head: head.is_some(),
+                    },
+                    Err(err) => Outcome::Tampered(err.to_string()),
+                }
+            };
+            (id, outcome)
+        })
+        .collect()
+}
+
+fn report(trail: Trail, out: Out) -> Exit {
+    let outcomes = verify_trail(&trail);
+    let count = |wanted: fn(&Outcome) -> bool| outcomes.values().filter(|o| wanted(o)).count();
+    let ok = count(|o| matches!(o, Outcome::Ok { .. }));
+    let partial = count(|o| matches!(o, Outcome::Partial { .. }));
+    let tampered = count(|o| matches!(o, Outcome::Tampered(_))) + trail.bad_lines.len();
+    if out.json {
+        let requests: Vec<Value> = outcomes
+            .iter()
+            .map(|(id, outcome)| match outcome {
+                Outcome::Ok { events, with_head } => serde_json::json!({
+                    "request_id": id, "status": "ok", "events": events, "head_checked": with_head,
+                }),
+                Outcome::Partial { first, events } => serde_json::json!({
+                    "request_id": id, "status": "partial", "first_seq": first, "events": events,
+                }),
+                Outcome::Tampered(error) => serde_json::json!({
+                    "request_id": id, "status": "tampered", "error": error,
+                }),
+            })
+            .collect();
+        out.json(&serde_json::json!({
+            "ok": tampered == 0,
+            "requests": requests,
+            "bad_lines": trail.bad_lines,
+        }));
+    } else {
+        let mut table = Table::new(&["RESULT", "REQUEST", "DETAIL"]);
+        for (id, outcome) in &outcomes {
+            let (result, detail) = match outcome {
+                Outcome::Ok { events, with_head } => (
+                    "OK",
+                    format!(
+                        "{events} events{}",
+                        if *with_head {
+                            ""
+                        } else {
+                            " (no stored head: a deleted last event would not show)"
+                        }
+                    ),
+                ),
+                Outcome::Partial { first, events } => (
+                    "PARTIAL",
+                    format!(
+                        "{events} events from #{first}: the export starts later; export without --since to verify the chain"
+                    ),
+                ),
+                Outcome::Tampered(error) => ("TAMPERED", error.clone()),
+            };
+            table.row(vec![result.to_owned(), id.clone(), detail]);
+        }
+        if !outcomes.is_empty() {
+            out.result(table.render());
+        }
+        for line in &trail.bad_lines {
+            out.result(format!("TAMPERED  {line}"));
+        }
+        out.progress(format!(
+            "{} requests: {ok} OK, {tampered} tampered{}",
+            outcomes.len(),
+            if partial > 0 {
+                format!(", {partial} partial")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if tampered > 0 {
+        eprintln!("error: the audit trail does not verify ({tampered} problems)");
+        Exit::Tampered
+    } else {
+        Exit::Ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a, \"b\""), "\"a, \"\"b\"\"\"");
+    }
+
+    #[test]
+    fn a_file_that_is_not_jsonl_is_refused() {
+        assert!(read_jsonl("request_id,seq\n").is_err());
+        let trail = read_jsonl("{\"export\":{\"exported_at\":\"2026-11-25T10:00:00Z\"}}\nnope\n")
+            .expect("jsonl");
+        assert_eq!(
+            trail.bad_lines,
+            vec!["line 2: not a JSON object".to_owned()]
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! How things look: progress on stderr, tables and times for people, JSON for machines.
+
+use std::io::Write;
+
+use chrono::{DateTime, Local, Utc};
+use elevate_core::{format_duration, AuditEvent, Request};
+use serde_json::Value;
+
+/// Where messages go, given `--json` and `-q`.
+#[derive(Debug, Clone, Copy)]
+pub struct Out {
+    pub json: bool,
+    pub quiet: bool,
+}
+
+impl Out {
+    /// A progress or informational message for people (stderr; silenced by `-q`).
+    pub fn progress(&self, message: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", message.as_ref());
+        }
+    }
+
+    /// How a wait ended when it is not a success (stderr, even with `-q`).
+    pub fn outcome(&self, message: impl AsRef<str>) {
+        eprintln!("{}", message.as_ref());
+    }
+
+    /// A warning that is not fatal (stderr, even with `-q`).
+    pub fn warn(&self, message: impl AsRef<str>) {
+        eprintln!("warning: {}", message.as_ref());
+    }
+
+    /// The command's result (stdout).
+    pub fn result(&self, text: impl AsRef<str>) {
+        let mut stdout = std::io::stdout().lock();
+        // A closed pipe (`elevate list | head`) is not an error worth reporting.
+        let _ = writeln!(stdout, "{}", text.as_ref());
+    }
+
+    /// The API's JSON, for `--json` (stdout).
+    pub fn json(&self, value: &Value) {
+        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+        self.result(text);
+    }
+}
+
+/// `2026-11-25 14:05 UTC`
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// `14:05 UTC (15:05 local)`, or `14:05 UTC` where local time is UTC; the date is added when it
+/// is not today.
+pub fn clock(at: DateTime<Utc>) -> String {
+    clock_in(at, Utc::now(), &Local)
+}
+
+fn clock_in<Tz: chrono::TimeZone>(at: DateTime<Utc>, now: DateTime<Utc>, zone: &Tz) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    let local = at.with_timezone(zone);
+    let same_day = at.date_naive() == now.date_naive();
+    let utc = if same_day {
+        at.format("%H:%M UTC").to_string()
+    } else {
+        at.format("%Y-%m-%d %H:%M UTC").to_string()
+    };
+    if local.naive_local() == at.naive_utc() {
+        utc
+    } else {
+        format!("{utc} ({} local)", local.format("%H:%M"))
+    }
+}
+
+/// A plain text table with columns sized to their widest cell.
+#[derive(Debug, Default)]
+pub struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Self {
+        Table {
+            rows: vec![header.iter().map(|h| (*h).to_owned()).collect()],
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self) -> String {
+        let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let widths: Vec<usize> = (0..columns)
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(c))
+                    .map(|cell| cell.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for row in &self.rows {
+            let mut line = String::new();
+            for (c, cell) in row.iter().enumerate() {
+                if c + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    let pad = widths[c].saturating_sub(cell.chars().count());
+                    line.push_str(cell);
+                    line.push_str(&" ".repeat(pad + 2));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out.pop();
+        out
+    }
+}
+
+/// The `list` table.
+pub fn requests_table(requests: &[Request]) -> String {
+    let mut table = Table::new(&[
+        "ID",
+        "FLOW",
+        "TARGET",
+        "REQUESTER",
+        "STATE",
+        "DURATION",
+        "CREATED",
+        "EXPIRES",
+    ]);
+    for r in requests {
+        table.row(vec![
+            r.id.to_string(),
+            r.flow.clone(),
+            r.target.clone(),
+            r.requester.clone(),
+            r.state.to_string(),
+            format_duration(r.duration),
+            timestamp(r.created_at),
+            r.expires_at.map_or_else(|| "-".to_owned(), timestamp),
+        ]);
+    }
+    table.render()
+}
+
+/// The `show` view of one request.
+pub fn request_detail(r: &Request) -> String {
+    let mut lines = vec![
+        ("request", r.id.to_string()),
+        ("flow", format!("{} (target {})", r.flow, r.target)),
+        ("requester", r.requester.clone()),
+        ("reason", r.reason.clone()),
+        ("duration", format_duration(r.duration)),
+        ("state", r.state.to_string()),
+        ("created", timestamp(r.created_at)),
+    ];
+    if r.state == elevate_core::State::Pending {
+        lines.push(("times out", timestamp(r.pending_until)));
+    }
+    if let (Some(at), Some(by)) = (r.decided_at, &r.decided_by) {
+        let why = r
+            .decision_reason
+            .as_deref()
+            .map(|why| format!(": {why}"))
+            .unwrap_or_default();
+        lines.push(("decided", format!("{} by {by}{why}", timestamp(at))));
+    }
+    if let Some(at) = r.activated_at {
+        lines.push(("active from", timestamp(at)));
+    }
+    if let Some(at) = r.expires_at {
+        lines.push(("expires", timestamp(at)));
+    }
+    if let Some(at) = r.ended_at {
+        let by = r
+            .ended_by
+            .as_deref()
+            .map(|by| format!(" by {by}"))
+            .unwrap_or_default();
+        lines.push(("ended", format!("{}{by}", timestamp(at))));
+    }
+    if let Some(failure) = &r.failure {
+        lines.push(("failure", failure.clone()));
+    }
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    lines
+        .iter()
+        .map(|(k, v)| format!("{k:<width$}  {v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One line per audit event: `  2  2026-11-25 13:05:10 UTC  bob  approve  PENDING → APPROVED  "reason"`.
+pub fn audit_lines(events: &[AuditEvent]) -> String {
+    let mut sorted: Vec<&AuditEvent> = events.iter().collect();
+    sorted.sort_by_key(|e| e.seq);
+    let mut table = Table::new(&["SEQ", "AT", "ACTOR", "ACTION", "STATES", "REASON"]);
+    for e in sorted {
+        let states = match e.from {
+            Some(from) => format!("{from} → {}", e.to),
+            None => format!("→ {}", e.to),
+        };
+        table.row(vec![
+            e.seq.to_string(),
+            e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            e.actor.to_string(),
+            e.action.to_string(),
+            states,
+            e.reason.clone().unwrap_or_default(),
+        ]);
+    }
+    table.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::FixedOffset;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().expect("time")
+    }
+
+    #[test]
+    fn clock_shows_local_time_only_when_it_differs() {
+        let now = at("2026-11-25T13:00:00Z");
+        assert_eq!(clock_in(at("2026-11-25T14:05:00Z"), now, &Utc), "14:05 UTC");
+        let paris = FixedOffset::east_opt(3600).expect("offset");
+        assert_eq!(
+            clock_in(at("2026-11-25T14:05:00Z"), now, &paris),
+            "14:05 UTC (15:05 local)"
+        );
+        assert_eq!(
+            clock_in(at("2026-11-26T01:00:00Z"), now, &Utc),
+            "2026-11-26 01:00 UTC"
+        );
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let mut t = Table::new(&["A", "LONGER"]);
+        t.row(vec!["wide cell".into(), "x".into()]);
+        assert_eq!(t.render(), "A          LONGER\nwide cell  x");
+    }
+}
