@@ -1,0 +1,268 @@
+//! The function environment of docs/contracts.md, read once at cold start.
+
+use std::path::PathBuf;
+
+/// Where the Slack Web API is when `SLACK_API_URL` is not set.
+pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
+
+/// A variable the function needs is absent or unusable. Init fails with this, naming it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+/// Which of the optional groups of variables a function requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvSpec {
+    /// `ELEVATE_SCHEDULE_GROUP`, `ELEVATE_SCHEDULER_ROLE_ARN`, `ELEVATE_REVOKE_FUNCTION_ARN`.
+    pub scheduler: bool,
+    /// `ELEVATE_ESCALATE_FUNCTION`.
+    pub escalate_function: bool,
+}
+
+impl EnvSpec {
+    pub const REQUEST: EnvSpec = EnvSpec {
+        scheduler: true,
+        escalate_function: false,
+    };
+    pub const APPROVE: EnvSpec = EnvSpec {
+        scheduler: false,
+        escalate_function: true,
+    };
+    pub const ESCALATE: EnvSpec = EnvSpec {
+        scheduler: true,
+        escalate_function: false,
+    };
+    pub const REVOKE: EnvSpec = EnvSpec {
+        scheduler: true,
+        escalate_function: false,
+    };
+}
+
+/// What the schedules are made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerEnv {
+    /// `ELEVATE_SCHEDULE_GROUP`
+    pub group: String,
+    /// `ELEVATE_SCHEDULER_ROLE_ARN`: the role the Scheduler assumes to invoke the target.
+    pub role_arn: String,
+    /// `ELEVATE_REVOKE_FUNCTION_ARN`: the target of the schedules.
+    pub revoke_function_arn: String,
+    /// `ELEVATE_SCHEDULE_DLQ_ARN`, optional.
+    pub dlq_arn: Option<String>,
+}
+
+/// The function environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Env {
+    /// `ELEVATE_TABLE`
+    pub table: String,
+    /// Present when the [`EnvSpec`] asked for it (see [`Env::scheduler`]).
+    pub scheduler: Option<SchedulerEnv>,
+    /// `ELEVATE_ESCALATE_FUNCTION`, present when the [`EnvSpec`] asked for it.
+    pub escalate_function: Option<String>,
+    /// `ELEVATE_SLACK_SECRET_ARN`
+    pub slack_secret_arn: String,
+    /// `SLACK_API_URL` without a trailing `/`, default [`DEFAULT_SLACK_API_URL`].
+    pub slack_api_url: String,
+    /// `ELEVATE_CONFIG_PATH`: read elevate.toml from here instead of the embedded copy.
+    pub config_path: Option<PathBuf>,
+}
+
+impl Env {
+    /// Reads the process environment. An empty variable counts as unset.
+    pub fn from_env(spec: EnvSpec) -> Result<Env, EnvError> {
+        Env::from_lookup(spec, |name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables through `lookup` (tests pass a map).
+    pub fn from_lookup(
+        spec: EnvSpec,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Env, EnvError> {
+        let optional = |name: &'static str| {
+            lookup(name)
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
+        let required = |name: &'static str| optional(name).ok_or(EnvError::Missing(name));
+
+        let table = required("ELEVATE_TABLE")?;
+        let scheduler = if spec.scheduler {
+            Some(SchedulerEnv {
+                group: required("ELEVATE_SCHEDULE_GROUP")?,
+                role_arn: required("ELEVATE_SCHEDULER_ROLE_ARN")?,
+                revoke_function_arn: required("ELEVATE_REVOKE_FUNCTION_ARN")?,
+                dlq_arn: optional("ELEVATE_SCHEDULE_DLQ_ARN"),
+            })
+        } else {
+            None
+        };
+        let escalate_function = if spec.escalate_function {
+            Some(required("ELEVATE_ESCALATE_FUNCTION")?)
+        } else {
+            None
+        };
+        let slack_secret_arn = required("ELEVATE_SLACK_SECRET_ARN")?;
+        let slack_api_url = optional("SLACK_API_URL")
+            .unwrap_or_else(|| DEFAULT_SLACK_API_URL.to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        if !(slack_api_url.starts_with("https://") || slack_api_url.starts_with("http://")) {
+            return Err(EnvError::Invalid {
+                name: "SLACK_API_URL",
+                message: format!("`{slack_api_url}` is not an http(s) URL"),
+            });
+        }
+        let config_path = optional("ELEVATE_CONFIG_PATH").map(PathBuf::from);
+
+        Ok(Env {
+            table,
+            scheduler,
+            escalate_function,
+            slack_secret_arn,
+            slack_api_url,
+            config_path,
+        })
+    }
+
+    /// The scheduler variables, or the first of them that is missing (when this function's
+    /// [`EnvSpec`] did not ask for them).
+    pub fn scheduler(&self) -> Result<&SchedulerEnv, EnvError> {
+        self.scheduler
+            .as_ref()
+            .ok_or(EnvError::Missing("ELEVATE_SCHEDULE_GROUP"))
+    }
+
+    /// `ELEVATE_ESCALATE_FUNCTION`, or the error naming it.
+    pub fn escalate_function(&self) -> Result<&str, EnvError> {
+        self.escalate_function
+            .as_deref()
+            .ok_or(EnvError::Missing("ELEVATE_ESCALATE_FUNCTION"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn full() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("ELEVATE_TABLE", "elevate"),
+            ("ELEVATE_SCHEDULE_GROUP", "elevate"),
+            (
+                "ELEVATE_SCHEDULER_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/elevate-scheduler",
+            ),
+            (
+                "ELEVATE_REVOKE_FUNCTION_ARN",
+                "arn:aws:lambda:us-east-1:123456789012:function:elevate-revoke",
+            ),
+            ("ELEVATE_ESCALATE_FUNCTION", "elevate-escalate"),
+            (
+                "ELEVATE_SLACK_SECRET_ARN",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:elevate-slack",
+            ),
+        ])
+    }
+
+    fn read(spec: EnvSpec, vars: &HashMap<&'static str, &'static str>) -> Result<Env, EnvError> {
+        Env::from_lookup(spec, |name| vars.get(name).map(|v| (*v).to_owned()))
+    }
+
+    #[test]
+    fn defaults_apply_when_optional_variables_are_absent() {
+        let env = read(EnvSpec::REQUEST, &full()).expect("env");
+        assert_eq!(env.table, "elevate");
+        assert_eq!(env.slack_api_url, DEFAULT_SLACK_API_URL);
+        assert_eq!(env.config_path, None);
+        let scheduler = env.scheduler().expect("scheduler");
+        assert_eq!(scheduler.group, "elevate");
+        assert_eq!(scheduler.dlq_arn, None);
+        assert_eq!(env.escalate_function, None);
+        assert_eq!(
+            env.escalate_function(),
+            Err(EnvError::Missing("ELEVATE_ESCALATE_FUNCTION"))
+        );
+    }
+
+    #[test]
+    fn optional_variables_are_read() {
+        let mut vars = full();
+        vars.insert("SLACK_API_URL", "http://127.0.0.1:9001/api/");
+        vars.insert("ELEVATE_SCHEDULE_DLQ_ARN", "arn:aws:sqs:us-east-1:1:dlq");
+        vars.insert("ELEVATE_CONFIG_PATH", "/etc/elevate.toml");
+        let env = read(EnvSpec::REVOKE, &vars).expect("env");
+        assert_eq!(env.slack_api_url, "http://127.0.0.1:9001/api");
+        assert_eq!(
+            env.scheduler().expect("scheduler").dlq_arn.as_deref(),
+            Some("arn:aws:sqs:us-east-1:1:dlq")
+        );
+        assert_eq!(env.config_path, Some(PathBuf::from("/etc/elevate.toml")));
+    }
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        for (spec, name) in [
+            (EnvSpec::REQUEST, "ELEVATE_TABLE"),
+            (EnvSpec::REQUEST, "ELEVATE_SCHEDULE_GROUP"),
+            (EnvSpec::ESCALATE, "ELEVATE_SCHEDULER_ROLE_ARN"),
+            (EnvSpec::REVOKE, "ELEVATE_REVOKE_FUNCTION_ARN"),
+            (EnvSpec::APPROVE, "ELEVATE_ESCALATE_FUNCTION"),
+            (EnvSpec::APPROVE, "ELEVATE_SLACK_SECRET_ARN"),
+        ] {
+            let mut vars = full();
+            vars.remove(name);
+            let err = read(spec, &vars).expect_err(name);
+            assert_eq!(err, EnvError::Missing(name));
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_empty_variable_counts_as_missing() {
+        let mut vars = full();
+        vars.insert("ELEVATE_TABLE", "  ");
+        vars.insert("ELEVATE_SCHEDULE_DLQ_ARN", "");
+        assert_eq!(
+            read(EnvSpec::REQUEST, &vars),
+            Err(EnvError::Missing("ELEVATE_TABLE"))
+        );
+    }
+
+    #[test]
+    fn approve_needs_no_scheduler_variables() {
+        let mut vars = full();
+        for name in [
+            "ELEVATE_SCHEDULE_GROUP",
+            "ELEVATE_SCHEDULER_ROLE_ARN",
+            "ELEVATE_REVOKE_FUNCTION_ARN",
+        ] {
+            vars.remove(name);
+        }
+        let env = read(EnvSpec::APPROVE, &vars).expect("env");
+        assert_eq!(
+            env.escalate_function().expect("escalate"),
+            "elevate-escalate"
+        );
+        assert_eq!(env.scheduler, None);
+    }
+
+    #[test]
+    fn a_slack_url_that_is_not_a_url_is_refused() {
+        let mut vars = full();
+        vars.insert("SLACK_API_URL", "slack.com/api");
+        let err = read(EnvSpec::REQUEST, &vars).expect_err("invalid");
+        assert!(matches!(
+            err,
+            EnvError::Invalid {
+                name: "SLACK_API_URL",
+                ..
+            }
+        ));
+    }
+}
