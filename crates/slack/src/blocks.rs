@@ -1,0 +1,459 @@
+//! Block Kit messages for a request: the announcement to the approvers (with Approve/Deny
+//! buttons while it is PENDING) and the same message rewritten as the request moves on.
+//! The plain-text `text` is always set: Slack shows it in notifications and screen readers.
+
+use chrono::{DateTime, Utc};
+use elevate_core::{format_duration, Flow, Person, Request, State};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::interaction::{APPROVE_ACTION, DENY_ACTION};
+
+/// `block_id` of the Approve/Deny buttons.
+pub const DECISION_BLOCK: &str = "decision";
+
+// Slack's limits are 3000 characters for a section's text and 2000 for a field; user text
+// (reasons, failures) is cut well below so the whole message is never refused.
+const MAX_SECTION_CHARS: usize = 2500;
+const MAX_FIELD_CHARS: usize = 1500;
+
+/// A message body for `chat.postMessage` / `chat.update`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    pub text: String,
+    pub blocks: Vec<Value>,
+}
+
+/// The message showing `request` in its current state. Buttons only while it is PENDING,
+/// each carrying the request id as its `value`.
+pub fn request_message(request: &Request, flow: &Flow, requester: &Person) -> Message {
+    let mut blocks = vec![
+        section(format!(
+            ":key: *Access request* from <@{}> ({})",
+            escape(&requester.slack_id),
+            escape(&requester.name)
+        )),
+        json!({
+            "type": "section",
+            "fields": fields(request, flow, requester),
+        }),
+        section(format!(
+            "*Reason*\n{}",
+            escape(&truncate(non_empty(&request.reason), MAX_SECTION_CHARS))
+        )),
+        section(state_line(request)),
+    ];
+    if request.state == State::Pending {
+        blocks.push(json!({
+            "type": "actions",
+            "block_id": DECISION_BLOCK,
+            "elements": [
+                button("Approve", APPROVE_ACTION, "primary", request),
+                button("Deny", DENY_ACTION, "danger", request),
+            ],
+        }));
+    }
+    blocks.push(json!({
+        "type": "context",
+        "elements": [{ "type": "mrkdwn", "text": format!("Request `{}`", request.id) }],
+    }));
+    Message {
+        text: fallback_text(request, requester),
+        blocks,
+    }
+}
+
+/// The one-line plain-text summary of `request` (the message's fallback `text`).
+pub fn fallback_text(request: &Request, requester: &Person) -> String {
+    let summary = format!(
+        "{} requests {} on {} for {}: {}",
+        requester.name,
+        request.flow,
+        request.target,
+        format_duration(request.duration),
+        state_summary(request),
+    );
+    escape(&summary)
+}
+
+fn fields(request: &Request, flow: &Flow, requester: &Person) -> Vec<Value> {
+    let text = |raw: &str| escape(&truncate(raw, MAX_FIELD_CHARS));
+    let flow_text = match flow.description.trim() {
+        "" => format!("`{}`", text(&flow.name)),
+        description => format!("`{}` ({})", text(&flow.name), text(description)),
+    };
+    let mut fields = vec![
+        (
+            "Requester",
+            format!(
+                "<@{}> ({})",
+                escape(&requester.slack_id),
+                text(&requester.name)
+            ),
+        ),
+        ("Flow", flow_text),
+        ("Target", format!("`{}`", text(&request.target))),
+        ("Duration", format_duration(request.duration)),
+    ];
+    if let (State::Active, Some(expires_at)) = (request.state, request.expires_at) {
+        fields.push(("Expires", when(expires_at)));
+    }
+    fields
+        .into_iter()
+        .map(|(label, value)| json!({ "type": "mrkdwn", "text": format!("*{label}*\n{value}") }))
+        .collect()
+}
+
+fn button(label: &str, action_id: &str, style: &str, request: &Request) -> Value {
+    json!({
+        "type": "button",
+        "text": { "type": "plain_text", "text": label, "emoji": true },
+        "action_id": action_id,
+        "style": style,
+        "value": request.id.as_str(),
+    })
+}
+
+fn section(text: String) -> Value {
+    json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } })
+}
+
+/// The state in words, with who and when, for the state line and the fallback text.
+fn state_summary(request: &Request) -> String {
+    let by = |who: &Option<String>| match who {
+        Some(name) => format!(" by {name}"),
+        None => String::new(),
+    };
+    let at = |t: Option<DateTime<Utc>>| t.map(|t| format!(" at {}", when(t))).unwrap_or_default();
+    let because = |why: &Option<String>| match why.as_deref().map(str::trim) {
+        Some(why) if !why.is_empty() => format!(": {}", truncate(why, MAX_FIELD_CHARS)),
+        _ => String::new(),
+    };
+    let approval = || {
+        format!(
+            "approved{}{}",
+            by(&request.decided_by),
+            at(request.decided_at)
+        )
+    };
+    let state = request.state;
+    match state {
+        State::Pending => format!(
+            "{state}, waiting for an approver until {}",
+            when(request.pending_until)
+        ),
+        State::Approved => format!(
+            "{state}{}{}{}, granting access",
+            by(&request.decided_by),
+            at(request.decided_at),
+            because(&request.decision_reason)
+        ),
+        State::Active => match request.expires_at {
+            Some(expires_at) => format!("{state} until {} ({})", when(expires_at), approval()),
+            None => format!("{state} ({})", approval()),
+        },
+        State::Expired => format!("{state}{}, access removed", at(request.ended_at)),
+        State::Revoked => format!(
+            "{state}{}{}, access removed",
+            by(&request.ended_by),
+            at(request.ended_at)
+        ),
+        State::Denied => format!(
+            "{state}{}{}{}",
+            by(&request.decided_by),
+            at(request.decided_at),
+            because(&request.decision_reason)
+        ),
+        State::Cancelled => format!(
+            "{state}{}{}",
+            by(&request.decided_by),
+            at(request.decided_at)
+        ),
+        State::TimedOut => format!("{state}{}, nobody answered", at(request.decided_at)),
+        State::Failed => format!(
+            "{state}{}",
+            because(&Some(
+                request
+                    .failure
+                    .clone()
+                    .unwrap_or_else(|| "unknown error".to_owned())
+            ))
+        ),
+    }
+}
+
+fn state_line(request: &Request) -> String {
+    let icon = match request.state {
+        State::Pending => ":hourglass_flowing_sand:",
+        State::Approved => ":white_check_mark:",
+        State::Active => ":unlock:",
+        State::Expired | State::Revoked => ":lock:",
+        State::Denied => ":no_entry:",
+        State::Cancelled => ":heavy_multiplication_x:",
+        State::TimedOut => ":alarm_clock:",
+        State::Failed => ":warning:",
+    };
+    let summary = escape(&state_summary(request));
+    // Bold the state name, which always leads the summary.
+    let name = request.state.as_str();
+    let rest = summary.strip_prefix(name).unwrap_or(&summary);
+    format!("{icon} *{name}*{rest}")
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn non_empty(text: &str) -> &str {
+    if text.trim().is_empty() {
+        "(none given)"
+    } else {
+        text
+    }
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// Slack's mrkdwn treats `&`, `<` and `>` as control characters; user text must not inject
+/// mentions or links.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use elevate_core::{apply, open, Actor, Approvers, Command, NewRequest, RequestId};
+
+    use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("time")
+    }
+
+    fn alice() -> Person {
+        Person {
+            name: "alice".into(),
+            iam_user: "alice".into(),
+            slack_id: "U0ALICE01".into(),
+            email: "alice@example.com".into(),
+        }
+    }
+
+    fn flow() -> Flow {
+        Flow {
+            name: "infra_access".into(),
+            description: "Assume SymDemoEscalated".into(),
+            targets: vec![],
+            approvers: Approvers {
+                channel: "C0APPROVALS".into(),
+                people: vec!["bob".into()],
+            },
+            max_duration: Duration::from_secs(4 * 3600),
+            allowed_durations: None,
+            reason_required: true,
+            allow_self_approval: false,
+            pending_timeout: Duration::from_secs(1800),
+            requesters: None,
+        }
+    }
+
+    fn pending(reason: &str) -> Request {
+        let new = NewRequest {
+            flow: "infra_access".into(),
+            target: "admins".into(),
+            requester: "alice".into(),
+            reason: reason.into(),
+            duration: Duration::from_secs(5400),
+            pending_timeout: Duration::from_secs(1800),
+        };
+        open(RequestId::generate(at(0)), new, at(0)).0
+    }
+
+    fn step(request: &Request, command: Command, actor: Actor, secs: i64) -> Request {
+        apply(request, command, &actor, at(secs))
+            .expect("transition")
+            .request
+    }
+
+    fn bob() -> Actor {
+        Actor::person("bob")
+    }
+
+    fn sys() -> Actor {
+        Actor::system("test")
+    }
+
+    /// The request in every state, reached through the real state machine.
+    fn every_state() -> Vec<Request> {
+        let p = pending("debug prod incident #42");
+        let approved = step(
+            &p,
+            Command::Approve {
+                reason: Some("ok, go".into()),
+            },
+            bob(),
+            60,
+        );
+        let active = step(&approved, Command::Activate, sys(), 61);
+        vec![
+            p.clone(),
+            approved.clone(),
+            active.clone(),
+            step(&active, Command::Expire, sys(), 61 + 5400),
+            step(&active, Command::Revoke { reason: None }, bob(), 600),
+            step(
+                &p,
+                Command::Deny {
+                    reason: Some("not during the freeze".into()),
+                },
+                bob(),
+                60,
+            ),
+            step(&p, Command::Cancel, Actor::person("alice"), 30),
+            step(&p, Command::TimeOut, sys(), 1800),
+            step(
+                &approved,
+                Command::Fail {
+                    error: "AccessDenied: iam:AddUserToGroup".into(),
+                },
+                sys(),
+                90,
+            ),
+        ]
+    }
+
+    fn buttons(message: &Message) -> Vec<&Value> {
+        message
+            .blocks
+            .iter()
+            .filter(|b| b["type"] == "actions")
+            .flat_map(|b| b["elements"].as_array().into_iter().flatten())
+            .collect()
+    }
+
+    fn all_text(message: &Message) -> String {
+        serde_json::to_string(&message.blocks).expect("json")
+    }
+
+    #[test]
+    fn pending_request_has_approve_and_deny_buttons_carrying_its_id() {
+        let request = pending("debug prod incident #42");
+        let message = request_message(&request, &flow(), &alice());
+        let buttons = buttons(&message);
+        assert_eq!(buttons.len(), 2);
+        assert_eq!(buttons[0]["action_id"], "approve");
+        assert_eq!(buttons[0]["style"], "primary");
+        assert_eq!(buttons[0]["text"]["text"], "Approve");
+        assert_eq!(buttons[1]["action_id"], "deny");
+        assert_eq!(buttons[1]["style"], "danger");
+        assert_eq!(buttons[1]["text"]["text"], "Deny");
+        for button in buttons {
+            assert_eq!(button["value"], request.id.as_str());
+            assert_eq!(button["type"], "button");
+        }
+        let text = all_text(&message);
+        for expected in [
+            "<@U0ALICE01> (alice)",
+            "infra_access",
+            "admins",
+            "1h30m",
+            "debug prod incident #42",
+            "*PENDING*",
+            "2023-11-14 22:43 UTC",
+        ] {
+            assert!(text.contains(expected), "{expected} missing from {text}");
+        }
+        assert!(message
+            .text
+            .contains("alice requests infra_access on admins for 1h30m"));
+        assert!(message.text.contains("PENDING"));
+    }
+
+    #[test]
+    fn decided_requests_have_no_buttons_and_say_what_happened() {
+        let expectations: [(&str, &[&str]); 9] = [
+            ("PENDING", &["waiting for an approver"]),
+            (
+                "APPROVED",
+                &[
+                    "by bob",
+                    "2023-11-14 22:14 UTC",
+                    "ok, go",
+                    "granting access",
+                ],
+            ),
+            (
+                "ACTIVE",
+                &["until 2023-11-14 23:44 UTC", "approved by bob", "*Expires*"],
+            ),
+            ("EXPIRED", &["2023-11-14 23:44 UTC", "access removed"]),
+            (
+                "REVOKED",
+                &["by bob", "2023-11-14 22:23 UTC", "access removed"],
+            ),
+            ("DENIED", &["by bob", "not during the freeze"]),
+            ("CANCELLED", &["by alice", "2023-11-14 22:13 UTC"]),
+            ("TIMED_OUT", &["nobody answered", "2023-11-14 22:43 UTC"]),
+            ("FAILED", &["AccessDenied: iam:AddUserToGroup"]),
+        ];
+        for (request, (state, phrases)) in every_state().iter().zip(expectations) {
+            assert_eq!(request.state.as_str(), state);
+            let message = request_message(request, &flow(), &alice());
+            let text = all_text(&message);
+            assert_eq!(
+                buttons(&message).is_empty(),
+                state != "PENDING",
+                "buttons only while PENDING ({state})"
+            );
+            assert!(text.contains(&format!("*{state}*")), "{state}: {text}");
+            assert!(!message.text.is_empty());
+            assert!(message.text.contains(state), "{state}: {}", message.text);
+            for phrase in phrases {
+                assert!(
+                    text.contains(phrase),
+                    "{state}: `{phrase}` missing from {text}"
+                );
+            }
+            // Only an active grant shows an expiry field.
+            assert_eq!(text.contains("*Expires*"), state == "ACTIVE", "{state}");
+            assert!(text.contains(request.id.as_str()));
+        }
+    }
+
+    #[test]
+    fn user_text_cannot_inject_mentions_or_links() {
+        let request = pending("<!channel> see <https://evil.example|this> & more");
+        let message = request_message(&request, &flow(), &alice());
+        let text = all_text(&message);
+        assert!(!text.contains("<!channel>"));
+        assert!(text.contains("&lt;!channel&gt; see &lt;https://evil.example|this&gt; &amp; more"));
+        assert!(!message.text.contains("<!channel>"));
+        // The requester mention itself is real markup.
+        assert!(text.contains("<@U0ALICE01>"));
+    }
+
+    #[test]
+    fn long_reasons_are_cut_below_slack_limits() {
+        let request = pending(&"é".repeat(10_000));
+        let message = request_message(&request, &flow(), &alice());
+        for block in &message.blocks {
+            if let Some(text) = block["text"]["text"].as_str() {
+                assert!(
+                    text.chars().count() <= 3000,
+                    "section of {} chars",
+                    text.chars().count()
+                );
+            }
+        }
+        assert!(all_text(&message).contains('…'));
+    }
+}

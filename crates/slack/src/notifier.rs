@@ -1,0 +1,204 @@
+//! [`Notifier`] over the Slack Web API (`chat.postMessage`, `chat.update`,
+//! `chat.postEphemeral`) with a bot token.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use elevate_core::ports::{Notifier, NotifyError};
+use elevate_core::{Flow, MessageRef, Person, Request};
+use reqwest::header::CONTENT_TYPE;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::blocks::request_message;
+
+/// Slack's own Web API base.
+pub const DEFAULT_BASE_URL: &str = "https://slack.com/api";
+/// Slack gives interaction handlers 3 s to answer; a call that takes longer is not worth waiting for.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Slack errors that say "try again later" rather than "no".
+const TRANSIENT_ERRORS: &[&str] = &[
+    "ratelimited",
+    "rate_limited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+];
+
+/// Posts and updates request messages through the Slack Web API.
+#[derive(Clone)]
+pub struct SlackNotifier {
+    client: reqwest::Client,
+    base_url: String,
+    bot_token: String,
+    timeout: Duration,
+}
+
+// Hand-written so the token can never reach a log through `{:?}`.
+impl fmt::Debug for SlackNotifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlackNotifier")
+            .field("base_url", &self.base_url)
+            .field("bot_token", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// The parts of a Web API answer elevate reads.
+#[derive(Deserialize)]
+struct Answer {
+    ok: bool,
+    error: Option<String>,
+    channel: Option<String>,
+    ts: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct CallError(String);
+
+impl SlackNotifier {
+    /// `base_url` is the Web API root (`https://slack.com/api`, or a stand-in's `.../api`).
+    pub fn new(base_url: impl Into<String>, bot_token: impl Into<String>) -> Self {
+        Self::with_client(reqwest::Client::new(), base_url, bot_token)
+    }
+
+    /// Shares an existing HTTP client (connection pool) with other callers.
+    pub fn with_client(
+        client: reqwest::Client,
+        base_url: impl Into<String>,
+        bot_token: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            bot_token: bot_token.into(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Gives up on a call after `timeout` (default [`DEFAULT_TIMEOUT`]).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    #[tracing::instrument(skip_all, fields(method = method), err(Display))]
+    async fn call(&self, method: &str, body: &Value) -> Result<Answer, NotifyError> {
+        let unavailable = |detail: String| NotifyError::Unavailable(Box::new(CallError(detail)));
+        let response = self
+            .client
+            .post(format!("{}/{method}", self.base_url))
+            .bearer_auth(&self.bot_token)
+            .header(CONTENT_TYPE, "application/json; charset=utf-8")
+            .body(body.to_string())
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| NotifyError::Unavailable(Box::new(e.without_url())))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(unavailable(format!(
+                "Slack {method} answered HTTP {status}"
+            )));
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| NotifyError::Unavailable(Box::new(e.without_url())))?;
+        let answer: Answer = serde_json::from_slice(&bytes)
+            .map_err(|e| unavailable(format!("Slack {method} answer is not JSON: {e}")))?;
+        if answer.ok {
+            return Ok(answer);
+        }
+        let error = answer.error.unwrap_or_else(|| "unknown_error".to_owned());
+        if TRANSIENT_ERRORS.contains(&error.as_str()) {
+            Err(unavailable(format!("Slack {method}: {error}")))
+        } else {
+            Err(NotifyError::Refused(format!("Slack {method}: {error}")))
+        }
+    }
+}
+
+#[async_trait]
+impl Notifier for SlackNotifier {
+    async fn announce(
+        &self,
+        request: &Request,
+        flow: &Flow,
+        requester: &Person,
+    ) -> Result<MessageRef, NotifyError> {
+        let message = request_message(request, flow, requester);
+        let answer = self
+            .call(
+                "chat.postMessage",
+                &json!({
+                    "channel": flow.approvers.channel,
+                    "text": message.text,
+                    "blocks": message.blocks,
+                    "unfurl_links": false,
+                    "unfurl_media": false,
+                }),
+            )
+            .await?;
+        match (answer.channel, answer.ts) {
+            (Some(channel), Some(ts)) => Ok(MessageRef { channel, ts }),
+            _ => Err(NotifyError::Refused(
+                "Slack chat.postMessage answered ok without channel and ts".to_owned(),
+            )),
+        }
+    }
+
+    async fn update(
+        &self,
+        request: &Request,
+        flow: &Flow,
+        requester: &Person,
+        message: &MessageRef,
+    ) -> Result<(), NotifyError> {
+        let body = request_message(request, flow, requester);
+        self.call(
+            "chat.update",
+            &json!({
+                "channel": message.channel,
+                "ts": message.ts,
+                "text": body.text,
+                "blocks": body.blocks,
+            }),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn tell(&self, person: &Person, text: &str) -> Result<(), NotifyError> {
+        // A user id as channel makes Slack deliver to the bot's DM with that user.
+        self.call(
+            "chat.postMessage",
+            &json!({ "channel": person.slack_id, "text": text }),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn tell_privately(
+        &self,
+        channel: &str,
+        person_slack_id: &str,
+        text: &str,
+    ) -> Result<(), NotifyError> {
+        self.call(
+            "chat.postEphemeral",
+            &json!({ "channel": channel, "user": person_slack_id, "text": text }),
+        )
+        .await
+        .map(drop)
+    }
+}
