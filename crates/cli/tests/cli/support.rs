@@ -1,0 +1,351 @@
+//! The test harness: a recording stand-in of the elevate API on 127.0.0.1:0, the real `elevate`
+//! binary run against it with fixed test credentials, and requests built with the core's state
+//! machine.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration as StdDuration, SystemTime};
+
+use aws_credential_types::Credentials;
+use axum::body::Bytes;
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use elevate_core::{
+    apply, open, Actor, AuditEvent, Command as Cmd, NewRequest, Request, RequestId,
+};
+use serde_json::Value;
+
+pub const ACCESS_KEY: &str = "AKIDELEVATETEST";
+pub const SECRET_KEY: &str = "elevate-test-secret-key";
+pub const REGION: &str = "us-east-1";
+
+/// One request as the stand-in API received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+type Handler = dyn Fn(&Seen) -> (u16, Value) + Send + Sync;
+
+#[derive(Clone)]
+struct Shared {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    handler: Arc<Handler>,
+}
+
+/// The stand-in API: records every request and answers with `handler`.
+pub struct TestApi {
+    pub url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl TestApi {
+    pub fn start(handler: impl Fn(&Seen) -> (u16, Value) + Send + Sync + 'static) -> TestApi {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let shared = Shared {
+            seen: Arc::default(),
+            handler: Arc::new(handler),
+        };
+        let seen = shared.seen.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let app = Router::new().fallback(record).with_state(shared);
+                axum::serve(listener, app).await.expect("serve");
+            });
+        });
+        TestApi { url, seen }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
+
+async fn record(
+    AxumState(shared): AxumState<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let seen = Seen {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: uri.query().map(str::to_owned),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+    };
+    let (status, answer) = (shared.handler)(&seen);
+    shared.seen.lock().expect("lock").push(seen);
+    let status = StatusCode::from_u16(status).expect("status");
+    (status, axum::Json(answer)).into_response()
+}
+
+/// An API error body as the functions send it.
+pub fn api_error(code: &str, message: &str) -> Value {
+    serde_json::json!({ "error": code, "message": message })
+}
+
+/// What a run of the binary produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).expect("stdout is JSON")
+    }
+}
+
+/// How to run the binary: a clean environment with fixed credentials and no AWS config files.
+pub struct Elevate {
+    home: tempfile::TempDir,
+    cwd: Option<PathBuf>,
+    env: Vec<(String, String)>,
+}
+
+impl Elevate {
+    pub fn new() -> Elevate {
+        let home = tempfile::tempdir().expect("home");
+        std::fs::write(home.path().join("aws-config"), "").expect("aws config");
+        std::fs::write(home.path().join("aws-credentials"), "").expect("aws credentials");
+        Elevate {
+            home,
+            cwd: None,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn api(mut self, api: &TestApi) -> Elevate {
+        self.env.push(("ELEVATE_API_URL".into(), api.url.clone()));
+        self
+    }
+
+    pub fn cwd(mut self, dir: &Path) -> Elevate {
+        self.cwd = Some(dir.to_owned());
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Elevate {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let home = self.home.path();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_elevate"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("TZ", "UTC")
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_REGION", REGION)
+            .env("AWS_CONFIG_FILE", home.join("aws-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", home.join("aws-credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        if let Some(cwd) = &self.cwd {
+            command.current_dir(cwd);
+        }
+        let output = command.output().expect("run elevate");
+        Run {
+            code: output.status.code().expect("exit code"),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// Asserts that `seen` carries a SigV4 signature by the test credentials for `execute-api`, and
+/// that it verifies: signing the same method, URL, signed headers and body again at the same
+/// time gives the same Authorization.
+pub fn assert_signed(seen: &Seen) {
+    let authorization = seen.header("authorization");
+    let date = seen.header("x-amz-date");
+    assert!(
+        authorization.starts_with(&format!(
+            "AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/{}/{REGION}/execute-api/aws4_request, SignedHeaders=",
+            &date[..8]
+        )),
+        "unexpected Authorization: {authorization}"
+    );
+    let signed_headers = authorization
+        .split("SignedHeaders=")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .expect("SignedHeaders");
+    assert!(signed_headers.contains("host") && signed_headers.contains("x-amz-date"));
+    let path_and_query = match &seen.query {
+        Some(query) => format!("{}?{query}", seen.path),
+        None => seen.path.clone(),
+    };
+    let mut builder = http::Request::builder()
+        .method(seen.method.as_str())
+        .uri(format!("http://{}{path_and_query}", seen.header("host")));
+    for name in signed_headers.split(';') {
+        if name != "x-amz-date" {
+            builder = builder.header(name, seen.header(name));
+        }
+    }
+    let mut request = builder.body(seen.body.clone()).expect("request");
+    let at = NaiveDateTime::parse_from_str(date, "%Y%m%dT%H%M%SZ").expect("x-amz-date");
+    let time = SystemTime::UNIX_EPOCH
+        + StdDuration::from_secs(u64::try_from(at.and_utc().timestamp()).expect("time"));
+    let credentials = Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test");
+    elevate::api::sign(&mut request, &credentials, REGION, "execute-api", time).expect("sign");
+    assert_eq!(
+        request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+        Some(authorization),
+        "the signature does not verify for {} {}",
+        seen.method,
+        seen.path
+    );
+}
+
+pub fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+/// A PENDING request by alice through `infra_access`, created at `at`, and its first event.
+pub fn pending_at(at: DateTime<Utc>) -> (Request, AuditEvent) {
+    open(
+        RequestId::generate(at),
+        NewRequest {
+            flow: "infra_access".into(),
+            target: "admins".into(),
+            requester: "alice".into(),
+            reason: "fix the prod bucket policy".into(),
+            duration: StdDuration::from_secs(3600),
+            pending_timeout: StdDuration::from_secs(1800),
+        },
+        at,
+    )
+}
+
+/// Applies `commands` in turn, each a second after the previous; returns the last request and
+/// every event.
+pub fn walk(
+    start: (Request, AuditEvent),
+    commands: Vec<(Cmd, Actor)>,
+) -> (Request, Vec<AuditEvent>) {
+    let (mut request, first) = start;
+    let mut events = vec![first];
+    let mut at = request.created_at;
+    for (command, actor) in commands {
+        at += Duration::seconds(1);
+        let transition = apply(&request, command, &actor, at).expect("transition");
+        request = transition.request;
+        events.push(transition.event);
+    }
+    (request, events)
+}
+
+pub fn approved(start: (Request, AuditEvent)) -> (Request, Vec<AuditEvent>) {
+    walk(
+        start,
+        vec![(
+            Cmd::Approve {
+                reason: Some("go ahead".into()),
+            },
+            Actor::person("bob"),
+        )],
+    )
+}
+
+pub fn active(start: (Request, AuditEvent)) -> (Request, Vec<AuditEvent>) {
+    walk(
+        start,
+        vec![
+            (
+                Cmd::Approve {
+                    reason: Some("go ahead".into()),
+                },
+                Actor::person("bob"),
+            ),
+            (Cmd::Activate, Actor::system("escalate")),
+        ],
+    )
+}
+
+pub fn denied(start: (Request, AuditEvent)) -> (Request, Vec<AuditEvent>) {
+    walk(
+        start,
+        vec![(
+            Cmd::Deny {
+                reason: Some("not today".into()),
+            },
+            Actor::person("bob"),
+        )],
+    )
+}
+
+pub fn envelope(request: &Request) -> Value {
+    serde_json::json!({ "request": request })
+}
+
+pub fn detail(request: &Request, audit: &[AuditEvent]) -> Value {
+    serde_json::json!({ "request": request, "audit": audit })
+}
+
+/// The `GET /audit` answer for these requests and their events.
+pub fn audit_answer(trails: &[(Request, Vec<AuditEvent>)]) -> Value {
+    let events: Vec<&AuditEvent> = trails.iter().flat_map(|(_, events)| events).collect();
+    let heads: Vec<Value> = trails
+        .iter()
+        .map(|(r, _)| {
+            serde_json::json!({
+                "request_id": r.id, "audit_seq": r.audit_seq, "audit_head": r.audit_head,
+            })
+        })
+        .collect();
+    serde_json::json!({ "events": events, "heads": heads })
+}
