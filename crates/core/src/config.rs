@@ -244,6 +244,7 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
     let mut names = HashSet::new();
     let mut iam_users = HashSet::new();
     let mut slack_ids = HashSet::new();
+    let mut emails = HashSet::new();
     for spanned in &raw.people {
         let p = spanned.get_ref();
         for (field, value) in [
@@ -278,6 +279,13 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
             return Err(lines.error(
                 &p.email,
                 format!("`{}` is not an email address", p.email.get_ref()),
+            ));
+        }
+        // Sessions are matched by email ignoring case, so a shared email would be ambiguous.
+        if !emails.insert(p.email.get_ref().to_ascii_lowercase()) {
+            return Err(lines.error(
+                &p.email,
+                format!("email `{}` belongs to two people", p.email.get_ref()),
             ));
         }
         people.push(Person {

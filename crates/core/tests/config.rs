@@ -1,0 +1,554 @@
+//! `elevate.toml`: the example file parses, and every invalid file is refused with the line to
+//! fix and what is wrong with it, so `elevate config check` and a refusing function say the same.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{config_with, line_of, CONFIG};
+use elevate_core::config::DEFAULT_PENDING_TIMEOUT;
+use elevate_core::{Config, ConfigError, TargetKind};
+
+const EXAMPLE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../infra/elevate.toml"
+));
+
+fn refused(text: &str) -> ConfigError {
+    match Config::parse(text) {
+        Ok(_) => panic!("config should be refused:\n{text}"),
+        Err(err) => err,
+    }
+}
+
+/// Edits the base config, and asserts it is refused on the line of `line_needle` (in the edited
+/// text) with a message containing `message`.
+fn assert_refused(from: &str, to: &str, line_needle: &str, message: &str) {
+    let text = config_with(from, to);
+    let err = refused(&text);
+    assert!(
+        err.message.contains(message),
+        "`{from}` -> `{to}`: expected a message containing `{message}`, got `{}`",
+        err.message
+    );
+    assert_eq!(
+        err.line,
+        line_of(&text, line_needle),
+        "`{from}` -> `{to}`: wrong line for `{}`",
+        err.message
+    );
+}
+
+fn mins(m: u64) -> Duration {
+    Duration::from_secs(m * 60)
+}
+
+#[test]
+fn the_example_config_parses() {
+    let config = Config::parse(EXAMPLE).unwrap();
+    assert_eq!(config.people.len(), 2);
+    assert_eq!(config.auditors, ["bob"]);
+    assert!(config.is_auditor("bob"));
+    assert!(!config.is_auditor("alice"));
+
+    let flow = config.flow("infra_access").unwrap();
+    assert_eq!(flow.max_duration, mins(240));
+    assert_eq!(flow.allowed_durations, None);
+    assert_eq!(flow.pending_timeout, mins(30));
+    assert!(flow.reason_required);
+    assert!(!flow.allow_self_approval);
+    assert_eq!(flow.approvers.channel, "C0APPROVALS");
+    assert_eq!(flow.approvers.people, ["alice", "bob"]);
+    assert_eq!(flow.requesters, None);
+    assert_eq!(flow.targets.len(), 1);
+    assert_eq!(flow.targets[0].name, "admins");
+    assert_eq!(
+        flow.targets[0].kind,
+        TargetKind::IamGroup {
+            group: "SymDemoAdmins".into()
+        }
+    );
+    assert!(config.flow("nope").is_none());
+}
+
+#[test]
+fn the_base_config_parses_with_its_defaults() {
+    let config = Config::parse(CONFIG).unwrap();
+    assert_eq!(config.people.len(), 3);
+    assert_eq!(config.person("bob").unwrap().iam_user, "bob.smith");
+    assert_eq!(config.person_by_iam_user("bob.smith").unwrap().name, "bob");
+    assert_eq!(config.person_by_slack_id("U0CAROL").unwrap().name, "carol");
+    assert_eq!(
+        config
+            .person_by_email("bob.smith@EXAMPLE.com")
+            .unwrap()
+            .name,
+        "bob"
+    );
+    assert!(config.person("dave").is_none());
+
+    let infra = config.flow("infra_access").unwrap();
+    assert!(
+        infra.reason_required,
+        "a reason is required unless turned off"
+    );
+    assert!(
+        !infra.allow_self_approval,
+        "self-approval is off unless turned on"
+    );
+
+    let db = config.flow("db_access").unwrap();
+    assert_eq!(db.allowed_durations, Some(vec![mins(15), mins(60)]));
+    assert_eq!(db.max_duration, mins(60), "the cap is the longest allowed");
+    assert_eq!(db.pending_timeout, DEFAULT_PENDING_TIMEOUT);
+    assert!(!db.reason_required);
+    assert!(db.allow_self_approval);
+    assert_eq!(db.requesters, Some(vec!["alice".into(), "bob".into()]));
+    assert_eq!(db.description, "");
+    assert_eq!(
+        db.targets[1].kind,
+        TargetKind::Lambda {
+            function_arn: "arn:aws:lambda:eu-west-1:123456789012:function:db-write".into()
+        }
+    );
+}
+
+#[test]
+fn errors_name_the_file_and_line() {
+    let err = refused(&config_with(
+        "max_duration = \"4h\"",
+        "max_duration = \"0s\"",
+    ));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "elevate.toml line {}: max_duration must be longer than zero",
+            err.line
+        )
+    );
+}
+
+#[test]
+fn toml_syntax_errors_point_at_the_line() {
+    assert_refused(
+        "max_duration = \"4h\"",
+        "max_duration = \"4h",
+        "max_duration = \"4h",
+        "string",
+    );
+    assert_refused(
+        "max_duration = \"4h\"",
+        "max_duration \"4h\"",
+        "max_duration \"4h\"",
+        "`=`",
+    );
+    assert_refused(
+        "[flows.approvers]\nchannel = \"C0DB\"",
+        "[flows.approvers\nchannel = \"C0DB\"",
+        "[flows.approvers\n",
+        "invalid table header",
+    );
+}
+
+#[test]
+fn wrong_value_types_point_at_the_value() {
+    assert_refused(
+        "reason_required = false",
+        "reason_required = \"no\"",
+        "reason_required = \"no\"",
+        "expected a boolean",
+    );
+}
+
+#[test]
+fn unknown_fields_are_refused_not_ignored() {
+    assert_refused(
+        "pending_timeout = \"30m\"",
+        "pending_timout = \"30m\"",
+        "pending_timout",
+        "unknown field `pending_timout`",
+    );
+    assert_refused(
+        "slack_id = \"U0BOB\"",
+        "slack = \"U0BOB\"",
+        "slack = \"U0BOB\"",
+        "unknown field `slack`",
+    );
+    assert_refused(
+        "group = \"SymDemoAdmins\"",
+        "grop = \"SymDemoAdmins\"",
+        "grop",
+        "unknown field `grop`",
+    );
+    assert_refused(
+        "auditors = [\"carol\"]",
+        "auditor = [\"carol\"]",
+        "auditor = ",
+        "unknown field `auditor`",
+    );
+}
+
+#[test]
+fn unknown_people_are_refused_where_they_are_named() {
+    assert_refused(
+        "people = [\"alice\", \"bob\"]",
+        "people = [\"alice\", \"dave\"]",
+        "\"dave\"",
+        "unknown person `dave` in approvers",
+    );
+    assert_refused(
+        "requesters = [\"alice\", \"bob\"]",
+        "requesters = [\"alice\", \"erin\"]",
+        "\"erin\"",
+        "unknown person `erin` in requesters",
+    );
+    assert_refused(
+        "auditors = [\"carol\"]",
+        "auditors = [\"mallory\"]",
+        "\"mallory\"",
+        "unknown person `mallory` in auditors",
+    );
+}
+
+#[test]
+fn duplicates_are_refused_on_the_second_occurrence() {
+    assert_refused(
+        "name = \"db_access\"",
+        "name = \"infra_access\"\n# dup",
+        "name = \"infra_access\"\n# dup",
+        "duplicate flow `infra_access`",
+    );
+    assert_refused(
+        "name = \"carol\"",
+        "name = \"alice\"\n# dup",
+        "name = \"alice\"\n# dup",
+        "duplicate person `alice`",
+    );
+    assert_refused(
+        "iam_user = \"bob.smith\"",
+        "iam_user = \"alice\"\n# dup",
+        "iam_user = \"alice\"\n# dup",
+        "IAM user `alice` belongs to two people",
+    );
+    assert_refused(
+        "slack_id = \"U0CAROL\"",
+        "slack_id = \"U0BOB\"\n# dup",
+        "slack_id = \"U0BOB\"\n# dup",
+        "Slack user id `U0BOB` belongs to two people",
+    );
+    assert_refused(
+        "name = \"write\"",
+        "name = \"read\"\n# dup",
+        "name = \"read\"\n# dup",
+        "duplicate target `read` in flow `db_access`",
+    );
+}
+
+#[test]
+fn an_email_shared_by_two_people_is_refused() {
+    // Assumed-role sessions are matched by email, ignoring case: a shared email would let one
+    // person act as the other.
+    assert_refused(
+        "email = \"carol@example.com\"",
+        "email = \"bob.smith@example.com\"",
+        "email = \"bob.smith@example.com\"",
+        "email `bob.smith@example.com` belongs to two people",
+    );
+}
+
+#[test]
+fn people_need_every_field_and_a_real_email() {
+    assert_refused(
+        "iam_user = \"carol\"",
+        "iam_user = \"  \"",
+        "iam_user = \"  \"",
+        "person iam_user must not be empty",
+    );
+    assert_refused(
+        "email = \"carol@example.com\"",
+        "email = \"carol\"",
+        "email = \"carol\"",
+        "`carol` is not an email address",
+    );
+    assert_refused(
+        "email = \"carol@example.com\"\n",
+        "",
+        "[[people]]\nname = \"carol\"",
+        "missing field `email`",
+    );
+}
+
+#[test]
+fn durations_must_be_real_positive_and_within_the_cap() {
+    assert_refused(
+        "max_duration = \"4h\"",
+        "max_duration = \"0s\"",
+        "max_duration = \"0s\"",
+        "max_duration must be longer than zero",
+    );
+    assert_refused(
+        "max_duration = \"4h\"",
+        "max_duration = \"forever\"",
+        "max_duration = \"forever\"",
+        "max_duration: `forever` is not a duration",
+    );
+    assert_refused(
+        "pending_timeout = \"30m\"",
+        "pending_timeout = \"0m\"",
+        "pending_timeout = \"0m\"",
+        "pending_timeout must be longer than zero",
+    );
+    assert_refused(
+        "durations = [\"15m\", \"1h\"]",
+        "durations = [\"15m\", \"1 hour-ish\"]",
+        "durations = [\"15m\", \"1 hour-ish\"]",
+        "durations: `1 hour-ish` is not a duration",
+    );
+    assert_refused(
+        "durations = [\"15m\", \"1h\"]",
+        "durations = [\"0s\", \"1h\"]",
+        "durations = [\"0s\"",
+        "durations must be longer than zero",
+    );
+    assert_refused(
+        "durations = [\"15m\", \"1h\"]",
+        "durations = []",
+        "[[flows]]\nname = \"db_access\"",
+        "durations must not be empty",
+    );
+}
+
+#[test]
+fn a_listed_duration_over_the_cap_is_refused() {
+    // The entry over the cap is named, wherever it is in the list and on whatever line.
+    assert_refused(
+        "pending_timeout = \"30m\"",
+        "durations = [\"1h\",\n  \"8h\"]",
+        "\"8h\"",
+        "duration 8h is over max_duration 4h",
+    );
+    assert_refused(
+        "pending_timeout = \"30m\"",
+        "durations = [\"5h\", \"1h\"]",
+        "durations = [\"5h\"",
+        "duration 5h is over max_duration 4h",
+    );
+    // Equal to the cap is fine.
+    let text = config_with("pending_timeout = \"30m\"", "durations = [\"1h\", \"4h\"]");
+    let config = Config::parse(&text).unwrap();
+    assert_eq!(
+        config.flow("infra_access").unwrap().allowed_durations,
+        Some(vec![mins(60), mins(240)])
+    );
+}
+
+#[test]
+fn a_flow_needs_a_cap() {
+    assert_refused(
+        "max_duration = \"4h\"\n",
+        "",
+        "[[flows]]\nname = \"infra_access\"",
+        "flow `infra_access` needs max_duration or durations",
+    );
+}
+
+#[test]
+fn a_flow_needs_targets_and_each_target_its_settings() {
+    assert_refused(
+        "\n[[flows.targets]]\nname = \"admins\"\ntype = \"iam_group\"\ngroup = \"SymDemoAdmins\"\n",
+        "",
+        "[[flows]]\nname = \"infra_access\"",
+        "flow `infra_access` has no targets",
+    );
+    assert_refused(
+        "group = \"SymDemoAdmins\"\n",
+        "",
+        "type = \"iam_group\"",
+        "target `admins` of type iam_group needs `group`",
+    );
+    assert_refused(
+        "group = \"SymDemoAdmins\"",
+        "group = \" \"",
+        "group = \" \"",
+        "group must name an IAM group",
+    );
+    assert_refused(
+        "group = \"SymDemoAdmins\"",
+        "group = \"SymDemoAdmins\"\nfunction_arn = \"arn:aws:lambda:eu-west-1:1:function:x\"",
+        "type = \"iam_group\"",
+        "takes no function_arn",
+    );
+    assert_refused(
+        "type = \"iam_group\"",
+        "type = \"iam_role\"",
+        "type = \"iam_role\"",
+        "unknown target type `iam_role` (expected iam_group or lambda)",
+    );
+    assert_refused(
+        "name = \"admins\"",
+        "name = \"\"",
+        "name = \"\"",
+        "target name must not be empty",
+    );
+}
+
+#[test]
+fn lambda_targets_need_a_lambda_function_arn() {
+    let write_arn = "function_arn = \"arn:aws:lambda:eu-west-1:123456789012:function:db-write\"";
+    for bad in ["db-write", "arn:aws:s3:::db-write", "lambda:db-write"] {
+        let to = format!("function_arn = \"{bad}\"");
+        assert_refused(
+            write_arn,
+            &to,
+            &to,
+            &format!("`{bad}` is not a Lambda function ARN"),
+        );
+    }
+    assert_refused(
+        write_arn,
+        "# no function_arn",
+        "type = \"lambda\"\n# no function_arn",
+        "target `write` of type lambda needs `function_arn`",
+    );
+}
+
+#[test]
+fn approvers_must_exist_and_be_able_to_approve() {
+    assert_refused(
+        "people = [\"alice\", \"bob\"]",
+        "people = []",
+        "[flows.approvers]\nchannel = \"C0APPROVALS\"",
+        "flow `infra_access` has no approvers",
+    );
+    assert_refused(
+        "channel = \"C0APPROVALS\"",
+        "channel = \"\"",
+        "channel = \"\"",
+        "approvers.channel must name a Slack channel id",
+    );
+    assert_refused(
+        "channel = \"C0APPROVALS\"\n",
+        "",
+        "[flows.approvers]\npeople = [\"alice\", \"bob\"]",
+        "missing field `channel`",
+    );
+}
+
+#[test]
+fn a_requester_nobody_else_can_approve_is_refused_when_self_approval_is_off() {
+    // Everyone may request infra_access; with alice the only approver, alice would be stuck.
+    assert_refused(
+        "people = [\"alice\", \"bob\"]",
+        "people = [\"alice\"]\n# only alice",
+        "[flows.approvers]\nchannel = \"C0APPROVALS\"",
+        "flow `infra_access`: nobody but `alice` can approve `alice`'s requests and self-approval is off",
+    );
+    // Same flow, but alice may not request it: bob's and carol's requests go to alice.
+    let text = config_with(
+        "pending_timeout = \"30m\"",
+        "pending_timeout = \"30m\"\nrequesters = [\"bob\", \"carol\"]",
+    )
+    .replacen("people = [\"alice\", \"bob\"]", "people = [\"alice\"]", 1);
+    let config = Config::parse(&text).unwrap();
+    assert_eq!(
+        config.flow("infra_access").unwrap().approvers.people,
+        ["alice"]
+    );
+
+    // db_access has a single approver who is also a requester: fine only with self-approval on.
+    assert_refused(
+        "allow_self_approval = true",
+        "allow_self_approval = false",
+        "[flows.approvers]\nchannel = \"C0DB\"",
+        "nobody but `alice` can approve `alice`'s requests",
+    );
+}
+
+#[test]
+fn flow_names_must_be_simple_words() {
+    assert_refused(
+        "name = \"db_access\"",
+        "name = \"db access\"",
+        "name = \"db access\"",
+        "flow name `db access` must be letters, digits, `_` or `-`",
+    );
+}
+
+#[test]
+fn a_file_without_flows_is_refused() {
+    let people_only = &CONFIG[..CONFIG.find("[[flows]]").unwrap()];
+    let err = refused(people_only);
+    assert_eq!(err.line, 1);
+    assert!(err.message.contains("no flows defined"), "{}", err.message);
+    let err = refused("");
+    assert!(err.message.contains("no flows defined"), "{}", err.message);
+}
+
+mod principals {
+    use super::*;
+
+    fn name_of(arn: &str) -> Option<String> {
+        Config::parse(CONFIG)
+            .unwrap()
+            .person_by_principal_arn(arn)
+            .map(|p| p.name.clone())
+    }
+
+    #[test]
+    fn iam_users_are_found_by_their_iam_user_name() {
+        assert_eq!(
+            name_of("arn:aws:iam::123456789012:user/alice").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            name_of("arn:aws:iam::123456789012:user/engineering/oncall/bob.smith").as_deref(),
+            Some("bob")
+        );
+        assert_eq!(
+            name_of("arn:aws-us-gov:iam::123456789012:user/carol").as_deref(),
+            Some("carol")
+        );
+        // The IAM user name is what counts, not the person's name.
+        assert_eq!(name_of("arn:aws:iam::123456789012:user/bob"), None);
+    }
+
+    #[test]
+    fn assumed_roles_are_found_by_session_name_or_email() {
+        assert_eq!(
+            name_of("arn:aws:sts::123456789012:assumed-role/Engineer/alice").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            name_of("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0123/bob.smith@example.com")
+                .as_deref(),
+            Some("bob")
+        );
+        assert_eq!(
+            name_of("arn:aws:sts::123456789012:assumed-role/Engineer/carol@example.com").as_deref(),
+            Some("carol")
+        );
+        assert_eq!(
+            name_of("arn:aws:sts::123456789012:assumed-role/Engineer/dave"),
+            None
+        );
+    }
+
+    #[test]
+    fn anything_else_is_nobody() {
+        for junk in [
+            "",
+            "alice",
+            "arn:aws:iam::123456789012:root",
+            "arn:aws:iam::123456789012:role/alice",
+            "arn:aws:iam::123456789012:group/alice",
+            "arn:aws:sts::123456789012:federated-user/alice",
+            "arn:aws:sts::123456789012:assumed-role/alice",
+            "arn:aws:s3:::alice",
+            "arn:aws:iam::123456789012",
+            "urn:aws:iam::123456789012:user/alice",
+        ] {
+            assert_eq!(name_of(junk), None, "{junk:?}");
+        }
+    }
+}

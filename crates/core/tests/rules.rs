@@ -1,0 +1,386 @@
+//! Flow rules: what a requester may ask for, who may decide, who may look, and the error codes
+//! the HTTP API and the CLI show for each refusal.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{config_with, request_in, CONFIG};
+use elevate_core::rules::MAX_REASON_LEN;
+use elevate_core::{Config, Flow, Person, Request, RuleError, State};
+
+fn config() -> Config {
+    Config::parse(CONFIG).unwrap()
+}
+
+fn flow(config: &Config, name: &str) -> Flow {
+    config.flow(name).unwrap().clone()
+}
+
+fn who(config: &Config, name: &str) -> Person {
+    config.person(name).unwrap().clone()
+}
+
+fn mins(m: u64) -> Duration {
+    Duration::from_secs(m * 60)
+}
+
+/// A request by `requester` (as the state machine would hold it).
+fn request_by(requester: &str) -> Request {
+    let mut request = request_in(State::Pending).0;
+    request.requester = requester.to_owned();
+    request
+}
+
+const REASON: &str = "INC-42: restart the stuck ingest job";
+
+#[test]
+fn a_valid_request_becomes_what_is_opened() {
+    let config = config();
+    let infra = flow(&config, "infra_access");
+    let new = infra
+        .check_request(
+            &who(&config, "carol"),
+            None,
+            mins(90),
+            &format!("  {REASON}\n"),
+        )
+        .unwrap();
+    assert_eq!(new.flow, "infra_access");
+    assert_eq!(new.target, "admins", "the only target is the default");
+    assert_eq!(new.requester, "carol");
+    assert_eq!(new.reason, REASON, "surrounding whitespace is dropped");
+    assert_eq!(new.duration, mins(90));
+    assert_eq!(new.pending_timeout, mins(30));
+
+    let db = flow(&config, "db_access");
+    let new = db
+        .check_request(&who(&config, "bob"), Some("write"), mins(15), "")
+        .unwrap();
+    assert_eq!(new.target, "write");
+    assert_eq!(new.reason, "", "db_access does not require a reason");
+}
+
+#[test]
+fn durations_are_checked_against_the_cap_and_the_list() {
+    let config = config();
+    let alice = who(&config, "alice");
+    let infra = flow(&config, "infra_access");
+
+    assert_eq!(
+        infra.check_request(&alice, None, Duration::ZERO, REASON),
+        Err(RuleError::ZeroDuration)
+    );
+    assert!(infra.check_request(&alice, None, mins(240), REASON).is_ok());
+    let over = infra
+        .check_request(&alice, None, mins(240) + Duration::from_secs(1), REASON)
+        .unwrap_err();
+    assert_eq!(
+        over,
+        RuleError::DurationOverCap {
+            flow: "infra_access".into(),
+            asked: "4h1s".into(),
+            max: "4h".into()
+        }
+    );
+    assert_eq!(over.code(), "duration_over_cap");
+    assert_eq!(
+        over.to_string(),
+        "duration 4h1s is over the cap of 4h for flow `infra_access`"
+    );
+
+    let db = flow(&config, "db_access");
+    let not_listed = db
+        .check_request(&alice, Some("read"), mins(30), REASON)
+        .unwrap_err();
+    assert_eq!(
+        not_listed,
+        RuleError::DurationNotAllowed {
+            flow: "db_access".into(),
+            asked: "30m".into(),
+            allowed: "15m, 1h".into()
+        }
+    );
+    assert_eq!(not_listed.code(), "duration_not_allowed");
+    // Over the longest listed duration is over the cap, whatever the list says.
+    assert!(matches!(
+        db.check_request(&alice, Some("read"), mins(120), REASON),
+        Err(RuleError::DurationOverCap { .. })
+    ));
+    for listed in [mins(15), mins(60)] {
+        assert!(db
+            .check_request(&alice, Some("read"), listed, REASON)
+            .is_ok());
+    }
+}
+
+#[test]
+fn a_reason_is_required_unless_the_flow_says_otherwise() {
+    let config = config();
+    let alice = who(&config, "alice");
+    let infra = flow(&config, "infra_access");
+    for empty in ["", "   ", "\n\t "] {
+        let err = infra
+            .check_request(&alice, None, mins(60), empty)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            RuleError::ReasonRequired {
+                flow: "infra_access".into()
+            },
+            "{empty:?}"
+        );
+        assert_eq!(err.code(), "reason_required");
+    }
+    let db = flow(&config, "db_access");
+    assert!(db
+        .check_request(&alice, Some("read"), mins(15), "  ")
+        .is_ok());
+}
+
+#[test]
+fn an_overlong_reason_is_refused_not_cut() {
+    let config = config();
+    let alice = who(&config, "alice");
+    let infra = flow(&config, "infra_access");
+
+    let longest = "é".repeat(MAX_REASON_LEN);
+    let new = infra
+        .check_request(&alice, None, mins(60), &format!("  {longest}  "))
+        .unwrap();
+    assert_eq!(new.reason, longest, "length counts characters, not bytes");
+
+    let err = infra
+        .check_request(&alice, None, mins(60), &format!("{longest}x"))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RuleError::ReasonTooLong {
+            len: MAX_REASON_LEN + 1
+        }
+    );
+    assert_eq!(err.code(), "reason_too_long");
+    // Also where a reason is optional.
+    let db = flow(&config, "db_access");
+    assert!(matches!(
+        db.check_request(
+            &alice,
+            Some("read"),
+            mins(15),
+            &"x".repeat(MAX_REASON_LEN + 1)
+        ),
+        Err(RuleError::ReasonTooLong { .. })
+    ));
+}
+
+#[test]
+fn targets_must_exist_and_be_chosen_when_there_are_several() {
+    let config = config();
+    let alice = who(&config, "alice");
+    let db = flow(&config, "db_access");
+
+    let err = db
+        .check_request(&alice, None, mins(15), REASON)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RuleError::TargetRequired {
+            flow: "db_access".into(),
+            choices: "read, write".into()
+        }
+    );
+    assert_eq!(err.code(), "target_required");
+
+    let err = db
+        .check_request(&alice, Some("admin"), mins(15), REASON)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RuleError::UnknownTarget {
+            flow: "db_access".into(),
+            target: "admin".into(),
+            choices: "read, write".into()
+        }
+    );
+    assert_eq!(err.code(), "unknown_target");
+
+    // A single-target flow takes its target by name too, and still refuses a wrong one.
+    let infra = flow(&config, "infra_access");
+    assert_eq!(infra.target(Some("admins")).unwrap().name, "admins");
+    assert_eq!(infra.target(None).unwrap().name, "admins");
+    assert!(matches!(
+        infra.target(Some("Admins")),
+        Err(RuleError::UnknownTarget { .. })
+    ));
+}
+
+#[test]
+fn only_listed_requesters_may_request_a_restricted_flow() {
+    let config = config();
+    let db = flow(&config, "db_access");
+    let err = db
+        .check_request(&who(&config, "carol"), Some("read"), mins(15), REASON)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RuleError::NotARequester {
+            person: "carol".into(),
+            flow: "db_access".into()
+        }
+    );
+    assert_eq!(err.code(), "not_a_requester");
+
+    // Refused as a requester before anything else about the request is looked at.
+    assert!(matches!(
+        db.check_request(&who(&config, "carol"), Some("nope"), Duration::ZERO, ""),
+        Err(RuleError::NotARequester { .. })
+    ));
+    // A flow without a list is open to everyone in the file.
+    let infra = flow(&config, "infra_access");
+    for name in ["alice", "bob", "carol"] {
+        assert!(infra
+            .check_request(&who(&config, name), None, mins(60), REASON)
+            .is_ok());
+    }
+}
+
+#[test]
+fn approvers_may_decide_others_requests_but_not_their_own() {
+    let config = config();
+    let infra = flow(&config, "infra_access");
+
+    assert_eq!(infra.check_decider("bob", &request_by("alice")), Ok(()));
+    assert_eq!(infra.check_decider("alice", &request_by("carol")), Ok(()));
+
+    let err = infra
+        .check_decider("alice", &request_by("alice"))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RuleError::SelfApproval {
+            person: "alice".into()
+        }
+    );
+    assert_eq!(err.code(), "self_approval");
+
+    let err = infra
+        .check_decider("carol", &request_by("alice"))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RuleError::NotAnApprover {
+            person: "carol".into(),
+            flow: "infra_access".into()
+        }
+    );
+    assert_eq!(err.code(), "not_an_approver");
+    // Not even their own request makes a non-approver one.
+    assert!(matches!(
+        infra.check_decider("carol", &request_by("carol")),
+        Err(RuleError::NotAnApprover { .. })
+    ));
+}
+
+#[test]
+fn self_approval_is_allowed_only_where_the_flow_turns_it_on() {
+    let config = config();
+    let db = flow(&config, "db_access");
+    assert!(db.allow_self_approval);
+    assert_eq!(db.check_decider("alice", &request_by("alice")), Ok(()));
+    // It does not make a requester an approver.
+    assert!(matches!(
+        db.check_decider("bob", &request_by("bob")),
+        Err(RuleError::NotAnApprover { .. })
+    ));
+
+    // The same flow with self-approval off (and bob as a second approver so the file is valid).
+    let text = config_with("allow_self_approval = true", "allow_self_approval = false").replacen(
+        "people = [\"alice\"]",
+        "people = [\"alice\", \"bob\"]",
+        1,
+    );
+    let strict = Config::parse(&text).unwrap();
+    let db = flow(&strict, "db_access");
+    assert!(matches!(
+        db.check_decider("alice", &request_by("alice")),
+        Err(RuleError::SelfApproval { .. })
+    ));
+    assert_eq!(db.check_decider("bob", &request_by("alice")), Ok(()));
+}
+
+#[test]
+fn requests_are_visible_to_their_requester_and_the_approvers_only() {
+    let config = config();
+    let infra = flow(&config, "infra_access");
+    let by_carol = request_by("carol");
+    assert!(infra.may_view("carol", &by_carol), "the requester");
+    assert!(infra.may_view("alice", &by_carol), "an approver");
+    assert!(infra.may_view("bob", &by_carol), "an approver");
+    let by_alice = request_by("alice");
+    assert!(!infra.may_view("carol", &by_alice), "someone else");
+    assert!(!infra.may_view("", &by_alice));
+}
+
+#[test]
+fn every_error_code_is_one_the_contract_documents() {
+    let contracts = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/contracts.md"
+    ));
+    let all = [
+        RuleError::UnknownTarget {
+            flow: "f".into(),
+            target: "t".into(),
+            choices: "c".into(),
+        },
+        RuleError::TargetRequired {
+            flow: "f".into(),
+            choices: "c".into(),
+        },
+        RuleError::ZeroDuration,
+        RuleError::DurationOverCap {
+            flow: "f".into(),
+            asked: "a".into(),
+            max: "m".into(),
+        },
+        RuleError::DurationNotAllowed {
+            flow: "f".into(),
+            asked: "a".into(),
+            allowed: "l".into(),
+        },
+        RuleError::ReasonRequired { flow: "f".into() },
+        RuleError::ReasonTooLong { len: 1001 },
+        RuleError::NotARequester {
+            person: "p".into(),
+            flow: "f".into(),
+        },
+        RuleError::NotAnApprover {
+            person: "p".into(),
+            flow: "f".into(),
+        },
+        RuleError::SelfApproval { person: "p".into() },
+    ];
+    let codes: Vec<&str> = all.iter().map(RuleError::code).collect();
+    assert_eq!(
+        codes,
+        [
+            "unknown_target",
+            "target_required",
+            "invalid_duration",
+            "duration_over_cap",
+            "duration_not_allowed",
+            "reason_required",
+            "reason_too_long",
+            "not_a_requester",
+            "not_an_approver",
+            "self_approval",
+        ]
+    );
+    for code in codes {
+        assert!(
+            contracts.contains(&format!("`{code}`")),
+            "`{code}` is not documented in docs/contracts.md"
+        );
+    }
+}
