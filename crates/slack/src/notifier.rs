@@ -91,7 +91,7 @@ impl SlackNotifier {
         &self.base_url
     }
 
-    #[tracing::instrument(skip_all, fields(method = method), err(Display))]
+    #[tracing::instrument(skip_all, fields(method = method), err(level = "warn", Display))]
     async fn call(&self, method: &str, body: &Value) -> Result<Answer, NotifyError> {
         let unavailable = |detail: String| NotifyError::Unavailable(Box::new(CallError(detail)));
         let response = self
