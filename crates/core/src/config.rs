@@ -80,6 +80,10 @@ pub struct ConfigError {
 
 pub const DEFAULT_PENDING_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// Longest grant or time-out a flow may configure. Just-in-time access is measured in hours;
+/// the cap also keeps every computed expiry far from the end of the calendar.
+pub const MAX_CONFIG_DURATION: Duration = Duration::from_secs(30 * 86_400);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -345,6 +349,15 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
                 .map_err(|e| lines.error(text, format!("{what}: {e}")))?;
             if d.is_zero() {
                 return Err(lines.error(text, format!("{what} must be longer than zero")));
+            }
+            if d > MAX_CONFIG_DURATION {
+                return Err(lines.error(
+                    text,
+                    format!(
+                        "{what} must be at most {}",
+                        format_duration(MAX_CONFIG_DURATION)
+                    ),
+                ));
             }
             Ok(d)
         };

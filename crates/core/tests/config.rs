@@ -320,6 +320,22 @@ fn durations_must_be_real_positive_and_within_the_cap() {
 }
 
 #[test]
+fn absurd_durations_are_refused_before_they_can_overflow_a_date() {
+    assert_refused(
+        "max_duration = \"4h\"",
+        "max_duration = \"1000000y\"",
+        "max_duration = \"1000000y\"",
+        "max_duration must be at most 30d",
+    );
+    assert_refused(
+        "pending_timeout = \"30m\"",
+        "pending_timeout = \"31d\"",
+        "pending_timeout = \"31d\"",
+        "pending_timeout must be at most 30d",
+    );
+}
+
+#[test]
 fn a_listed_duration_over_the_cap_is_refused() {
     // The entry over the cap is named, wherever it is in the list and on whatever line.
     assert_refused(
