@@ -127,7 +127,7 @@ impl Progress {
         match request.state {
             State::Pending => {
                 out.progress(format!(
-                    "waiting for approval… (times out at {})",
+                    "waiting for approval… times out at {}",
                     output::clock(request.pending_until)
                 ));
                 None
