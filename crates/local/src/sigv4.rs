@@ -185,7 +185,7 @@ impl Authorization {
 }
 
 /// Checks the signature of `request` at time `now`.
-pub fn verify<L: SecretLookup>(
+pub fn verify<L: SecretLookup + ?Sized>(
     request: &IncomingRequest<'_>,
     lookup: &L,
     expect: &Expect,
