@@ -1,0 +1,306 @@
+//! The approve function against real-shaped Slack and API Gateway events and the fakes.
+
+use elevate_core::service::{self, Submission};
+use elevate_core::testing::Notice;
+use elevate_core::{Action, RequestId, State};
+use elevate_request::testing::{
+    body_json, infra_config, slack_fixture_body, ApiEvent, FakeApp, ALICE_ARN, BOB_ARN, DAVE_ARN,
+    ESCALATE_FUNCTION, MALLORY_ARN,
+};
+use serde_json::{json, Value};
+
+use crate::handle;
+
+const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+const APPROVE: &str = "slack-interaction-approve.json";
+const DENY: &str = "slack-interaction-deny.json";
+
+async fn pending(app: &FakeApp) -> RequestId {
+    let alice = app.app.config.person("alice").expect("alice").clone();
+    let submission = Submission {
+        flow: "infra_access".into(),
+        target: None,
+        duration: std::time::Duration::from_secs(3600),
+        reason: "INC-4211".into(),
+    };
+    service::submit(&app.app, &alice, submission)
+        .await
+        .expect("submit")
+        .id
+}
+
+async fn call(app: &FakeApp, event: &ApiEvent) -> (u16, Value) {
+    let response = handle(&app.app, SECRET, event.request()).await;
+    (response.status().as_u16(), body_json(&response))
+}
+
+fn now(app: &FakeApp) -> i64 {
+    use elevate_core::ports::Clock;
+    app.clock.now().timestamp()
+}
+
+fn click(app: &FakeApp, fixture: &str, id: &RequestId, slack_user: &str) -> ApiEvent {
+    ApiEvent::slack_click(fixture, id.as_str(), slack_user, SECRET, now(app))
+}
+
+fn escalations(app: &FakeApp) -> usize {
+    app.invoker
+        .calls()
+        .iter()
+        .filter(|c| c.function == ESCALATE_FUNCTION && c.asynchronous)
+        .count()
+}
+
+fn private_notes(app: &FakeApp) -> Vec<String> {
+    app.notifier
+        .notices()
+        .into_iter()
+        .filter_map(|n| match n {
+            Notice::TellPrivately { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_signed_approve_click_approves_and_starts_the_escalation() {
+    let app = FakeApp::new(infra_config());
+    let id = pending(&app).await;
+    let (status, body) = call(&app, &click(&app, APPROVE, &id, "U0BOB0001")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, Value::Null, "Slack gets an empty 200");
+
+    let request = app.request(&id);
+    assert_eq!(request.state, State::Approved);
+    assert_eq!(request.decided_by.as_deref(), Some("bob"));
+    let calls = app.invoker.calls();
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0].asynchronous);
+    assert_eq!(calls[0].payload, json!({ "request_id": id }));
+    assert!(app
+        .scheduler
+        .schedule_named(&format!("timeout-{id}"))
+        .is_none());
+    assert!(app.notifier.notices().iter().any(|n| matches!(
+        n,
+        Notice::Update { request, .. } if request.state == State::Approved
+    )));
+}
+
+#[tokio::test]
+async fn the_body_is_verified_exactly_as_received_plain_or_base64() {
+    let app = FakeApp::new(infra_config());
+    let id = pending(&app).await;
+    let body = slack_fixture_body(DENY).replace(elevate_request::testing::FIXTURE_ID, id.as_str());
+    let signed = ApiEvent::slack_click(DENY, id.as_str(), "U0BOB0001", SECRET, now(&app));
+    // The same bytes as a plain-text body (API Gateway does not always base64 a form).
+    let mut plain = signed.clone().body(Some(&body));
+    plain.0["headers"] = signed.0["headers"].clone();
+    let (status, answer) = call(&app, &plain).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(app.request(&id).state, State::Denied);
+    assert_eq!(escalations(&app), 0);
+}
+
+#[tokio::test]
+async fn forged_and_stale_clicks_are_refused_and_change_nothing() {
+    let app = FakeApp::new(infra_config());
+    let id = pending(&app).await;
+    let notices = app.notifier.notices().len();
+    let body =
+        slack_fixture_body(APPROVE).replace(elevate_request::testing::FIXTURE_ID, id.as_str());
+    let at = now(&app);
+
+    let other_secret = ApiEvent::fixture(APPROVE).slack_body(body.as_bytes(), "not-the-secret", at);
+    let stale = ApiEvent::fixture(APPROVE).slack_body(body.as_bytes(), SECRET, at - 301);
+    let future = ApiEvent::fixture(APPROVE).slack_body(body.as_bytes(), SECRET, at + 301);
+    // Signed by Slack for a deny on this request, then edited into an approve.
+    let deny = slack_fixture_body(DENY).replace(elevate_request::testing::FIXTURE_ID, id.as_str());
+    let mut edited = ApiEvent::fixture(APPROVE).slack_body(deny.as_bytes(), SECRET, at);
+    let forged = ApiEvent::fixture(APPROVE).slack_body(body.as_bytes(), SECRET, at);
+    edited.0["body"] = forged.0["body"].clone();
+    // The fixture's placeholder headers, unsigned.
+    let placeholder = {
+        let mut event = forged.clone();
+        event.0["headers"] = ApiEvent::fixture(APPROVE).0["headers"].clone();
+        event
+    };
+    let mut no_headers = forged.clone();
+    if let Some(headers) = no_headers.0["headers"].as_object_mut() {
+        headers.remove("x-slack-signature");
+        headers.remove("x-slack-request-timestamp");
+    }
+
+    for event in [other_secret, stale, future, edited, placeholder, no_headers] {
+        let (status, answer) = call(&app, &event).await;
+        assert_eq!(status, 401, "{answer}");
+        assert_eq!(answer["error"], "bad_signature");
+    }
+    assert_eq!(app.request(&id).state, State::Pending);
+    assert_eq!(escalations(&app), 0);
+    assert_eq!(
+        app.notifier.notices().len(),
+        notices,
+        "nobody was told anything"
+    );
+}
+
+#[tokio::test]
+async fn the_requester_cannot_approve_their_own_request() {
+    let app = FakeApp::new(infra_config());
+    let id = pending(&app).await;
+    let (status, _) = call(&app, &click(&app, APPROVE, &id, "U0ALICE01")).await;
+    assert_eq!(
+        status, 200,
+        "refusals are told privately, not as an HTTP error"
+    );
+    assert_eq!(app.request(&id).state, State::Pending);
+    assert_eq!(escalations(&app), 0);
+    let notes = private_notes(&app);
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].contains("own request"), "{notes:?}");
+}
+
+#[tokio::test]
+async fn ineligible_and_unknown_slack_users_are_told_why() {
+    let app = FakeApp::new(elevate_request::testing::infra_config_with(""));
+    let id = pending(&app).await;
+    for user in ["U0DAVE001", "U0STRANGER"] {
+        let (status, _) = call(&app, &click(&app, APPROVE, &id, user)).await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(app.request(&id).state, State::Pending);
+    let notes = private_notes(&app);
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[0].contains("not an approver"), "{notes:?}");
+    assert!(notes[1].contains("not a person"), "{notes:?}");
+}
+
+#[tokio::test]
+async fn a_double_approval_escalates_once() {
+    let app = FakeApp::new(infra_config());
+    let id = pending(&app).await;
+    let first = click(&app, APPROVE, &id, "U0BOB0001");
+    assert_eq!(call(&app, &first).await.0, 200);
+    // The same click delivered again (Slack retries), then alice (an approver too, but the
+    // requester) and a deny by bob.
+    assert_eq!(call(&app, &first).await.0, 200);
+    assert_eq!(
+        call(&app, &click(&app, DENY, &id, "U0BOB0001")).await.0,
+        200
+    );
+
+    assert_eq!(app.request(&id).state, State::Approved);
+    assert_eq!(escalations(&app), 1);
+    let approvals = app
+        .store
+        .events_all()
+        .iter()
+        .filter(|e| e.request_id == id && e.action == Action::Approve)
+        .count();
+    assert_eq!(approvals, 1);
+    let notes = private_notes(&app);
+    assert_eq!(notes.len(), 2);
+    assert!(
+        notes.iter().all(|n| n.contains("already APPROVED by bob")),
+        "{notes:?}"
+    );
+}
+
+#[tokio::test]
+async fn clicks_on_unknown_requests_and_other_interactions() {
+    let app = FakeApp::new(infra_config());
+    let missing = RequestId::generate(elevate_core::testing::FakeClock::start());
+    let (status, _) = call(&app, &click(&app, APPROVE, &missing, "U0BOB0001")).await;
+    assert_eq!(status, 200);
+    assert!(private_notes(&app)[0].contains("not found"));
+
+    let at = now(&app);
+    let shortcut = r#"{"type":"shortcut","user":{"id":"U0BOB0001"},"callback_id":"x"}"#;
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", shortcut)
+        .finish();
+    let event = ApiEvent::fixture(APPROVE).slack_body(form.as_bytes(), SECRET, at);
+    assert_eq!(call(&app, &event).await.0, 200, "ignored");
+
+    let event = ApiEvent::fixture(APPROVE).slack_body(b"payload=%7Bnot json", SECRET, at);
+    let (status, answer) = call(&app, &event).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"], "bad_request");
+}
+
+#[tokio::test]
+async fn a_store_fault_during_a_click_is_a_500() {
+    let app = FakeApp::new(infra_config());
+    let id = pending(&app).await;
+    app.store.fail_next(1);
+    let (status, answer) = call(&app, &click(&app, APPROVE, &id, "U0BOB0001")).await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        answer,
+        json!({"error": "internal", "message": "internal error"})
+    );
+}
+
+#[tokio::test]
+async fn approve_and_deny_from_the_cli() {
+    let app = FakeApp::new(infra_config());
+    let id = pending(&app).await;
+    let approve = ApiEvent::fixture("apigw-approve-request.json").id(id.as_str());
+
+    for (event, status, code) in [
+        (approve.clone().caller(MALLORY_ARN), 403, "unknown_caller"),
+        (approve.clone().caller(ALICE_ARN), 403, "self_approval"),
+        (approve.clone().caller(DAVE_ARN), 403, "not_an_approver"),
+        (
+            approve.clone().body(Some(r#"{"why":"x"}"#)),
+            400,
+            "bad_request",
+        ),
+        (
+            ApiEvent::fixture("apigw-approve-request.json").id("nope"),
+            400,
+            "bad_request",
+        ),
+        (
+            ApiEvent::fixture("apigw-approve-request.json"),
+            404,
+            "not_found",
+        ),
+    ] {
+        let (got, answer) = call(&app, &event).await;
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(code)),
+            "{answer}"
+        );
+    }
+    assert_eq!(app.request(&id).state, State::Pending);
+
+    let (status, answer) = call(&app, &approve.clone().caller(BOB_ARN)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["request"]["state"], "APPROVED");
+    assert_eq!(answer["request"]["decision_reason"], "Matches INC-4211");
+    assert_eq!(escalations(&app), 1);
+
+    let deny = ApiEvent::fixture("apigw-deny-request.json").id(id.as_str());
+    let (status, answer) = call(&app, &deny).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (409, Some("conflict")),
+        "{answer}"
+    );
+
+    let other = pending(&app).await;
+    let deny = ApiEvent::fixture("apigw-deny-request.json")
+        .id(other.as_str())
+        .body(None);
+    let (status, answer) = call(&app, &deny).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["request"]["state"], "DENIED");
+    assert!(app
+        .notifier
+        .told("alice")
+        .iter()
+        .any(|t| t.contains("denied")));
+}

@@ -1,0 +1,178 @@
+//! The request function: the user routes of elevate's HTTP API that open and read requests.
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `POST /requests` `{"flow","target"?,"duration":"1h" or seconds,"reason"}` | 201 `{"request"}` |
+//! | `GET /requests?scope=mine\|to_approve&state=S` | 200 `{"requests"}` |
+//! | `GET /requests/{id}` | 200 `{"request","audit"}` |
+//! | `POST /requests/{id}/cancel` | 200 `{"request"}` |
+//! | `GET /audit?since=RFC3339` | 200 `{"events","heads"}` |
+//!
+//! The caller is the IAM principal API Gateway verified; see [`api`].
+
+pub mod api;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use elevate_core::model::parse_duration;
+use elevate_core::service::{self, App, Scope, Submission};
+use elevate_core::State;
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+
+use api::{caller, json_body, json_response, query, request_id, respond, route, ApiError};
+
+/// Answers one API Gateway request.
+#[tracing::instrument(skip_all, fields(method = %request.method(), path = %request.uri().path(), caller))]
+pub async fn handle(app: &App, request: Request) -> Response<Body> {
+    respond(dispatch(app, &request).await)
+}
+
+async fn dispatch(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let route = route(request);
+    match (route.method, route.segments.as_slice()) {
+        (&Method::POST, ["requests"]) => create(app, request).await,
+        (&Method::GET, ["requests"]) => list(app, request).await,
+        (&Method::GET, ["requests", id]) => show(app, request, id).await,
+        (&Method::POST, ["requests", id, "cancel"]) => cancel(app, request, id).await,
+        (&Method::GET, ["audit"]) => audit(app, request).await,
+        _ => Err(api::no_route(request)),
+    }
+}
+
+/// The body of `POST /requests`, as the caller sent it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequestBody {
+    pub flow: String,
+    #[serde(default)]
+    pub target: Option<String>,
+    pub duration: DurationField,
+    /// Absent is the same as empty: the flow decides whether a reason is required.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A duration as people and scripts write it: `"1h30m"` or whole seconds.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum DurationField {
+    Seconds(u64),
+    Text(String),
+    Other(serde_json::Value),
+}
+
+impl DurationField {
+    /// The duration, or 400 `invalid_duration` saying how to write one.
+    pub fn parse(&self) -> Result<Duration, ApiError> {
+        let invalid = |message: String| ApiError::Refused {
+            status: 400,
+            code: "invalid_duration",
+            message,
+        };
+        match self {
+            DurationField::Seconds(secs) => Ok(Duration::from_secs(*secs)),
+            DurationField::Text(text) => {
+                parse_duration(text).map_err(|err| invalid(err.to_string()))
+            }
+            DurationField::Other(value) => Err(invalid(format!(
+                "duration {value} is neither a text like \"1h\" nor whole seconds"
+            ))),
+        }
+    }
+}
+
+impl NewRequestBody {
+    /// The submission the service validates against the flow.
+    pub fn into_submission(self) -> Result<Submission, ApiError> {
+        let duration = self.duration.parse()?;
+        Ok(Submission {
+            flow: self.flow.trim().to_owned(),
+            target: self
+                .target
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty()),
+            duration,
+            reason: self.reason.unwrap_or_default().trim().to_owned(),
+        })
+    }
+}
+
+async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let person = caller(app, request)?;
+    let submission = json_body::<NewRequestBody>(request)?.into_submission()?;
+    let created = service::submit(app, person, submission).await?;
+    Ok(json_response(
+        201,
+        &serde_json::json!({ "request": created }),
+    ))
+}
+
+async fn list(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let person = caller(app, request)?;
+    let scope = match query(request, "scope").as_deref() {
+        None | Some("") | Some("mine") => Scope::Mine,
+        Some("to_approve") => Scope::ToApprove,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown scope `{other}` (expected mine or to_approve)"
+            )))
+        }
+    };
+    let state = match query(request, "state").filter(|s| !s.is_empty()) {
+        Some(text) => Some(
+            text.parse::<State>()
+                .map_err(|err| ApiError::bad_request(err.to_string()))?,
+        ),
+        None => None,
+    };
+    let requests = service::list(app, person, scope, state).await?;
+    Ok(json_response(
+        200,
+        &serde_json::json!({ "requests": requests }),
+    ))
+}
+
+async fn show(app: &App, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+    let person = caller(app, request)?;
+    let id = request_id(id)?;
+    let (found, audit) = service::show(app, person, &id).await?;
+    Ok(json_response(
+        200,
+        &serde_json::json!({ "request": found, "audit": audit }),
+    ))
+}
+
+async fn cancel(app: &App, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+    let person = caller(app, request)?;
+    let id = request_id(id)?;
+    let cancelled = service::cancel(app, person, &id).await?;
+    Ok(json_response(
+        200,
+        &serde_json::json!({ "request": cancelled }),
+    ))
+}
+
+async fn audit(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
+    let person = caller(app, request)?;
+    let since = match query(request, "since").filter(|s| !s.is_empty()) {
+        Some(text) => Some(
+            DateTime::parse_from_rfc3339(&text)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|err| {
+                    ApiError::bad_request(format!(
+                        "since `{text}` is not an RFC 3339 time such as 2026-11-01T00:00:00Z: {err}"
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let export = service::audit_export(app, person, since).await?;
+    Ok(json_response(200, &export))
+}

@@ -1,0 +1,330 @@
+//! The request function against real-shaped API Gateway events and the in-memory fakes.
+
+use elevate_core::testing::Notice;
+use elevate_core::{RequestId, State};
+use serde_json::{json, Value};
+
+use crate::handle;
+use crate::testing::{body_json, infra_config, ApiEvent, FakeApp, ALICE_ARN, BOB_ARN, MALLORY_ARN};
+
+async fn call(app: &FakeApp, event: &ApiEvent) -> (u16, Value) {
+    let response = handle(&app.app, event.request()).await;
+    let status = response.status().as_u16();
+    (status, body_json(&response))
+}
+
+fn create() -> ApiEvent {
+    ApiEvent::fixture("apigw-create-request.json")
+}
+
+async fn created(app: &FakeApp) -> RequestId {
+    let (status, body) = call(app, &create()).await;
+    assert_eq!(status, 201, "{body}");
+    serde_json::from_value(body["request"]["id"].clone()).expect("request id")
+}
+
+fn assert_refused(answer: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(answer.0, status, "{}", answer.1);
+    assert_eq!(answer.1["error"], code, "{}", answer.1);
+    assert!(
+        answer.1["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        answer.1
+    );
+}
+
+#[tokio::test]
+async fn opens_a_request_from_the_fixture() {
+    let app = FakeApp::new(infra_config());
+    let (status, body) = call(&app, &create()).await;
+    assert_eq!(status, 201, "{body}");
+    let request = &body["request"];
+    assert_eq!(request["state"], "PENDING");
+    assert_eq!(request["requester"], "alice");
+    assert_eq!(request["flow"], "infra_access");
+    assert_eq!(request["target"], "admins");
+    assert_eq!(request["duration"], 3600);
+
+    let id: RequestId = serde_json::from_value(request["id"].clone()).expect("id");
+    let stored = app.request(&id);
+    assert_eq!(stored.state, State::Pending);
+    assert!(stored.message.is_some(), "announced and recorded");
+    assert!(matches!(
+        app.notifier.notices().first(),
+        Some(Notice::Announce { flow, .. }) if flow == "infra_access"
+    ));
+    let timeout = app
+        .scheduler
+        .schedule_named(&format!("timeout-{id}"))
+        .expect("time-out scheduled");
+    assert_eq!(timeout.at, stored.pending_until);
+}
+
+#[tokio::test]
+async fn an_sso_session_named_by_email_is_its_person_and_seconds_are_a_duration() {
+    let app = FakeApp::new(infra_config());
+    let (status, body) = call(
+        &app,
+        &ApiEvent::fixture("apigw-create-request-assumed-role.json"),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["request"]["requester"], "alice");
+    assert_eq!(
+        body["request"]["target"], "admins",
+        "the flow's only target"
+    );
+    assert_eq!(body["request"]["duration"], 1800);
+}
+
+#[tokio::test]
+async fn unknown_or_missing_callers_are_refused_and_nothing_is_written() {
+    let app = FakeApp::new(infra_config());
+    for event in [
+        create().caller(MALLORY_ARN),
+        create().no_caller(),
+        create().caller("arn:aws:sts::123456789012:assumed-role/Engineer/nobody@example.com"),
+        create().caller("not an arn"),
+    ] {
+        assert_refused(&call(&app, &event).await, 403, "unknown_caller");
+    }
+    assert!(app.store.requests_all().is_empty());
+    assert!(app.notifier.notices().is_empty());
+}
+
+#[tokio::test]
+async fn bodies_are_checked_at_the_boundary() {
+    let app = FakeApp::new(infra_config());
+    let cases: Vec<(Option<&str>, u16, &str, &str)> = vec![
+        (
+            Some("{\"flow\":"),
+            400,
+            "bad_request",
+            "invalid request body",
+        ),
+        (Some("not json"), 400, "bad_request", "invalid request body"),
+        (None, 400, "bad_request", "missing field `flow`"),
+        (
+            Some(r#"{"flow":"infra_access","duration":"1h","reason":"x","approver":"bob"}"#),
+            400,
+            "bad_request",
+            "unknown field `approver`",
+        ),
+        (
+            Some(r#"{"flow":"infra_access","reason":"x"}"#),
+            400,
+            "bad_request",
+            "missing field `duration`",
+        ),
+        (
+            Some(r#"{"flow":"infra_access","duration":"soon","reason":"x"}"#),
+            400,
+            "invalid_duration",
+            "not a duration",
+        ),
+        (
+            Some(r#"{"flow":"infra_access","duration":1.5,"reason":"x"}"#),
+            400,
+            "invalid_duration",
+            "whole seconds",
+        ),
+        (
+            Some(r#"{"flow":"infra_access","duration":-60,"reason":"x"}"#),
+            400,
+            "invalid_duration",
+            "whole seconds",
+        ),
+        (
+            Some(r#"{"flow":"infra_access","duration":0,"reason":"x"}"#),
+            400,
+            "invalid_duration",
+            "longer than zero",
+        ),
+        (
+            Some(r#"{"flow":"nope","duration":"1h","reason":"x"}"#),
+            400,
+            "unknown_flow",
+            "nope",
+        ),
+        (
+            Some(r#"{"flow":"infra_access","target":"root","duration":"1h","reason":"x"}"#),
+            400,
+            "unknown_target",
+            "root",
+        ),
+        (
+            Some(r#"{"flow":"infra_access","duration":"5h","reason":"x"}"#),
+            400,
+            "duration_over_cap",
+            "4h",
+        ),
+        (
+            Some(r#"{"flow":"infra_access","duration":"1h"}"#),
+            400,
+            "reason_required",
+            "reason",
+        ),
+        (
+            Some(r#"{"flow":"infra_access","duration":"1h","reason":"   "}"#),
+            400,
+            "reason_required",
+            "reason",
+        ),
+    ];
+    for (body, status, code, says) in cases {
+        let answer = call(&app, &create().body(body)).await;
+        assert_refused(&answer, status, code);
+        let message = answer.1["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{body:?}: {message}");
+    }
+    assert!(app.store.requests_all().is_empty(), "nothing written");
+    assert!(app.scheduler.schedules().is_empty());
+}
+
+#[tokio::test]
+async fn a_base64_body_is_read() {
+    use base64::Engine;
+    let app = FakeApp::new(infra_config());
+    let body = json!({"flow":"infra_access","duration":"30m","reason":"INC-1"}).to_string();
+    let mut event = create();
+    event.0["body"] = Value::from(base64::engine::general_purpose::STANDARD.encode(body));
+    event.0["isBase64Encoded"] = Value::Bool(true);
+    let (status, answer) = call(&app, &event).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["request"]["duration"], 1800);
+}
+
+#[tokio::test]
+async fn lists_mine_and_to_approve() {
+    let app = FakeApp::new(infra_config());
+    let id = created(&app).await;
+
+    let mine = ApiEvent::fixture("apigw-list-requests.json")
+        .caller(ALICE_ARN)
+        .query("");
+    let (status, body) = call(&app, &mine).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["requests"][0]["id"], id.as_str());
+
+    let (status, body) = call(&app, &ApiEvent::fixture("apigw-list-requests.json")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["requests"].as_array().map(Vec::len),
+        Some(1),
+        "bob may approve it"
+    );
+
+    let active = ApiEvent::fixture("apigw-list-requests.json").query("scope=mine&state=active");
+    let (status, body) = call(&app, &active).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["requests"], json!([]));
+
+    for query in ["scope=everyone", "state=ACTIVATED"] {
+        let event = ApiEvent::fixture("apigw-list-requests.json").query(query);
+        assert_refused(&call(&app, &event).await, 400, "bad_request");
+    }
+}
+
+#[tokio::test]
+async fn shows_a_request_with_its_audit_trail() {
+    let app = FakeApp::new(infra_config());
+    let id = created(&app).await;
+    let show = ApiEvent::fixture("apigw-show-request.json").id(id.as_str());
+    let (status, body) = call(&app, &show).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["request"]["id"], id.as_str());
+    assert_eq!(body["audit"][0]["action"], "request");
+
+    let missing = ApiEvent::fixture("apigw-show-request.json");
+    assert_refused(&call(&app, &missing).await, 404, "not_found");
+    let garbage = ApiEvent::fixture("apigw-show-request.json").id("not-an-id");
+    assert_refused(&call(&app, &garbage).await, 400, "bad_request");
+}
+
+#[tokio::test]
+async fn cancel_removes_the_time_out_and_updates_the_message() {
+    let app = FakeApp::new(infra_config());
+    let id = created(&app).await;
+    assert!(app
+        .scheduler
+        .schedule_named(&format!("timeout-{id}"))
+        .is_some());
+
+    let by_bob = ApiEvent::fixture("apigw-cancel-request.json")
+        .id(id.as_str())
+        .caller(BOB_ARN);
+    assert_refused(&call(&app, &by_bob).await, 403, "forbidden");
+
+    let cancel = ApiEvent::fixture("apigw-cancel-request.json").id(id.as_str());
+    let (status, body) = call(&app, &cancel).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["request"]["state"], "CANCELLED");
+    assert!(app
+        .scheduler
+        .schedule_named(&format!("timeout-{id}"))
+        .is_none());
+    assert!(app.notifier.notices().iter().any(|n| matches!(
+        n,
+        Notice::Update { request, .. } if request.state == State::Cancelled
+    )));
+
+    assert_refused(&call(&app, &cancel).await, 409, "conflict");
+}
+
+#[tokio::test]
+async fn exports_the_audit_trail_to_auditors_only() {
+    let app = FakeApp::new(infra_config());
+    created(&app).await;
+    let export = ApiEvent::fixture("apigw-audit-export.json");
+    let (status, body) = call(&app, &export).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["events"],
+        json!([]),
+        "the fixture asks since 2026-11-01"
+    );
+    let (status, body) = call(&app, &export.query("since=2026-01-01T00:00:00Z")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"].as_array().map(Vec::len), Some(1));
+    assert_eq!(body["heads"][0]["audit_seq"], 1);
+
+    let alice = ApiEvent::fixture("apigw-audit-export.json").caller(ALICE_ARN);
+    assert_refused(&call(&app, &alice).await, 403, "forbidden");
+    let bad_since = ApiEvent::fixture("apigw-audit-export.json").query("since=yesterday");
+    assert_refused(&call(&app, &bad_since).await, 400, "bad_request");
+}
+
+#[tokio::test]
+async fn other_routes_are_not_found() {
+    let app = FakeApp::new(infra_config());
+    let mut event = create();
+    event.0["requestContext"]["http"]["method"] = Value::from("DELETE");
+    assert_refused(&call(&app, &event).await, 404, "not_found");
+    let mut event = create();
+    event.0["rawPath"] = Value::from("/elsewhere");
+    assert_refused(&call(&app, &event).await, 404, "not_found");
+}
+
+#[tokio::test]
+async fn a_fault_answers_500_without_detail() {
+    let app = FakeApp::new(infra_config());
+    app.store.fail_next(1);
+    let (status, body) = call(&app, &create()).await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        body,
+        json!({"error": "internal", "message": "internal error"})
+    );
+}
+
+#[tokio::test]
+async fn the_announcement_failing_still_opens_the_request() {
+    let app = FakeApp::new(infra_config());
+    app.notifier.fail_next(1);
+    let id = created(&app).await;
+    assert_eq!(
+        app.request(&id).message,
+        None,
+        "the sweep announces it later"
+    );
+}

@@ -1,0 +1,193 @@
+//! The revoke function. It receives four kinds of event and tells them apart by shape:
+//!
+//! - an API Gateway HTTP API event (`"version": "2.0"` with `requestContext.http`):
+//!   `POST /requests/{id}/revoke` `{"reason"?}` by the requester or an approver, answered like
+//!   the other API routes;
+//! - a schedule's input ([`ScheduledAction`]): `{"action":"expire"|"timeout","request_id"}`
+//!   ends a grant at expiry or an unanswered request, `{"action":"sweep"}` runs the sweep;
+//! - a Lambda destination record (`requestContext.condition`, e.g. `RetriesExhausted`):
+//!   escalate failed every retry, so the request becomes FAILED with the error.
+//!
+//! Faults of scheduled and destination events are returned as `Err`, so the platform retries
+//! them; duplicate or late deliveries find the request moved on and do nothing.
+
+use elevate_core::ports::ScheduledAction;
+use elevate_core::service::{self, App, ServiceError, SweepReport};
+use elevate_core::RequestId;
+use elevate_request::api::{self, caller, json_body, json_response, request_id, respond, route};
+use elevate_request::api::{ApiError, ReasonBody};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use lambda_runtime::Diagnostic;
+use serde_json::{json, Value};
+
+/// One event, told apart by its shape.
+#[derive(Debug)]
+pub enum Event {
+    Http(Box<Request>),
+    Scheduled(ScheduledAction),
+    /// escalate's OnFailure destination: the request it could not escalate, and why.
+    EscalationFailed {
+        request_id: RequestId,
+        error: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    #[error("event not understood: {0}")]
+    BadEvent(String),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error("the sweep had {} failed steps (see the log); the next sweep retries them", .0.errors)]
+    Sweep(SweepReport),
+}
+
+impl From<RevokeError> for Diagnostic {
+    fn from(err: RevokeError) -> Diagnostic {
+        let error_type = match &err {
+            RevokeError::BadEvent(_) => "BadEvent",
+            RevokeError::Service(_) => "RevokeFailed",
+            RevokeError::Sweep(_) => "SweepFailed",
+        };
+        Diagnostic {
+            error_type: error_type.to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+impl Event {
+    /// Tells the kinds of event apart.
+    pub fn parse(value: Value) -> Result<Event, RevokeError> {
+        if value["version"] == "2.0" && value["requestContext"]["http"].is_object() {
+            let request = lambda_http::request::from_str(&value.to_string())
+                .map_err(|err| RevokeError::BadEvent(format!("API Gateway event: {err}")))?;
+            return Ok(Event::Http(Box::new(request)));
+        }
+        if let Some(condition) = value["requestContext"]["condition"].as_str() {
+            return destination_record(&value, condition);
+        }
+        if value.get("action").is_some() {
+            return serde_json::from_value(value)
+                .map(Event::Scheduled)
+                .map_err(|err| RevokeError::BadEvent(format!("scheduled action: {err}")));
+        }
+        Err(RevokeError::BadEvent(
+            "expected an API Gateway v2 event, a schedule's {\"action\":...}, or a Lambda destination record"
+                .to_owned(),
+        ))
+    }
+}
+
+/// The request and error of a destination record of escalate's failed invocation.
+fn destination_record(value: &Value, condition: &str) -> Result<Event, RevokeError> {
+    let request_id = value["requestPayload"]["request_id"]
+        .as_str()
+        .ok_or_else(|| {
+            RevokeError::BadEvent("destination record without requestPayload.request_id".into())
+        })?
+        .parse::<RequestId>()
+        .map_err(|err| RevokeError::BadEvent(err.to_string()))?;
+    let attempts = value["requestContext"]["approximateInvokeCount"].as_u64();
+    let cause = value["responsePayload"]["errorMessage"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| match condition {
+            "EventAgeExceeded" => "the escalation was not run before its event expired".to_owned(),
+            other => format!("the escalation failed ({other})"),
+        });
+    let error = match attempts {
+        Some(n) => format!("{cause} (after {n} attempts)"),
+        None => cause,
+    };
+    Ok(Event::EscalationFailed { request_id, error })
+}
+
+/// Handles one event. An HTTP event is always answered `Ok` with its HTTP response (a 500
+/// included); the others answer `Err` on faults so the platform retries.
+pub async fn handle(app: &App, event: Value) -> Result<Value, RevokeError> {
+    match Event::parse(event)? {
+        Event::Http(request) => Ok(http_response(handle_http(app, *request).await)),
+        Event::Scheduled(action) => scheduled(app, &action).await,
+        Event::EscalationFailed { request_id, error } => {
+            escalation_failed(app, &request_id, &error).await
+        }
+    }
+}
+
+/// `POST /requests/{id}/revoke`.
+#[tracing::instrument(skip_all, fields(method = %request.method(), path = %request.uri().path(), caller))]
+pub async fn handle_http(app: &App, request: Request) -> Response<Body> {
+    let answer = async {
+        let route = route(&request);
+        let (&Method::POST, ["requests", id, "revoke"]) = (route.method, route.segments.as_slice())
+        else {
+            return Err(api::no_route(&request));
+        };
+        let person = caller(app, &request)?;
+        let id = request_id(id)?;
+        let reason = json_body::<ReasonBody>(&request)?.reason();
+        let revoked = service::revoke(app, person, &id, reason).await?;
+        Ok::<_, ApiError>(json_response(200, &json!({ "request": revoked })))
+    };
+    respond(answer.await)
+}
+
+/// The HTTP answer as API Gateway (payload 2.0) expects it from a function.
+pub fn http_response(response: Response<Body>) -> Value {
+    let (parts, body) = response.into_parts();
+    let mut answer = ApiGatewayV2httpResponse::default();
+    answer.status_code = i64::from(parts.status.as_u16());
+    answer.headers = parts.headers;
+    answer.is_base64_encoded = matches!(body, Body::Binary(_));
+    answer.body = match body {
+        Body::Empty => None,
+        other => Some(other),
+    };
+    serde_json::to_value(&answer).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "cannot serialize the HTTP answer");
+        json!({ "statusCode": 500, "body": "{\"error\":\"internal\",\"message\":\"internal error\"}" })
+    })
+}
+
+#[tracing::instrument(skip_all, fields(action = ?action))]
+async fn scheduled(app: &App, action: &ScheduledAction) -> Result<Value, RevokeError> {
+    if *action == ScheduledAction::Sweep {
+        let report = service::sweep(app).await?;
+        if report.errors > 0 {
+            return Err(RevokeError::Sweep(report));
+        }
+        return Ok(json!({ "sweep": report }));
+    }
+    match service::end_by_schedule(app, action).await {
+        Ok(Some(request)) => Ok(json!({ "request_id": request.id, "state": request.state })),
+        Ok(None) => Ok(json!({ "noop": true })),
+        // A schedule for a request that does not exist (any more): retrying cannot help.
+        Err(err) if err.is_refusal() => {
+            tracing::warn!(error = %err, "schedule refers to nothing to end");
+            Ok(json!({ "noop": true }))
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "could not end the request; the platform retries");
+            Err(err.into())
+        }
+    }
+}
+
+#[tracing::instrument(skip_all, fields(request_id = %id))]
+async fn escalation_failed(app: &App, id: &RequestId, error: &str) -> Result<Value, RevokeError> {
+    match service::fail(app, id, "escalate", error).await {
+        Ok(Some(request)) => Ok(json!({ "request_id": request.id, "state": request.state })),
+        Ok(None) => Ok(json!({ "noop": true })),
+        Err(err) if err.is_refusal() => {
+            tracing::warn!(error = %err, "failed escalation of an unknown request");
+            Ok(json!({ "noop": true }))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
