@@ -53,7 +53,7 @@ async fn escalates_and_deescalates_through_iam_group_membership() {
 
     let answer = handle(&iam, &group, event("target-escalate.json", &user)).await;
     assert_eq!(answer, fixture("target-answer-ok.json"));
-    assert_eq!(members(&iam, &group).await, [user.clone()]);
+    assert_eq!(members(&iam, &group).await, std::slice::from_ref(&user));
     // Granting twice is success.
     assert_eq!(
         handle(&iam, &group, event("target-escalate.json", &user)).await,
