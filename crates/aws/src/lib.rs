@@ -1,1 +1,16 @@
-pub fn x() {}
+//! AWS adapters of elevate's ports: one module per port. Each adapter is given its SDK client
+//! and resource names; none reads the environment (endpoints and credentials come from the
+//! `SdkConfig` the caller built). SDK errors become port errors with the SDK error kept as the
+//! source ([`AwsError`]).
+
+pub mod dynamo;
+pub mod error;
+pub mod iam;
+pub mod lambda;
+pub mod scheduler;
+
+pub use dynamo::DynamoStore;
+pub use error::AwsError;
+pub use iam::IamGroupStrategy;
+pub use lambda::{LambdaInvoker, LambdaStrategy};
+pub use scheduler::{EventBridgeScheduler, SchedulerTarget};

@@ -37,6 +37,40 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(50);
 /// A port picked as free can be taken by someone else before moto binds it: try again.
 const START_ATTEMPTS: usize = 3;
 
+/// Put on the child's `PYTHONPATH` as `sitecustomize.py`. moto's TransactWriteItems copies
+/// the whole table before it starts and puts the copy back when the transaction fails, so two
+/// requests handled at the same time undo each other (a lost race wipes the winner's write).
+/// DynamoDB serializes writes to an item; this makes moto handle one request at a time (still
+/// accepting connections on its threads), and marks its answers so the harness can check.
+const ONE_REQUEST_AT_A_TIME: &str = r#"# Written by elevate-testkit for one moto_server child.
+import threading
+
+try:
+    import werkzeug.serving as _serving
+
+    _run_simple = _serving.run_simple
+    _lock = threading.Lock()
+
+    def _one_at_a_time(app):
+        def handle(environ, start_response):
+            def start(status, headers, exc_info=None):
+                headers = list(headers) + [("X-Elevate-Testkit", "one-request-at-a-time")]
+                return start_response(status, headers, exc_info)
+
+            with _lock:
+                return list(app(environ, start))
+
+        return handle
+
+    def run_simple(hostname, port, application, *args, **kwargs):
+        return _run_simple(hostname, port, _one_at_a_time(application), *args, **kwargs)
+
+    _serving.run_simple = run_simple
+except Exception:  # the harness notices the missing header and says so
+    pass
+"#;
+const SERIALIZED_HEADER: &str = "x-elevate-testkit: one-request-at-a-time";
+
 const SETUP_HINT: &str = "run `make setup` to install the moto server (PyPI `moto[server]`), \
                           or point AWS_ENDPOINT_URL at a running one";
 
@@ -45,14 +79,15 @@ const SETUP_HINT: &str = "run `make setup` to install the moto server (PyPI `mot
 #[derive(Debug)]
 pub struct Moto {
     endpoint: String,
-    /// Held for its `Drop`, which kills the server.
-    #[allow(dead_code)]
+    /// The server started for this test (killed on drop), or `None` when reusing one.
     server: Option<Server>,
 }
 
 #[derive(Debug)]
 struct Server {
     child: Child,
+    /// Holds the log and the `sitecustomize.py`; removed on drop.
+    dir: PathBuf,
     log: PathBuf,
 }
 
@@ -70,6 +105,25 @@ impl Moto {
         }
     }
 
+    /// Starts a server of this test's own even when `AWS_ENDPOINT_URL` is set: for tests that
+    /// rely on the started server handling one request at a time (see
+    /// [`Moto::serializes_requests`]), such as races between transactions.
+    ///
+    /// # Panics
+    /// Like [`Moto::start`].
+    pub async fn start_own() -> Moto {
+        Moto::spawn("moto_server").await
+    }
+
+    /// Whether this server handles one request at a time, as every server started here does.
+    /// moto's TransactWriteItems is not safe under concurrent requests (a failed transaction
+    /// puts back a copy of the whole table taken before it started, undoing whatever was
+    /// written meanwhile); DynamoDB itself serializes writes to an item. A server reused from
+    /// `AWS_ENDPOINT_URL` may not.
+    pub fn serializes_requests(&self) -> bool {
+        self.server.is_some()
+    }
+
     /// The endpoint URL, e.g. `http://127.0.0.1:53412`.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
@@ -79,13 +133,7 @@ impl Moto {
     /// credentials, this endpoint. Built by hand, so no environment variable, profile or
     /// instance metadata can leak into a test.
     pub async fn sdk_config(&self) -> SdkConfig {
-        let credentials = Credentials::new("testing", "testing", None, None, "elevate-testkit");
-        SdkConfig::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .credentials_provider(SharedCredentialsProvider::new(credentials))
-            .endpoint_url(self.endpoint.clone())
-            .build()
+        sdk_config_for(&self.endpoint)
     }
 
     async fn reuse(url: String) -> Moto {
@@ -109,34 +157,46 @@ impl Moto {
         let mut last_failure = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            let log = std::env::temp_dir().join(format!(
-                "elevate-testkit-moto-{}-{port}.log",
+            let dir = std::env::temp_dir().join(format!(
+                "elevate-testkit-moto-{}-{port}",
                 std::process::id()
             ));
-            let log_file = File::create(&log)
-                .unwrap_or_else(|e| panic!("cannot create the moto log {}: {e}", log.display()));
-            let log_err = log_file
-                .try_clone()
-                .unwrap_or_else(|e| panic!("cannot open the moto log {}: {e}", log.display()));
+            let log = dir.join("moto.log");
+            let prepared = std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::write(dir.join("sitecustomize.py"), ONE_REQUEST_AT_A_TIME))
+                .and_then(|()| File::create(&log))
+                .and_then(|out| Ok((out.try_clone()?, out)));
+            let (log_out, log_err) = prepared.unwrap_or_else(|e| {
+                panic!("cannot prepare the moto directory {}: {e}", dir.display())
+            });
+            // Only the child's environment changes, never this process's.
+            let python_path = match std::env::var_os("PYTHONPATH") {
+                Some(existing) if !existing.is_empty() => {
+                    let mut paths = vec![dir.clone()];
+                    paths.extend(std::env::split_paths(&existing));
+                    std::env::join_paths(paths).unwrap_or_else(|_| dir.clone().into_os_string())
+                }
+                _ => dir.clone().into_os_string(),
+            };
             let child = Command::new(program)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("PYTHONPATH", python_path)
                 .stdin(Stdio::null())
-                .stdout(log_file)
+                .stdout(log_out)
                 .stderr(log_err)
                 .spawn();
             let child = match child {
                 Ok(child) => child,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    let _ = std::fs::remove_file(&log);
-                    panic!("`{program}` is not on PATH: {SETUP_HINT}")
-                }
                 Err(e) => {
-                    let _ = std::fs::remove_file(&log);
+                    let _ = std::fs::remove_dir_all(&dir);
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        panic!("`{program}` is not on PATH: {SETUP_HINT}")
+                    }
                     panic!("cannot start `{program}`: {e}; {SETUP_HINT}")
                 }
             };
             // From here on, dropping `server` kills the child, whatever happens below.
-            let mut server = Server { child, log };
+            let mut server = Server { child, dir, log };
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             match server.wait_ready(addr).await {
                 Ok(()) => {
@@ -162,11 +222,18 @@ impl Server {
             if let Some(status) = self.exited() {
                 return Err(format!("it exited ({status}):\n{}", self.log_tail()));
             }
-            if answers(addr) {
+            if let Some(head) = probe(addr) {
                 if let Some(status) = self.exited() {
                     return Err(format!(
                         "it exited ({status}) while {addr} answered:\n{}",
                         self.log_tail()
+                    ));
+                }
+                if !head.to_ascii_lowercase().contains(SERIALIZED_HEADER) {
+                    return Err(format!(
+                        "it answered without handling one request at a time (the testkit's \
+                         sitecustomize.py was not applied: did moto stop starting through \
+                         werkzeug.serving.run_simple?):\n{head}"
                     ));
                 }
                 return Ok(());
@@ -200,8 +267,20 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// An SDK config for any stand-in server at `endpoint` (a fake Invoke API, the local
+/// gateway): region us-east-1, static dummy credentials, nothing read from the environment.
+pub fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    let credentials = Credentials::new("testing", "testing", None, None, "elevate-testkit");
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .endpoint_url(endpoint)
+        .build()
 }
 
 /// A name no other test (of this run or of another process sharing the server) uses:
@@ -232,7 +311,12 @@ fn free_port() -> u16 {
 
 /// Whether an HTTP server answers `GET /moto-api/` at `addr`.
 fn answers(addr: SocketAddr) -> bool {
-    let probe = || -> std::io::Result<bool> {
+    probe(addr).is_some()
+}
+
+/// The response head of `GET /moto-api/` at `addr`, if an HTTP server answers there.
+fn probe(addr: SocketAddr) -> Option<String> {
+    let exchange = || -> std::io::Result<String> {
         let timeout = Duration::from_millis(500);
         let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
         stream.set_read_timeout(Some(timeout))?;
@@ -241,11 +325,17 @@ fn answers(addr: SocketAddr) -> bool {
             format!("GET /moto-api/ HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
                 .as_bytes(),
         )?;
-        let mut head = [0_u8; 12];
-        stream.read_exact(&mut head)?;
-        Ok(head.starts_with(b"HTTP/"))
+        let mut head = Vec::new();
+        let mut byte = [0_u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+            if stream.read(&mut byte)? == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+        Ok(String::from_utf8_lossy(&head).into_owned())
     };
-    probe().unwrap_or(false)
+    exchange().ok().filter(|head| head.starts_with("HTTP/"))
 }
 
 /// `host:port` of an `http://` or `https://` URL.
@@ -326,11 +416,16 @@ mod tests {
         let listed = iam.list_groups().send().await.expect("list groups");
         assert!(listed.groups().iter().any(|g| g.group_name() == group));
 
-        let owned = moto.server.is_some();
         let addr = socket_addr_of(moto.endpoint()).expect("addr");
+        let dir = moto.server.as_ref().map(|server| server.dir.clone());
+        if dir.is_some() {
+            let head = probe(addr).expect("answers").to_ascii_lowercase();
+            assert!(head.contains(SERIALIZED_HEADER), "{head}");
+        }
         drop(moto);
-        if owned {
+        if let Some(dir) = dir {
             assert!(!answers(addr), "moto still answers after drop");
+            assert!(!dir.exists(), "{} is left behind", dir.display());
         }
     }
 }

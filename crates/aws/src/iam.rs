@@ -1,0 +1,212 @@
+//! [`Strategy`] for `iam_group` targets: access is membership of an IAM group.
+
+use async_trait::async_trait;
+use aws_sdk_iam::Client;
+use elevate_core::config::{Person, Target, TargetKind};
+use elevate_core::model::Request;
+use elevate_core::ports::{Membership, Strategy, StrategyError};
+use tracing::instrument;
+
+use crate::error::AwsError;
+
+/// Adds people to and removes them from the IAM group of the target.
+#[derive(Debug, Clone)]
+pub struct IamGroupStrategy {
+    client: Client,
+}
+
+impl IamGroupStrategy {
+    pub fn new(client: Client) -> Self {
+        IamGroupStrategy { client }
+    }
+
+    /// Why `RemoveUserFromGroup` answered NoSuchEntity, for the log: the membership is gone in
+    /// every case, but a missing group or user means someone changed IAM behind elevate's back
+    /// (or the config names the wrong group).
+    async fn explain_no_such_entity(&self, group: &str, user: &str) -> Absence {
+        match self
+            .client
+            .get_group()
+            .group_name(group)
+            .max_items(1)
+            .send()
+            .await
+        {
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
+            {
+                return Absence::GroupMissing
+            }
+            Err(err) => {
+                return Absence::Unexplained(
+                    AwsError::new(format!("iam GetGroup {group}"), err).to_string(),
+                )
+            }
+            Ok(_) => {}
+        }
+        match self.client.get_user().user_name(user).send().await {
+            Ok(_) => Absence::NotAMember,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
+            {
+                Absence::UserMissing
+            }
+            // GetUser may not be allowed to elevate (its policy is scoped to the groups).
+            Err(err) => {
+                Absence::Unexplained(AwsError::new(format!("iam GetUser {user}"), err).to_string())
+            }
+        }
+    }
+}
+
+enum Absence {
+    NotAMember,
+    GroupMissing,
+    UserMissing,
+    Unexplained(String),
+}
+
+fn group_of(target: &Target) -> Result<&str, StrategyError> {
+    match &target.kind {
+        TargetKind::IamGroup { group } => Ok(group),
+        TargetKind::Lambda { .. } => Err(StrategyError::WrongTarget(target.name.clone())),
+    }
+}
+
+#[async_trait]
+impl Strategy for IamGroupStrategy {
+    #[instrument(skip_all, fields(request_id = %request.id, group, user = %person.iam_user), err)]
+    async fn escalate(
+        &self,
+        target: &Target,
+        person: &Person,
+        request: &Request,
+    ) -> Result<(), StrategyError> {
+        let group = group_of(target)?;
+        tracing::Span::current().record("group", group);
+        // Adding a member twice is accepted by IAM, so a retried escalation is harmless.
+        match self
+            .client
+            .add_user_to_group()
+            .group_name(group)
+            .user_name(&person.iam_user)
+            .send()
+            .await
+        {
+            Ok(_) => {
+                tracing::info!("added to the IAM group");
+                Ok(())
+            }
+            // Retrying will not create the group or the user: refuse with IAM's own words.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
+            {
+                Err(StrategyError::Refused(
+                    AwsError::new(
+                        format!("iam AddUserToGroup {} to {group}", person.iam_user),
+                        err,
+                    )
+                    .to_string(),
+                ))
+            }
+            Err(err) => Err(StrategyError::Unavailable(AwsError::boxed(
+                format!("iam AddUserToGroup {} to {group}", person.iam_user),
+                err,
+            ))),
+        }
+    }
+
+    #[instrument(skip_all, fields(request_id = %request.id, group, user = %person.iam_user), err)]
+    async fn deescalate(
+        &self,
+        target: &Target,
+        person: &Person,
+        request: &Request,
+    ) -> Result<(), StrategyError> {
+        let group = group_of(target)?;
+        tracing::Span::current().record("group", group);
+        let err = match self
+            .client
+            .remove_user_from_group()
+            .group_name(group)
+            .user_name(&person.iam_user)
+            .send()
+            .await
+        {
+            Ok(_) => {
+                tracing::info!("removed from the IAM group");
+                return Ok(());
+            }
+            Err(err) => err,
+        };
+        if !err
+            .as_service_error()
+            .is_some_and(|e| e.is_no_such_entity_exception())
+        {
+            return Err(StrategyError::Unavailable(AwsError::boxed(
+                format!("iam RemoveUserFromGroup {} from {group}", person.iam_user),
+                err,
+            )));
+        }
+        // The membership is gone, which is what was asked; say why it already was.
+        match self.explain_no_such_entity(group, &person.iam_user).await {
+            Absence::NotAMember => tracing::info!("was no longer a member of the IAM group"),
+            Absence::GroupMissing => {
+                tracing::warn!("the IAM group does not exist (deleted, or misnamed in the config)")
+            }
+            Absence::UserMissing => tracing::warn!("the IAM user does not exist (deleted?)"),
+            Absence::Unexplained(why) => tracing::warn!(
+                error = %why,
+                "IAM answered NoSuchEntity; the user was not a member, or the user or group is missing"
+            ),
+        }
+        Ok(())
+    }
+
+    #[instrument(skip_all, fields(group, user = %person.iam_user), err)]
+    async fn is_member(
+        &self,
+        target: &Target,
+        person: &Person,
+    ) -> Result<Membership, StrategyError> {
+        let group = group_of(target)?;
+        tracing::Span::current().record("group", group);
+        let mut users = self
+            .client
+            .get_group()
+            .group_name(group)
+            .into_paginator()
+            .items()
+            .send();
+        loop {
+            match users.next().await {
+                None => return Ok(Membership::Absent),
+                // IAM user names are unique regardless of case.
+                Some(Ok(user)) if user.user_name().eq_ignore_ascii_case(&person.iam_user) => {
+                    return Ok(Membership::Present)
+                }
+                Some(Ok(_)) => {}
+                Some(Err(err))
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_no_such_entity_exception()) =>
+                {
+                    tracing::warn!("the IAM group does not exist, so nobody is a member");
+                    return Ok(Membership::Absent);
+                }
+                Some(Err(err)) => {
+                    return Err(StrategyError::Unavailable(AwsError::boxed(
+                        format!("iam GetGroup {group}"),
+                        err,
+                    )))
+                }
+            }
+        }
+    }
+}

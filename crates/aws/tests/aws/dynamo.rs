@@ -1,0 +1,413 @@
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use chrono::{Duration, Utc};
+use elevate_aws::DynamoStore;
+use elevate_core::machine::{apply, Command, Transition};
+use elevate_core::model::{Actor, MessageRef, RequestId, State};
+use elevate_core::ports::{RequestStore, StoreError};
+use elevate_core::verify_chain;
+use elevate_testkit::{unique_name, Moto};
+
+use crate::{at, new_request};
+
+async fn store(moto: &Moto) -> (DynamoStore, Client) {
+    let client = Client::new(&moto.sdk_config().await);
+    let table = unique_name("requests");
+    DynamoStore::create_table(&client, &table)
+        .await
+        .expect("create table");
+    (DynamoStore::new(client.clone(), table), client)
+}
+
+fn approve(request: &elevate_core::Request, by: &str, now: chrono::DateTime<Utc>) -> Transition {
+    apply(
+        request,
+        Command::Approve {
+            reason: Some("looks right".to_owned()),
+        },
+        &Actor::person(by),
+        now,
+    )
+    .expect("approve")
+}
+
+fn deny(request: &elevate_core::Request, by: &str, now: chrono::DateTime<Utc>) -> Transition {
+    apply(
+        request,
+        Command::Deny {
+            reason: Some("not during the freeze".to_owned()),
+        },
+        &Actor::person(by),
+        now,
+    )
+    .expect("deny")
+}
+
+#[tokio::test]
+async fn a_request_with_every_field_set_round_trips_as_native_attributes() {
+    let moto = Moto::start().await;
+    let (store, client) = store(&moto).await;
+
+    let (mut request, event) = new_request("alice", at("2026-11-25T10:00:00.123456789Z"));
+    request.decided_at = Some(at("2026-11-25T10:01:00.000000001Z"));
+    request.decided_by = Some("bob".to_owned());
+    request.decision_reason = Some("ok ✓, \"quoted\"".to_owned());
+    request.activated_at = Some(at("2026-11-25T10:01:02Z"));
+    request.expires_at = Some(at("2026-11-25T11:01:02.5Z"));
+    request.ended_at = Some(at("2026-11-25T10:30:00.999999999Z"));
+    request.ended_by = Some("elevate:revoke".to_owned());
+    request.failure = Some("IAM throttled us".to_owned());
+    request.message = Some(MessageRef {
+        channel: "C0123".to_owned(),
+        ts: "1764064800.000100".to_owned(),
+    });
+
+    store.create(&request, &event).await.expect("create");
+    assert_eq!(
+        store.get(&request.id).await.expect("get"),
+        Some(request.clone())
+    );
+    assert_eq!(
+        store.audit_events(&request.id).await.expect("events"),
+        vec![event.clone()]
+    );
+    let unknown = RequestId::generate(Utc::now());
+    assert_eq!(store.get(&unknown).await.expect("get unknown"), None);
+
+    // Readable in the console: one attribute per field, numbers as numbers.
+    let raw = client
+        .get_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S(format!("REQ#{}", request.id)))
+        .key("sk", AttributeValue::S("REQ".to_owned()))
+        .send()
+        .await
+        .expect("raw get")
+        .item
+        .expect("item");
+    assert_eq!(raw.get("state"), Some(&AttributeValue::S("PENDING".into())));
+    assert_eq!(raw.get("duration"), Some(&AttributeValue::N("3600".into())));
+    assert_eq!(raw.get("audit_seq"), Some(&AttributeValue::N("1".into())));
+    assert_eq!(
+        raw.get("created_at"),
+        Some(&AttributeValue::S("2026-11-25T10:00:00.123456789Z".into()))
+    );
+    assert!(matches!(raw.get("message"), Some(AttributeValue::M(_))));
+    assert_eq!(
+        raw.get("gsi1pk"),
+        Some(&AttributeValue::S("REQUESTER#alice".into()))
+    );
+    assert_eq!(
+        raw.get("gsi2pk"),
+        Some(&AttributeValue::S("STATE#PENDING".into()))
+    );
+
+    // The same id again is refused and changes nothing.
+    let err = store.create(&request, &event).await.expect_err("duplicate");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        store.audit_events(&request.id).await.expect("events").len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_concurrent_decisions_exactly_one_wins_and_only_its_event_is_stored() {
+    // A server of our own, which handles one request at a time as DynamoDB serializes writes
+    // to an item: a shared moto lets a failed transaction undo a concurrent one.
+    let moto = Moto::start_own().await;
+    assert!(moto.serializes_requests());
+    let (store, _) = store(&moto).await;
+
+    for round in 0..5 {
+        let created_at = Utc::now();
+        let (request, event) = new_request("alice", created_at);
+        store.create(&request, &event).await.expect("create");
+        let decided_at = created_at + Duration::seconds(30);
+        let approved = approve(&request, "bob", decided_at);
+        let denied = deny(&request, "carol", decided_at);
+
+        let (approve_result, deny_result) = tokio::join!(
+            store.transition(State::Pending, &approved.request, &approved.event),
+            store.transition(State::Pending, &denied.request, &denied.event),
+        );
+        let winner = match (approve_result, deny_result) {
+            (Ok(()), Err(StoreError::Conflict(_))) => &approved,
+            (Err(StoreError::Conflict(_)), Ok(())) => &denied,
+            other => panic!("round {round}: expected one Ok and one Conflict, got {other:?}"),
+        };
+
+        let events = store.audit_events(&request.id).await.expect("events");
+        assert_eq!(events.len(), 2, "round {round}: creation + the winner only");
+        assert_eq!(events[0], event);
+        assert_eq!(events[1], winner.event);
+        let stored = store.get(&request.id).await.expect("get").expect("stored");
+        assert_eq!(stored, winner.request);
+        verify_chain(&events, Some((stored.audit_seq, &stored.audit_head))).expect("chain");
+    }
+}
+
+#[tokio::test]
+async fn a_stale_or_inconsistent_transition_writes_nothing() {
+    let moto = Moto::start().await;
+    let (store, _) = store(&moto).await;
+    let now = Utc::now();
+    let (request, event) = new_request("alice", now);
+    store.create(&request, &event).await.expect("create");
+
+    // Expected state wrong.
+    let approved = approve(&request, "bob", now);
+    let err = store
+        .transition(State::Approved, &approved.request, &approved.event)
+        .await
+        .expect_err("wrong expected state");
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("PENDING")),
+        "{err}"
+    );
+
+    // Right state, but the event does not follow the stored audit sequence.
+    store
+        .transition(State::Pending, &approved.request, &approved.event)
+        .await
+        .expect("approve");
+    let replay = store
+        .transition(State::Pending, &approved.request, &approved.event)
+        .await
+        .expect_err("replayed transition");
+    assert!(matches!(replay, StoreError::Conflict(_)), "{replay}");
+    let activated = apply(
+        &approved.request,
+        Command::Activate,
+        &Actor::system("escalate"),
+        now,
+    )
+    .expect("activate");
+    let mut skipped = activated.clone();
+    skipped.event.seq += 1;
+    skipped.request.audit_seq += 1;
+    let err = store
+        .transition(State::Approved, &skipped.request, &skipped.event)
+        .await
+        .expect_err("gap in the sequence");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+
+    // A request and an event that do not belong together are refused before any write.
+    let err = store
+        .transition(State::Approved, &activated.request, &approved.event)
+        .await
+        .expect_err("mismatched pair");
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+
+    assert_eq!(
+        store.audit_events(&request.id).await.expect("events").len(),
+        2
+    );
+    assert_eq!(
+        store.get(&request.id).await.expect("get"),
+        Some(approved.request.clone())
+    );
+
+    // A request that does not exist is NotFound, for transitions and announcements alike.
+    let (ghost, _) = new_request("alice", now);
+    let ghost_approved = approve(&ghost, "bob", now);
+    let err = store
+        .transition(
+            State::Pending,
+            &ghost_approved.request,
+            &ghost_approved.event,
+        )
+        .await
+        .expect_err("missing request");
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert!(store
+        .audit_events(&ghost.id)
+        .await
+        .expect("events")
+        .is_empty());
+    let message = MessageRef {
+        channel: "C1".into(),
+        ts: "1.2".into(),
+    };
+    let err = store
+        .set_message(&ghost.id, &message)
+        .await
+        .expect_err("missing request");
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_transition_keeps_the_announcement_and_clears_unset_fields() {
+    let moto = Moto::start().await;
+    let (store, _) = store(&moto).await;
+    let now = Utc::now();
+    let (mut request, event) = new_request("alice", now);
+    request.failure = Some("left over".to_owned());
+    store.create(&request, &event).await.expect("create");
+    let message = MessageRef {
+        channel: "C0123".into(),
+        ts: "1764064800.000100".into(),
+    };
+    store
+        .set_message(&request.id, &message)
+        .await
+        .expect("set message");
+
+    // Approved from the copy read before the announcement was recorded, with failure unset.
+    let mut approved = approve(&request, "bob", now);
+    approved.request.failure = None;
+    store
+        .transition(State::Pending, &approved.request, &approved.event)
+        .await
+        .expect("approve");
+
+    let stored = store.get(&request.id).await.expect("get").expect("stored");
+    assert_eq!(stored.message, Some(message));
+    assert_eq!(stored.failure, None);
+    assert_eq!(stored.state, State::Approved);
+    assert_eq!(stored.decided_by.as_deref(), Some("bob"));
+}
+
+#[tokio::test]
+async fn listings_follow_state_changes() {
+    let moto = Moto::start().await;
+    let (store, _) = store(&moto).await;
+    let t0 = Utc::now() - Duration::hours(1);
+    let (first, e1) = new_request("alice", t0);
+    let (second, e2) = new_request("alice", t0 + Duration::minutes(1));
+    let (other, e3) = new_request("bob", t0 + Duration::minutes(2));
+    for (request, event) in [(&first, &e1), (&second, &e2), (&other, &e3)] {
+        store.create(request, event).await.expect("create");
+    }
+
+    let ids = |requests: Vec<elevate_core::Request>| -> Vec<RequestId> {
+        requests.into_iter().map(|r| r.id).collect()
+    };
+    assert_eq!(
+        ids(store.list_by_requester("alice", None).await.expect("list")),
+        vec![second.id.clone(), first.id.clone()],
+        "newest first"
+    );
+    assert_eq!(
+        ids(store.list_by_state(State::Pending).await.expect("list")),
+        vec![first.id.clone(), second.id.clone(), other.id.clone()],
+        "oldest first"
+    );
+
+    let approved = approve(&first, "bob", t0 + Duration::minutes(5));
+    store
+        .transition(State::Pending, &approved.request, &approved.event)
+        .await
+        .expect("approve");
+
+    assert_eq!(
+        ids(store.list_by_state(State::Pending).await.expect("list")),
+        vec![second.id.clone(), other.id.clone()]
+    );
+    assert_eq!(
+        store.list_by_state(State::Approved).await.expect("list"),
+        vec![approved.request.clone()]
+    );
+    assert_eq!(
+        store
+            .list_by_requester("alice", Some(State::Approved))
+            .await
+            .expect("list"),
+        vec![approved.request.clone()]
+    );
+    assert_eq!(
+        ids(store
+            .list_by_requester("alice", Some(State::Pending))
+            .await
+            .expect("list")),
+        vec![second.id.clone()]
+    );
+    assert_eq!(
+        ids(store.list_by_requester("alice", None).await.expect("list")),
+        vec![second.id.clone(), first.id.clone()]
+    );
+    assert!(store
+        .list_by_requester("carol", None)
+        .await
+        .expect("list")
+        .is_empty());
+    assert!(store
+        .list_by_state(State::Active)
+        .await
+        .expect("list")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn audit_since_returns_the_events_from_a_time_on_in_time_order() {
+    let moto = Moto::start().await;
+    let (store, _) = store(&moto).await;
+    let now = Utc::now();
+
+    let (old, old_created) = new_request("alice", now - Duration::days(100));
+    store.create(&old, &old_created).await.expect("create");
+    let (mid, mid_created) = new_request("bob", now - Duration::days(3));
+    store.create(&mid, &mid_created).await.expect("create");
+    let mid_approved = approve(&mid, "alice", now - Duration::days(2));
+    store
+        .transition(State::Pending, &mid_approved.request, &mid_approved.event)
+        .await
+        .expect("approve");
+    let (recent, recent_created) = new_request("carol", now - Duration::minutes(1));
+    store
+        .create(&recent, &recent_created)
+        .await
+        .expect("create");
+
+    let everything = vec![
+        old_created.clone(),
+        mid_created.clone(),
+        mid_approved.event.clone(),
+        recent_created.clone(),
+    ];
+    assert_eq!(store.audit_since(None).await.expect("all"), everything);
+
+    // More than the day-by-day limit back: served by one scan of the index.
+    assert_eq!(
+        store
+            .audit_since(Some(now - Duration::days(90)))
+            .await
+            .expect("since 90 days"),
+        everything[1..].to_vec()
+    );
+    // Recent: day by day, inclusive of the first instant.
+    assert_eq!(
+        store
+            .audit_since(Some(mid_approved.event.at))
+            .await
+            .expect("since the approval"),
+        everything[2..].to_vec()
+    );
+    assert_eq!(
+        store
+            .audit_since(Some(mid_approved.event.at + Duration::nanoseconds(1)))
+            .await
+            .expect("just after the approval"),
+        everything[3..].to_vec()
+    );
+    assert!(store
+        .audit_since(Some(now + Duration::hours(1)))
+        .await
+        .expect("future")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn creating_the_table_again_is_harmless() {
+    let moto = Moto::start().await;
+    let (store, client) = store(&moto).await;
+    DynamoStore::create_table(&client, store.table())
+        .await
+        .expect("create again");
+    let (request, event) = new_request("alice", Utc::now());
+    store.create(&request, &event).await.expect("create");
+    DynamoStore::create_table(&client, store.table())
+        .await
+        .expect("create a third time");
+    assert_eq!(store.get(&request.id).await.expect("get"), Some(request));
+}

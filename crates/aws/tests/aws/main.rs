@@ -1,0 +1,47 @@
+//! The AWS adapters against a real moto server (one per test, see `elevate_testkit::Moto`).
+//! All in one test binary: one link, and the tests run in parallel with unique resource names.
+//! They fail when moto cannot be started, never skip.
+
+mod dynamo;
+mod iam;
+mod lambda;
+mod scheduler;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use elevate_core::audit::AuditEvent;
+use elevate_core::config::Person;
+use elevate_core::machine::{open, NewRequest};
+use elevate_core::model::{Request, RequestId};
+
+pub fn person(name: &str, iam_user: &str) -> Person {
+    Person {
+        name: name.to_owned(),
+        iam_user: iam_user.to_owned(),
+        slack_id: format!("U{}", name.to_uppercase()),
+        email: format!("{name}@example.com"),
+    }
+}
+
+/// A fresh PENDING request of `requester` opened at `now`, and its creation event.
+pub fn new_request(requester: &str, now: DateTime<Utc>) -> (Request, AuditEvent) {
+    open(
+        RequestId::generate(now),
+        NewRequest {
+            flow: "infra_access".to_owned(),
+            target: "admins".to_owned(),
+            requester: requester.to_owned(),
+            reason: "incident 42: restart the stuck workers".to_owned(),
+            duration: Duration::from_secs(3600),
+            pending_timeout: Duration::from_secs(900),
+        },
+        now,
+    )
+}
+
+pub fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .expect("RFC 3339 time")
+        .with_timezone(&Utc)
+}
