@@ -3,4 +3,5 @@ pub mod apigw;
 pub mod dispatch;
 pub mod identity;
 pub mod invoke_api;
+pub mod pump;
 pub mod sigv4;
