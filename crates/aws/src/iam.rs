@@ -20,10 +20,10 @@ impl IamGroupStrategy {
         IamGroupStrategy { client }
     }
 
-    /// Why `RemoveUserFromGroup` answered NoSuchEntity, for the log: the membership is gone in
-    /// every case, but a missing group or user means someone changed IAM behind elevate's back
-    /// (or the config names the wrong group).
-    async fn explain_no_such_entity(&self, group: &str, user: &str) -> Absence {
+    /// Why `user` is not in `group`: what `deescalate` logs when IAM answers NoSuchEntity. The
+    /// membership is gone in every case, but a missing group or user means someone changed IAM
+    /// behind elevate's back (or the config names the wrong group).
+    pub async fn explain_absence(&self, group: &str, user: &str) -> Absence {
         match self
             .client
             .get_group()
@@ -63,10 +63,14 @@ impl IamGroupStrategy {
     }
 }
 
-enum Absence {
+/// Why a user is not a member of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Absence {
+    /// Group and user exist; the user is just not a member (any more).
     NotAMember,
     GroupMissing,
     UserMissing,
+    /// IAM could not be asked (e.g. elevate may not call GetUser): the error.
     Unexplained(String),
 }
 
@@ -155,7 +159,7 @@ impl Strategy for IamGroupStrategy {
             )));
         }
         // The membership is gone, which is what was asked; say why it already was.
-        match self.explain_no_such_entity(group, &person.iam_user).await {
+        match self.explain_absence(group, &person.iam_user).await {
             Absence::NotAMember => tracing::info!("was no longer a member of the IAM group"),
             Absence::GroupMissing => {
                 tracing::warn!("the IAM group does not exist (deleted, or misnamed in the config)")

@@ -1,6 +1,6 @@
 use aws_sdk_iam::Client;
 use chrono::Utc;
-use elevate_aws::IamGroupStrategy;
+use elevate_aws::iam::{Absence, IamGroupStrategy};
 use elevate_core::config::{Target, TargetKind};
 use elevate_core::ports::{Membership, Strategy, StrategyError};
 use elevate_testkit::{unique_name, Moto};
@@ -151,6 +151,26 @@ async fn missing_groups_and_users() {
             .await
             .expect("read"),
         Membership::Absent
+    );
+
+    // What the log says in each case.
+    let missing_group_name = unique_name("nogroup");
+    assert_eq!(
+        strategy.explain_absence(&missing_group_name, &user).await,
+        Absence::GroupMissing
+    );
+    assert_eq!(
+        strategy.explain_absence(&group, &user).await,
+        Absence::UserMissing
+    );
+    iam.create_user()
+        .user_name(&user)
+        .send()
+        .await
+        .expect("create user");
+    assert_eq!(
+        strategy.explain_absence(&group, &user).await,
+        Absence::NotAMember
     );
 }
 
