@@ -1,6 +1,7 @@
 //! What every elevate function's `main` shares: the environment read once into [`Env`], the
 //! flows config (embedded at build time, or read from `ELEVATE_CONFIG_PATH`), JSON logs, the
-//! AWS SDK config and the Slack secrets.
+//! AWS SDK config and the Slack secrets, and the [`App`](elevate_core::service::App) built from
+//! them ([`start`], [`build_app`]).
 //!
 //! ```no_run
 //! # async fn main_body() -> Result<(), Box<dyn std::error::Error>> {
@@ -13,10 +14,12 @@
 //! # let _ = (config, slack); Ok(()) }
 //! ```
 
+mod app;
 mod config;
 mod env;
 mod secrets;
 
+pub use app::{build_app, start, StartError, Started};
 pub use aws_config::SdkConfig;
 pub use config::{embedded_config, load_config, load_config_from, ConfigLoadError};
 pub use env::{Env, EnvError, EnvSpec, SchedulerEnv, DEFAULT_SLACK_API_URL};

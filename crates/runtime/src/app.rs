@@ -1,0 +1,177 @@
+//! Building the [`App`] of a function from its environment: the AWS adapters of elevate-aws over
+//! SDK clients of one `SdkConfig`, and the Slack Web API notifier.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use elevate_aws::{
+    DynamoStore, EventBridgeScheduler, IamGroupStrategy, LambdaInvoker, LambdaStrategy,
+    SchedulerTarget,
+};
+use elevate_core::ports::{Invoker, StrategyRouter, SystemClock};
+use elevate_core::service::{App, Settings};
+use elevate_core::Config;
+use elevate_slack::SlackNotifier;
+
+use crate::config::ConfigLoadError;
+use crate::env::{Env, EnvError, EnvSpec};
+use crate::secrets::{SecretsError, SlackSecrets};
+
+/// The App of a function with the adapters of the real world: DynamoDB, IAM (and custom target
+/// functions), EventBridge Scheduler, Lambda, Slack, the system clock.
+///
+/// The scheduler variables are required (every function's use cases create or delete
+/// schedules). `ELEVATE_ESCALATE_FUNCTION` is optional: functions that never start an
+/// escalation (request, escalate) are built without it.
+pub fn build_app(
+    env: &Env,
+    config: Config,
+    sdk: &SdkConfig,
+    slack: &SlackSecrets,
+) -> Result<App, EnvError> {
+    let schedules = env.scheduler()?;
+    let invoker: Arc<dyn Invoker> = Arc::new(LambdaInvoker::new(aws_sdk_lambda::Client::new(sdk)));
+    let strategy = StrategyRouter {
+        iam_group: Arc::new(IamGroupStrategy::new(aws_sdk_iam::Client::new(sdk))),
+        lambda: Arc::new(LambdaStrategy::new(invoker.clone())),
+    };
+    let scheduler = EventBridgeScheduler::new(
+        aws_sdk_scheduler::Client::new(sdk),
+        SchedulerTarget {
+            group: schedules.group.clone(),
+            target_arn: schedules.revoke_function_arn.clone(),
+            role_arn: schedules.role_arn.clone(),
+            dead_letter_arn: schedules.dlq_arn.clone(),
+        },
+    );
+    Ok(App {
+        config: Arc::new(config),
+        store: Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            env.table.clone(),
+        )),
+        strategy: Arc::new(strategy),
+        scheduler: Arc::new(scheduler),
+        notifier: Arc::new(SlackNotifier::new(
+            env.slack_api_url.clone(),
+            slack.bot_token.clone(),
+        )),
+        invoker,
+        clock: Arc::new(SystemClock),
+        settings: Settings::new(env.escalate_function.clone().unwrap_or_default()),
+    })
+}
+
+/// Why a function could not start. Init fails with it, and the message names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error(transparent)]
+    Config(#[from] ConfigLoadError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+}
+
+/// A started function: its App, and the Slack secrets (approve verifies signatures with them).
+pub struct Started {
+    pub app: App,
+    pub slack: SlackSecrets,
+}
+
+/// The cold start every function shares: JSON logs, the environment of `spec`, the flows
+/// config, the SDK config, the Slack secrets, and the App built from them.
+pub async fn start(spec: EnvSpec) -> Result<Started, StartError> {
+    crate::init_tracing();
+    let result = async {
+        let env = Env::from_env(spec)?;
+        let config = crate::load_config(&env)?;
+        let sdk = crate::aws_config().await;
+        let slack = crate::slack_secrets(&sdk, &env.slack_secret_arn).await?;
+        let app = build_app(&env, config, &sdk, &slack)?;
+        Ok::<_, StartError>(Started { app, slack })
+    }
+    .await;
+    if let Err(err) = &result {
+        tracing::error!(error = %err, "cannot start");
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Result<Env, EnvError> {
+        let spec = EnvSpec {
+            scheduler: true,
+            escalate_function: true,
+        };
+        Env::from_lookup(spec, |name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+    }
+
+    const VARS: &[(&str, &str)] = &[
+        ("ELEVATE_TABLE", "elevate"),
+        ("ELEVATE_SCHEDULE_GROUP", "elevate"),
+        (
+            "ELEVATE_SCHEDULER_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/scheduler",
+        ),
+        (
+            "ELEVATE_REVOKE_FUNCTION_ARN",
+            "arn:aws:lambda:us-east-1:123456789012:function:elevate-revoke",
+        ),
+        ("ELEVATE_ESCALATE_FUNCTION", "elevate-escalate"),
+        (
+            "ELEVATE_SLACK_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:slack",
+        ),
+    ];
+
+    fn secrets() -> SlackSecrets {
+        SlackSecrets {
+            bot_token: "xoxb-test".into(),
+            signing_secret: "secret".into(),
+        }
+    }
+
+    #[test]
+    fn builds_the_app_of_a_function() {
+        let env = env(VARS).expect("env");
+        let config = crate::load_config_from(None).expect("embedded config");
+        let sdk = SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let app = build_app(&env, config, &sdk, &secrets()).expect("app");
+        assert_eq!(app.settings.escalate_function, "elevate-escalate");
+        assert!(app.config.flow("infra_access").is_some());
+    }
+
+    #[test]
+    fn the_scheduler_variables_are_required() {
+        let without: Vec<(&str, &str)> = VARS
+            .iter()
+            .copied()
+            .filter(|(name, _)| *name != "ELEVATE_SCHEDULE_GROUP")
+            .collect();
+        assert_eq!(
+            env(&without).expect_err("missing"),
+            EnvError::Missing("ELEVATE_SCHEDULE_GROUP")
+        );
+        let mut approve_style = env(VARS).expect("env");
+        approve_style.scheduler = None;
+        let config = crate::load_config_from(None).expect("config");
+        let sdk = SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let built = build_app(&approve_style, config, &sdk, &secrets());
+        assert!(
+            matches!(built, Err(EnvError::Missing("ELEVATE_SCHEDULE_GROUP"))),
+            "the scheduler variables are required"
+        );
+    }
+}
