@@ -1,4 +1,14 @@
 //! The local gateway of `make dev`: the parts of AWS that moto cannot play.
+//!
+//! - [`sigv4`]: verifies SigV4-signed requests, as API Gateway's AWS_IAM authorizer does.
+//! - [`identity`]: one moto IAM user and access key per person of elevate.toml, their AWS
+//!   profiles, and the `authorizer.iam` context of a verified caller.
+//! - [`apigw`]: the HTTP API of docs/contracts.md: routes, caller check, payload 2.0 events.
+//! - [`invoke_api`]: the Lambda Invoke API (Event and RequestResponse).
+//! - [`pump`]: fires moto's schedules, which moto never does.
+//!
+//! Every function runs through one [`dispatch::Dispatcher`], which runs the handlers in process.
+
 pub mod apigw;
 pub mod dispatch;
 pub mod identity;

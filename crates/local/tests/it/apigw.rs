@@ -1,7 +1,7 @@
 //! The local API Gateway over real HTTP: callers sign like the CLI (the SDK's SigV4 signer),
 //! functions receive payload 2.0 events, their answers come back as HTTP responses.
 
-mod common;
+use super::common;
 
 use std::sync::Arc;
 use std::time::SystemTime;

@@ -1,6 +1,6 @@
 //! The Invoke API, driven by the real `aws-sdk-lambda` client.
 
-mod common;
+use super::common;
 
 use std::sync::Arc;
 use std::time::Duration;

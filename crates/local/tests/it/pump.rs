@@ -1,6 +1,6 @@
 //! The scheduler pump against a real moto server.
 
-mod common;
+use super::common;
 
 use std::time::{Duration, Instant};
 

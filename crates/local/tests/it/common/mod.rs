@@ -1,6 +1,5 @@
 //! What the gateway's tests share: servers on free loopback ports that stop with the test,
 //! and a scriptable dispatcher.
-#![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
