@@ -172,7 +172,11 @@ impl Config {
         let lines = Lines(text);
         let raw: RawConfig = toml::from_str(text).map_err(|err| ConfigError {
             line: err.span().map_or(1, |span| lines.at(span.start)),
-            message: err.message().trim().to_owned(),
+            message: match err.message().trim() {
+                "" => "not valid TOML here (control characters are not allowed, even in comments)"
+                    .to_owned(),
+                message => message.to_owned(),
+            },
         })?;
         validate(raw, &lines)
     }
