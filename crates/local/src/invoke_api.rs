@@ -1,8 +1,14 @@
 //! The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`), answering like
 //! Lambda does, so that `aws-sdk-lambda` clients (approve → escalate, custom targets) work
 //! unchanged against the local gateway.
+//!
+//! An asynchronous (`Event`) invocation that fails is retried like Lambda retries it (twice by
+//! default, after a delay), and when the retries are exhausted its on-failure destination gets
+//! Lambda's destination record (template.yaml: escalate's failures go to revoke).
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -17,11 +23,50 @@ use crate::dispatch::{function_name, DispatchError, Dispatcher};
 /// The path the SDK posts to; `{name}` is a name or an (URL-encoded) ARN.
 pub const INVOKE_PATH: &str = "/2015-03-31/functions/{name}/invocations";
 
-/// A router serving the Invoke API through `dispatcher`.
+/// What happens to a failed asynchronous invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncPolicy {
+    /// Lambda's `MaximumRetryAttempts` (0 to 2, default 2).
+    pub retries: u32,
+    /// The wait before the first retry, doubled for each next one (Lambda waits about a
+    /// minute, then two; a local stack need not).
+    pub first_delay: Duration,
+    /// Function name → the function receiving its failure record (`OnFailure` destination).
+    pub on_failure: HashMap<String, String>,
+}
+
+impl Default for AsyncPolicy {
+    /// Lambda's two retries, without a destination.
+    fn default() -> Self {
+        AsyncPolicy {
+            retries: 2,
+            first_delay: Duration::from_secs(1),
+            on_failure: HashMap::new(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Invoke {
+    dispatcher: Arc<dyn Dispatcher>,
+    policy: Arc<AsyncPolicy>,
+}
+
+/// A router serving the Invoke API through `dispatcher`, with Lambda's default retries of
+/// asynchronous invocations.
 pub fn router(dispatcher: Arc<dyn Dispatcher>) -> Router {
+    router_with(dispatcher, AsyncPolicy::default())
+}
+
+/// A router serving the Invoke API through `dispatcher`, asynchronous failures handled by
+/// `policy`.
+pub fn router_with(dispatcher: Arc<dyn Dispatcher>, policy: AsyncPolicy) -> Router {
     Router::new()
         .route(INVOKE_PATH, post(invoke))
-        .with_state(dispatcher)
+        .with_state(Invoke {
+            dispatcher,
+            policy: Arc::new(policy),
+        })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +91,7 @@ impl InvocationType {
 }
 
 async fn invoke(
-    State(dispatcher): State<Arc<dyn Dispatcher>>,
+    State(Invoke { dispatcher, policy }): State<Invoke>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -80,12 +125,7 @@ async fn invoke(
     match invocation_type {
         InvocationType::DryRun => StatusCode::NO_CONTENT.into_response(),
         InvocationType::Event => {
-            tokio::spawn(async move {
-                match dispatcher.invoke(&function, payload).await {
-                    Ok(_) => tracing::debug!(%function, "async invocation done"),
-                    Err(error) => tracing::error!(%function, %error, "async invocation failed"),
-                }
-            });
+            tokio::spawn(invoke_async(dispatcher, policy, function, payload));
             with_version(StatusCode::ACCEPTED.into_response())
         }
         InvocationType::RequestResponse => match dispatcher.invoke(&function, payload).await {
@@ -110,6 +150,78 @@ async fn invoke(
             }
         },
     }
+}
+
+/// One asynchronous invocation: the first attempt, the retries, then the destination.
+async fn invoke_async(
+    dispatcher: Arc<dyn Dispatcher>,
+    policy: Arc<AsyncPolicy>,
+    function: String,
+    payload: Value,
+) {
+    let mut delay = policy.first_delay;
+    let mut attempts = 0;
+    let failure = loop {
+        attempts += 1;
+        match dispatcher.invoke(&function, payload.clone()).await {
+            Ok(_) => {
+                tracing::debug!(%function, attempts, "async invocation done");
+                return;
+            }
+            Err(error @ DispatchError::UnknownFunction(_)) => {
+                tracing::error!(%function, %error, "async invocation of an unknown function");
+                return;
+            }
+            Err(DispatchError::Failed {
+                error_type,
+                message,
+            }) => {
+                if attempts > policy.retries {
+                    break (error_type, message);
+                }
+                tracing::warn!(%function, attempts, %error_type, %message, retry_in = ?delay, "async invocation failed; Lambda retries it");
+                tokio::time::sleep(delay).await;
+                delay = delay.saturating_mul(2);
+            }
+        }
+    };
+    let (error_type, message) = failure;
+    let Some(destination) = policy.on_failure.get(&function) else {
+        tracing::error!(%function, attempts, %error_type, %message, "async invocation failed; retries exhausted");
+        return;
+    };
+    tracing::error!(%function, attempts, %error_type, %message, %destination, "async invocation failed; retries exhausted, sending the record to its destination");
+    let record = failure_record(&function, attempts, payload, &error_type, &message);
+    if let Err(error) = dispatcher.invoke(destination, record).await {
+        tracing::error!(%function, %destination, %error, "the on-failure destination failed");
+    }
+}
+
+/// The record Lambda sends to an `OnFailure` destination once retries are exhausted.
+pub fn failure_record(
+    function: &str,
+    attempts: u32,
+    request_payload: Value,
+    error_type: &str,
+    message: &str,
+) -> Value {
+    json!({
+        "version": "1.0",
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "requestContext": {
+            "requestId": uuid::Uuid::now_v7().to_string(),
+            "functionArn": format!("{}:$LATEST", crate::functions::function_arn(function)),
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": request_payload,
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "responsePayload": { "errorType": error_type, "errorMessage": message },
+    })
 }
 
 fn json_body(value: &Value) -> ([(&'static str, &'static str); 1], String) {

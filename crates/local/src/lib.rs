@@ -6,12 +6,20 @@
 //! - [`apigw`]: the HTTP API of docs/contracts.md: routes, caller check, payload 2.0 events.
 //! - [`invoke_api`]: the Lambda Invoke API (Event and RequestResponse).
 //! - [`pump`]: fires moto's schedules, which moto never does.
+//! - [`slack_page`]: the approver's page over the Slack stand-in, clicks signed like Slack's.
+//! - [`bootstrap`]: the tutorial's resources and elevate's own, created in moto.
+//! - [`stack`]: `elevate-local up`, everything above on one port.
 //!
-//! Every function runs through one [`dispatch::Dispatcher`], which runs the handlers in process.
+//! Every function runs through one [`dispatch::Dispatcher`]; [`functions::InProcess`] runs the
+//! handlers in process.
 
 pub mod apigw;
+pub mod bootstrap;
 pub mod dispatch;
+pub mod functions;
 pub mod identity;
 pub mod invoke_api;
 pub mod pump;
 pub mod sigv4;
+pub mod slack_page;
+pub mod stack;

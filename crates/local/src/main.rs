@@ -1,14 +1,216 @@
-//! The local gateway of make dev: API Gateway, Lambda Invoke API, Scheduler firing, Slack stand-in.
+//! elevate-local: the local stack of `make dev` (docs/contracts.md, "Local stack").
 //!
-//! The parts live in the library (`elevate_local`); they are wired to the function handlers
-//! once those exist.
+//! `elevate-local up` starts moto, creates the tutorial's resources in it, runs the four
+//! functions in process behind the API routes, the Lambda Invoke API, the Scheduler pump and
+//! the Slack stand-in with its page, writes `<state-dir>/stack.json`, prints what to run next,
+//! and runs in the foreground until Ctrl-C (or SIGTERM) stops everything it started.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+use elevate_local::stack::{Stack, UpOptions};
+use tracing_subscriber::EnvFilter;
+
+/// The local stack of elevate: moto, the functions, API Gateway, Scheduler and Slack stand-ins.
+#[derive(Debug, Parser)]
+#[command(name = "elevate-local", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the local stack in the foreground (Ctrl-C stops it)
+    Up(UpArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct UpArgs {
+    /// The flows and people (elevate.toml)
+    #[arg(long, default_value = "infra/elevate.toml")]
+    config: PathBuf,
+    /// Where the AWS profiles and stack.json are written
+    #[arg(long, default_value = ".local")]
+    state_dir: PathBuf,
+    /// The gateway's port on 127.0.0.1 (0: any free port)
+    #[arg(long, default_value_t = 4000)]
+    port: u16,
+    /// moto's port on 127.0.0.1 (0: any free port)
+    #[arg(long, default_value_t = 0)]
+    moto_port: u16,
+    /// Send the functions' AWS calls here instead of to moto (e.g. a fault-injecting proxy)
+    #[arg(long, value_name = "URL")]
+    functions_aws_endpoint: Option<String>,
+}
+
 fn main() -> ExitCode {
-    eprintln!(
-        "elevate-local: the gateway's parts are built (sigv4, identity, apigw, invoke_api, pump) \
-         but not yet wired to the function handlers"
-    );
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("elevate-local: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Up(args) => runtime.block_on(up(args)),
+    }
+}
+
+async fn up(args: UpArgs) -> ExitCode {
+    let options = UpOptions {
+        config: args.config,
+        state_dir: args.state_dir,
+        port: args.port,
+        moto_port: args.moto_port,
+        functions_aws_endpoint: args.functions_aws_endpoint,
+    };
+    let stack = tokio::select! {
+        started = Stack::up(options) => match started {
+            Ok(stack) => stack,
+            Err(error) => {
+                eprintln!("elevate-local: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ = shutdown_signal() => {
+            eprintln!("elevate-local: stopped while starting");
+            return ExitCode::from(130);
+        }
+    };
+    println!("{}", summary(&stack));
+    shutdown_signal().await;
+    eprintln!("elevate-local: stopping…");
+    stack.stop().await;
+    eprintln!("elevate-local: stopped");
+    ExitCode::SUCCESS
+}
+
+/// What to run next, and where to click.
+fn summary(stack: &Stack) -> String {
+    let info = stack.info();
+    let config = stack.config();
+    let flow = config.flows.first();
+    let requester = flow
+        .and_then(|f| match &f.requesters {
+            Some(names) => names.first().cloned(),
+            None => config.people.first().map(|p| p.name.clone()),
+        })
+        .unwrap_or_else(|| "alice".to_owned());
+    let approver = flow
+        .and_then(|f| {
+            f.approvers
+                .people
+                .iter()
+                .find(|p| **p != requester)
+                .cloned()
+        })
+        .unwrap_or_else(|| "bob".to_owned());
+    let flow_name = flow.map_or("infra_access", |f| f.name.as_str());
+    let group = flow
+        .and_then(|f| f.targets.first())
+        .map(|t| match &t.kind {
+            elevate_core::config::TargetKind::IamGroup { group } => group.clone(),
+            elevate_core::config::TargetKind::Lambda { function_arn } => function_arn.clone(),
+        })
+        .unwrap_or_default();
+    let bucket = match &stack.bootstrapped().demo_bucket {
+        Some(bucket) => format!("demo bucket {bucket}"),
+        None => "no demo bucket (moto refused it; see the log)".to_owned(),
+    };
+    let path_hint = elevate_binary()
+        .map(|dir| format!("  export PATH=\"{}:$PATH\"\n", dir.display()))
+        .unwrap_or_default();
+    let people = config
+        .people
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let lines = [
+        String::new(),
+        "elevate local stack is up (Ctrl-C stops it)".to_owned(),
+        format!("  API          {}", info.api_url),
+        format!("  Slack page   {}", info.slack_page),
+        format!("  moto         {}", info.moto_endpoint),
+        format!(
+            "  created      SymDemoAdmins, SymDemoEscalated, {bucket}, table {}, schedule group {},",
+            info.table, info.schedule_group
+        ),
+        format!(
+            "               users {} (profiles in {})",
+            people, info.aws_config_file
+        ),
+        String::new(),
+        "In another terminal, from this directory:".to_owned(),
+        format!(
+            "{path_hint}  export AWS_CONFIG_FILE={} AWS_SHARED_CREDENTIALS_FILE={} ELEVATE_API_URL={}",
+            info.aws_config_file, info.aws_credentials_file, info.api_url
+        ),
+        format!(
+            "  elevate --profile {requester} request {flow_name} --duration 2m --reason \"try the local stack\" --wait"
+        ),
+        String::new(),
+        format!(
+            "Then open {} to approve as {approver}: {requester} joins {group} until the time is up.",
+            info.slack_page
+        ),
+    ];
+    lines.join("\n")
+}
+
+/// The directory of the `elevate` binary built next to this one, when there is one.
+fn elevate_binary() -> Option<PathBuf> {
+    let dir = std::env::current_exe().ok()?.parent()?.to_path_buf();
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| dir.strip_prefix(&cwd).ok().map(Path::to_path_buf))
+        .map(|rel| PathBuf::from("$PWD").join(rel));
+    dir.join("elevate")
+        .is_file()
+        .then(|| relative.unwrap_or(dir))
+}
+
+/// Human-readable logs on stderr: `RUST_LOG`, else elevate at info and the SDKs at warn.
+fn init_tracing() {
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
+        EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_sts=warn,hyper=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .compact()
+        .try_init();
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
 }

@@ -153,10 +153,33 @@ impl Moto {
         }
     }
 
+    /// Starts `moto_server` handling one request at a time on `port` (0: a free port), for a
+    /// long-running local stack rather than a test: failures are returned, not panicked.
+    /// The server is killed when the returned `Moto` is dropped.
+    pub async fn start_on(port: u16) -> Result<Moto, String> {
+        Moto::try_spawn("moto_server", (port != 0).then_some(port)).await
+    }
+
     async fn spawn(program: &str) -> Moto {
+        Moto::try_spawn(program, None)
+            .await
+            .unwrap_or_else(|failure| panic!("{failure}"))
+    }
+
+    /// The failure says what to do (run `make setup`).
+    async fn try_spawn(program: &str, fixed_port: Option<u16>) -> Result<Moto, String> {
         let mut last_failure = String::new();
-        for _ in 0..START_ATTEMPTS {
-            let port = free_port();
+        // A fixed port cannot be taken again by retrying.
+        let attempts = if fixed_port.is_some() {
+            1
+        } else {
+            START_ATTEMPTS
+        };
+        for _ in 0..attempts {
+            let port = match fixed_port {
+                Some(port) => port,
+                None => free_port()?,
+            };
             let dir = std::env::temp_dir().join(format!(
                 "elevate-testkit-moto-{}-{port}",
                 std::process::id()
@@ -166,9 +189,8 @@ impl Moto {
                 .and_then(|()| std::fs::write(dir.join("sitecustomize.py"), ONE_REQUEST_AT_A_TIME))
                 .and_then(|()| File::create(&log))
                 .and_then(|out| Ok((out.try_clone()?, out)));
-            let (log_out, log_err) = prepared.unwrap_or_else(|e| {
-                panic!("cannot prepare the moto directory {}: {e}", dir.display())
-            });
+            let (log_out, log_err) = prepared
+                .map_err(|e| format!("cannot prepare the moto directory {}: {e}", dir.display()))?;
             // Only the child's environment changes, never this process's.
             let python_path = match std::env::var_os("PYTHONPATH") {
                 Some(existing) if !existing.is_empty() => {
@@ -190,9 +212,9 @@ impl Moto {
                 Err(e) => {
                     let _ = std::fs::remove_dir_all(&dir);
                     if e.kind() == std::io::ErrorKind::NotFound {
-                        panic!("`{program}` is not on PATH: {SETUP_HINT}")
+                        return Err(format!("`{program}` is not on PATH: {SETUP_HINT}"));
                     }
-                    panic!("cannot start `{program}`: {e}; {SETUP_HINT}")
+                    return Err(format!("cannot start `{program}`: {e}; {SETUP_HINT}"));
                 }
             };
             // From here on, dropping `server` kills the child, whatever happens below.
@@ -200,15 +222,17 @@ impl Moto {
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             match server.wait_ready(addr).await {
                 Ok(()) => {
-                    return Moto {
+                    return Ok(Moto {
                         endpoint: format!("http://127.0.0.1:{port}"),
                         server: Some(server),
-                    }
+                    })
                 }
                 Err(failure) => last_failure = failure,
             }
         }
-        panic!("`{program}` did not start: {last_failure}\n{SETUP_HINT}")
+        Err(format!(
+            "`{program}` did not start: {last_failure}\n{SETUP_HINT}"
+        ))
     }
 }
 
@@ -302,11 +326,11 @@ pub fn unique_name(prefix: &str) -> String {
 }
 
 /// A port nobody listens on right now.
-fn free_port() -> u16 {
+fn free_port() -> Result<u16, String> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
-        .unwrap_or_else(|e| panic!("cannot find a free local port: {e}"))
+        .map_err(|e| format!("cannot find a free local port: {e}"))
 }
 
 /// Whether an HTTP server answers `GET /moto-api/` at `addr`.

@@ -149,3 +149,93 @@ async fn a_body_that_is_not_json_is_refused() {
     );
     assert!(dispatcher.calls().is_empty());
 }
+
+#[tokio::test]
+async fn a_failing_event_is_retried_then_sent_to_its_destination() {
+    let failure = DispatchError::failed("EscalationFailed", "target unavailable");
+    let (dispatcher, mut calls) = FakeDispatcher::new(Ok(json!({"noop": true})));
+    for _ in 0..3 {
+        dispatcher.then(Err(failure.clone()));
+    }
+    let policy = elevate_local::invoke_api::AsyncPolicy {
+        retries: 2,
+        first_delay: Duration::from_millis(10),
+        on_failure: [("elevate-escalate".to_owned(), "elevate-revoke".to_owned())].into(),
+    };
+    let server = TestServer::start(elevate_local::invoke_api::router_with(
+        dispatcher.clone(),
+        policy,
+    ))
+    .await;
+    let answer = lambda_client(&server)
+        .invoke()
+        .function_name("arn:aws:lambda:us-east-1:123456789012:function:elevate-escalate")
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(r#"{"request_id":"r3"}"#))
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(answer.status_code(), 202);
+
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let call = tokio::time::timeout(Duration::from_secs(5), calls.recv())
+            .await
+            .expect("the next attempt")
+            .expect("a call");
+        seen.push(call);
+    }
+    let functions: Vec<&str> = seen.iter().map(|c| c.function.as_str()).collect();
+    assert_eq!(
+        functions,
+        [
+            "elevate-escalate",
+            "elevate-escalate",
+            "elevate-escalate",
+            "elevate-revoke"
+        ]
+    );
+    // The record revoke reads (functions/revoke/events/escalate-retries-exhausted.json).
+    let record = &seen[3].payload;
+    assert_eq!(record["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 3);
+    assert_eq!(record["requestPayload"], json!({"request_id": "r3"}));
+    assert_eq!(record["responsePayload"]["errorType"], "EscalationFailed");
+    assert_eq!(
+        record["responsePayload"]["errorMessage"],
+        "target unavailable"
+    );
+}
+
+#[tokio::test]
+async fn a_retried_event_that_succeeds_goes_nowhere_else() {
+    let (dispatcher, mut calls) = FakeDispatcher::new(Ok(json!({})));
+    dispatcher.then(Err(DispatchError::failed("Boom", "once")));
+    let policy = elevate_local::invoke_api::AsyncPolicy {
+        first_delay: Duration::from_millis(10),
+        on_failure: [("elevate-escalate".to_owned(), "elevate-revoke".to_owned())].into(),
+        ..Default::default()
+    };
+    let server = TestServer::start(elevate_local::invoke_api::router_with(
+        dispatcher.clone(),
+        policy,
+    ))
+    .await;
+    lambda_client(&server)
+        .invoke()
+        .function_name("elevate-escalate")
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(r#"{"request_id":"r4"}"#))
+        .send()
+        .await
+        .expect("invoke");
+    for _ in 0..2 {
+        let call = tokio::time::timeout(Duration::from_secs(5), calls.recv())
+            .await
+            .expect("an attempt")
+            .expect("a call");
+        assert_eq!(call.function, "elevate-escalate");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(dispatcher.calls().len(), 2, "{:?}", dispatcher.calls());
+}

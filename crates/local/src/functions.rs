@@ -1,0 +1,123 @@
+//! The functions of template.yaml, run in process behind the [`Dispatcher`]: each gets the
+//! event Lambda would give it and answers what Lambda would hand back.
+//!
+//! HTTP functions (request, approve) receive API Gateway payload 2.0 events, turned into an
+//! `http::Request` by lambda_http's own `LambdaRequest` conversion (so they see the same
+//! request, request context included, as under `lambda_http::run`), and answer payload 2.0
+//! responses. escalate, revoke and the example target get the JSON event as it is; an `Err`
+//! becomes the function error Lambda reports (`errorType`, `errorMessage`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use elevate_core::service::App;
+use lambda_http::request::LambdaRequest;
+use lambda_runtime::Diagnostic;
+use serde_json::Value;
+
+use crate::dispatch::{DispatchError, Dispatcher};
+
+pub const REQUEST: &str = "elevate-request";
+pub const APPROVE: &str = "elevate-approve";
+pub const ESCALATE: &str = "elevate-escalate";
+pub const REVOKE: &str = "elevate-revoke";
+pub const EXAMPLE_TARGET: &str = "elevate-example-target";
+
+/// Every function the local stack runs, by the name it has in template.yaml.
+pub const NAMES: [&str; 5] = [REQUEST, APPROVE, ESCALATE, REVOKE, EXAMPLE_TARGET];
+
+/// The ARN a function has in the local account (what schedules and flow targets name).
+pub fn function_arn(name: &str) -> String {
+    format!(
+        "arn:aws:lambda:us-east-1:{}:function:{name}",
+        crate::identity::MOTO_ACCOUNT_ID
+    )
+}
+
+/// The example custom target's state: its IAM client and the group it grants.
+pub struct ExampleTarget {
+    pub iam: aws_sdk_iam::Client,
+    pub group: String,
+}
+
+/// The functions' state, built once like at a cold start.
+pub struct Functions {
+    pub request: App,
+    pub approve: App,
+    /// The Slack signing secret approve verifies interactions with.
+    pub signing_secret: String,
+    pub escalate: App,
+    pub revoke: App,
+    pub example_target: ExampleTarget,
+}
+
+/// The [`Dispatcher`] running [`Functions`] in process.
+#[derive(Clone)]
+pub struct InProcess {
+    functions: Arc<Functions>,
+}
+
+impl InProcess {
+    pub fn new(functions: Functions) -> Self {
+        InProcess {
+            functions: Arc::new(functions),
+        }
+    }
+
+    pub fn functions(&self) -> &Functions {
+        &self.functions
+    }
+}
+
+#[async_trait]
+impl Dispatcher for InProcess {
+    async fn invoke(&self, function: &str, payload: Value) -> Result<Value, DispatchError> {
+        let f = &*self.functions;
+        match function {
+            REQUEST => {
+                let request = http_request(payload)?;
+                Ok(http_answer(
+                    elevate_request::handle(&f.request, request).await,
+                ))
+            }
+            APPROVE => {
+                let request = http_request(payload)?;
+                Ok(http_answer(
+                    elevate_approve::handle(&f.approve, &f.signing_secret, request).await,
+                ))
+            }
+            ESCALATE => match elevate_escalate::handle(&f.escalate, payload).await {
+                Ok(escalated) => serde_json::to_value(escalated).map_err(|e| {
+                    DispatchError::failed("Runtime.SerializationError", e.to_string())
+                }),
+                Err(error) => Err(function_error(error.into())),
+            },
+            REVOKE => elevate_revoke::handle(&f.revoke, payload)
+                .await
+                .map_err(|error| function_error(error.into())),
+            EXAMPLE_TARGET => {
+                let target = &f.example_target;
+                Ok(elevate_example_target::handle(&target.iam, &target.group, payload).await)
+            }
+            other => Err(DispatchError::UnknownFunction(other.to_owned())),
+        }
+    }
+}
+
+/// The request lambda_http would hand an HTTP function for this event.
+fn http_request(payload: Value) -> Result<lambda_http::Request, DispatchError> {
+    let event: LambdaRequest = serde_json::from_value(payload).map_err(|e| {
+        // What lambda_http's runtime reports when the event does not deserialize.
+        DispatchError::failed("Runtime.UnmarshalError", e.to_string())
+    })?;
+    Ok(event.into())
+}
+
+/// The payload 2.0 answer of an HTTP function's response, as lambda_http serializes it.
+fn http_answer(response: lambda_http::Response<lambda_http::Body>) -> Value {
+    elevate_revoke::http_response(response)
+}
+
+fn function_error(diagnostic: Diagnostic) -> DispatchError {
+    DispatchError::failed(diagnostic.error_type, diagnostic.error_message)
+}
