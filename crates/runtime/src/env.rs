@@ -28,17 +28,19 @@ impl EnvSpec {
         scheduler: true,
         escalate_function: false,
     };
+    /// Approve starts escalations and deletes the time-out schedule of a decided request.
     pub const APPROVE: EnvSpec = EnvSpec {
-        scheduler: false,
+        scheduler: true,
         escalate_function: true,
     };
     pub const ESCALATE: EnvSpec = EnvSpec {
         scheduler: true,
         escalate_function: false,
     };
+    /// Revoke's sweep starts the escalation again for approvals never escalated.
     pub const REVOKE: EnvSpec = EnvSpec {
         scheduler: true,
-        escalate_function: false,
+        escalate_function: true,
     };
 }
 
@@ -213,6 +215,8 @@ mod tests {
             (EnvSpec::ESCALATE, "ELEVATE_SCHEDULER_ROLE_ARN"),
             (EnvSpec::REVOKE, "ELEVATE_REVOKE_FUNCTION_ARN"),
             (EnvSpec::APPROVE, "ELEVATE_ESCALATE_FUNCTION"),
+            (EnvSpec::APPROVE, "ELEVATE_SCHEDULE_GROUP"),
+            (EnvSpec::REVOKE, "ELEVATE_ESCALATE_FUNCTION"),
             (EnvSpec::APPROVE, "ELEVATE_SLACK_SECRET_ARN"),
         ] {
             let mut vars = full();

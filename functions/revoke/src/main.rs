@@ -6,13 +6,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // Besides the schedules, revoke needs the escalate function: the sweep starts the
-    // escalation again for approvals that were never escalated.
-    let spec = EnvSpec {
-        escalate_function: true,
-        ..EnvSpec::REVOKE
-    };
-    let started = elevate_runtime::start(spec).await?;
+    let started = elevate_runtime::start(EnvSpec::REVOKE).await?;
     let app = &started.app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         elevate_revoke::handle(app, event.payload).await
