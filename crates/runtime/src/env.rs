@@ -239,21 +239,14 @@ mod tests {
     }
 
     #[test]
-    fn approve_needs_no_scheduler_variables() {
+    fn request_and_escalate_need_no_escalate_function() {
         let mut vars = full();
-        for name in [
-            "ELEVATE_SCHEDULE_GROUP",
-            "ELEVATE_SCHEDULER_ROLE_ARN",
-            "ELEVATE_REVOKE_FUNCTION_ARN",
-        ] {
-            vars.remove(name);
+        vars.remove("ELEVATE_ESCALATE_FUNCTION");
+        for spec in [EnvSpec::REQUEST, EnvSpec::ESCALATE] {
+            let env = read(spec, &vars).expect("env");
+            assert!(env.escalate_function().is_err());
+            assert!(env.scheduler().is_ok());
         }
-        let env = read(EnvSpec::APPROVE, &vars).expect("env");
-        assert_eq!(
-            env.escalate_function().expect("escalate"),
-            "elevate-escalate"
-        );
-        assert_eq!(env.scheduler, None);
     }
 
     #[test]

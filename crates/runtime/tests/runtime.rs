@@ -41,7 +41,11 @@ fn temp_config(text: &str) -> tempfile::NamedTempFile {
 }
 
 fn env_with_config_path(path: Option<&str>) -> Env {
-    Env::from_lookup(EnvSpec::APPROVE, |name| match name {
+    let spec = EnvSpec {
+        scheduler: false,
+        escalate_function: true,
+    };
+    Env::from_lookup(spec, |name| match name {
         "ELEVATE_TABLE" => Some("elevate".into()),
         "ELEVATE_ESCALATE_FUNCTION" => Some("elevate-escalate".into()),
         "ELEVATE_SLACK_SECRET_ARN" => Some("slack".into()),
