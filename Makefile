@@ -8,6 +8,11 @@ help: ## List the targets
 setup: ## Install the tools the tests need (moto server, cfn-lint)
 	.ci/setup
 
+dev: ## Run the local stack in the foreground (moto, the functions, the Slack page); Ctrl-C stops it
+	ELEVATE_SETUP_BROWSER=0 .ci/setup
+	cargo build -p elevate -p elevate-local
+	./target/debug/elevate-local up --config infra/elevate.toml --state-dir .local --port 4000
+
 test: ## Run every test (starts its own moto server on a free port)
 	cargo test --workspace --all-targets
 
@@ -71,4 +76,4 @@ deploy-strategy: ## Deploy infra/strategy.yaml (SymDemoAdmins, SymDemoEscalated,
 	aws cloudformation describe-stacks --stack-name $(STRATEGY_STACK) \
 		--query 'Stacks[0].Outputs' --output table
 
-.PHONY: help setup test lint validate sam-setup lambda-setup build build-x86 sam-build deploy deploy-strategy
+.PHONY: help setup dev test lint validate sam-setup lambda-setup build build-x86 sam-build deploy deploy-strategy
