@@ -43,6 +43,10 @@ struct UpArgs {
     /// Send the functions' AWS calls here instead of to moto (e.g. a fault-injecting proxy)
     #[arg(long, value_name = "URL")]
     functions_aws_endpoint: Option<String>,
+    /// Also stop when standard input closes: a harness holding the other end of a pipe gets
+    /// the stack (and moto) stopped however it exits
+    #[arg(long)]
+    stop_on_stdin_eof: bool,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +68,14 @@ fn main() -> ExitCode {
 }
 
 async fn up(args: UpArgs) -> ExitCode {
+    let stop_on_eof = args.stop_on_stdin_eof;
+    let shutdown = async move {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = stdin_closed(stop_on_eof) => {}
+        }
+    };
+    tokio::pin!(shutdown);
     let options = UpOptions {
         config: args.config,
         state_dir: args.state_dir,
@@ -79,13 +91,13 @@ async fn up(args: UpArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
-        _ = shutdown_signal() => {
+        _ = &mut shutdown => {
             eprintln!("elevate-local: stopped while starting");
             return ExitCode::from(130);
         }
     };
     println!("{}", summary(&stack));
-    shutdown_signal().await;
+    shutdown.await;
     eprintln!("elevate-local: stopping…");
     stack.stop().await;
     eprintln!("elevate-local: stopped");
@@ -189,6 +201,26 @@ fn init_tracing() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .compact()
         .try_init();
+}
+
+/// Completes when standard input reaches its end, if `enabled`; never otherwise.
+async fn stdin_closed(enabled: bool) {
+    if !enabled {
+        return std::future::pending().await;
+    }
+    let (closed, on_close) = tokio::sync::oneshot::channel::<()>();
+    // A thread, not the runtime: tokio's stdin reads on a thread it cannot cancel anyway.
+    let spawned = std::thread::Builder::new()
+        .name("stdin-watch".into())
+        .spawn(move || {
+            let mut sink = std::io::sink();
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut sink);
+            let _ = closed.send(());
+        });
+    if spawned.is_err() {
+        return std::future::pending().await;
+    }
+    let _ = on_close.await;
 }
 
 /// Ctrl-C or SIGTERM.
