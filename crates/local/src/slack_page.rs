@@ -3,8 +3,8 @@
 //!
 //! - `GET /slack`: the page (self-contained HTML, no external assets), polling
 //!   `/slack/messages` every second;
-//! - `GET /slack/messages[?as=<person>]`: the messages as they stand (with `as`, ephemeral
-//!   messages only when they are for that person), the people, who clicks by default;
+//! - `GET /slack/messages[?as=<person>]`: the messages as they stand (with `as`, ephemeral and
+//!   direct messages only when they are for that person), the people, who clicks by default;
 //! - `POST /slack/click` `{"as", "action": "approve"|"deny", "request_id", "channel", "ts"}`:
 //!   the `block_actions` payload Slack would send for that person's click, signed with the
 //!   signing secret and posted to the public `/slack/interactions` route like Slack posts it.
@@ -109,9 +109,18 @@ impl SlackPage {
             .and_then(|v| self.person(v))
             .map(|p| p.slack_id.clone());
         let all = self.inner.standin.recording().messages;
+        // Like Slack: an ephemeral message, or a direct message (its channel is a person's
+        // Slack id), is seen by its person only.
+        let private_to = |m: &PostedMessage| {
+            m.visible_to.clone().or_else(|| {
+                self.name_of(&m.channel)
+                    .is_some()
+                    .then(|| m.channel.clone())
+            })
+        };
         let messages: Vec<Value> = all
             .iter()
-            .filter(|m| match (&m.visible_to, viewer) {
+            .filter(|m| match (private_to(m), viewer) {
                 (None, _) | (Some(_), None) => true,
                 (Some(to), Some(_)) => viewer_id.as_deref() == Some(to.as_str()),
             })
@@ -143,6 +152,8 @@ impl SlackPage {
             "blocks": message.blocks,
             "visible_to": message.visible_to,
             "visible_to_name": message.visible_to.as_deref().and_then(|id| self.name_of(id)),
+            // A direct message: the person it was sent to.
+            "direct_to": self.name_of(&message.channel),
             "posted_at": message.posted_at,
             "updated_at": message.updated_at,
             "edits": message.edits,
