@@ -163,7 +163,9 @@ fn summary(stack: &Stack) -> String {
         "In another terminal, from this directory:".to_owned(),
         format!(
             "{path_hint}  export AWS_CONFIG_FILE={} AWS_SHARED_CREDENTIALS_FILE={} ELEVATE_API_URL={}",
-            info.aws_config_file, info.aws_credentials_file, info.api_url
+            from_anywhere(&info.aws_config_file),
+            from_anywhere(&info.aws_credentials_file),
+            info.api_url
         ),
         format!(
             "  elevate --profile {requester} request {flow_name} --duration 2m --reason \"try the local stack\" --wait"
@@ -175,6 +177,15 @@ fn summary(stack: &Stack) -> String {
         ),
     ];
     lines.join("\n")
+}
+
+/// A relative path as `$PWD/<path>`, so the exports still work after a `cd`.
+fn from_anywhere(path: &str) -> String {
+    if Path::new(path).is_relative() {
+        format!("$PWD/{path}")
+    } else {
+        path.to_owned()
+    }
 }
 
 /// The directory of the `elevate` binary built next to this one, when there is one.
