@@ -16,6 +16,9 @@ dev: ## Run the local stack in the foreground (moto, the functions, the Slack pa
 test: ## Run every test (starts its own moto server on a free port)
 	cargo test --workspace --all-targets
 
+bench: ## Benchmark against the local stack: table printed, figures in target/bench/results.json
+	cargo run -p elevate-bench
+
 lint: ## cargo fmt --check and clippy with warnings denied
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -76,4 +79,4 @@ deploy-strategy: ## Deploy infra/strategy.yaml (SymDemoAdmins, SymDemoEscalated,
 	aws cloudformation describe-stacks --stack-name $(STRATEGY_STACK) \
 		--query 'Stacks[0].Outputs' --output table
 
-.PHONY: help setup dev test lint validate sam-setup lambda-setup build build-x86 sam-build deploy deploy-strategy
+.PHONY: help setup dev test bench lint validate sam-setup lambda-setup build build-x86 sam-build deploy deploy-strategy

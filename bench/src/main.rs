@@ -1,0 +1,480 @@
+//! `make bench`: builds what it measures, runs every phase against fresh local stacks, prints
+//! the table and writes `target/bench/results.json`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use elevate_bench::binaries::{self, FUNCTIONS};
+use elevate_bench::config::BenchConfig;
+use elevate_bench::faults::FaultPlan;
+use elevate_bench::harness::Harness;
+use elevate_bench::init::{self, InitResult};
+use elevate_bench::measure::{self, ApprovalFigures, LatenessFigures};
+use elevate_bench::report::{fmt_ms, table, Machine, Row};
+use elevate_bench::scenarios::{
+    self, DoubleClickOptions, DoubleClickReport, FaultOptions, FaultReport,
+};
+use elevate_bench::stack::StackOptions;
+use serde::Serialize;
+
+/// Targets of issue 5.
+const APPROVAL_P50_MS: f64 = 150.0;
+const APPROVAL_P99_MS: f64 = 500.0;
+const LATENESS_P99_MS: f64 = 2000.0;
+const INIT_MS: f64 = 20.0;
+const BINARY_BYTES: u64 = 8_000_000;
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark elevate against the local stack (make bench)")]
+struct Args {
+    /// Small numbers, to try the bench itself in a few minutes (figures not representative).
+    #[arg(long)]
+    quick: bool,
+    /// Use the binaries already built instead of building them.
+    #[arg(long)]
+    skip_builds: bool,
+    /// Where the JSON goes.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+struct Sizes {
+    approvals: usize,
+    lateness_grants: usize,
+    lateness_lead: Duration,
+    double_clicks: usize,
+    fault_grants: usize,
+    init_starts: usize,
+}
+
+impl Sizes {
+    fn full() -> Sizes {
+        Sizes {
+            approvals: 200,
+            lateness_grants: 520,
+            lateness_lead: Duration::from_secs(100),
+            double_clicks: 200,
+            fault_grants: 100,
+            init_starts: 9,
+        }
+    }
+
+    fn quick() -> Sizes {
+        Sizes {
+            approvals: 20,
+            lateness_grants: 30,
+            lateness_lead: Duration::from_secs(75),
+            double_clicks: 20,
+            fault_grants: 20,
+            init_starts: 3,
+        }
+    }
+}
+
+#[derive(Serialize, Default)]
+struct BinarySizes {
+    /// What `cargo lambda build` was asked for.
+    requested: String,
+    /// Why arm64 was not built, when it was not.
+    fallback: Option<String>,
+    binaries: Vec<BinarySize>,
+}
+
+#[derive(Serialize)]
+struct BinarySize {
+    name: String,
+    bytes: u64,
+    /// Read from the ELF header.
+    arch: String,
+}
+
+#[derive(Serialize)]
+struct Results {
+    machine: Machine,
+    /// How the driver itself was built (`cargo run` with or without --release).
+    driver_build: &'static str,
+    /// The stack measured: target/debug/elevate-local, functions in process.
+    stack: &'static str,
+    build_seconds: Vec<(String, f64)>,
+    approval: Option<ApprovalFigures>,
+    revoke_lateness: Option<LatenessFigures>,
+    cold_init: Vec<InitResult>,
+    binary_sizes: BinarySizes,
+    concurrency: Option<DoubleClickReport>,
+    faults: Option<FaultReport>,
+    rows: Vec<Row>,
+    errors: Vec<String>,
+}
+
+fn build_all(results: &mut Results) {
+    let bins: Vec<&str> = FUNCTIONS.iter().flat_map(|f| ["--bin", f]).collect();
+    let mut step = |label: &str, args: Vec<&str>| -> Result<(), String> {
+        let took = binaries::cargo(&args).map_err(|e| e.to_string())?;
+        results
+            .build_seconds
+            .push((label.to_owned(), took.as_secs_f64()));
+        Ok(())
+    };
+    if let Err(err) = step(
+        "elevate-local (debug)",
+        vec!["build", "-p", "elevate-local"],
+    ) {
+        results.errors.push(err);
+    }
+    let mut release = vec!["build", "--release"];
+    release.extend(&bins);
+    if let Err(err) = step("functions (release, this machine)", release) {
+        results.errors.push(err);
+    }
+    let mut arm = vec!["lambda", "build", "--release", "--arm64"];
+    arm.extend(&bins);
+    results.binary_sizes.requested = "arm64".to_owned();
+    if let Err(err) = step("functions (cargo lambda, arm64)", arm) {
+        eprintln!("elevate-bench: arm64 build failed ({err}); falling back to x86-64");
+        results.binary_sizes.fallback = Some(err);
+        results.binary_sizes.requested = "x86-64".to_owned();
+        let mut x86 = vec!["lambda", "build", "--release", "--x86-64"];
+        x86.extend(&bins);
+        if let Err(err) = step("functions (cargo lambda, x86-64)", x86) {
+            results.errors.push(err);
+        }
+    }
+}
+
+fn measure_sizes(results: &mut Results) {
+    for name in FUNCTIONS {
+        let path = binaries::lambda_bootstrap(name);
+        match std::fs::metadata(&path) {
+            Ok(meta) => results.binary_sizes.binaries.push(BinarySize {
+                name: name.to_owned(),
+                bytes: meta.len(),
+                arch: init::elf_machine(&path).unwrap_or("unknown").to_owned(),
+            }),
+            Err(err) => results.errors.push(format!(
+                "no {} ({err}): did cargo lambda build run?",
+                path.display()
+            )),
+        }
+    }
+}
+
+async fn phase_approvals(results: &mut Results, sizes: &Sizes) -> Result<(), String> {
+    eprintln!(
+        "elevate-bench: approvals ({} requests) and cold init",
+        sizes.approvals
+    );
+    let harness = Harness::start(StackOptions::new(BenchConfig::new(sizes.approvals)))
+        .await
+        .map_err(|e| e.to_string())?;
+    let figures = measure::approvals(&harness, sizes.approvals, Duration::from_secs(600))
+        .await
+        .map_err(|e| e.to_string())?;
+    results.approval = Some(figures);
+
+    let arn = init::slack_secret_arn(&harness.stack.info, &harness.moto.secrets).await?;
+    for name in FUNCTIONS {
+        let binary = binaries::release_function(name);
+        results.cold_init.push(
+            init::cold_init(name, &binary, &harness.stack.info, &arn, sizes.init_starts).await,
+        );
+    }
+    Ok(())
+}
+
+async fn phase_lateness(results: &mut Results, sizes: &Sizes) -> Result<(), String> {
+    eprintln!(
+        "elevate-bench: revoke lateness ({} grants expiring within a minute; takes ~{} s)",
+        sizes.lateness_grants,
+        sizes.lateness_lead.as_secs() + 60 + 60
+    );
+    let harness = Harness::start(StackOptions::new(BenchConfig::new(sizes.lateness_grants)))
+        .await
+        .map_err(|e| e.to_string())?;
+    let figures = measure::revoke_lateness(
+        Arc::new(harness),
+        sizes.lateness_grants,
+        sizes.lateness_lead,
+        Duration::from_secs(55),
+        Duration::from_secs(61),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    results.revoke_lateness = Some(figures);
+    Ok(())
+}
+
+async fn phase_concurrency(results: &mut Results, sizes: &Sizes) -> Result<(), String> {
+    eprintln!(
+        "elevate-bench: concurrency ({} requests approved at once, each clicked twice)",
+        sizes.double_clicks
+    );
+    let harness = Harness::start(StackOptions::new(BenchConfig::new(sizes.double_clicks)))
+        .await
+        .map_err(|e| e.to_string())?;
+    let report = scenarios::double_clicked_grants(
+        Arc::new(harness),
+        &DoubleClickOptions {
+            grants: sizes.double_clicks,
+            first_user: 1,
+            duration: Duration::from_secs(20),
+            deadline: Duration::from_secs(240),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    results.concurrency = Some(report);
+    Ok(())
+}
+
+async fn phase_faults(results: &mut Results, sizes: &Sizes) -> Result<(), String> {
+    eprintln!(
+        "elevate-bench: faults ({} grants, 20% of IAM and DynamoDB calls failing)",
+        sizes.fault_grants
+    );
+    let mut plan = FaultPlan::iam_and_dynamodb(0.2, 0x5EED_E1E7);
+    plan.hold = Duration::from_secs(2);
+    let (harness, proxy) = Harness::start_with_faults(BenchConfig::new(sizes.fault_grants), plan)
+        .await
+        .map_err(|e| e.to_string())?;
+    let report = scenarios::grants_through_faults(
+        Arc::new(harness),
+        &proxy,
+        &FaultOptions {
+            grants: sizes.fault_grants,
+            first_user: 1,
+            duration: Duration::from_secs(10),
+            deadline: Duration::from_secs(300),
+            sweep_every: Duration::from_secs(5),
+            wait_for_escalation_retry: true,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    results.faults = Some(report);
+    proxy.stop().await;
+    Ok(())
+}
+
+fn rows(results: &Results) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let nan = f64::NAN;
+    match &results.approval {
+        Some(a) => {
+            let s = a.from_click_answer.as_ref();
+            let p50 = s.map_or(nan, |s| s.p50_ms);
+            let p95 = s.map_or(nan, |s| s.p95_ms);
+            let p99 = s.map_or(nan, |s| s.p99_ms);
+            let n = s.map_or(0, |s| s.count);
+            rows.push(
+                Row::new(format!("approval → membership p50 (n={n})"), fmt_ms(p50)).target(
+                    format!("≤ {APPROVAL_P50_MS} ms"),
+                    p50 <= APPROVAL_P50_MS && n >= 200,
+                ),
+            );
+            rows.push(Row::new("approval → membership p95", fmt_ms(p95)));
+            rows.push(Row::new("approval → membership p99", fmt_ms(p99)).target(
+                format!("≤ {APPROVAL_P99_MS} ms"),
+                p99 <= APPROVAL_P99_MS && n >= 200,
+            ));
+            if let Some(sent) = &a.from_click_sent {
+                rows.push(Row::new(
+                    "  (from click sent: p50 / p99)",
+                    format!("{} / {}", fmt_ms(sent.p50_ms), fmt_ms(sent.p99_ms)),
+                ));
+            }
+            if let Some(rt) = &a.poll_round_trip {
+                rows.push(Row::new("  (IAM poll round trip p50)", fmt_ms(rt.p50_ms)));
+            }
+            if let Some(slack) = &a.request_to_slack {
+                rows.push(Row::new(
+                    format!("request → Slack message p50 / p99 (n={})", slack.count),
+                    format!("{} / {}", fmt_ms(slack.p50_ms), fmt_ms(slack.p99_ms)),
+                ));
+            }
+        }
+        None => rows.push(Row::new("approval → membership", "not measured").target("", false)),
+    }
+    match &results.revoke_lateness {
+        Some(l) => {
+            let s = l.lateness.as_ref();
+            let n = s.map_or(0, |s| s.count);
+            let p99 = s.map_or(nan, |s| s.p99_ms);
+            rows.push(Row::new(
+                format!(
+                    "revoke lateness p50 (n={n}, expiries span {:.0} s)",
+                    l.expiry_span_s
+                ),
+                fmt_ms(s.map_or(nan, |s| s.p50_ms)),
+            ));
+            rows.push(Row::new("revoke lateness p99", fmt_ms(p99)).target(
+                format!("≤ {} s", LATENESS_P99_MS / 1000.0),
+                p99 <= LATENESS_P99_MS && n >= 500 && l.expiry_span_s <= 60.0,
+            ));
+            rows.push(Row::new(
+                "  (GetGroup poll round trip, mean)",
+                fmt_ms(l.mean_poll_ms),
+            ));
+        }
+        None => rows.push(Row::new("revoke lateness", "not measured").target("", false)),
+    }
+    for init in &results.cold_init {
+        let figure = match (init.median_ms, &init.error) {
+            (Some(ms), None) => format!("{} (median of {})", fmt_ms(ms), init.samples_ms.len()),
+            (_, Some(err)) => format!("failed: {}", err.chars().take(60).collect::<String>()),
+            (None, None) => "n/a".to_owned(),
+        };
+        let pass = init.error.is_none() && init.median_ms.is_some_and(|ms| ms <= INIT_MS);
+        rows.push(
+            Row::new(format!("cold init {}", init.function), figure)
+                .target(format!("≤ {INIT_MS} ms"), pass),
+        );
+    }
+    for b in &results.binary_sizes.binaries {
+        rows.push(
+            Row::new(
+                format!("binary {} ({})", b.name, b.arch),
+                format!("{:.2} MB", b.bytes as f64 / 1e6),
+            )
+            .target("≤ 8 MB", b.bytes <= BINARY_BYTES),
+        );
+    }
+    match &results.concurrency {
+        Some(c) => rows.push(
+            Row::new(
+                format!("{} requests × 2 simultaneous Approve clicks", c.grants),
+                format!(
+                    "{} activate / {} expire, {} chains ok, {} schedules left",
+                    c.audit.count(elevate_core::Action::Activate),
+                    c.audit.count(elevate_core::Action::Expire),
+                    c.audit.chains_verified,
+                    c.leftover_schedules.len()
+                ),
+            )
+            .target("exactly one each", c.passed()),
+        ),
+        None => rows.push(Row::new("concurrency", "not run").target("", false)),
+    }
+    match &results.faults {
+        Some(f) => rows.push(
+            Row::new(
+                format!(
+                    "{} grants through {} injected faults",
+                    f.grants,
+                    f.faults.total_faults()
+                ),
+                format!(
+                    "{} expired, {} revoked, {} in group, {} sweeps",
+                    f.audit.in_state(elevate_core::State::Expired),
+                    f.audit.in_state(elevate_core::State::Revoked),
+                    f.members_at_end,
+                    f.sweeps
+                ),
+            )
+            .target("all ended, none early", f.passed()),
+        ),
+        None => rows.push(Row::new("faults", "not run").target("", false)),
+    }
+    rows
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let sizes = if args.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
+    let started = Instant::now();
+    let mut results = Results {
+        machine: Machine::here(),
+        driver_build: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        stack: "target/debug/elevate-local (functions in process), moto one request at a time",
+        build_seconds: Vec::new(),
+        approval: None,
+        revoke_lateness: None,
+        cold_init: Vec::new(),
+        binary_sizes: BinarySizes::default(),
+        concurrency: None,
+        faults: None,
+        rows: Vec::new(),
+        errors: Vec::new(),
+    };
+    if !args.skip_builds {
+        build_all(&mut results);
+    }
+    measure_sizes(&mut results);
+    for (name, outcome) in [
+        ("approvals", phase_approvals(&mut results, &sizes).await),
+        ("lateness", phase_lateness(&mut results, &sizes).await),
+        ("concurrency", phase_concurrency(&mut results, &sizes).await),
+        ("faults", phase_faults(&mut results, &sizes).await),
+    ] {
+        if let Err(err) = outcome {
+            eprintln!("elevate-bench: {name} failed: {err}");
+            results.errors.push(format!("{name}: {err}"));
+        }
+    }
+    results.rows = rows(&results);
+
+    let out = args
+        .out
+        .unwrap_or_else(|| binaries::target_dir().join("bench").join("results.json"));
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;
+
+    println!();
+    println!("elevate bench — {}", results.machine.line());
+    println!(
+        "driver: {} build; stack: {}; binaries: {}{}",
+        results.driver_build,
+        results.stack,
+        results.binary_sizes.requested,
+        results
+            .binary_sizes
+            .fallback
+            .as_ref()
+            .map(|_| " (arm64 build failed, see results.json)")
+            .unwrap_or_default()
+    );
+    println!();
+    print!("{}", table(&results.rows));
+    for problem in results
+        .errors
+        .iter()
+        .chain(results.approval.iter().flat_map(|a| a.problems.iter()))
+        .chain(
+            results
+                .revoke_lateness
+                .iter()
+                .flat_map(|l| l.problems.iter()),
+        )
+        .chain(results.concurrency.iter().flat_map(|c| c.violations.iter()))
+        .chain(results.faults.iter().flat_map(|f| f.violations.iter()))
+        .take(40)
+    {
+        println!("! {problem}");
+    }
+    println!();
+    println!(
+        "written {} ({:.0} s in all)",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
