@@ -103,6 +103,10 @@ fn bin_dir() -> &'static Path {
         let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut build = Command::new(cargo);
+        // A jobserver inherited from a surrounding make or cargo may be gone by now.
+        for name in ["MAKEFLAGS", "MFLAGS", "CARGO_MAKEFLAGS"] {
+            build.env_remove(name);
+        }
         build
             .args(["build", "--quiet", "-p", "elevate", "-p", "elevate-local"])
             .arg("--manifest-path")
