@@ -43,7 +43,6 @@ struct Args {
 struct Sizes {
     approvals: usize,
     lateness_grants: usize,
-    lateness_lead: Duration,
     double_clicks: usize,
     fault_grants: usize,
     init_starts: usize,
@@ -54,7 +53,6 @@ impl Sizes {
         Sizes {
             approvals: 200,
             lateness_grants: 520,
-            lateness_lead: Duration::from_secs(100),
             double_clicks: 200,
             fault_grants: 100,
             init_starts: 9,
@@ -65,7 +63,6 @@ impl Sizes {
         Sizes {
             approvals: 20,
             lateness_grants: 30,
-            lateness_lead: Duration::from_secs(75),
             double_clicks: 20,
             fault_grants: 20,
             init_starts: 3,
@@ -185,9 +182,8 @@ async fn phase_approvals(results: &mut Results, sizes: &Sizes) -> Result<(), Str
 
 async fn phase_lateness(results: &mut Results, sizes: &Sizes) -> Result<(), String> {
     eprintln!(
-        "elevate-bench: revoke lateness ({} grants expiring within a minute; takes ~{} s)",
-        sizes.lateness_grants,
-        sizes.lateness_lead.as_secs() + 60 + 60
+        "elevate-bench: revoke lateness ({} grants of 70-90 s expiring within a minute)",
+        sizes.lateness_grants
     );
     let harness = Harness::start(StackOptions::new(BenchConfig::new(sizes.lateness_grants)))
         .await
@@ -195,9 +191,7 @@ async fn phase_lateness(results: &mut Results, sizes: &Sizes) -> Result<(), Stri
     let figures = measure::revoke_lateness(
         Arc::new(harness),
         sizes.lateness_grants,
-        sizes.lateness_lead,
         Duration::from_secs(55),
-        Duration::from_secs(61),
     )
     .await
     .map_err(|e| e.to_string())?;

@@ -130,62 +130,86 @@ pub struct LatenessFigures {
     pub problems: Vec<String>,
 }
 
-/// Opens and approves `grants` grants (users `user001`...) whose expiries are spread evenly
-/// over `window`, starting `lead` from now; each lasts at least `min_duration` so that its
-/// revocation schedule (set 60 s early) is still ahead when it is created.
+/// `grants` grants (users `user001`...) lasting 70 to 90 s, whose expiries are spread evenly
+/// over `window`. All requests are opened first; each is then approved at the moment that
+/// makes it expire at its place in the window, so the approvals are over before the first
+/// expiry and the revocations run on their own. Each revocation schedule (60 s early) is
+/// still ahead when its grant is activated, so every one goes through the pump.
 pub async fn revoke_lateness(
     harness: Arc<Harness>,
     grants: usize,
-    lead: Duration,
     window: Duration,
-    min_duration: Duration,
 ) -> Result<LatenessFigures, BenchError> {
     let watcher = MembershipWatcher::start(harness.moto.clone(), GROUP, Duration::from_millis(20));
-    let first_expiry = Utc::now() + chrono::Duration::from_std(lead).unwrap_or_default();
-    let window = chrono::Duration::from_std(window).unwrap_or_default();
+    let n = grants.max(1);
+    // 70 s + a spread over 20 s, shuffled against the order of the expiries.
+    let durations: Vec<Duration> = (0..n)
+        .map(|i| Duration::from_secs(70 + ((i * 7919) % n * 21 / n) as u64))
+        .collect();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(4));
     let mut tasks = JoinSet::new();
-    for i in 0..grants {
+    for (i, duration) in durations.iter().copied().enumerate() {
         let harness = harness.clone();
         let semaphore = semaphore.clone();
-        let target = first_expiry
-            + window * i32::try_from(i).unwrap_or(i32::MAX)
-                / i32::try_from(grants.max(1)).unwrap_or(1);
         tasks.spawn(async move {
             let _permit = semaphore.acquire_owned().await;
-            let user = BenchConfig::requester(i + 1);
-            // Activation follows the click within milliseconds: aim the expiry at `target`.
-            let seconds = (target - Utc::now()).num_seconds();
-            let duration = Duration::from_secs(
-                u64::try_from(seconds)
-                    .unwrap_or(0)
-                    .max(min_duration.as_secs()),
-            );
-            let opened = harness.open(&user, duration).await?;
-            let clicked = harness.approve(APPROVERS[0], &opened).await?;
-            Ok::<_, BenchError>((opened, clicked.status, duration.as_secs()))
+            let opened = harness
+                .open(&BenchConfig::requester(i + 1), duration)
+                .await?;
+            Ok::<_, BenchError>((i, opened))
+        });
+    }
+    let mut opened: Vec<Option<Opened>> = vec![None; n];
+    while let Some(joined) = tasks.join_next().await {
+        let (i, o) = joined.map_err(|e| BenchError::Scenario(format!("open task: {e}")))??;
+        opened[i] = Some(o);
+    }
+    let opened: Vec<Opened> = opened.into_iter().flatten().collect();
+
+    // Approve each so that it expires at first_expiry + window * i / n.
+    let longest = durations.iter().max().copied().unwrap_or_default();
+    let first_expiry = Utc::now()
+        + chrono::Duration::from_std(longest + Duration::from_secs(5)).unwrap_or_default();
+    let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    let mut plan: Vec<(DateTime<Utc>, usize)> = opened
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let offset = window_ms * i64::try_from(i).unwrap_or(0) / i64::try_from(n).unwrap_or(1);
+            let target = first_expiry + chrono::Duration::milliseconds(offset);
+            (
+                target - chrono::Duration::from_std(o.request.duration).unwrap_or_default(),
+                i,
+            )
+        })
+        .collect();
+    plan.sort();
+    let mut clicks = JoinSet::new();
+    for (at, i) in plan {
+        if let Ok(wait) = (at - Utc::now()).to_std() {
+            tokio::time::sleep(wait).await;
+        }
+        let harness = harness.clone();
+        let o = opened[i].clone();
+        clicks.spawn(async move {
+            let clicked = harness.approve(APPROVERS[0], &o).await;
+            (o.request.requester.clone(), clicked.map(|c| c.status))
         });
     }
     let mut problems = Vec::new();
-    let mut opened = Vec::new();
-    let mut durations = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (o, status, secs) =
-            joined.map_err(|e| BenchError::Scenario(format!("grant task: {e}")))??;
-        if status != 200 {
-            problems.push(format!(
-                "click for {} answered {status}",
-                o.request.requester
-            ));
+    while let Some(joined) = clicks.join_next().await {
+        match joined {
+            Ok((_, Ok(200))) => {}
+            Ok((user, Ok(status))) => problems.push(format!("click for {user} answered {status}")),
+            Ok((user, Err(err))) => problems.push(format!("click for {user} failed: {err}")),
+            Err(err) => problems.push(format!("click task failed: {err}")),
         }
-        durations.push(secs);
-        opened.push(o);
     }
+    let durations: Vec<u64> = durations.iter().map(Duration::as_secs).collect();
 
-    // Wait until every user left the group (or a minute past the last expiry).
+    // Wait until every user left the group (or two minutes past the last expiry).
     let mut requests = Vec::new();
-    let deadline =
-        Instant::now() + lead + window.to_std().unwrap_or_default() + Duration::from_secs(120);
+    let deadline = Instant::now() + longest + window + Duration::from_secs(120);
     loop {
         let tracks = watcher.tracks();
         let gone = opened
