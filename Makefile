@@ -13,7 +13,7 @@ dev: ## Run the local stack in the foreground (moto, the functions, the Slack pa
 	cargo build -p elevate -p elevate-local
 	./target/debug/elevate-local up --config infra/elevate.toml --state-dir .local --port 4000
 
-test: ## Run every test (starts its own moto server on a free port)
+test: setup ## Run every test (installs what they need first; each starts its own moto server)
 	cargo test --workspace --all-targets
 
 bench: ## Benchmark against the local stack: table printed, figures in target/bench/results.json

@@ -55,7 +55,7 @@ impl IamGroupStrategy {
             {
                 Absence::UserMissing
             }
-            // GetUser may not be allowed to elevate (its policy is scoped to the groups).
+            // Only explains the absence for the log; a deployment may not allow GetUser.
             Err(err) => {
                 Absence::Unexplained(AwsError::new(format!("iam GetUser {user}"), err).to_string())
             }

@@ -31,6 +31,8 @@ pub const ADMINS_GROUP: &str = "SymDemoAdmins";
 pub const CUSTOM_TARGET_GROUP: &str = "SymDemoCustom";
 /// The role the schedules name (moto's Scheduler never assumes it).
 pub const SCHEDULER_ROLE: &str = "elevate-local-scheduler";
+/// The periodic sweep's schedule (template.yaml's `SweepSchedule`).
+pub const SWEEP_SCHEDULE: &str = "sweep";
 pub const REGION: &str = "us-east-1";
 
 /// A bootstrap step failed: which one, and what moto said.
@@ -227,6 +229,7 @@ pub async fn bootstrap(
     EventBridgeScheduler::create_group(&aws_sdk_scheduler::Client::new(sdk), &names.schedule_group)
         .await
         .map_err(|e| BootstrapError::new(format!("schedule group {}", names.schedule_group), e))?;
+    sweep_schedule(sdk, &names.schedule_group, &scheduler_role_arn).await?;
     let slack_secret_arn = slack_secret(sdk, &names.slack_secret, slack).await?;
 
     let users = LocalUsers::provision(&iam, config)
@@ -244,6 +247,50 @@ pub async fn bootstrap(
         slack_secret_arn,
         users,
     })
+}
+
+/// template.yaml's `SweepSchedule`: the revoke function's sweep every five minutes, which the
+/// pump fires like any other schedule.
+async fn sweep_schedule(
+    sdk: &SdkConfig,
+    group: &str,
+    role_arn: &str,
+) -> Result<(), BootstrapError> {
+    use aws_sdk_scheduler::types::{
+        FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target,
+    };
+    let step = || format!("sweep schedule in {group}");
+    let target = Target::builder()
+        .arn(functions::function_arn(functions::REVOKE))
+        .role_arn(role_arn)
+        .input(json!({"action": "sweep"}).to_string())
+        .build()
+        .map_err(|e| BootstrapError::new(step(), e))?;
+    let window = FlexibleTimeWindow::builder()
+        .mode(FlexibleTimeWindowMode::Off)
+        .build()
+        .map_err(|e| BootstrapError::new(step(), e))?;
+    let created = aws_sdk_scheduler::Client::new(sdk)
+        .create_schedule()
+        .name(SWEEP_SCHEDULE)
+        .group_name(group)
+        .schedule_expression("rate(5 minutes)")
+        .flexible_time_window(window)
+        .target(target)
+        .state(ScheduleState::Enabled)
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_conflict_exception()) =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(sdk_error(step(), err)),
+    }
 }
 
 /// The role's ARN and id, created with an hour's maximum session unless it exists.

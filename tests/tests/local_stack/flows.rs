@@ -320,3 +320,25 @@ async fn a_tampered_audit_event_fails_verification() {
     let tampered = stack.run("bob", &["audit", "verify"]);
     assert_eq!(tampered.code(), Some(9), "{tampered:?}");
 }
+
+#[tokio::test]
+async fn the_stack_sweeps_every_five_minutes_like_the_template() {
+    let stack = LocalStack::shared();
+    let scheduler = aws_sdk_scheduler::Client::new(&stack.moto());
+    let sweep = scheduler
+        .get_schedule()
+        .group_name(stack.info.str("schedule_group"))
+        .name("sweep")
+        .send()
+        .await
+        .expect("the sweep schedule exists");
+    assert_eq!(sweep.schedule_expression(), Some("rate(5 minutes)"));
+    let target = sweep.target().expect("a target");
+    assert!(
+        target.arn().ends_with(":function:elevate-revoke"),
+        "{}",
+        target.arn()
+    );
+    let input: Value = serde_json::from_str(target.input().unwrap_or("{}")).expect("JSON input");
+    assert_eq!(input, serde_json::json!({"action": "sweep"}));
+}

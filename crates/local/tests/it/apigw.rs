@@ -348,3 +348,76 @@ async fn a_base64_answer_is_decoded() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.expect("body"), "a,b\n1,2\n");
 }
+
+/// The routes of template.yaml's HttpApi events as (method, path, function, IAM auth), read
+/// line by line: the template's CloudFormation tags keep plain YAML parsers out.
+fn template_routes() -> std::collections::BTreeSet<(String, String, String, bool)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+    let text = std::fs::read_to_string(path).expect("template.yaml");
+    let value_after = |line: &str, key: &str| -> Option<String> {
+        let rest = line[line.find(key)? + key.len()..].trim_start();
+        let value = match rest.strip_prefix('"') {
+            Some(quoted) => quoted.split('"').next()?,
+            None => rest.split([',', '}']).next()?.trim(),
+        };
+        Some(value.to_owned())
+    };
+    let mut routes = std::collections::BTreeSet::new();
+    let mut function = String::new();
+    // (method, path, iam auth) of the HttpApi event being read.
+    let mut event: Option<(String, String, bool)> = None;
+    let mut finish = |event: &mut Option<(String, String, bool)>, function: &str| {
+        if let Some((method, path, iam)) = event.take() {
+            routes.insert((method, path, function.to_owned(), iam));
+        }
+    };
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if indent == 2 && line.trim_end().ends_with(':') && !line.trim_start().starts_with('#') {
+            finish(&mut event, &function);
+            let resource = line.trim().trim_end_matches(':');
+            function = match resource.strip_suffix("Function") {
+                Some(name) => format!("elevate-{}", name.to_lowercase()),
+                None => String::new(),
+            };
+            continue;
+        }
+        if line.contains("Type: ") {
+            finish(&mut event, &function);
+            if line.contains("Type: HttpApi") {
+                event = Some((String::new(), String::new(), true));
+            }
+        }
+        if let Some((method, path, iam)) = event.as_mut() {
+            if let Some(m) = value_after(line, "Method:") {
+                *method = m;
+            }
+            if let Some(p) = value_after(line, "Path:") {
+                *path = p;
+            }
+            if line.contains("Authorizer: NONE") {
+                *iam = false;
+            }
+        }
+    }
+    finish(&mut event, &function);
+    routes
+}
+
+#[test]
+fn the_gateway_serves_exactly_the_routes_of_template_yaml() {
+    let served: std::collections::BTreeSet<_> = elevate_local::apigw::ROUTES
+        .iter()
+        .map(|r| {
+            (
+                r.method.to_owned(),
+                r.path.to_owned(),
+                r.function.to_owned(),
+                r.iam_auth,
+            )
+        })
+        .collect();
+    let deployed = template_routes();
+    assert!(deployed.len() >= 9, "template routes read: {deployed:#?}");
+    assert_eq!(served, deployed);
+}
