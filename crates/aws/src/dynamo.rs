@@ -24,9 +24,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, IndexStatus,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TableStatus,
-    TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, GlobalSecondaryIndex,
+    IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
+    TableStatus, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -360,55 +360,15 @@ fn build_error(err: aws_smithy_types::error::operation::BuildError) -> StoreErro
     StoreError::Unavailable(Box::new(err) as BoxError)
 }
 
-#[async_trait]
-impl RequestStore for DynamoStore {
-    #[instrument(skip_all, fields(request_id = %request.id), err)]
-    async fn create(&self, request: &Request, event: &AuditEvent) -> Result<(), StoreError> {
-        check_pair(request, event)?;
-        let new_item = |item: Item| -> Result<TransactWriteItem, StoreError> {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(#pk)")
-                .expression_attribute_names("#pk", attr::PK)
-                .build()
-                .map_err(build_error)?;
-            Ok(TransactWriteItem::builder().put(put).build())
-        };
-        let items = vec![
-            new_item(request_item(request))?,
-            new_item(event_item(event))?,
-        ];
-        match self.transact("create", items).await {
-            Ok(()) => Ok(()),
-            Err(TransactFailure::Condition) => Err(StoreError::Conflict(format!(
-                "request {} already exists",
-                request.id
-            ))),
-            Err(TransactFailure::Unavailable(err)) => Err(err),
-        }
-    }
-
-    async fn get(&self, id: &RequestId) -> Result<Option<Request>, StoreError> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(attr::PK, s(request_pk(id)))
-            .key(attr::SK, s(REQUEST_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.unavailable("GetItem", e))?;
-        found.item().map(request_from_item).transpose()
-    }
-
-    #[instrument(skip_all, fields(request_id = %request.id, from = %expected, to = %request.state), err)]
-    async fn transition(
+impl DynamoStore {
+    /// A transition's transaction: the conditional update of the request and its new audit
+    /// event, plus, when `unchanged` is given, a check that that request has not moved.
+    async fn write_transition(
         &self,
         expected: State,
         request: &Request,
         event: &AuditEvent,
+        unchanged: Option<&Request>,
     ) -> Result<(), StoreError> {
         check_pair(request, event)?;
         let previous_seq = event.seq.checked_sub(1).ok_or_else(|| {
@@ -462,22 +422,114 @@ impl RequestStore for DynamoStore {
             .expression_attribute_names("#pk", attr::PK)
             .build()
             .map_err(build_error)?;
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder().update(update).build(),
             TransactWriteItem::builder().put(put_event).build(),
         ];
+        if let Some(other) = unchanged {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key(attr::PK, s(request_pk(&other.id)))
+                .key(attr::SK, s(REQUEST_SK))
+                .condition_expression("#u_state = :u_state AND #u_seq = :u_seq")
+                .expression_attribute_names("#u_state", attr::STATE)
+                .expression_attribute_names("#u_seq", attr::AUDIT_SEQ)
+                .expression_attribute_values(":u_state", s(other.state.as_str()))
+                .expression_attribute_values(":u_seq", n(other.audit_seq))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
 
         match self.transact("transition", items).await {
             Ok(()) => Ok(()),
             Err(TransactFailure::Unavailable(err)) => Err(err),
             Err(TransactFailure::Condition) => match self.get(&request.id).await? {
                 None => Err(StoreError::NotFound(request.id.clone())),
+                Some(stored) if stored.state == expected && stored.audit_seq == previous_seq => {
+                    let other = unchanged.map_or_else(
+                        || "another request".to_owned(),
+                        |o| {
+                            format!(
+                                "request {} is no longer {} at audit_seq {}",
+                                o.id, o.state, o.audit_seq
+                            )
+                        },
+                    );
+                    Err(StoreError::Conflict(other))
+                }
                 Some(stored) => Err(StoreError::Conflict(format!(
                     "request {} is {} at audit_seq {}, expected {} at {}",
                     request.id, stored.state, stored.audit_seq, expected, previous_seq
                 ))),
             },
         }
+    }
+}
+
+#[async_trait]
+impl RequestStore for DynamoStore {
+    #[instrument(skip_all, fields(request_id = %request.id), err)]
+    async fn create(&self, request: &Request, event: &AuditEvent) -> Result<(), StoreError> {
+        check_pair(request, event)?;
+        let new_item = |item: Item| -> Result<TransactWriteItem, StoreError> {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", attr::PK)
+                .build()
+                .map_err(build_error)?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        };
+        let items = vec![
+            new_item(request_item(request))?,
+            new_item(event_item(event))?,
+        ];
+        match self.transact("create", items).await {
+            Ok(()) => Ok(()),
+            Err(TransactFailure::Condition) => Err(StoreError::Conflict(format!(
+                "request {} already exists",
+                request.id
+            ))),
+            Err(TransactFailure::Unavailable(err)) => Err(err),
+        }
+    }
+
+    async fn get(&self, id: &RequestId) -> Result<Option<Request>, StoreError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::PK, s(request_pk(id)))
+            .key(attr::SK, s(REQUEST_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.unavailable("GetItem", e))?;
+        found.item().map(request_from_item).transpose()
+    }
+
+    #[instrument(skip_all, fields(request_id = %request.id, from = %expected, to = %request.state), err)]
+    async fn transition(
+        &self,
+        expected: State,
+        request: &Request,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        self.write_transition(expected, request, event, None).await
+    }
+
+    #[instrument(skip_all, fields(request_id = %request.id, from = %expected, to = %request.state, unchanged = %unchanged.id), err)]
+    async fn transition_while(
+        &self,
+        expected: State,
+        request: &Request,
+        event: &AuditEvent,
+        unchanged: &Request,
+    ) -> Result<(), StoreError> {
+        self.write_transition(expected, request, event, Some(unchanged))
+            .await
     }
 
     #[instrument(skip_all, fields(request_id = %id), err)]

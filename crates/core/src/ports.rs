@@ -43,6 +43,18 @@ pub trait RequestStore: Send + Sync {
         request: &Request,
         event: &AuditEvent,
     ) -> Result<(), StoreError>;
+    /// Like `transition`, and only while the stored `unchanged` is still in the state and at
+    /// the audit sequence of the copy given, checked in the same atomic write. Ending a grant
+    /// whose access another grant keeps is only right while that other grant has not ended
+    /// meanwhile; without the check, two such grants ending at once could each leave the
+    /// access to the other. A lost race on either request is `Conflict`.
+    async fn transition_while(
+        &self,
+        expected: State,
+        request: &Request,
+        event: &AuditEvent,
+        unchanged: &Request,
+    ) -> Result<(), StoreError>;
     /// Records where the request was announced. Not a state change, so no audit event.
     async fn set_message(&self, id: &RequestId, message: &MessageRef) -> Result<(), StoreError>;
     /// Requests of one requester, newest first, optionally in one state.

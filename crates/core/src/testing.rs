@@ -137,6 +137,54 @@ fn check_pair(request: &Request, event: &AuditEvent) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A transition's checks and writes, under the store's lock.
+fn apply_transition(
+    inner: &mut StoreInner,
+    expected: State,
+    request: &Request,
+    event: &AuditEvent,
+) -> Result<(), StoreError> {
+    check_pair(request, event)?;
+    let stored = inner
+        .requests
+        .get(&request.id)
+        .ok_or_else(|| StoreError::NotFound(request.id.clone()))?;
+    if stored.state != expected || stored.audit_seq + 1 != event.seq {
+        return Err(StoreError::Conflict(format!(
+            "request {} is {} at audit_seq {}, expected {} at {}",
+            request.id,
+            stored.state,
+            stored.audit_seq,
+            expected,
+            event.seq.saturating_sub(1)
+        )));
+    }
+    let taken = inner
+        .events
+        .get(&request.id)
+        .is_some_and(|events| events.contains_key(&event.seq));
+    if taken {
+        return Err(StoreError::Conflict(format!(
+            "audit event {} of request {} already exists",
+            event.seq, request.id
+        )));
+    }
+    // The stored announcement survives a transition written from an older copy, as the
+    // adapter's update only sets the fields a transition changes.
+    let mut next = request.clone();
+    if next.message.is_none() {
+        next.message = stored.message.clone();
+    }
+    inner.requests.insert(request.id.clone(), next);
+    inner
+        .events
+        .entry(request.id.clone())
+        .or_default()
+        .insert(event.seq, event.clone());
+    inner.log.push(event.clone());
+    Ok(())
+}
+
 #[async_trait]
 impl RequestStore for MemoryStore {
     async fn create(&self, request: &Request, event: &AuditEvent) -> Result<(), StoreError> {
@@ -170,45 +218,27 @@ impl RequestStore for MemoryStore {
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut inner = self.enter()?;
-        check_pair(request, event)?;
-        let stored = inner
-            .requests
-            .get(&request.id)
-            .ok_or_else(|| StoreError::NotFound(request.id.clone()))?;
-        if stored.state != expected || stored.audit_seq + 1 != event.seq {
+        apply_transition(&mut inner, expected, request, event)
+    }
+
+    async fn transition_while(
+        &self,
+        expected: State,
+        request: &Request,
+        event: &AuditEvent,
+        unchanged: &Request,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.enter()?;
+        let same = inner.requests.get(&unchanged.id).is_some_and(|stored| {
+            stored.state == unchanged.state && stored.audit_seq == unchanged.audit_seq
+        });
+        if !same {
             return Err(StoreError::Conflict(format!(
-                "request {} is {} at audit_seq {}, expected {} at {}",
-                request.id,
-                stored.state,
-                stored.audit_seq,
-                expected,
-                event.seq.saturating_sub(1)
+                "request {} is no longer {} at audit_seq {}",
+                unchanged.id, unchanged.state, unchanged.audit_seq
             )));
         }
-        let taken = inner
-            .events
-            .get(&request.id)
-            .is_some_and(|events| events.contains_key(&event.seq));
-        if taken {
-            return Err(StoreError::Conflict(format!(
-                "audit event {} of request {} already exists",
-                event.seq, request.id
-            )));
-        }
-        // The stored announcement survives a transition written from an older copy, as the
-        // adapter's update only sets the fields a transition changes.
-        let mut next = request.clone();
-        if next.message.is_none() {
-            next.message = stored.message.clone();
-        }
-        inner.requests.insert(request.id.clone(), next);
-        inner
-            .events
-            .entry(request.id.clone())
-            .or_default()
-            .insert(event.seq, event.clone());
-        inner.log.push(event.clone());
-        Ok(())
+        apply_transition(&mut inner, expected, request, event)
     }
 
     async fn set_message(&self, id: &RequestId, message: &MessageRef) -> Result<(), StoreError> {

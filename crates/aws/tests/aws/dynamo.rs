@@ -411,3 +411,48 @@ async fn creating_the_table_again_is_harmless() {
         .expect("create a third time");
     assert_eq!(store.get(&request.id).await.expect("get"), Some(request));
 }
+
+#[tokio::test]
+async fn a_transition_while_another_request_is_unchanged_fails_once_that_request_moved() {
+    let moto = Moto::start().await;
+    let (store, _) = store(&moto).await;
+    let now = at("2026-11-25T10:00:00Z");
+    let (kept, kept_event) = new_request("alice", now);
+    let (other, other_event) = new_request("alice", now);
+    store.create(&kept, &kept_event).await.expect("create");
+    store.create(&other, &other_event).await.expect("create");
+
+    // While `other` is as read, `kept` moves.
+    let first = approve(&kept, "bob", now);
+    store
+        .transition_while(State::Pending, &first.request, &first.event, &other)
+        .await
+        .expect("other unchanged: written");
+    assert_eq!(
+        store.get(&kept.id).await.expect("get").map(|r| r.state),
+        Some(State::Approved)
+    );
+
+    // Once `other` moved, a write that relies on the old copy of it is refused, atomically.
+    let moved = deny(&other, "bob", now);
+    store
+        .transition(State::Pending, &moved.request, &moved.event)
+        .await
+        .expect("other moves");
+    let (fresh, fresh_event) = new_request("alice", now);
+    store.create(&fresh, &fresh_event).await.expect("create");
+    let refused = approve(&fresh, "bob", now);
+    let err = store
+        .transition_while(State::Pending, &refused.request, &refused.event, &other)
+        .await
+        .expect_err("other moved: refused");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert!(err.to_string().contains(&other.id.to_string()), "{err}");
+    let stored = store.get(&fresh.id).await.expect("get").expect("fresh");
+    assert_eq!(stored.state, State::Pending);
+    assert_eq!(
+        store.audit_events(&fresh.id).await.expect("events").len(),
+        1,
+        "no audit event of the refused write"
+    );
+}

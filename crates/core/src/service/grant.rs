@@ -5,7 +5,7 @@ use crate::machine::{self, Command};
 use crate::model::{Actor, Request, RequestId, State};
 use crate::ports::{Membership, ScheduledAction, StoreError};
 
-use super::{App, ServiceError};
+use super::{App, Parts, ServiceError};
 
 /// APPROVED → ACTIVE: grants the access, reads it back, schedules its revocation, records it.
 /// Any fault is `Err` so the platform retries; every step is idempotent, and a request that is
@@ -21,12 +21,7 @@ pub async fn escalate(app: &App, id: &RequestId) -> Result<Option<Request>, Serv
     app.strategy
         .escalate(parts.target, parts.requester, &request)
         .await?;
-    if app
-        .strategy
-        .is_member(parts.target, parts.requester)
-        .await?
-        == Membership::Absent
-    {
+    if read_back(app, &parts, Membership::Absent).await? {
         return Err(ServiceError::Unverified(format!(
             "{} is not on {} after escalation",
             parts.requester.name, parts.target.name
@@ -76,6 +71,31 @@ pub async fn escalate(app: &App, id: &RequestId) -> Result<Option<Request>, Serv
     )
     .await;
     Ok(Some(request))
+}
+
+/// How long a read-back waits, between tries, for a membership change to show: IAM is
+/// eventually consistent, and a retry by the platform would come a minute later.
+const READ_BACK_WAITS_MS: [i64; 5] = [50, 100, 200, 400, 800];
+
+/// Whether the requester's membership of the target still reads `wrong` after the change,
+/// and after the short waits a change may take to show in reads.
+async fn read_back(app: &App, parts: &Parts<'_>, wrong: Membership) -> Result<bool, ServiceError> {
+    for wait_ms in std::iter::once(0).chain(READ_BACK_WAITS_MS) {
+        if wait_ms > 0 {
+            let at = app.clock.now() + chrono::Duration::milliseconds(wait_ms);
+            app.clock.sleep_until(at).await;
+        }
+        if app
+            .strategy
+            .is_member(parts.target, parts.requester)
+            .await?
+            != wrong
+        {
+            return Ok(false);
+        }
+    }
+    tracing::warn!(target = %parts.target.name, person = %parts.requester.name, "membership read back unchanged");
+    Ok(true)
 }
 
 /// A schedule fired: `expire` ends an ACTIVE grant at its expiry (waiting out the lead the
@@ -147,48 +167,70 @@ pub async fn revoke(
 /// on the same target still covers it, reads back that it is gone, and only then records the
 /// end. Any fault leaves the grant as it was and is returned, so the caller retries: a grant is
 /// never recorded as ended while its access is still there.
+///
+/// Keeping the access for another grant is recorded only while that grant is unchanged (one
+/// atomic write): when two overlapping grants end at once, one of them finds the other moved,
+/// looks again, and removes the access.
 pub(crate) async fn end_grant(
     app: &App,
     request: Request,
     command: Command,
     actor: &Actor,
 ) -> Result<Option<Request>, ServiceError> {
+    /// Each lost race means the covering grant changed; a few rounds settle any real overlap.
+    const ROUNDS: usize = 4;
     let parts = app.parts(&request)?;
-    let now = app.clock.now();
-    let transition = machine::apply(&request, command, actor, now)?;
+    for _ in 0..ROUNDS {
+        let now = app.clock.now();
+        let transition = machine::apply(&request, command.clone(), actor, now)?;
+        let covering = covering_grant(app, &request, now).await?;
+        if let Some(other) = &covering {
+            tracing::info!(request_id = %request.id, covering = %other.id, "another grant still covers this access; keeping it");
+        } else {
+            app.strategy
+                .deescalate(parts.target, parts.requester, &request)
+                .await?;
+            if read_back(app, &parts, Membership::Present).await? {
+                return Err(ServiceError::Unverified(format!(
+                    "{} is still on {} after removal",
+                    parts.requester.name, parts.target.name
+                )));
+            }
+        }
 
-    if let Some(other) = covering_grant(app, &request, now).await? {
-        tracing::info!(request_id = %request.id, covering = %other, "another grant still covers this access; keeping it");
-    } else {
-        app.strategy
-            .deescalate(parts.target, parts.requester, &request)
-            .await?;
-        if app
-            .strategy
-            .is_member(parts.target, parts.requester)
-            .await?
-            == Membership::Present
-        {
-            return Err(ServiceError::Unverified(format!(
-                "{} is still on {} after removal",
-                parts.requester.name, parts.target.name
-            )));
+        let written = match &covering {
+            Some(other) => {
+                app.store
+                    .transition_while(request.state, &transition.request, &transition.event, other)
+                    .await
+            }
+            None => {
+                app.store
+                    .transition(request.state, &transition.request, &transition.event)
+                    .await
+            }
+        };
+        match written {
+            Ok(()) => return Ok(Some(ended(app, transition.request).await)),
+            Err(StoreError::Conflict(why)) => {
+                let stored = app.load(&request.id).await?;
+                if stored.state != request.state || stored.audit_seq != request.audit_seq {
+                    tracing::info!(request_id = %request.id, "the grant was ended concurrently");
+                    return Ok(None);
+                }
+                tracing::info!(request_id = %request.id, %why, "the covering grant changed; looking again");
+            }
+            Err(err) => return Err(err.into()),
         }
     }
+    Err(ServiceError::Conflict(format!(
+        "request {}: the grants covering its access kept changing; try again",
+        request.id
+    )))
+}
 
-    match app
-        .store
-        .transition(request.state, &transition.request, &transition.event)
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => {
-            tracing::info!(request_id = %request.id, "the grant was ended concurrently");
-            return Ok(None);
-        }
-        Err(err) => return Err(err.into()),
-    }
-    let request = transition.request;
+/// Tells the world a grant ended.
+async fn ended(app: &App, request: Request) -> Request {
     tracing::info!(request_id = %request.id, state = %request.state, "access ended");
     app.refresh_message(&request).await;
     app.tell_requester(
@@ -199,29 +241,38 @@ pub(crate) async fn end_grant(
         ),
     )
     .await;
-    Ok(Some(request))
+    request
 }
 
 /// Another grant of the same person on the same target that still needs the access: ACTIVE
-/// and unexpired, or APPROVED and about to be escalated.
+/// and unexpired, or APPROVED and about to be escalated. The listing comes from an index that
+/// may lag, so a candidate counts only as read back from the table.
 async fn covering_grant(
     app: &App,
     request: &Request,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<RequestId>, ServiceError> {
+) -> Result<Option<Request>, ServiceError> {
+    let needs_access = |other: &Request| {
+        other.state == State::Approved || (other.state == State::Active && other.covers(now))
+    };
     for state in [State::Active, State::Approved] {
         let others = app
             .store
             .list_by_requester(&request.requester, Some(state))
             .await?;
-        let covering = others.into_iter().find(|other| {
-            other.id != request.id
-                && other.target == request.target
-                && same_access(app, request, other)
-                && (other.state == State::Approved || other.covers(now))
-        });
-        if let Some(other) = covering {
-            return Ok(Some(other.id));
+        for other in others {
+            if other.id == request.id
+                || other.target != request.target
+                || !same_access(app, request, &other)
+                || !needs_access(&other)
+            {
+                continue;
+            }
+            if let Some(fresh) = app.store.get(&other.id).await? {
+                if needs_access(&fresh) {
+                    return Ok(Some(fresh));
+                }
+            }
         }
     }
     Ok(None)

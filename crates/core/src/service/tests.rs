@@ -547,6 +547,142 @@ async fn overlapping_grants_keep_the_access_until_the_last_ends() {
     assert!(!h.strategy.has("admins", "alice"));
 }
 
+type Meanwhile = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The store of `h`, with one thing happening just before the first transition written
+/// through it: what a concurrent function does between this one's reads and its write.
+struct RacingStore {
+    inner: Arc<MemoryStore>,
+    before_first_write: std::sync::Mutex<Option<Meanwhile>>,
+}
+
+impl RacingStore {
+    async fn meanwhile(&self) {
+        let meanwhile = self.before_first_write.lock().unwrap().take();
+        if let Some(meanwhile) = meanwhile {
+            meanwhile.await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::RequestStore for RacingStore {
+    async fn create(
+        &self,
+        request: &Request,
+        event: &crate::audit::AuditEvent,
+    ) -> Result<(), crate::ports::StoreError> {
+        self.inner.create(request, event).await
+    }
+    async fn get(&self, id: &RequestId) -> Result<Option<Request>, crate::ports::StoreError> {
+        self.inner.get(id).await
+    }
+    async fn transition(
+        &self,
+        expected: State,
+        request: &Request,
+        event: &crate::audit::AuditEvent,
+    ) -> Result<(), crate::ports::StoreError> {
+        self.meanwhile().await;
+        self.inner.transition(expected, request, event).await
+    }
+    async fn transition_while(
+        &self,
+        expected: State,
+        request: &Request,
+        event: &crate::audit::AuditEvent,
+        unchanged: &Request,
+    ) -> Result<(), crate::ports::StoreError> {
+        self.meanwhile().await;
+        self.inner
+            .transition_while(expected, request, event, unchanged)
+            .await
+    }
+    async fn set_message(
+        &self,
+        id: &RequestId,
+        message: &crate::model::MessageRef,
+    ) -> Result<(), crate::ports::StoreError> {
+        self.inner.set_message(id, message).await
+    }
+    async fn list_by_requester(
+        &self,
+        requester: &str,
+        state: Option<State>,
+    ) -> Result<Vec<Request>, crate::ports::StoreError> {
+        self.inner.list_by_requester(requester, state).await
+    }
+    async fn list_by_state(&self, state: State) -> Result<Vec<Request>, crate::ports::StoreError> {
+        self.inner.list_by_state(state).await
+    }
+    async fn audit_events(
+        &self,
+        id: &RequestId,
+    ) -> Result<Vec<crate::audit::AuditEvent>, crate::ports::StoreError> {
+        self.inner.audit_events(id).await
+    }
+    async fn audit_since(
+        &self,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<crate::audit::AuditEvent>, crate::ports::StoreError> {
+        self.inner.audit_since(since).await
+    }
+}
+
+#[tokio::test]
+async fn overlapping_grants_ending_at_the_same_moment_do_not_leave_the_access_behind() {
+    let h = harness();
+    let first = h.active("alice", 1).await;
+    let second = h.active("alice", 2).await;
+    h.clock.set(first.expires_at.unwrap());
+
+    // Alice revokes the second grant a second before the first expires, so it keeps the access
+    // for the first; its write lands after the first grant's expiry read the second as ACTIVE
+    // and decided to keep the access for it. Each alone is right; together they leave alice in
+    // the group unless one of them notices the other.
+    let concurrent = h.app.clone();
+    let clock = h.clock.clone();
+    let alice = h.person("alice");
+    let second_id = second.id.clone();
+    let expiry = first.expires_at.unwrap();
+    let racing = Arc::new(RacingStore {
+        inner: h.store.clone(),
+        before_first_write: std::sync::Mutex::new(Some(Box::pin(async move {
+            clock.set(expiry - chrono::Duration::seconds(1));
+            let revoked = revoke(&concurrent, &alice, &second_id, None).await.unwrap();
+            assert_eq!(revoked.state, State::Revoked);
+            clock.set(expiry);
+        }))),
+    });
+    let app = App {
+        store: racing,
+        ..h.app.clone()
+    };
+    let expired = end_by_schedule(
+        &app,
+        &ScheduledAction::Expire {
+            request_id: first.id.clone(),
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+
+    assert_eq!(expired.state, State::Expired);
+    assert_eq!(h.stored(&second.id).state, State::Revoked);
+    assert!(
+        !h.strategy.has("admins", "alice"),
+        "both grants ended: the access must be gone"
+    );
+    h.assert_chain(&first.id);
+    h.assert_chain(&second.id);
+    assert_eq!(
+        h.actions(&first.id).last(),
+        Some(&Action::Expire),
+        "one expiry recorded"
+    );
+}
+
 #[tokio::test]
 async fn a_person_removed_by_hand_still_expires_cleanly() {
     let h = harness();
