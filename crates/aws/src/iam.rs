@@ -181,18 +181,20 @@ impl Strategy for IamGroupStrategy {
     ) -> Result<Membership, StrategyError> {
         let group = group_of(target)?;
         tracing::Span::current().record("group", group);
-        let mut users = self
+        // The user's groups, not the group's members: one small answer however large the group
+        // (GetGroup pages through every member, a hundred at a time).
+        let mut groups = self
             .client
-            .get_group()
-            .group_name(group)
+            .list_groups_for_user()
+            .user_name(&person.iam_user)
             .into_paginator()
             .items()
             .send();
         loop {
-            match users.next().await {
+            match groups.next().await {
                 None => return Ok(Membership::Absent),
-                // IAM user names are unique regardless of case.
-                Some(Ok(user)) if user.user_name().eq_ignore_ascii_case(&person.iam_user) => {
+                // IAM group names are unique regardless of case.
+                Some(Ok(found)) if found.group_name().eq_ignore_ascii_case(group) => {
                     return Ok(Membership::Present)
                 }
                 Some(Ok(_)) => {}
@@ -201,12 +203,12 @@ impl Strategy for IamGroupStrategy {
                         .as_service_error()
                         .is_some_and(|e| e.is_no_such_entity_exception()) =>
                 {
-                    tracing::warn!("the IAM group does not exist, so nobody is a member");
+                    tracing::warn!("the IAM user does not exist, so it is in no group");
                     return Ok(Membership::Absent);
                 }
                 Some(Err(err)) => {
                     return Err(StrategyError::Unavailable(AwsError::boxed(
-                        format!("iam GetGroup {group}"),
+                        format!("iam ListGroupsForUser {}", person.iam_user),
                         err,
                     )))
                 }
