@@ -46,6 +46,15 @@ impl Out {
 }
 
 /// `2026-11-25 14:05 UTC`
+/// `1 request`, `2 requests`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 pub fn timestamp(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::Exit;
 use crate::api::{Client, Head};
 use crate::cli::{ExportArgs, ExportFormat};
-use crate::output::{Out, Table};
+use crate::output::{self, Out, Table};
 
 /// The first line of a jsonl export.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,8 +61,9 @@ pub async fn export(client: &Client, args: ExportArgs, out: Out) -> anyhow::Resu
             std::fs::write(path, text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             out.progress(format!(
-                "exported {} events of {requests} requests to {}",
-                export.events.len(),
+                "exported {} of {} to {}",
+                output::count(export.events.len(), "event"),
+                output::count(requests, "request"),
                 path.display()
             ));
         }
@@ -321,8 +322,8 @@ fn report(trail: Trail, out: Out) -> Exit {
             out.result(format!("TAMPERED  {line}"));
         }
         out.progress(format!(
-            "{} requests: {ok} OK, {tampered} tampered{}",
-            outcomes.len(),
+            "{}: {ok} OK, {tampered} tampered{}",
+            output::count(outcomes.len(), "request"),
             if partial > 0 {
                 format!(", {partial} partial")
             } else {
