@@ -38,6 +38,9 @@ struct Args {
     /// Where the JSON goes.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Run only these phases (approvals, lateness, concurrency, faults), e.g. `--only lateness`.
+    #[arg(long, value_delimiter = ',', value_parser = ["approvals", "lateness", "concurrency", "faults"])]
+    only: Vec<String>,
 }
 
 struct Sizes {
@@ -411,12 +414,17 @@ async fn main() -> anyhow::Result<()> {
         build_all(&mut results);
     }
     measure_sizes(&mut results);
-    for (name, outcome) in [
-        ("approvals", phase_approvals(&mut results, &sizes).await),
-        ("lateness", phase_lateness(&mut results, &sizes).await),
-        ("concurrency", phase_concurrency(&mut results, &sizes).await),
-        ("faults", phase_faults(&mut results, &sizes).await),
-    ] {
+    let wanted = |phase: &str| args.only.is_empty() || args.only.iter().any(|p| p == phase);
+    for name in ["approvals", "lateness", "concurrency", "faults"] {
+        if !wanted(name) {
+            continue;
+        }
+        let outcome = match name {
+            "approvals" => phase_approvals(&mut results, &sizes).await,
+            "lateness" => phase_lateness(&mut results, &sizes).await,
+            "concurrency" => phase_concurrency(&mut results, &sizes).await,
+            _ => phase_faults(&mut results, &sizes).await,
+        };
         if let Err(err) = outcome {
             eprintln!("elevate-bench: {name} failed: {err}");
             results.errors.push(format!("{name}: {err}"));
