@@ -38,9 +38,17 @@ struct Args {
     /// Where the JSON goes.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Run only these phases (approvals, lateness, concurrency, faults), e.g. `--only lateness`.
-    #[arg(long, value_delimiter = ',', value_parser = ["approvals", "lateness", "concurrency", "faults"])]
-    only: Vec<String>,
+    /// Run only these phases, e.g. `--only lateness` (default: all, in this order).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<Phase>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Approvals,
+    Lateness,
+    Concurrency,
+    Faults,
 }
 
 struct Sizes {
@@ -414,17 +422,17 @@ async fn main() -> anyhow::Result<()> {
         build_all(&mut results);
     }
     measure_sizes(&mut results);
-    let wanted = |phase: &str| args.only.is_empty() || args.only.iter().any(|p| p == phase);
-    for name in ["approvals", "lateness", "concurrency", "faults"] {
-        if !wanted(name) {
+    for &phase in <Phase as clap::ValueEnum>::value_variants() {
+        if !args.only.is_empty() && !args.only.contains(&phase) {
             continue;
         }
-        let outcome = match name {
-            "approvals" => phase_approvals(&mut results, &sizes).await,
-            "lateness" => phase_lateness(&mut results, &sizes).await,
-            "concurrency" => phase_concurrency(&mut results, &sizes).await,
-            _ => phase_faults(&mut results, &sizes).await,
+        let outcome = match phase {
+            Phase::Approvals => phase_approvals(&mut results, &sizes).await,
+            Phase::Lateness => phase_lateness(&mut results, &sizes).await,
+            Phase::Concurrency => phase_concurrency(&mut results, &sizes).await,
+            Phase::Faults => phase_faults(&mut results, &sizes).await,
         };
+        let name = format!("{phase:?}").to_lowercase();
         if let Err(err) = outcome {
             eprintln!("elevate-bench: {name} failed: {err}");
             results.errors.push(format!("{name}: {err}"));

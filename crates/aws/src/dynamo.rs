@@ -446,22 +446,19 @@ impl DynamoStore {
             Err(TransactFailure::Unavailable(err)) => Err(err),
             Err(TransactFailure::Condition) => match self.get(&request.id).await? {
                 None => Err(StoreError::NotFound(request.id.clone())),
-                Some(stored) if stored.state == expected && stored.audit_seq == previous_seq => {
-                    let other = unchanged.map_or_else(
-                        || "another request".to_owned(),
-                        |o| {
-                            format!(
-                                "request {} is no longer {} at audit_seq {}",
-                                o.id, o.state, o.audit_seq
-                            )
-                        },
-                    );
-                    Err(StoreError::Conflict(other))
-                }
-                Some(stored) => Err(StoreError::Conflict(format!(
-                    "request {} is {} at audit_seq {}, expected {} at {}",
-                    request.id, stored.state, stored.audit_seq, expected, previous_seq
-                ))),
+                Some(stored) => match unchanged {
+                    // The request is as expected, so the other request's check failed.
+                    Some(other) if stored.state == expected && stored.audit_seq == previous_seq => {
+                        Err(StoreError::Conflict(format!(
+                            "request {} is no longer {} at audit_seq {}",
+                            other.id, other.state, other.audit_seq
+                        )))
+                    }
+                    _ => Err(StoreError::Conflict(format!(
+                        "request {} is {} at audit_seq {}, expected {} at {}",
+                        request.id, stored.state, stored.audit_seq, expected, previous_seq
+                    ))),
+                },
             },
         }
     }

@@ -45,7 +45,6 @@ impl Out {
     }
 }
 
-/// `2026-11-25 14:05 UTC`
 /// `1 request`, `2 requests`.
 pub fn count(n: usize, noun: &str) -> String {
     if n == 1 {
@@ -55,6 +54,7 @@ pub fn count(n: usize, noun: &str) -> String {
     }
 }
 
+/// `2026-11-25 14:05 UTC`
 pub fn timestamp(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }

@@ -19,6 +19,7 @@ use aws_sigv4::sign::v4;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use elevate_aws::{DynamoStore, EventBridgeScheduler};
 use elevate_core::config::{Config, TargetKind};
+use elevate_core::ports::ScheduledAction;
 use serde_json::json;
 
 use crate::functions;
@@ -31,8 +32,6 @@ pub const ADMINS_GROUP: &str = "SymDemoAdmins";
 pub const CUSTOM_TARGET_GROUP: &str = "SymDemoCustom";
 /// The role the schedules name (moto's Scheduler never assumes it).
 pub const SCHEDULER_ROLE: &str = "elevate-local-scheduler";
-/// The periodic sweep's schedule (template.yaml's `SweepSchedule`).
-pub const SWEEP_SCHEDULE: &str = "sweep";
 pub const REGION: &str = "us-east-1";
 
 /// A bootstrap step failed: which one, and what moto said.
@@ -260,10 +259,12 @@ async fn sweep_schedule(
         FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target,
     };
     let step = || format!("sweep schedule in {group}");
+    let sweep = ScheduledAction::Sweep;
+    let input = serde_json::to_string(&sweep).map_err(|e| BootstrapError::new(step(), e))?;
     let target = Target::builder()
         .arn(functions::function_arn(functions::REVOKE))
         .role_arn(role_arn)
-        .input(json!({"action": "sweep"}).to_string())
+        .input(input)
         .build()
         .map_err(|e| BootstrapError::new(step(), e))?;
     let window = FlexibleTimeWindow::builder()
@@ -272,7 +273,7 @@ async fn sweep_schedule(
         .map_err(|e| BootstrapError::new(step(), e))?;
     let created = aws_sdk_scheduler::Client::new(sdk)
         .create_schedule()
-        .name(SWEEP_SCHEDULE)
+        .name(sweep.schedule_name())
         .group_name(group)
         .schedule_expression("rate(5 minutes)")
         .flexible_time_window(window)
