@@ -138,7 +138,7 @@ impl Harness {
             let stored = self
                 .moto
                 .store
-                .list_by_requester(requester, None)
+                .list_by_requester(requester, &[])
                 .await
                 .map_err(MotoError::from)?;
             if let Some(request) = stored.into_iter().next() {

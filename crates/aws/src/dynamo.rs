@@ -227,7 +227,7 @@ impl DynamoStore {
         pk_attr: &str,
         pk: String,
         newest_first: bool,
-        state: Option<State>,
+        states: &[State],
     ) -> Result<Vec<Request>, StoreError> {
         let mut query = self
             .client
@@ -238,11 +238,15 @@ impl DynamoStore {
             .expression_attribute_names("#pk", pk_attr)
             .expression_attribute_values(":pk", s(pk))
             .scan_index_forward(!newest_first);
-        if let Some(state) = state {
+        if !states.is_empty() {
+            let mut wanted = Vec::new();
+            for (i, state) in states.iter().enumerate() {
+                wanted.push(format!(":state{i}"));
+                query = query.expression_attribute_values(format!(":state{i}"), s(state.as_str()));
+            }
             query = query
-                .filter_expression("#state = :state")
-                .expression_attribute_names("#state", attr::STATE)
-                .expression_attribute_values(":state", s(state.as_str()));
+                .filter_expression(format!("#state IN ({})", wanted.join(", ")))
+                .expression_attribute_names("#state", attr::STATE);
         }
         let items = query
             .into_paginator()
@@ -560,20 +564,20 @@ impl RequestStore for DynamoStore {
     async fn list_by_requester(
         &self,
         requester: &str,
-        state: Option<State>,
+        states: &[State],
     ) -> Result<Vec<Request>, StoreError> {
         self.query_requests(
             BY_REQUESTER,
             attr::GSI1PK,
             requester_key(requester),
             true,
-            state,
+            states,
         )
         .await
     }
 
     async fn list_by_state(&self, state: State) -> Result<Vec<Request>, StoreError> {
-        self.query_requests(BY_STATE, attr::GSI2PK, state_key(state), false, None)
+        self.query_requests(BY_STATE, attr::GSI2PK, state_key(state), false, &[])
             .await
     }
 

@@ -57,11 +57,12 @@ pub trait RequestStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Records where the request was announced. Not a state change, so no audit event.
     async fn set_message(&self, id: &RequestId, message: &MessageRef) -> Result<(), StoreError>;
-    /// Requests of one requester, newest first, optionally in one state.
+    /// Requests of one requester, newest first: those in any of `states`, or all of them
+    /// when `states` is empty.
     async fn list_by_requester(
         &self,
         requester: &str,
-        state: Option<State>,
+        states: &[State],
     ) -> Result<Vec<Request>, StoreError>;
     /// Requests in one state, oldest first.
     async fn list_by_state(&self, state: State) -> Result<Vec<Request>, StoreError>;

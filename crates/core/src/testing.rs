@@ -254,13 +254,15 @@ impl RequestStore for MemoryStore {
     async fn list_by_requester(
         &self,
         requester: &str,
-        state: Option<State>,
+        states: &[State],
     ) -> Result<Vec<Request>, StoreError> {
         let inner = self.enter()?;
         let mut found: Vec<Request> = inner
             .requests
             .values()
-            .filter(|r| r.requester == requester && state.is_none_or(|s| r.state == s))
+            .filter(|r| {
+                r.requester == requester && (states.is_empty() || states.contains(&r.state))
+            })
             .cloned()
             .collect();
         found.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
@@ -1166,13 +1168,13 @@ mod tests {
             ids.push(request.id.clone());
             clock.advance(Duration::from_secs(60));
         }
-        let mine = store.list_by_requester("alice", None).await.expect("mine");
+        let mine = store.list_by_requester("alice", &[]).await.expect("mine");
         assert_eq!(
             mine.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
             [ids[1].clone(), ids[0].clone()]
         );
         let none = store
-            .list_by_requester("alice", Some(State::Active))
+            .list_by_requester("alice", &[State::Active])
             .await
             .expect("none");
         assert!(none.is_empty());

@@ -42,94 +42,10 @@ const START_ATTEMPTS: usize = 3;
 /// requests handled at the same time undo each other (a lost race wipes the winner's write).
 /// DynamoDB serializes writes to an item; this makes moto handle one request at a time (still
 /// accepting connections on its threads), and marks its answers so the harness can check.
-const ONE_REQUEST_AT_A_TIME: &str = r#"# Written by elevate-testkit for one moto_server child.
-import threading
-
-try:
-    import werkzeug.serving as _serving
-
-    _run_simple = _serving.run_simple
-    _lock = threading.Lock()
-
-    def _one_at_a_time(app):
-        def handle(environ, start_response):
-            def start(status, headers, exc_info=None):
-                headers = list(headers) + [("X-Elevate-Testkit", "one-request-at-a-time")]
-                return start_response(status, headers, exc_info)
-
-            with _lock:
-                return list(app(environ, start))
-
-        return handle
-
-    def run_simple(hostname, port, application, *args, **kwargs):
-        return _run_simple(hostname, port, _one_at_a_time(application), *args, **kwargs)
-
-    _serving.run_simple = run_simple
-except Exception:  # the harness notices the missing header and says so
-    pass
-
-# With one request at a time, a failed transaction only has to put back the items it touched.
-# moto copies every table it names instead, which makes each transaction as slow as the table
-# is large (seconds once a table holds thousands of items, as in `make bench`).
-try:
-    import copy as _copy
-    import moto.dynamodb.models as _ddb
-    from moto.dynamodb.models.dynamo_type import DynamoType as _DynamoType
-
-    _transact_write_items = _ddb.DynamoDBBackend.transact_write_items
-
-    class _NoTableCopy:
-        def __getattr__(self, name):
-            return getattr(_copy, name)
-
-        @staticmethod
-        def deepcopy(value, memo=None):
-            if isinstance(value, _ddb.Table):
-                return value
-            return _copy.deepcopy(value, memo)
-
-    def _key_of(table, attrs):
-        if table.hash_key_attr not in attrs:
-            return None
-        hash_value = _DynamoType(attrs[table.hash_key_attr])
-        if table.range_key_attr is None:
-            return hash_value, None
-        if table.range_key_attr not in attrs:
-            return None
-        return hash_value, _DynamoType(attrs[table.range_key_attr])
-
-    def _transact_touching_only_its_items(self, transact_items):
-        saved = []
-        for entry in transact_items:
-            for op in entry.values():
-                table = self.tables.get(op.get("TableName")) if isinstance(op, dict) else None
-                key = _key_of(table, op.get("Key") or op.get("Item") or {}) if table else None
-                if key is not None:
-                    current = table.get_item(*key)
-                    saved.append((table, key, None if current is None else _copy.deepcopy(current)))
-        _ddb.copy = _NoTableCopy()
-        try:
-            return _transact_write_items(self, transact_items)
-        except Exception:
-            for table, (hash_value, range_value), item in reversed(saved):
-                if range_value is None:
-                    if item is None:
-                        table.items.pop(hash_value, None)
-                    else:
-                        table.items[hash_value] = item
-                elif item is None:
-                    table.items[hash_value].pop(range_value, None)
-                else:
-                    table.items[hash_value][range_value] = item
-            raise
-        finally:
-            _ddb.copy = _copy
-
-    _ddb.DynamoDBBackend.transact_write_items = _transact_touching_only_its_items
-except Exception:  # moto changed: its own (slow, whole-table) rollback still works
-    pass
-"#;
+/// Serialized, moto must be quick: the file also replaces three of its slow paths (whole-table
+/// copies in transactions, whole-table sorts in queries, a quadratic expression check) with
+/// ones that give the same answers.
+const ONE_REQUEST_AT_A_TIME: &str = include_str!("sitecustomize.py");
 const SERIALIZED_HEADER: &str = "x-elevate-testkit: one-request-at-a-time";
 
 const SETUP_HINT: &str = "run `make setup` to install the moto server (PyPI `moto[server]`), \

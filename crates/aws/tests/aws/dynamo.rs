@@ -284,7 +284,7 @@ async fn listings_follow_state_changes() {
         requests.into_iter().map(|r| r.id).collect()
     };
     assert_eq!(
-        ids(store.list_by_requester("alice", None).await.expect("list")),
+        ids(store.list_by_requester("alice", &[]).await.expect("list")),
         vec![second.id.clone(), first.id.clone()],
         "newest first"
     );
@@ -310,24 +310,37 @@ async fn listings_follow_state_changes() {
     );
     assert_eq!(
         store
-            .list_by_requester("alice", Some(State::Approved))
+            .list_by_requester("alice", &[State::Approved])
             .await
             .expect("list"),
         vec![approved.request.clone()]
     );
     assert_eq!(
         ids(store
-            .list_by_requester("alice", Some(State::Pending))
+            .list_by_requester("alice", &[State::Pending])
             .await
             .expect("list")),
         vec![second.id.clone()]
     );
     assert_eq!(
-        ids(store.list_by_requester("alice", None).await.expect("list")),
+        ids(store
+            .list_by_requester("alice", &[State::Approved, State::Pending])
+            .await
+            .expect("list")),
+        vec![second.id.clone(), first.id.clone()],
+        "either state, newest first"
+    );
+    assert!(store
+        .list_by_requester("alice", &[State::Active, State::Denied])
+        .await
+        .expect("list")
+        .is_empty());
+    assert_eq!(
+        ids(store.list_by_requester("alice", &[]).await.expect("list")),
         vec![second.id.clone(), first.id.clone()]
     );
     assert!(store
-        .list_by_requester("carol", None)
+        .list_by_requester("carol", &[])
         .await
         .expect("list")
         .is_empty());

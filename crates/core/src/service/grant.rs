@@ -255,23 +255,21 @@ async fn covering_grant(
     let needs_access = |other: &Request| {
         other.state == State::Approved || (other.state == State::Active && other.covers(now))
     };
-    for state in [State::Active, State::Approved] {
-        let others = app
-            .store
-            .list_by_requester(&request.requester, Some(state))
-            .await?;
-        for other in others {
-            if other.id == request.id
-                || other.target != request.target
-                || !same_access(app, request, &other)
-                || !needs_access(&other)
-            {
-                continue;
-            }
-            if let Some(fresh) = app.store.get(&other.id).await? {
-                if needs_access(&fresh) {
-                    return Ok(Some(fresh));
-                }
+    let others = app
+        .store
+        .list_by_requester(&request.requester, &[State::Active, State::Approved])
+        .await?;
+    for other in others {
+        if other.id == request.id
+            || other.target != request.target
+            || !same_access(app, request, &other)
+            || !needs_access(&other)
+        {
+            continue;
+        }
+        if let Some(fresh) = app.store.get(&other.id).await? {
+            if needs_access(&fresh) {
+                return Ok(Some(fresh));
             }
         }
     }

@@ -48,7 +48,10 @@ pub async fn list(
     state: Option<State>,
 ) -> Result<Vec<Request>, ServiceError> {
     match scope {
-        Scope::Mine => Ok(app.store.list_by_requester(&caller.name, state).await?),
+        Scope::Mine => Ok(app
+            .store
+            .list_by_requester(&caller.name, state.as_slice())
+            .await?),
         Scope::ToApprove => {
             let requests = app
                 .store

@@ -608,9 +608,9 @@ impl crate::ports::RequestStore for RacingStore {
     async fn list_by_requester(
         &self,
         requester: &str,
-        state: Option<State>,
+        states: &[State],
     ) -> Result<Vec<Request>, crate::ports::StoreError> {
-        self.inner.list_by_requester(requester, state).await
+        self.inner.list_by_requester(requester, states).await
     }
     async fn list_by_state(&self, state: State) -> Result<Vec<Request>, crate::ports::StoreError> {
         self.inner.list_by_state(state).await
