@@ -42,9 +42,9 @@ const START_ATTEMPTS: usize = 3;
 /// requests handled at the same time undo each other (a lost race wipes the winner's write).
 /// DynamoDB serializes writes to an item; this makes moto handle one request at a time (still
 /// accepting connections on its threads), and marks its answers so the harness can check.
-/// Serialized, moto must be quick: the file also replaces three of its slow paths (whole-table
-/// copies in transactions, whole-table sorts in queries, a quadratic expression check) with
-/// ones that give the same answers.
+/// Serialized, moto must be quick: the file also replaces four of its slow paths (whole-table
+/// copies in transactions, whole-table sorts in queries, a quadratic expression check, listing
+/// its own package per request) with ones that give the same answers to valid requests.
 const ONE_REQUEST_AT_A_TIME: &str = include_str!("sitecustomize.py");
 const SERIALIZED_HEADER: &str = "x-elevate-testkit: one-request-at-a-time";
 

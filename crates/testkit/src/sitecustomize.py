@@ -108,7 +108,13 @@ try:
         else:
             yield from table.items.values()
 
+    # The table an index Query on this thread is answering, and the items it may look at.
+    _index_query = threading.local()
+
     def _all_items(self):
+        answering = getattr(_index_query, "answering", None)
+        if answering is not None and answering[0] is self:
+            return answering[1]()
         return sorted(_items_of(self), key=_sort_key)
 
     _Table.all_items = _all_items
@@ -132,12 +138,11 @@ try:
         def candidates():
             return sorted(filter(matches, _items_of(self)), key=_sort_key)
 
-        # One request at a time: the instance attribute is seen by this Query only.
-        self.all_items = candidates
+        _index_query.answering = (self, candidates)
         try:
             return _query(self, *args, **kwargs)
         finally:
-            del self.all_items
+            _index_query.answering = None
 
     _Table.query = _query_on_candidates
 except Exception:  # moto changed: its own (slower) Query still answers
@@ -145,7 +150,8 @@ except Exception:  # moto changed: its own (slower) Query still answers
 
 # An UpdateExpression may hold one SET, one REMOVE, one ADD and one DELETE clause. moto checks
 # that at every node of the parsed expression, which is quadratic in the number of actions (a
-# 25-attribute SET takes ~10 ms); the root holds every clause, so checking it alone suffices.
+# 25-attribute SET takes ~10 ms); the root holds every clause, so checking it alone accepts and
+# refuses the same expressions (one with several repeated clauses may name another of them).
 try:
     from moto.dynamodb.parsing.ast_nodes import UpdateExpression as _UpdateExpression
     from moto.dynamodb.parsing.validators import ActionCountValidator as _ActionCountValidator

@@ -255,10 +255,13 @@ async fn covering_grant(
     let needs_access = |other: &Request| {
         other.state == State::Approved || (other.state == State::Active && other.covers(now))
     };
-    let others = app
+    let mut others = app
         .store
         .list_by_requester(&request.requester, &[State::Active, State::Approved])
         .await?;
+    // An ACTIVE grant first: it stays as it is until it ends, while an APPROVED one changes
+    // as soon as its escalation is done, which would fail the guarded write below.
+    others.sort_by_key(|other| other.state != State::Active);
     for other in others {
         if other.id == request.id
             || other.target != request.target
