@@ -241,8 +241,9 @@ impl DynamoStore {
         if !states.is_empty() {
             let mut wanted = Vec::new();
             for (i, state) in states.iter().enumerate() {
-                wanted.push(format!(":state{i}"));
-                query = query.expression_attribute_values(format!(":state{i}"), s(state.as_str()));
+                let placeholder = format!(":state{i}");
+                query = query.expression_attribute_values(&placeholder, s(state.as_str()));
+                wanted.push(placeholder);
             }
             query = query
                 .filter_expression(format!("#state IN ({})", wanted.join(", ")))

@@ -45,7 +45,7 @@ const START_ATTEMPTS: usize = 3;
 /// Serialized, moto must be quick: the file also replaces four of its slow paths (whole-table
 /// copies in transactions, whole-table sorts in queries, a quadratic expression check, listing
 /// its own package per request) with ones that give the same answers to valid requests.
-const ONE_REQUEST_AT_A_TIME: &str = include_str!("sitecustomize.py");
+const SITECUSTOMIZE: &str = include_str!("sitecustomize.py");
 const SERIALIZED_HEADER: &str = "x-elevate-testkit: one-request-at-a-time";
 
 const SETUP_HINT: &str = "run `make setup` to install the moto server (PyPI `moto[server]`), \
@@ -163,7 +163,7 @@ impl Moto {
             ));
             let log = dir.join("moto.log");
             let prepared = std::fs::create_dir_all(&dir)
-                .and_then(|()| std::fs::write(dir.join("sitecustomize.py"), ONE_REQUEST_AT_A_TIME))
+                .and_then(|()| std::fs::write(dir.join("sitecustomize.py"), SITECUSTOMIZE))
                 .and_then(|()| File::create(&log))
                 .and_then(|out| Ok((out.try_clone()?, out)));
             let (log_out, log_err) = prepared
