@@ -51,7 +51,7 @@ pub const PEOPLE: [(&str, &str); 3] = [
 /// The flows: `infra_access` grants the IAM group `admins` (approvers alice and bob, no
 /// self-approval, at most 4h, reason required); `custom` grants through the example target
 /// (approvers alice and bob, 15m or 1h). dave is a person who approves nothing.
-fn config_text(users: &HashMap<String, String>, admins: &str) -> String {
+pub fn config_text(users: &HashMap<String, String>, admins: &str) -> String {
     let mut text = String::from("auditors = [\"bob\"]\n");
     for (name, slack) in PEOPLE {
         text.push_str(&format!(
@@ -555,5 +555,13 @@ impl Strategy for Flaky {
         person: &Person,
     ) -> Result<Membership, StrategyError> {
         self.inner.is_member(target, person).await
+    }
+
+    async fn members(&self, target: &Target) -> Result<Option<Vec<String>>, StrategyError> {
+        self.inner.members(target).await
+    }
+
+    async fn remove_member(&self, target: &Target, iam_user: &str) -> Result<(), StrategyError> {
+        self.inner.remove_member(target, iam_user).await
     }
 }

@@ -31,7 +31,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use elevate_core::audit::{Action, AuditEvent};
-use elevate_core::model::{Actor, MessageRef, Request, RequestId, State};
+use elevate_core::model::{Actor, MessageRef, Request, RequestId, State, Terms};
 use elevate_core::ports::{BoxError, RequestStore, StoreError};
 use tracing::instrument;
 
@@ -673,6 +673,8 @@ mod attr {
     pub const TS: &str = "ts";
     pub const AUDIT_SEQ: &str = "audit_seq";
     pub const AUDIT_HEAD: &str = "audit_head";
+    pub const TERMS: &str = "terms";
+    pub const PRINCIPAL: &str = "principal";
 
     pub const REQUEST_ID: &str = "request_id";
     pub const SEQ: &str = "seq";
@@ -740,6 +742,7 @@ fn request_attributes(r: &Request) -> Vec<(&'static str, Option<AttributeValue>)
         (attr::FLOW, Some(s(&r.flow))),
         (attr::TARGET, Some(s(&r.target))),
         (attr::REQUESTER, Some(s(&r.requester))),
+        (attr::TERMS, r.terms.as_ref().map(terms_attribute)),
         (attr::REASON, Some(s(&r.reason))),
         (attr::DURATION, Some(n(r.duration.as_secs()))),
         (attr::STATE, Some(s(r.state.as_str()))),
@@ -813,7 +816,55 @@ fn event_item(e: &AuditEvent) -> Item {
     if let Some(reason) = &e.reason {
         item.insert(attr::REASON.to_owned(), s(reason));
     }
+    if let Some(principal) = &e.principal {
+        item.insert(attr::PRINCIPAL.to_owned(), s(principal));
+    }
+    if let Some(terms) = &e.terms {
+        item.insert(attr::TERMS.to_owned(), terms_attribute(terms));
+    }
     item
+}
+
+/// A grant's terms as a map attribute, field for field as in the API's JSON.
+fn terms_attribute(terms: &Terms) -> AttributeValue {
+    json_attribute(&serde_json::to_value(terms).unwrap_or_default())
+}
+
+fn json_attribute(value: &serde_json::Value) -> AttributeValue {
+    use serde_json::Value;
+    match value {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(number) => AttributeValue::N(number.to_string()),
+        Value::String(text) => s(text),
+        Value::Array(items) => AttributeValue::L(items.iter().map(json_attribute).collect()),
+        Value::Object(fields) => AttributeValue::M(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), json_attribute(v)))
+                .collect(),
+        ),
+    }
+}
+
+fn attribute_json(value: &AttributeValue) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    Some(match value {
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::N(number) => serde_json::from_str(number).ok()?,
+        AttributeValue::S(text) => Value::String(text.clone()),
+        AttributeValue::L(items) => {
+            Value::Array(items.iter().map(attribute_json).collect::<Option<_>>()?)
+        }
+        AttributeValue::M(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| Some((k.clone(), attribute_json(v)?)))
+                .collect::<Option<_>>()?,
+        ),
+        _ => return None,
+    })
 }
 
 /// Reads typed attributes out of an item, naming the item and attribute when one is wrong.
@@ -888,6 +939,16 @@ impl Fields<'_> {
         text.parse().map_err(|e| self.corrupt(name, e))
     }
 
+    fn terms(&self, name: &str) -> Result<Option<Terms>, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(value) => attribute_json(value)
+                .and_then(|json| serde_json::from_value(json).ok())
+                .map(Some)
+                .ok_or_else(|| self.corrupt(name, "is not a grant's terms")),
+        }
+    }
+
     fn map(&self, name: &str) -> Result<Option<Fields<'_>>, StoreError> {
         match self.item.get(name) {
             None | Some(AttributeValue::Null(_)) => Ok(None),
@@ -917,6 +978,7 @@ fn request_from_item(item: &Item) -> Result<Request, StoreError> {
         flow: f.s(attr::FLOW)?,
         target: f.s(attr::TARGET)?,
         requester: f.s(attr::REQUESTER)?,
+        terms: f.terms(attr::TERMS)?,
         reason: f.s(attr::REASON)?,
         duration: Duration::from_secs(f.u64(attr::DURATION)?),
         state: f.state(attr::STATE)?,
@@ -962,10 +1024,12 @@ fn event_from_item(item: &Item) -> Result<AuditEvent, StoreError> {
         seq: f.u64(attr::SEQ)?,
         at: f.time(attr::AT)?,
         actor,
+        principal: f.opt_s(attr::PRINCIPAL)?,
         action,
         from: f.opt_state(attr::FROM)?,
         to: f.state(attr::TO)?,
         reason: f.opt_s(attr::REASON)?,
+        terms: f.terms(attr::TERMS)?,
         prev_hash: f.s(attr::PREV_HASH)?,
         hash: f.s(attr::HASH)?,
     })
@@ -974,7 +1038,9 @@ fn event_from_item(item: &Item) -> Result<AuditEvent, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use elevate_core::config::{Person, Target, TargetKind};
     use elevate_core::machine::{apply, open, Command, NewRequest};
+    use elevate_core::model::By;
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -993,7 +1059,22 @@ mod tests {
                 reason: "incident 42".into(),
                 duration: Duration::from_secs(3600),
                 pending_timeout: Duration::from_secs(600),
+                terms: Terms {
+                    target: Target {
+                        name: "admins".into(),
+                        kind: TargetKind::IamGroup {
+                            group: "SymDemoAdmins".into(),
+                        },
+                    },
+                    person: Person {
+                        name: "alice".into(),
+                        iam_user: "alice.iam".into(),
+                        slack_id: "U0ALICE01".into(),
+                        email: "alice@example.com".into(),
+                    },
+                },
             },
+            "arn:aws:iam::123456789012:user/alice.iam",
             now,
         );
         let approved = apply(
@@ -1001,7 +1082,7 @@ mod tests {
             Command::Approve {
                 reason: Some("ok".into()),
             },
-            &Actor::person("bob"),
+            &By::person("bob", "slack:T1/U0BOB0001"),
             at("2026-11-25T10:01:00.000000001Z"),
         )
         .expect("approve");

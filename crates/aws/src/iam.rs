@@ -63,6 +63,48 @@ impl IamGroupStrategy {
     }
 }
 
+impl IamGroupStrategy {
+    /// Removes `user` from `group`; a user already absent is success, and the log says why.
+    async fn remove(&self, group: &str, user: &str) -> Result<(), StrategyError> {
+        let err = match self
+            .client
+            .remove_user_from_group()
+            .group_name(group)
+            .user_name(user)
+            .send()
+            .await
+        {
+            Ok(_) => {
+                tracing::info!("removed from the IAM group");
+                return Ok(());
+            }
+            Err(err) => err,
+        };
+        if !err
+            .as_service_error()
+            .is_some_and(|e| e.is_no_such_entity_exception())
+        {
+            return Err(StrategyError::Unavailable(AwsError::boxed(
+                format!("iam RemoveUserFromGroup {user} from {group}"),
+                err,
+            )));
+        }
+        // The membership is gone, which is what was asked; say why it already was.
+        match self.explain_absence(group, user).await {
+            Absence::NotAMember => tracing::info!("was no longer a member of the IAM group"),
+            Absence::GroupMissing => {
+                tracing::warn!("the IAM group does not exist (deleted, or misnamed in the config)")
+            }
+            Absence::UserMissing => tracing::warn!("the IAM user does not exist (deleted?)"),
+            Absence::Unexplained(why) => tracing::warn!(
+                error = %why,
+                "IAM answered NoSuchEntity; the user was not a member, or the user or group is missing"
+            ),
+        }
+        Ok(())
+    }
+}
+
 /// Why a user is not a member of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Absence {
@@ -135,42 +177,7 @@ impl Strategy for IamGroupStrategy {
     ) -> Result<(), StrategyError> {
         let group = group_of(target)?;
         tracing::Span::current().record("group", group);
-        let err = match self
-            .client
-            .remove_user_from_group()
-            .group_name(group)
-            .user_name(&person.iam_user)
-            .send()
-            .await
-        {
-            Ok(_) => {
-                tracing::info!("removed from the IAM group");
-                return Ok(());
-            }
-            Err(err) => err,
-        };
-        if !err
-            .as_service_error()
-            .is_some_and(|e| e.is_no_such_entity_exception())
-        {
-            return Err(StrategyError::Unavailable(AwsError::boxed(
-                format!("iam RemoveUserFromGroup {} from {group}", person.iam_user),
-                err,
-            )));
-        }
-        // The membership is gone, which is what was asked; say why it already was.
-        match self.explain_absence(group, &person.iam_user).await {
-            Absence::NotAMember => tracing::info!("was no longer a member of the IAM group"),
-            Absence::GroupMissing => {
-                tracing::warn!("the IAM group does not exist (deleted, or misnamed in the config)")
-            }
-            Absence::UserMissing => tracing::warn!("the IAM user does not exist (deleted?)"),
-            Absence::Unexplained(why) => tracing::warn!(
-                error = %why,
-                "IAM answered NoSuchEntity; the user was not a member, or the user or group is missing"
-            ),
-        }
-        Ok(())
+        self.remove(group, &person.iam_user).await
     }
 
     #[instrument(skip_all, fields(group, user = %person.iam_user), err)]
@@ -214,5 +221,45 @@ impl Strategy for IamGroupStrategy {
                 }
             }
         }
+    }
+
+    #[instrument(skip_all, fields(group), err)]
+    async fn members(&self, target: &Target) -> Result<Option<Vec<String>>, StrategyError> {
+        let group = group_of(target)?;
+        tracing::Span::current().record("group", group);
+        let mut users = Vec::new();
+        let mut pages = self
+            .client
+            .get_group()
+            .group_name(group)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            match page {
+                Ok(page) => users.extend(page.users().iter().map(|u| u.user_name().to_owned())),
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_no_such_entity_exception()) =>
+                {
+                    tracing::warn!("the IAM group does not exist, so it has no members");
+                    return Ok(Some(Vec::new()));
+                }
+                Err(err) => {
+                    return Err(StrategyError::Unavailable(AwsError::boxed(
+                        format!("iam GetGroup {group}"),
+                        err,
+                    )))
+                }
+            }
+        }
+        Ok(Some(users))
+    }
+
+    #[instrument(skip_all, fields(group, user = %iam_user), err)]
+    async fn remove_member(&self, target: &Target, iam_user: &str) -> Result<(), StrategyError> {
+        let group = group_of(target)?;
+        tracing::Span::current().record("group", group);
+        self.remove(group, iam_user).await
     }
 }

@@ -185,4 +185,14 @@ impl Strategy for LambdaStrategy {
         function_of(target)?;
         Ok(Membership::Unknown)
     }
+
+    /// A custom target cannot be listed: reconciliation leaves it to the target's owner.
+    async fn members(&self, target: &Target) -> Result<Option<Vec<String>>, StrategyError> {
+        function_of(target)?;
+        Ok(None)
+    }
+
+    async fn remove_member(&self, target: &Target, _iam_user: &str) -> Result<(), StrategyError> {
+        Err(StrategyError::WrongTarget(target.name.clone()))
+    }
 }

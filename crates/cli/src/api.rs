@@ -169,7 +169,7 @@ fn refusal_hint(status: u16, code: Option<&str>, request_id: Option<&str>) -> Op
     );
     match (status, code) {
         (_, Some("unknown_caller")) => Some(
-            "your AWS identity is not a person in elevate.toml (check --profile, or ask for your IAM user to be added)"
+            "your AWS identity is not accepted as a person of elevate.toml: the message names the rule (check --profile; an assumed role must be one of [identity] trusted_roles)"
                 .into(),
         ),
         (_, Some("not_an_approver")) => {
@@ -397,6 +397,13 @@ impl Client {
             .into_iter()
             .collect();
         self.call(Method::GET, &["audit"], &query, None).await
+    }
+
+    /// What reconciliation would change (`GET /reconcile`, auditors only).
+    pub async fn reconcile_preview(
+        &self,
+    ) -> Result<Answer<elevate_core::service::Reconciliation>, ApiError> {
+        self.call(Method::GET, &["reconcile"], &[], None).await
     }
 
     fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {

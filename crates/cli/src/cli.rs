@@ -73,6 +73,15 @@ pub enum Command {
     /// Check the flows config file
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Show what reconciliation would change in the groups elevate manages (auditors only)
+    #[command(
+        long_about = "Compares every IAM group elevate manages with the active grants and \
+shows what reconciliation would change: members without a grant (removed), active grants \
+whose access is missing (restored when elevate's own race removed it, ended when someone \
+removed it outside elevate). Reconciliation itself runs in the sweep every five minutes; \
+this command only looks (--dry-run is required)."
+    )]
+    Reconcile(ReconcileArgs),
     /// Print a shell completion script
     Completions(CompletionsArgs),
 }
@@ -177,6 +186,13 @@ pub enum ConfigCommand {
 pub struct CheckArgs {
     /// The file (default: elevate.toml, then infra/elevate.toml)
     pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Only show what would change (the sweep makes the changes)
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{Actor, RequestId, State};
+use crate::model::{Actor, RequestId, State, Terms};
 
 /// `prev_hash` of the first event of every request.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -24,6 +24,8 @@ pub enum Action {
     Expire,
     Revoke,
     Fail,
+    /// Reconciliation repaired the access of a grant without changing its state.
+    Repair,
 }
 
 impl Action {
@@ -38,6 +40,7 @@ impl Action {
             Action::Expire => "expire",
             Action::Revoke => "revoke",
             Action::Fail => "fail",
+            Action::Repair => "repair",
         }
     }
 }
@@ -56,12 +59,19 @@ pub struct AuditEvent {
     pub seq: u64,
     pub at: DateTime<Utc>,
     pub actor: Actor,
+    /// The authenticated principal behind `actor` (see [`crate::model::By`]); `None` only on
+    /// events written before principals were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     pub action: Action,
     /// `None` only for the creation event.
     pub from: Option<State>,
     pub to: State,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What the grant gives, on the creation event: hashed, so the terms cannot be changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms: Option<Terms>,
     /// Hash of the previous event of the same request ([`GENESIS`] for the first).
     pub prev_hash: String,
     /// SHA-256 (hex) over every other field of this event.
@@ -75,85 +85,68 @@ pub struct EventDraft {
     pub seq: u64,
     pub at: DateTime<Utc>,
     pub actor: Actor,
+    pub principal: Option<String>,
     pub action: Action,
     pub from: Option<State>,
     pub to: State,
     pub reason: Option<String>,
+    pub terms: Option<Terms>,
     pub prev_hash: String,
 }
 
 impl EventDraft {
     pub fn seal(self) -> AuditEvent {
-        let hash = content_hash(
-            &self.request_id,
-            self.seq,
-            self.at,
-            &self.actor,
-            self.action,
-            self.from,
-            self.to,
-            self.reason.as_deref(),
-            &self.prev_hash,
-        );
-        AuditEvent {
+        let mut event = AuditEvent {
             request_id: self.request_id,
             seq: self.seq,
             at: self.at,
             actor: self.actor,
+            principal: self.principal,
             action: self.action,
             from: self.from,
             to: self.to,
             reason: self.reason,
+            terms: self.terms,
             prev_hash: self.prev_hash,
-            hash,
-        }
+            hash: String::new(),
+        };
+        event.hash = event.computed_hash();
+        event
     }
 }
 
 impl AuditEvent {
     /// The hash this event's content should have; differs from `hash` once anything was changed.
+    /// docs/contracts.md describes the encoding.
     pub fn computed_hash(&self) -> String {
-        content_hash(
-            &self.request_id,
-            self.seq,
-            self.at,
-            &self.actor,
-            self.action,
-            self.from,
-            self.to,
-            self.reason.as_deref(),
-            &self.prev_hash,
-        )
+        // serde_json::Value keeps object keys sorted, which makes this encoding canonical.
+        let mut canonical = serde_json::json!({
+            "request_id": self.request_id.as_str(),
+            "seq": self.seq,
+            "at": self.at.to_rfc3339_opts(SecondsFormat::Nanos, true),
+            "actor": self.actor,
+            "action": self.action.as_str(),
+            "from": self.from.map(State::as_str),
+            "to": self.to.as_str(),
+            "reason": self.reason,
+            "prev_hash": self.prev_hash,
+        });
+        // Keys added later are hashed only when set, so events written before them verify.
+        if let Some(fields) = canonical.as_object_mut() {
+            if let Some(principal) = &self.principal {
+                fields.insert("principal".into(), principal.as_str().into());
+            }
+            if let Some(terms) = &self.terms {
+                fields.insert(
+                    "terms".into(),
+                    serde_json::to_value(terms).unwrap_or_default(),
+                );
+            }
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(canonical.to_string().as_bytes());
+        hex::encode(hasher.finalize())
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn content_hash(
-    request_id: &RequestId,
-    seq: u64,
-    at: DateTime<Utc>,
-    actor: &Actor,
-    action: Action,
-    from: Option<State>,
-    to: State,
-    reason: Option<&str>,
-    prev_hash: &str,
-) -> String {
-    // serde_json::Value keeps object keys sorted, which makes this encoding canonical.
-    let canonical = serde_json::json!({
-        "request_id": request_id.as_str(),
-        "seq": seq,
-        "at": at.to_rfc3339_opts(SecondsFormat::Nanos, true),
-        "actor": actor,
-        "action": action.as_str(),
-        "from": from.map(State::as_str),
-        "to": to.as_str(),
-        "reason": reason,
-        "prev_hash": prev_hash,
-    });
-    let mut hasher = Sha256::new();
-    hasher.update(canonical.to_string().as_bytes());
-    hex::encode(hasher.finalize())
 }
 
 /// Why a chain does not verify.

@@ -4,13 +4,14 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::identity::Identity;
 use crate::model::{format_duration, parse_duration};
 
 /// A person who may request or approve.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Person {
     pub name: String,
     pub iam_user: String,
@@ -19,7 +20,8 @@ pub struct Person {
 }
 
 /// What access a flow grants and how.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum TargetKind {
     /// Membership of an IAM group.
     IamGroup { group: String },
@@ -27,9 +29,10 @@ pub enum TargetKind {
     Lambda { function_arn: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     pub name: String,
+    #[serde(flatten)]
     pub kind: TargetKind,
 }
 
@@ -59,11 +62,16 @@ pub struct Flow {
     pub pending_timeout: Duration,
     /// Who may request; `None` means every person of the file.
     pub requesters: Option<Vec<String>>,
+    /// IAM users who belong to this flow's groups without a grant; reconciliation never
+    /// removes them.
+    pub standing_members: Vec<String>,
 }
 
 /// The whole validated file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// Which callers are believed (`[identity]`).
+    pub identity: Identity,
     pub people: Vec<Person>,
     pub flows: Vec<Flow>,
     /// People who may export the whole audit trail.
@@ -87,12 +95,23 @@ pub const MAX_CONFIG_DURATION: Duration = Duration::from_secs(30 * 86_400);
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    identity: Option<Spanned<RawIdentity>>,
     #[serde(default)]
     people: Vec<Spanned<RawPerson>>,
     #[serde(default)]
     flows: Vec<Spanned<RawFlow>>,
     #[serde(default)]
     auditors: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentity {
+    accounts: Option<Vec<Spanned<String>>>,
+    #[serde(default = "yes")]
+    iam_users: bool,
+    #[serde(default)]
+    trusted_roles: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +137,8 @@ struct RawFlow {
     allow_self_approval: bool,
     pending_timeout: Option<Spanned<String>>,
     requesters: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    standing_members: Vec<Spanned<String>>,
     approvers: Spanned<RawApprovers>,
     #[serde(default)]
     targets: Vec<Spanned<RawTarget>>,
@@ -203,44 +224,6 @@ impl Config {
         self.flows.iter().find(|f| f.name == name)
     }
 
-    /// The person behind an IAM principal ARN as API Gateway's IAM authorizer reports it: an
-    /// IAM user (`arn:aws:iam::123456789012:user/path/alice`) or an assumed role whose session
-    /// name is the person's name or email (`arn:aws:sts::123456789012:assumed-role/Role/alice`).
-    pub fn person_by_principal_arn(&self, arn: &str) -> Option<&Person> {
-        let mut parts = arn.splitn(6, ':');
-        let (
-            Some("arn"),
-            Some(_partition),
-            Some(service),
-            Some(_region),
-            Some(_account),
-            Some(resource),
-        ) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        )
-        else {
-            return None;
-        };
-        match service {
-            "iam" => {
-                let user = resource.strip_prefix("user/")?;
-                self.person_by_iam_user(user.rsplit('/').next()?)
-            }
-            "sts" => {
-                let rest = resource.strip_prefix("assumed-role/")?;
-                let (_role, session) = rest.split_once('/')?;
-                self.person(session)
-                    .or_else(|| self.person_by_email(session))
-            }
-            _ => None,
-        }
-    }
-
     /// Whether `name` may export the whole audit trail.
     pub fn is_auditor(&self, name: &str) -> bool {
         self.auditors.iter().any(|a| a == name)
@@ -248,6 +231,10 @@ impl Config {
 }
 
 fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
+    let identity = match &raw.identity {
+        None => Identity::default(),
+        Some(spanned) => validate_identity(spanned.get_ref(), lines)?,
+    };
     let mut people = Vec::with_capacity(raw.people.len());
     let mut names = HashSet::new();
     let mut iam_users = HashSet::new();
@@ -521,6 +508,24 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
             });
         }
 
+        let mut standing_members = Vec::with_capacity(f.standing_members.len());
+        for member in &f.standing_members {
+            let user = member.get_ref().trim();
+            if user.is_empty() {
+                return Err(lines.error(member, "standing_members must name IAM users"));
+            }
+            if !targets
+                .iter()
+                .any(|t| matches!(t.kind, TargetKind::IamGroup { .. }))
+            {
+                return Err(lines.error(
+                    member,
+                    format!("flow `{name}` has no iam_group target for standing_members"),
+                ));
+            }
+            standing_members.push(user.to_owned());
+        }
+
         flows.push(Flow {
             name: name.to_owned(),
             description: f.description.clone(),
@@ -535,12 +540,51 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
             allow_self_approval: f.allow_self_approval,
             pending_timeout,
             requesters,
+            standing_members,
         });
     }
 
     Ok(Config {
+        identity,
         people,
         flows,
         auditors,
+    })
+}
+
+fn validate_identity(raw: &RawIdentity, lines: &Lines<'_>) -> Result<Identity, ConfigError> {
+    let accounts = match &raw.accounts {
+        None => None,
+        Some(list) => {
+            let mut accounts = Vec::with_capacity(list.len());
+            for account in list {
+                let id = account.get_ref().trim();
+                if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(lines.error(
+                        account,
+                        format!("`{id}` is not an AWS account id (12 digits)"),
+                    ));
+                }
+                accounts.push(id.to_owned());
+            }
+            Some(accounts)
+        }
+    };
+    let mut trusted_roles = Vec::with_capacity(raw.trusted_roles.len());
+    for role in &raw.trusted_roles {
+        let pattern = role.get_ref().trim();
+        let valid = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-*".contains(c);
+        if pattern.is_empty() || pattern == "*" || !pattern.chars().all(valid) {
+            return Err(lines.error(
+                role,
+                format!("trusted_roles entry `{pattern}` must be a role name, `*` standing for any characters (and not `*` alone: that trusts every role)"),
+            ));
+        }
+        trusted_roles.push(pattern.to_owned());
+    }
+    Ok(Identity {
+        accounts,
+        iam_users: raw.iam_users,
+        trusted_roles,
     })
 }

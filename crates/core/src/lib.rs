@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod identity;
 pub mod machine;
 pub mod model;
 pub mod ports;
@@ -13,6 +14,7 @@ pub mod testing;
 
 pub use audit::{verify_chain, Action, AuditEvent, ChainError};
 pub use config::{Approvers, Config, ConfigError, Flow, Person, Target, TargetKind};
+pub use identity::{Identity, IdentityError};
 pub use machine::{apply, open, Command, NewRequest, Transition, TransitionError};
 pub use model::{format_duration, parse_duration, Actor, MessageRef, Request, RequestId, State};
 pub use rules::RuleError;

@@ -7,19 +7,31 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::audit::{Action, AuditEvent, EventDraft, GENESIS};
-use crate::model::{Actor, Request, RequestId, State};
+use crate::model::{Actor, By, Request, RequestId, State, Terms};
 
 /// What a caller asks of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Approve { reason: Option<String> },
-    Deny { reason: Option<String> },
+    Approve {
+        reason: Option<String>,
+    },
+    Deny {
+        reason: Option<String>,
+    },
     Cancel,
     TimeOut,
     Activate,
     Expire,
-    Revoke { reason: Option<String> },
-    Fail { error: String },
+    Revoke {
+        reason: Option<String>,
+    },
+    Fail {
+        error: String,
+    },
+    /// Reconciliation put the access back in line with the grant; the state stays as it is.
+    Repair {
+        reason: String,
+    },
 }
 
 impl Command {
@@ -33,6 +45,7 @@ impl Command {
             Command::Expire => Action::Expire,
             Command::Revoke { .. } => Action::Revoke,
             Command::Fail { .. } => Action::Fail,
+            Command::Repair { .. } => Action::Repair,
         }
     }
 }
@@ -81,7 +94,6 @@ const TABLE: &[(State, Action, State, Who)] = &[
         State::Revoked,
         Who::PersonOrSystem,
     ),
-    (State::Active, Action::Fail, State::Failed, Who::System),
     // A failed grant is swept again: once its access is confirmed gone it ends.
     (State::Failed, Action::Expire, State::Expired, Who::System),
     (
@@ -132,19 +144,29 @@ pub struct NewRequest {
     pub reason: String,
     pub duration: Duration,
     pub pending_timeout: Duration,
+    /// What the grant will give, as the config says at the moment of the request.
+    pub terms: Terms,
 }
 
-/// Creates a PENDING request and its first audit event.
-pub fn open(id: RequestId, new: NewRequest, now: DateTime<Utc>) -> (Request, AuditEvent) {
+/// Creates a PENDING request and its first audit event, which carries the grant's terms.
+/// `principal` is the authenticated caller behind the requester.
+pub fn open(
+    id: RequestId,
+    new: NewRequest,
+    principal: &str,
+    now: DateTime<Utc>,
+) -> (Request, AuditEvent) {
     let event = EventDraft {
         request_id: id.clone(),
         seq: 1,
         at: now,
         actor: Actor::Person(new.requester.clone()),
+        principal: Some(principal.to_owned()),
         action: Action::Request,
         from: None,
         to: State::Pending,
         reason: Some(new.reason.clone()),
+        terms: Some(new.terms.clone()),
         prev_hash: GENESIS.to_owned(),
     }
     .seal();
@@ -153,6 +175,7 @@ pub fn open(id: RequestId, new: NewRequest, now: DateTime<Utc>) -> (Request, Aud
         flow: new.flow,
         target: new.target,
         requester: new.requester,
+        terms: Some(new.terms),
         reason: new.reason,
         duration: new.duration,
         state: State::Pending,
@@ -173,23 +196,29 @@ pub fn open(id: RequestId, new: NewRequest, now: DateTime<Utc>) -> (Request, Aud
     (request, event)
 }
 
-/// Applies `command` by `actor` at `now` to `request`.
+/// Applies `command` by `by` at `now` to `request`.
 pub fn apply(
     request: &Request,
     command: Command,
-    actor: &Actor,
+    by: &By,
     now: DateTime<Utc>,
 ) -> Result<Transition, TransitionError> {
+    let actor = &by.actor;
     let action = command.action();
     let from = request.state;
-    let (_, _, to, who) = TABLE
-        .iter()
-        .find(|(f, a, _, _)| *f == from && *a == action)
-        .copied()
-        .ok_or(TransitionError::NotAllowed {
-            state: from,
-            action,
-        })?;
+    // A repair records what reconciliation did to the access; it is not a move.
+    let (to, who) = if action == Action::Repair {
+        (from, Who::System)
+    } else {
+        TABLE
+            .iter()
+            .find(|(f, a, _, _)| *f == from && *a == action)
+            .map(|(_, _, to, who)| (*to, *who))
+            .ok_or(TransitionError::NotAllowed {
+                state: from,
+                action,
+            })?
+    };
 
     match (who, actor) {
         (Who::System, Actor::Person(_)) => return Err(TransitionError::SystemOnly { action }),
@@ -244,6 +273,7 @@ pub fn apply(
             next.failure = Some(error.clone());
             reason = Some(error);
         }
+        Command::Repair { reason: why } => reason = Some(why),
     }
 
     let event = EventDraft {
@@ -251,10 +281,12 @@ pub fn apply(
         seq: request.audit_seq + 1,
         at: now,
         actor: actor.clone(),
+        principal: Some(by.principal.clone()),
         action,
         from: Some(from),
         to,
         reason,
+        terms: None,
         prev_hash: request.audit_head.clone(),
     }
     .seal();

@@ -7,6 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{Person, Target};
+
 /// Identifier of one access request: a UUIDv7, so ids sort by creation time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -165,6 +167,41 @@ impl fmt::Display for Actor {
     }
 }
 
+/// What a grant gives and to whom, fixed when the request is opened. Escalation, revocation,
+/// read-back and reconciliation act on these terms only, never on the current `elevate.toml`,
+/// so a person offboarded, a flow renamed or a group changed mid-grant still ends cleanly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terms {
+    /// The target as configured when the request was opened: its name and what it grants.
+    pub target: Target,
+    /// The requester as configured then: their IAM user, Slack id and email.
+    pub person: Person,
+}
+
+/// Who did something, and the authenticated principal behind them: the caller's ARN for API
+/// calls, `slack:<team>/<user>` for clicks, the function for elevate's own steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct By {
+    pub actor: Actor,
+    pub principal: String,
+}
+
+impl By {
+    pub fn person(name: impl Into<String>, principal: impl Into<String>) -> Self {
+        By {
+            actor: Actor::Person(name.into()),
+            principal: principal.into(),
+        }
+    }
+
+    pub fn system(component: impl Into<String>, principal: impl Into<String>) -> Self {
+        By {
+            actor: Actor::System(component.into()),
+            principal: principal.into(),
+        }
+    }
+}
+
 /// The message that announced a request to its approvers, so it can be updated later.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRef {
@@ -181,6 +218,9 @@ pub struct Request {
     pub target: String,
     /// Name of the requesting person.
     pub requester: String,
+    /// What the grant gives; `None` only on requests stored before terms were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms: Option<Terms>,
     pub reason: String,
     #[serde(with = "duration_secs")]
     pub duration: Duration,

@@ -79,7 +79,6 @@ pub trait RequestStore: Send + Sync {
 pub trait Directory: Send + Sync {
     fn person(&self, name: &str) -> Option<&Person>;
     fn person_by_slack_id(&self, slack_id: &str) -> Option<&Person>;
-    fn person_by_principal_arn(&self, arn: &str) -> Option<&Person>;
     fn flow(&self, name: &str) -> Option<&Flow>;
 }
 
@@ -89,9 +88,6 @@ impl Directory for crate::config::Config {
     }
     fn person_by_slack_id(&self, slack_id: &str) -> Option<&Person> {
         crate::config::Config::person_by_slack_id(self, slack_id)
-    }
-    fn person_by_principal_arn(&self, arn: &str) -> Option<&Person> {
-        crate::config::Config::person_by_principal_arn(self, arn)
     }
     fn flow(&self, name: &str) -> Option<&Flow> {
         crate::config::Config::flow(self, name)
@@ -143,6 +139,12 @@ pub trait Strategy: Send + Sync {
         target: &Target,
         person: &Person,
     ) -> Result<Membership, StrategyError>;
+    /// The IAM user names that hold access on `target` right now, for reconciliation; `None`
+    /// when the target cannot be listed (a custom target).
+    async fn members(&self, target: &Target) -> Result<Option<Vec<String>>, StrategyError>;
+    /// Removes the access of `iam_user`, whom no grant explains. Removing what is absent is
+    /// success.
+    async fn remove_member(&self, target: &Target, iam_user: &str) -> Result<(), StrategyError>;
 }
 
 /// Sends each target to the strategy of its kind.
@@ -184,6 +186,12 @@ impl Strategy for StrategyRouter {
         person: &Person,
     ) -> Result<Membership, StrategyError> {
         self.pick(target).is_member(target, person).await
+    }
+    async fn members(&self, target: &Target) -> Result<Option<Vec<String>>, StrategyError> {
+        self.pick(target).members(target).await
+    }
+    async fn remove_member(&self, target: &Target, iam_user: &str) -> Result<(), StrategyError> {
+        self.pick(target).remove_member(target, iam_user).await
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::config::{Flow, Person, Target};
 use crate::machine::NewRequest;
-use crate::model::{format_duration, Request};
+use crate::model::{format_duration, Request, Terms};
 
 /// A request or decision the flow does not allow. Nothing is written when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,6 +147,10 @@ impl Flow {
             reason: reason.to_owned(),
             duration,
             pending_timeout: self.pending_timeout,
+            terms: Terms {
+                target: target.clone(),
+                person: requester.clone(),
+            },
         })
     }
 

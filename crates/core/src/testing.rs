@@ -472,6 +472,34 @@ impl Strategy for FakeStrategy {
             Membership::Absent
         })
     }
+
+    /// The people on `target` (in the sample config a person's name is their IAM user).
+    async fn members(&self, target: &Target) -> Result<Option<Vec<String>>, StrategyError> {
+        let inner = lock(&self.inner);
+        if inner.unknown_membership {
+            return Ok(None);
+        }
+        let mut found: Vec<String> = inner
+            .members
+            .iter()
+            .filter(|(t, _)| *t == target.name)
+            .map(|(_, p)| p.clone())
+            .collect();
+        found.sort();
+        Ok(Some(found))
+    }
+
+    async fn remove_member(&self, target: &Target, iam_user: &str) -> Result<(), StrategyError> {
+        let mut inner = lock(&self.inner);
+        inner.deescalate_calls += 1;
+        if take_failure(&mut inner.fail_deescalate) {
+            return Err(StrategyError::Unavailable(injected("remove_member")));
+        }
+        inner
+            .members
+            .remove(&(target.name.clone(), iam_user.to_owned()));
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -906,6 +934,31 @@ impl Clock for FakeClock {
 // ---------------------------------------------------------------------------------------------
 // Config
 
+/// What a request of `requester` on `infra_access` grants under the sample config.
+///
+/// # Panics
+/// When `requester` is not a person of the sample config.
+pub fn sample_terms(requester: &str) -> crate::model::Terms {
+    let config = sample_config();
+    crate::model::Terms {
+        target: config.flows[0].targets[0].clone(),
+        person: config
+            .person(requester)
+            .unwrap_or_else(|| panic!("no person {requester} in the sample config"))
+            .clone(),
+    }
+}
+
+/// The ARN an IAM user `person` of the sample account signs API calls with.
+pub fn iam_arn(person: &Person) -> String {
+    format!("arn:aws:iam::123456789012:user/{}", person.iam_user)
+}
+
+/// `person` as an authenticated caller, signing as their IAM user.
+pub fn caller_of(person: &Person) -> crate::service::Caller<'_> {
+    crate::service::Caller::new(person, iam_arn(person))
+}
+
 /// The text of [`sample_config`].
 pub const SAMPLE_CONFIG: &str = r#"
 auditors = ["carol"]
@@ -978,7 +1031,7 @@ pub fn sample_config() -> Config {
 mod tests {
     use super::*;
     use crate::machine::{apply, open, Command, NewRequest};
-    use crate::model::Actor;
+    use crate::model::By;
     use std::time::Duration;
 
     fn new_request(clock: &FakeClock, requester: &str) -> (Request, AuditEvent) {
@@ -992,7 +1045,9 @@ mod tests {
                 reason: "incident 42".into(),
                 duration: Duration::from_secs(3600),
                 pending_timeout: Duration::from_secs(1800),
+                terms: sample_terms(requester),
             },
+            &iam_arn(&sample_terms(requester).person),
             now,
         )
     }
@@ -1021,7 +1076,7 @@ mod tests {
         let approve = apply(
             &request,
             Command::Approve { reason: None },
-            &Actor::person("bob"),
+            &By::person("bob", "arn:aws:iam::123456789012:user/bob"),
             clock.now(),
         )
         .expect("approve");
@@ -1046,7 +1101,7 @@ mod tests {
         let deny = apply(
             &request,
             Command::Deny { reason: None },
-            &Actor::person("carol"),
+            &By::person("carol", "arn:aws:iam::123456789012:user/carol"),
             clock.now(),
         )
         .expect("deny");
@@ -1081,7 +1136,7 @@ mod tests {
         let approve = apply(
             &request,
             Command::Approve { reason: None },
-            &Actor::person("bob"),
+            &By::person("bob", "arn:aws:iam::123456789012:user/bob"),
             clock.now(),
         )
         .expect("approve");
@@ -1094,7 +1149,7 @@ mod tests {
         let activate = apply(
             &approve.request,
             Command::Activate,
-            &Actor::system("escalate"),
+            &By::system("escalate", "lambda:elevate-escalate"),
             clock.now(),
         )
         .expect("activate");
@@ -1117,7 +1172,7 @@ mod tests {
         let approve = apply(
             &request,
             Command::Approve { reason: None },
-            &Actor::person("bob"),
+            &By::person("bob", "arn:aws:iam::123456789012:user/bob"),
             clock.now(),
         )
         .expect("approve");
@@ -1210,7 +1265,7 @@ mod tests {
         let approve = apply(
             &request,
             Command::Approve { reason: None },
-            &Actor::person("bob"),
+            &By::person("bob", "arn:aws:iam::123456789012:user/bob"),
             clock.now(),
         )
         .expect("approve");

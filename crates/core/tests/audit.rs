@@ -6,7 +6,10 @@ mod common;
 
 use common::*;
 use elevate_core::audit::{EventDraft, GENESIS};
-use elevate_core::{apply, verify_chain, Action, AuditEvent, ChainError, Command, Request, State};
+use elevate_core::{
+    apply, verify_chain, Action, AuditEvent, ChainError, Command, Request, State, TargetKind,
+};
+use sha2::{Digest, Sha256};
 
 /// A four-event history: requested, approved, activated, revoked.
 fn chain() -> (Request, Vec<AuditEvent>) {
@@ -59,6 +62,23 @@ fn altering_any_field_of_any_event_is_caught() {
         ("actor kind", |e| {
             e.actor = elevate_core::Actor::system(e.actor.to_string())
         }),
+        ("principal", |e| {
+            e.principal = Some("arn:aws:iam::123456789012:user/mallory".into())
+        }),
+        ("principal removed", |e| e.principal = None),
+        ("terms group", |e| {
+            if let Some(terms) = &mut e.terms {
+                terms.target.kind = TargetKind::IamGroup {
+                    group: "AdministratorAccess".into(),
+                };
+            }
+        }),
+        ("terms person", |e| {
+            if let Some(terms) = &mut e.terms {
+                terms.person.iam_user = "mallory".into();
+            }
+        }),
+        ("terms removed", |e| e.terms = None),
         ("to", |e| e.to = State::Denied),
         ("from", |e| e.from = Some(State::Failed)),
         ("action", |e| e.action = Action::Deny),
@@ -195,10 +215,12 @@ fn an_event_whose_start_state_is_not_the_previous_end_is_caught() {
         seq: 2,
         at: at(60),
         actor: person(APPROVER),
+        principal: Some(principal_of(APPROVER)),
         action: Action::Revoke,
         from: Some(State::Active),
         to: State::Revoked,
         reason: None,
+        terms: None,
         prev_hash: events[0].hash.clone(),
     }
     .seal();
@@ -266,7 +288,7 @@ fn events_survive_a_json_round_trip() {
         Command::Revoke {
             reason: Some("fixed, giving it back".into()),
         },
-        &person(APPROVER),
+        &by(&person(APPROVER)),
         when,
     )
     .unwrap();
@@ -307,6 +329,10 @@ fn the_json_of_an_event_is_the_documented_shape() {
         first["actor"],
         serde_json::json!({"kind": "person", "name": REQUESTER})
     );
+    assert_eq!(first["principal"], principal_of(REQUESTER));
+    assert_eq!(first["terms"], serde_json::to_value(terms()).unwrap());
+    assert_eq!(first["terms"]["target"]["type"], "iam_group");
+    assert_eq!(first["terms"]["target"]["group"], "SymDemoAdmins");
     assert_eq!(first["prev_hash"], GENESIS);
     assert_eq!(first["at"], "2023-11-14T22:13:20Z");
 
@@ -316,6 +342,11 @@ fn the_json_of_an_event_is_the_documented_shape() {
         serde_json::json!({"kind": "system", "name": "escalate"})
     );
     assert_eq!(activation["from"], "APPROVED");
+    assert_eq!(activation["principal"], "lambda:elevate-escalate");
+    assert!(
+        activation.get("terms").is_none(),
+        "only the creation event carries the terms"
+    );
     assert!(
         activation.get("reason").is_none(),
         "no reason is left out, not null"
@@ -323,4 +354,70 @@ fn the_json_of_an_event_is_the_documented_shape() {
     let hash = activation["hash"].as_str().unwrap();
     assert_eq!(hash.len(), 64);
     assert!(hash.chars().all(|c| c.is_ascii_hexdigit()));
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+#[test]
+fn an_event_without_principal_or_terms_hashes_as_before_those_fields() {
+    // An event as written before principals and terms were recorded: its hash covers exactly
+    // the documented keys, so old chains still verify.
+    let (request, events) = opened(3);
+    let old = EventDraft {
+        request_id: request.id.clone(),
+        seq: 2,
+        at: at(60),
+        actor: person(APPROVER),
+        principal: None,
+        action: Action::Approve,
+        from: Some(State::Pending),
+        to: State::Approved,
+        reason: None,
+        terms: None,
+        prev_hash: events[0].hash.clone(),
+    }
+    .seal();
+    let canonical = format!(
+        concat!(
+            r#"{{"action":"approve","actor":{{"kind":"person","name":"{approver}"}},"#,
+            r#""at":"2023-11-14T22:14:20.000000000Z","from":"PENDING","prev_hash":"{prev}","#,
+            r#""reason":null,"request_id":"{id}","seq":2,"to":"APPROVED"}}"#
+        ),
+        approver = APPROVER,
+        prev = events[0].hash,
+        id = request.id,
+    );
+    assert_eq!(old.hash, sha256_hex(&canonical));
+    let json = serde_json::to_value(&old).unwrap();
+    assert!(json.get("principal").is_none(), "no principal is left out");
+    assert!(json.get("terms").is_none(), "no terms are left out");
+    assert_eq!(
+        verify_chain(&[events[0].clone(), old.clone()], None),
+        Ok(())
+    );
+
+    // The same event with a principal hashes it too.
+    let signed = EventDraft {
+        request_id: old.request_id.clone(),
+        seq: old.seq,
+        at: old.at,
+        actor: old.actor.clone(),
+        principal: Some(principal_of(APPROVER)),
+        action: old.action,
+        from: old.from,
+        to: old.to,
+        reason: None,
+        terms: None,
+        prev_hash: old.prev_hash.clone(),
+    }
+    .seal();
+    let with_principal = canonical.replacen(
+        r#""reason""#,
+        &format!(r#""principal":"{}","reason""#, principal_of(APPROVER)),
+        1,
+    );
+    assert_eq!(signed.hash, sha256_hex(&with_principal));
+    assert_ne!(signed.hash, old.hash);
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{config_with, line_of, CONFIG};
 use elevate_core::config::DEFAULT_PENDING_TIMEOUT;
-use elevate_core::{Config, ConfigError, TargetKind};
+use elevate_core::{Config, ConfigError, Identity, TargetKind};
 
 const EXAMPLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -87,8 +87,21 @@ fn the_base_config_parses_with_its_defaults() {
         "bob"
     );
     assert!(config.person("dave").is_none());
+    assert_eq!(
+        config.identity,
+        Identity {
+            accounts: None,
+            iam_users: true,
+            trusted_roles: vec![],
+        },
+        "without [identity]: the API's account, IAM users, no trusted roles"
+    );
 
     let infra = config.flow("infra_access").unwrap();
+    assert!(
+        infra.standing_members.is_empty(),
+        "no standing members unless listed"
+    );
     assert!(
         infra.reason_required,
         "a reason is required unless turned off"
@@ -501,59 +514,274 @@ fn a_file_without_flows_is_refused() {
     assert!(err.message.contains("no flows defined"), "{}", err.message);
 }
 
+/// [`CONFIG`] with an `[identity]` section made of `section`.
+fn with_identity(section: &str) -> String {
+    config_with(
+        "auditors = [\"carol\"]\n",
+        &format!("auditors = [\"carol\"]\n\n[identity]\n{section}\n"),
+    )
+}
+
+#[test]
+fn an_identity_section_parses() {
+    let config = Config::parse(&with_identity(
+        r#"accounts = ["123456789012", "210987654321"]
+iam_users = false
+trusted_roles = ["AWSReservedSSO_*", "Engineer"]"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        config.identity,
+        Identity {
+            accounts: Some(vec!["123456789012".into(), "210987654321".into()]),
+            iam_users: false,
+            trusted_roles: vec!["AWSReservedSSO_*".into(), "Engineer".into()],
+        }
+    );
+}
+
+#[test]
+fn identity_accounts_must_be_account_ids() {
+    assert_refused(
+        "auditors = [\"carol\"]\n",
+        "auditors = [\"carol\"]\n\n[identity]\naccounts = [\"123456789012\", \"12345\"]\n",
+        "\"12345\"",
+        "`12345` is not an AWS account id",
+    );
+}
+
+#[test]
+fn trusting_every_role_is_refused() {
+    assert_refused(
+        "auditors = [\"carol\"]\n",
+        "auditors = [\"carol\"]\n\n[identity]\ntrusted_roles = [\"Engineer\", \"*\"]\n",
+        "\"*\"",
+        "trusted_roles entry `*`",
+    );
+    let err = refused(&with_identity(r#"trusted_roles = ["*"]"#));
+    assert!(err.message.contains("trusts every role"), "{}", err.message);
+    assert_refused(
+        "auditors = [\"carol\"]\n",
+        "auditors = [\"carol\"]\n\n[identity]\ntrusted_roles = [\"arn:aws:iam::123456789012:role/Engineer\"]\n",
+        "\"arn:aws:iam",
+        "must be a role name",
+    );
+}
+
+#[test]
+fn standing_members_belong_to_flows_with_an_iam_group() {
+    let config = Config::parse(&config_with(
+        "pending_timeout = \"30m\"\n",
+        "pending_timeout = \"30m\"\nstanding_members = [\"breakglass\"]\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        config.flow("infra_access").unwrap().standing_members,
+        ["breakglass"]
+    );
+    assert!(config
+        .flow("db_access")
+        .unwrap()
+        .standing_members
+        .is_empty());
+
+    // db_access grants through Lambda targets only: there is no group to be a member of.
+    assert_refused(
+        "requesters = [\"alice\", \"bob\"]\n",
+        "requesters = [\"alice\", \"bob\"]\nstanding_members = [\"breakglass\"]\n",
+        "\"breakglass\"",
+        "flow `db_access` has no iam_group target for standing_members",
+    );
+}
+
 mod principals {
     use super::*;
+    use elevate_core::IdentityError;
 
-    fn name_of(arn: &str) -> Option<String> {
-        Config::parse(CONFIG)
-            .unwrap()
-            .person_by_principal_arn(arn)
+    /// The account the API runs in.
+    const API_ACCOUNT: &str = "123456789012";
+
+    /// [`CONFIG`] trusting the session names of IAM Identity Center roles and of `Engineer`.
+    fn trusting() -> Config {
+        Config::parse(&with_identity(
+            r#"trusted_roles = ["AWSReservedSSO_*", "Engineer"]"#,
+        ))
+        .unwrap()
+    }
+
+    fn caller_in(config: &Config, arn: &str) -> Result<String, IdentityError> {
+        config
+            .caller(Some(arn), Some(API_ACCOUNT))
             .map(|p| p.name.clone())
+    }
+
+    fn name_of(arn: &str) -> Result<String, IdentityError> {
+        caller_in(&trusting(), arn)
+    }
+
+    fn ok(name: &str) -> Result<String, IdentityError> {
+        Ok(name.to_owned())
     }
 
     #[test]
     fn iam_users_are_found_by_their_iam_user_name() {
+        assert_eq!(name_of("arn:aws:iam::123456789012:user/alice"), ok("alice"));
         assert_eq!(
-            name_of("arn:aws:iam::123456789012:user/alice").as_deref(),
-            Some("alice")
+            name_of("arn:aws:iam::123456789012:user/engineering/oncall/bob.smith"),
+            ok("bob")
         );
         assert_eq!(
-            name_of("arn:aws:iam::123456789012:user/engineering/oncall/bob.smith").as_deref(),
-            Some("bob")
-        );
-        assert_eq!(
-            name_of("arn:aws-us-gov:iam::123456789012:user/carol").as_deref(),
-            Some("carol")
+            name_of("arn:aws-us-gov:iam::123456789012:user/carol"),
+            ok("carol")
         );
         // The IAM user name is what counts, not the person's name.
-        assert_eq!(name_of("arn:aws:iam::123456789012:user/bob"), None);
+        assert_eq!(
+            name_of("arn:aws:iam::123456789012:user/bob"),
+            Err(IdentityError::UnknownIamUser { user: "bob".into() })
+        );
+        // IAM users need no [identity] section.
+        assert_eq!(
+            caller_in(
+                &Config::parse(CONFIG).unwrap(),
+                "arn:aws:iam::123456789012:user/alice"
+            ),
+            ok("alice")
+        );
     }
 
     #[test]
-    fn assumed_roles_are_found_by_session_name_or_email() {
+    fn sessions_of_trusted_roles_are_found_by_session_name_or_email() {
         assert_eq!(
-            name_of("arn:aws:sts::123456789012:assumed-role/Engineer/alice").as_deref(),
-            Some("alice")
+            name_of("arn:aws:sts::123456789012:assumed-role/Engineer/alice"),
+            ok("alice")
         );
         assert_eq!(
-            name_of("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0123/bob.smith@example.com")
-                .as_deref(),
-            Some("bob")
+            name_of("arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0123/bob.smith@example.com"),
+            ok("bob")
         );
         assert_eq!(
-            name_of("arn:aws:sts::123456789012:assumed-role/Engineer/carol@example.com").as_deref(),
-            Some("carol")
+            name_of("arn:aws:sts::123456789012:assumed-role/Engineer/carol@example.com"),
+            ok("carol")
         );
         assert_eq!(
             name_of("arn:aws:sts::123456789012:assumed-role/Engineer/dave"),
-            None
+            Err(IdentityError::UnknownSession {
+                role: "Engineer".into(),
+                session: "dave".into()
+            })
+        );
+    }
+
+    #[test]
+    fn sessions_of_other_roles_are_refused() {
+        // Whoever assumes an ordinary role picks its session name: `alice` proves nothing.
+        for (arn, role) in [
+            (
+                "arn:aws:sts::123456789012:assumed-role/Developer/alice",
+                "Developer",
+            ),
+            (
+                "arn:aws:sts::123456789012:assumed-role/Engineers/alice",
+                "Engineers",
+            ),
+            (
+                "arn:aws:sts::123456789012:assumed-role/NotAWSReservedSSO_Admin/alice",
+                "NotAWSReservedSSO_Admin",
+            ),
+        ] {
+            assert_eq!(
+                name_of(arn),
+                Err(IdentityError::UntrustedRole {
+                    role: role.into(),
+                    session: "alice".into()
+                }),
+                "{arn}"
+            );
+        }
+        // Without [identity], no role is trusted.
+        assert_eq!(
+            caller_in(
+                &Config::parse(CONFIG).unwrap(),
+                "arn:aws:sts::123456789012:assumed-role/Engineer/alice"
+            ),
+            Err(IdentityError::UntrustedRole {
+                role: "Engineer".into(),
+                session: "alice".into()
+            })
+        );
+    }
+
+    #[test]
+    fn principals_of_other_accounts_are_refused() {
+        for arn in [
+            "arn:aws:iam::999999999999:user/alice",
+            "arn:aws:sts::999999999999:assumed-role/Engineer/alice",
+        ] {
+            assert_eq!(
+                name_of(arn),
+                Err(IdentityError::ForeignAccount {
+                    arn: arn.into(),
+                    account: "999999999999".into(),
+                    allowed: API_ACCOUNT.into()
+                }),
+                "{arn}"
+            );
+        }
+        // Not knowing the API's account, nothing is of it.
+        assert!(matches!(
+            trusting().caller(Some("arn:aws:iam::123456789012:user/alice"), None),
+            Err(IdentityError::ForeignAccount { .. })
+        ));
+    }
+
+    #[test]
+    fn principals_of_every_listed_account_are_accepted() {
+        let config = Config::parse(&with_identity(
+            r#"accounts = ["123456789012", "210987654321"]"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            caller_in(&config, "arn:aws:iam::210987654321:user/alice"),
+            ok("alice")
+        );
+        assert_eq!(
+            caller_in(&config, "arn:aws:iam::123456789012:user/bob.smith"),
+            ok("bob")
+        );
+        assert_eq!(
+            caller_in(&config, "arn:aws:iam::999999999999:user/alice"),
+            Err(IdentityError::ForeignAccount {
+                arn: "arn:aws:iam::999999999999:user/alice".into(),
+                account: "999999999999".into(),
+                allowed: "123456789012, 210987654321".into()
+            })
+        );
+    }
+
+    #[test]
+    fn iam_users_can_be_turned_off() {
+        let config = Config::parse(&with_identity(
+            "iam_users = false\ntrusted_roles = [\"AWSReservedSSO_*\"]",
+        ))
+        .unwrap();
+        assert_eq!(
+            caller_in(&config, "arn:aws:iam::123456789012:user/alice"),
+            Err(IdentityError::IamUsersOff {
+                arn: "arn:aws:iam::123456789012:user/alice".into()
+            })
+        );
+        assert_eq!(
+            caller_in(
+                &config,
+                "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0123/alice@example.com"
+            ),
+            ok("alice")
         );
     }
 
     #[test]
     fn anything_else_is_nobody() {
         for junk in [
-            "",
             "alice",
             "arn:aws:iam::123456789012:root",
             "arn:aws:iam::123456789012:role/alice",
@@ -564,7 +792,20 @@ mod principals {
             "arn:aws:iam::123456789012",
             "urn:aws:iam::123456789012:user/alice",
         ] {
-            assert_eq!(name_of(junk), None, "{junk:?}");
+            assert_eq!(
+                name_of(junk),
+                Err(IdentityError::NotAPrincipal(junk.into())),
+                "{junk:?}"
+            );
         }
+        let config = trusting();
+        assert_eq!(
+            config.caller(None, Some(API_ACCOUNT)),
+            Err(IdentityError::NoPrincipal)
+        );
+        assert_eq!(
+            config.caller(Some(""), Some(API_ACCOUNT)),
+            Err(IdentityError::NoPrincipal)
+        );
     }
 }

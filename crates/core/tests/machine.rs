@@ -13,7 +13,7 @@ use elevate_core::{
 };
 
 /// The whole transition table as DESIGN.md states it. Anything not listed must be refused.
-const EDGES: [(State, Action, State); 11] = [
+const EDGES: [(State, Action, State); 10] = [
     (State::Pending, Action::Approve, State::Approved),
     (State::Pending, Action::Deny, State::Denied),
     (State::Pending, Action::Cancel, State::Cancelled),
@@ -22,12 +22,11 @@ const EDGES: [(State, Action, State); 11] = [
     (State::Approved, Action::Fail, State::Failed),
     (State::Active, Action::Expire, State::Expired),
     (State::Active, Action::Revoke, State::Revoked),
-    (State::Active, Action::Fail, State::Failed),
     (State::Failed, Action::Expire, State::Expired),
     (State::Failed, Action::Revoke, State::Revoked),
 ];
 
-/// The eight commands, with an actor each that is permitted to issue it.
+/// The nine commands, with an actor each that is permitted to issue it.
 fn commands() -> Vec<(Command, Actor)> {
     vec![
         (approve(), person(APPROVER)),
@@ -53,7 +52,16 @@ fn commands() -> Vec<(Command, Actor)> {
             },
             system(),
         ),
+        (repair(), Actor::system("reconcile")),
     ]
+}
+
+/// Reconciliation's note on a grant: allowed from every state, by elevate only, and not a
+/// move (it is not in the table and `next_state` knows no edge for it).
+fn repair() -> Command {
+    Command::Repair {
+        reason: "removed bob.smith from SymDemoAdmins: no grant covers them".into(),
+    }
 }
 
 fn expected_edge(from: State, action: Action) -> Option<State> {
@@ -71,12 +79,25 @@ fn late() -> chrono::DateTime<chrono::Utc> {
 #[test]
 fn every_state_and_command_pair_is_either_its_edge_or_refused() {
     let mut accepted = 0;
+    let mut repaired = 0;
     for state in State::ALL {
         let (request, _) = request_in(state);
         assert_eq!(request.state, state);
         for (command, actor) in commands() {
             let action = command.action();
-            let outcome = apply(&request, command.clone(), &actor, late());
+            let outcome = apply(&request, command.clone(), &by(&actor), late());
+            if action == Action::Repair {
+                let transition =
+                    outcome.unwrap_or_else(|err| panic!("{state} --{action}--> refused: {err}"));
+                assert_eq!(transition.from, state);
+                assert_eq!(transition.request.state, state, "a repair keeps the state");
+                assert_eq!(transition.event.from, Some(state));
+                assert_eq!(transition.event.to, state);
+                assert_eq!(transition.event.action, action);
+                assert_eq!(next_state(state, action), None, "a repair is not an edge");
+                repaired += 1;
+                continue;
+            }
             match expected_edge(state, action) {
                 Some(to) => {
                     let transition = outcome
@@ -101,6 +122,7 @@ fn every_state_and_command_pair_is_either_its_edge_or_refused() {
         }
     }
     assert_eq!(accepted, EDGES.len());
+    assert_eq!(repaired, State::ALL.len());
 }
 
 #[test]
@@ -137,7 +159,9 @@ enum May {
 
 fn may(action: Action) -> May {
     match action {
-        Action::TimeOut | Action::Activate | Action::Expire | Action::Fail => May::System,
+        Action::TimeOut | Action::Activate | Action::Expire | Action::Fail | Action::Repair => {
+            May::System
+        }
         Action::Approve | Action::Deny => May::AnyPerson,
         Action::Cancel => May::Requester,
         Action::Revoke => May::Anyone,
@@ -156,7 +180,7 @@ fn every_edge_accepts_exactly_the_actors_it_should() {
             .find(|c| c.action() == action)
             .unwrap();
         for actor in &actors {
-            let outcome = apply(&request, command.clone(), actor, late());
+            let outcome = apply(&request, command.clone(), &by(actor), late());
             let expected = match (may(action), actor) {
                 (May::System, Actor::Person(_)) => Err(TransitionError::SystemOnly { action }),
                 (May::AnyPerson | May::Requester, Actor::System(_)) => {
@@ -177,15 +201,51 @@ fn every_edge_accepts_exactly_the_actors_it_should() {
 }
 
 #[test]
+fn a_repair_is_recorded_from_every_state_by_elevate_only_and_changes_nothing_else() {
+    for state in State::ALL {
+        let (before, events) = request_in(state);
+        for actor in [person(REQUESTER), person(APPROVER)] {
+            assert_eq!(
+                apply(&before, repair(), &by(&actor), late()),
+                Err(TransitionError::SystemOnly {
+                    action: Action::Repair
+                }),
+                "{state}: repair by {actor}"
+            );
+        }
+
+        let actor = Actor::system("reconcile");
+        let t = apply(&before, repair(), &by(&actor), late()).unwrap();
+        assert_eq!(t.from, state);
+        assert_eq!(t.event.action, Action::Repair);
+        assert_eq!(
+            t.event.reason.as_deref(),
+            Some("removed bob.smith from SymDemoAdmins: no grant covers them")
+        );
+        // Only the chain moves on: the request is otherwise exactly as it was.
+        let mut unchanged = t.request.clone();
+        unchanged.audit_seq = before.audit_seq;
+        unchanged.audit_head = before.audit_head.clone();
+        assert_eq!(unchanged, before, "{state}: a repair changed the request");
+        assert_event_chains(&before, &t.request, &t.event, &actor);
+
+        let mut chain = events;
+        chain.push(t.event);
+        verify_chain(&chain, Some((t.request.audit_seq, &t.request.audit_head)))
+            .unwrap_or_else(|err| panic!("repair of {state}: {err}"));
+    }
+}
+
+#[test]
 fn only_the_requester_may_cancel() {
     let (request, _) = request_in(State::Pending);
     assert_eq!(
-        apply(&request, Command::Cancel, &person(APPROVER), at(60)),
+        apply(&request, Command::Cancel, &by(&person(APPROVER)), at(60)),
         Err(TransitionError::NotRequester {
             action: Action::Cancel
         })
     );
-    let cancelled = apply(&request, Command::Cancel, &person(REQUESTER), at(60)).unwrap();
+    let cancelled = apply(&request, Command::Cancel, &by(&person(REQUESTER)), at(60)).unwrap();
     assert_eq!(cancelled.request.state, State::Cancelled);
 }
 
@@ -195,11 +255,11 @@ fn revoke_may_come_from_a_person_or_from_elevate() {
         let (request, _) = request_in(state);
         let revoke = || Command::Revoke { reason: None };
 
-        let by_person = apply(&request, revoke(), &person(APPROVER), at(600)).unwrap();
+        let by_person = apply(&request, revoke(), &by(&person(APPROVER)), at(600)).unwrap();
         assert_eq!(by_person.request.state, State::Revoked);
         assert_eq!(by_person.request.ended_by.as_deref(), Some(APPROVER));
 
-        let by_sweep = apply(&request, revoke(), &Actor::system("sweep"), at(600)).unwrap();
+        let by_sweep = apply(&request, revoke(), &by(&Actor::system("sweep")), at(600)).unwrap();
         assert_eq!(by_sweep.request.state, State::Revoked);
         assert_eq!(by_sweep.request.ended_by.as_deref(), Some("elevate:sweep"));
     }
@@ -215,7 +275,7 @@ fn a_pending_request_times_out_only_once_its_wait_is_over() {
         apply(
             &request,
             Command::TimeOut,
-            &system(),
+            &by(&system()),
             due - Span::seconds(1)
         ),
         Err(TransitionError::NotYetDue {
@@ -223,7 +283,7 @@ fn a_pending_request_times_out_only_once_its_wait_is_over() {
             due
         })
     );
-    let timed_out = apply(&request, Command::TimeOut, &system(), due).unwrap();
+    let timed_out = apply(&request, Command::TimeOut, &by(&system()), due).unwrap();
     assert_eq!(timed_out.request.state, State::TimedOut);
     assert_eq!(timed_out.request.decided_at, Some(due));
     assert_eq!(timed_out.request.decided_by, None);
@@ -235,13 +295,18 @@ fn an_active_grant_expires_only_at_its_expiry() {
     let due = request.expires_at.unwrap();
 
     assert_eq!(
-        apply(&request, Command::Expire, &system(), due - Span::seconds(1)),
+        apply(
+            &request,
+            Command::Expire,
+            &by(&system()),
+            due - Span::seconds(1)
+        ),
         Err(TransitionError::NotYetDue {
             action: Action::Expire,
             due
         })
     );
-    let expired = apply(&request, Command::Expire, &system(), due).unwrap();
+    let expired = apply(&request, Command::Expire, &by(&system()), due).unwrap();
     assert_eq!(expired.request.state, State::Expired);
     assert_eq!(expired.request.ended_at, Some(due));
     assert_eq!(
@@ -251,35 +316,32 @@ fn an_active_grant_expires_only_at_its_expiry() {
 }
 
 #[test]
-fn a_failed_grant_keeps_its_expiry_but_one_never_activated_can_end_at_once() {
-    // Failed while active: the grant still runs until its expiry; revoke ends it earlier.
-    let failed_active = step(
-        request_in(State::Active),
-        Command::Fail {
-            error: "read-back failed".into(),
-        },
-        &system(),
-        300,
-    )
-    .0;
-    let due = failed_active.expires_at.unwrap();
-    assert!(matches!(
-        apply(&failed_active, Command::Expire, &system(), at(301)),
-        Err(TransitionError::NotYetDue { due: d, .. }) if d == due
-    ));
+fn an_active_grant_cannot_fail_and_a_failed_one_can_end_at_once() {
+    // A failure is recorded only before activation: once ACTIVE, the grant runs until it
+    // expires or is revoked, and Fail is refused without changing anything.
+    let (active, _) = request_in(State::Active);
     assert_eq!(
-        apply(&failed_active, Command::Expire, &system(), due)
-            .unwrap()
-            .request
-            .state,
-        State::Expired
+        apply(
+            &active,
+            Command::Fail {
+                error: "read-back failed".into(),
+            },
+            &by(&Actor::system("escalate")),
+            at(300),
+        ),
+        Err(TransitionError::NotAllowed {
+            state: State::Active,
+            action: Action::Fail
+        })
     );
+    assert_eq!(next_state(State::Active, Action::Fail), None);
+    assert!(active.covers(at(300)), "the grant still runs to its expiry");
 
-    // Failed before activation: there is no expiry to wait for.
+    // Failed before activation (the only way to fail): there is no expiry to wait for.
     let (failed_approved, _) = request_in(State::Failed);
     assert_eq!(failed_approved.expires_at, None);
     assert_eq!(
-        apply(&failed_approved, Command::Expire, &system(), at(121))
+        apply(&failed_approved, Command::Expire, &by(&system()), at(121))
             .unwrap()
             .request
             .state,
@@ -289,7 +351,12 @@ fn a_failed_grant_keeps_its_expiry_but_one_never_activated_can_end_at_once() {
 
 #[test]
 fn open_creates_a_pending_request_with_the_first_audit_event() {
-    let (request, event) = open(request_id(7), new_request(), at(0));
+    let (request, event) = open(
+        request_id(7),
+        new_request(),
+        &principal_of(REQUESTER),
+        at(0),
+    );
     let new = new_request();
 
     assert_eq!(request.id, request_id(7));
@@ -298,6 +365,7 @@ fn open_creates_a_pending_request_with_the_first_audit_event() {
     assert_eq!(request.target, new.target);
     assert_eq!(request.requester, REQUESTER);
     assert_eq!(request.reason, new.reason);
+    assert_eq!(request.terms, Some(new.terms.clone()));
     assert_eq!(request.duration, DURATION);
     assert_eq!(request.created_at, at(0));
     assert_eq!(request.pending_until, at(1800));
@@ -317,6 +385,11 @@ fn open_creates_a_pending_request_with_the_first_audit_event() {
     assert_eq!(event.seq, 1);
     assert_eq!(event.at, at(0));
     assert_eq!(event.actor, person(REQUESTER));
+    assert_eq!(
+        event.principal.as_deref(),
+        Some("arn:aws:iam::123456789012:user/alice")
+    );
+    assert_eq!(event.terms, Some(terms()));
     assert_eq!(event.action, Action::Request);
     assert_eq!(event.from, None);
     assert_eq!(event.to, State::Pending);
@@ -334,6 +407,12 @@ fn assert_event_chains(before: &Request, after: &Request, event: &AuditEvent, ac
     assert_eq!(event.from, Some(before.state));
     assert_eq!(event.to, after.state);
     assert_eq!(&event.actor, actor);
+    assert_eq!(event.principal, Some(by(actor).principal));
+    assert_eq!(
+        event.terms, None,
+        "only the creation event carries the terms"
+    );
+    assert_eq!(after.terms, before.terms, "the terms never change");
     assert_eq!(event.prev_hash, before.audit_head);
     assert_eq!(event.hash, event.computed_hash());
     assert_ne!(event.hash, before.audit_head);
@@ -354,7 +433,7 @@ fn approve_and_deny_record_the_decision() {
     ] {
         let (before, _) = request_in(State::Pending);
         let actor = person(APPROVER);
-        let t = apply(&before, command.clone(), &actor, at(60)).unwrap();
+        let t = apply(&before, command.clone(), &by(&actor), at(60)).unwrap();
         let after = &t.request;
         assert_eq!(after.state, to);
         assert_eq!(after.decided_at, Some(at(60)));
@@ -374,7 +453,7 @@ fn approve_and_deny_record_the_decision() {
             State::Approved => Command::Approve { reason: None },
             _ => Command::Deny { reason: None },
         };
-        let t = apply(&before, bare, &actor, at(60)).unwrap();
+        let t = apply(&before, bare, &by(&actor), at(60)).unwrap();
         assert_eq!(t.request.decision_reason, None);
         assert_eq!(t.event.reason, None);
     }
@@ -384,7 +463,7 @@ fn approve_and_deny_record_the_decision() {
 fn cancel_records_the_requester_as_decider() {
     let (before, _) = request_in(State::Pending);
     let actor = person(REQUESTER);
-    let t = apply(&before, Command::Cancel, &actor, at(90)).unwrap();
+    let t = apply(&before, Command::Cancel, &by(&actor), at(90)).unwrap();
     assert_eq!(t.request.state, State::Cancelled);
     assert_eq!(t.request.decided_at, Some(at(90)));
     assert_eq!(t.request.decided_by.as_deref(), Some(REQUESTER));
@@ -396,7 +475,7 @@ fn cancel_records_the_requester_as_decider() {
 fn time_out_records_when_but_nobody() {
     let (before, _) = request_in(State::Pending);
     let actor = system();
-    let t = apply(&before, Command::TimeOut, &actor, at(2000)).unwrap();
+    let t = apply(&before, Command::TimeOut, &by(&actor), at(2000)).unwrap();
     assert_eq!(t.request.decided_at, Some(at(2000)));
     assert_eq!(t.request.decided_by, None);
     assert_event_chains(&before, &t.request, &t.event, &actor);
@@ -407,7 +486,7 @@ fn activation_starts_the_clock_for_exactly_the_requested_duration() {
     let (before, _) = request_in(State::Approved);
     let actor = Actor::system("escalate");
     let now = at(125);
-    let t = apply(&before, Command::Activate, &actor, now).unwrap();
+    let t = apply(&before, Command::Activate, &by(&actor), now).unwrap();
     assert_eq!(t.request.state, State::Active);
     assert_eq!(t.request.activated_at, Some(now));
     assert_eq!(t.request.expires_at, Some(now + Span::seconds(3600)));
@@ -431,7 +510,7 @@ fn expire_and_revoke_record_the_end() {
     let expires = active.expires_at.unwrap();
 
     let actor = Actor::system("revoke");
-    let t = apply(&active, Command::Expire, &actor, expires).unwrap();
+    let t = apply(&active, Command::Expire, &by(&actor), expires).unwrap();
     assert_eq!(t.request.ended_at, Some(expires));
     assert_eq!(t.request.ended_by, None);
     assert_eq!(t.request.expires_at, Some(expires));
@@ -444,7 +523,7 @@ fn expire_and_revoke_record_the_end() {
         Command::Revoke {
             reason: Some("fixed, giving it back".into()),
         },
-        &actor,
+        &by(&actor),
         at(700),
     )
     .unwrap();
@@ -458,26 +537,41 @@ fn expire_and_revoke_record_the_end() {
 
 #[test]
 fn fail_records_the_error_in_the_request_and_the_audit() {
-    for state in [State::Approved, State::Active] {
-        let (before, _) = request_in(state);
-        let actor = Actor::system("escalate");
-        let error = "AddUserToGroup: AccessDenied";
-        let t = apply(
-            &before,
+    let (before, _) = request_in(State::Approved);
+    let actor = Actor::system("escalate");
+    let error = "AddUserToGroup: AccessDenied";
+    let t = apply(
+        &before,
+        Command::Fail {
+            error: error.into(),
+        },
+        &by(&actor),
+        at(130),
+    )
+    .unwrap();
+    assert_eq!(t.request.state, State::Failed);
+    assert_eq!(t.request.failure.as_deref(), Some(error));
+    assert_eq!(t.event.reason.as_deref(), Some(error));
+    assert_eq!(t.request.activated_at, before.activated_at);
+    assert_eq!(t.request.expires_at, before.expires_at);
+    assert_event_chains(&before, &t.request, &t.event, &actor);
+
+    // An ACTIVE grant is past the point where escalation can fail.
+    let (active, _) = request_in(State::Active);
+    assert_eq!(
+        apply(
+            &active,
             Command::Fail {
-                error: error.into(),
+                error: "AddUserToGroup: AccessDenied".into(),
             },
-            &actor,
+            &by(&Actor::system("escalate")),
             at(130),
-        )
-        .unwrap();
-        assert_eq!(t.request.state, State::Failed);
-        assert_eq!(t.request.failure.as_deref(), Some(error));
-        assert_eq!(t.event.reason.as_deref(), Some(error));
-        assert_eq!(t.request.activated_at, before.activated_at);
-        assert_eq!(t.request.expires_at, before.expires_at);
-        assert_event_chains(&before, &t.request, &t.event, &actor);
-    }
+        ),
+        Err(TransitionError::NotAllowed {
+            state: State::Active,
+            action: Action::Fail
+        })
+    );
 }
 
 #[test]
@@ -489,13 +583,20 @@ fn a_refused_transition_changes_nothing_and_uses_no_sequence_number() {
         (Command::Cancel, person(REQUESTER), late()),
         (Command::Expire, system(), at(130)),
         (Command::Expire, person(APPROVER), late()),
+        (
+            Command::Fail {
+                error: "IAM throttled".into(),
+            },
+            system(),
+            late(),
+        ),
     ];
     for (command, actor, when) in refusals {
-        assert!(apply(&request, command, &actor, when).is_err());
+        assert!(apply(&request, command, &by(&actor), when).is_err());
         assert_eq!(request, snapshot);
     }
     // The next accepted move follows straight on from the last recorded event.
-    let t = apply(&request, Command::Expire, &system(), late()).unwrap();
+    let t = apply(&request, Command::Expire, &by(&system()), late()).unwrap();
     assert_eq!(t.event.seq, events.last().unwrap().seq + 1);
     assert_eq!(t.event.prev_hash, events.last().unwrap().hash);
 }
@@ -516,11 +617,11 @@ fn every_path_through_the_machine_leaves_a_verifiable_chain() {
 #[test]
 fn refusals_explain_themselves() {
     let (request, _) = request_in(State::Denied);
-    let err = apply(&request, approve(), &person(APPROVER), at(90)).unwrap_err();
+    let err = apply(&request, approve(), &by(&person(APPROVER)), at(90)).unwrap_err();
     assert_eq!(err.to_string(), "cannot approve a request that is DENIED");
 
     let (pending, _) = request_in(State::Pending);
-    let err = apply(&pending, Command::TimeOut, &system(), at(10)).unwrap_err();
+    let err = apply(&pending, Command::TimeOut, &by(&system()), at(10)).unwrap_err();
     assert_eq!(
         err.to_string(),
         "too early to time_out: due at 2023-11-14 22:43:20 UTC"

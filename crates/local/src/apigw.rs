@@ -92,6 +92,7 @@ pub const ROUTES: &[Route] = &[
     Route::iam("POST", "/requests/{id}/approve", APPROVE_FUNCTION),
     Route::iam("POST", "/requests/{id}/deny", APPROVE_FUNCTION),
     Route::iam("POST", "/requests/{id}/revoke", REVOKE_FUNCTION),
+    Route::iam("GET", "/reconcile", REVOKE_FUNCTION),
     // Public: the approve function checks Slack's signature itself.
     Route {
         method: "POST",

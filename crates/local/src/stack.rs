@@ -396,7 +396,9 @@ async fn start_functions(env: &FunctionEnv, sdk: &SdkConfig) -> Result<Functions
     let fail =
         |function: &str, e: &dyn std::fmt::Display| UpError::Function(format!("{function}: {e}"));
     let app = |function: &'static str, spec: EnvSpec| async move {
-        let env = env.read(spec)?;
+        let mut env = env.read(spec)?;
+        // As AWS_LAMBDA_FUNCTION_NAME would tell each function on Lambda.
+        env.function_name = function.to_owned();
         let config = elevate_runtime::load_config(&env).map_err(|e| fail(function, &e))?;
         let slack = elevate_runtime::slack_secrets(sdk, &env.slack_secret_arn)
             .await

@@ -58,7 +58,10 @@ pub fn build_app(
         )),
         invoker,
         clock: Arc::new(SystemClock),
-        settings: Settings::new(env.escalate_function.clone().unwrap_or_default()),
+        settings: Settings {
+            principal: format!("lambda:{}", env.function_name),
+            ..Settings::new(env.escalate_function.clone().unwrap_or_default())
+        },
     })
 }
 

@@ -72,6 +72,9 @@ pub struct Env {
     pub slack_api_url: String,
     /// `ELEVATE_CONFIG_PATH`: read elevate.toml from here instead of the embedded copy.
     pub config_path: Option<PathBuf>,
+    /// `AWS_LAMBDA_FUNCTION_NAME` (set by Lambda), else the executable's name: the principal
+    /// of the audit events of elevate's own steps.
+    pub function_name: String,
 }
 
 impl Env {
@@ -120,6 +123,12 @@ impl Env {
             });
         }
         let config_path = optional("ELEVATE_CONFIG_PATH").map(PathBuf::from);
+        let function_name = optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|path| path.file_stem()?.to_str().map(str::to_owned))
+                .unwrap_or_else(|| "elevate".to_owned())
+        });
 
         Ok(Env {
             table,
@@ -128,6 +137,7 @@ impl Env {
             slack_secret_arn,
             slack_api_url,
             config_path,
+            function_name,
         })
     }
 

@@ -231,7 +231,10 @@ fn escape(text: &str) -> String {
 mod tests {
     use std::time::Duration;
 
-    use elevate_core::{apply, open, Actor, Approvers, Command, NewRequest, RequestId};
+    use elevate_core::model::{By, Terms};
+    use elevate_core::{
+        apply, open, Actor, Approvers, Command, NewRequest, RequestId, Target, TargetKind,
+    };
 
     use super::*;
 
@@ -263,6 +266,7 @@ mod tests {
             allow_self_approval: false,
             pending_timeout: Duration::from_secs(1800),
             requesters: None,
+            standing_members: vec![],
         }
     }
 
@@ -274,12 +278,40 @@ mod tests {
             reason: reason.into(),
             duration: Duration::from_secs(5400),
             pending_timeout: Duration::from_secs(1800),
+            terms: Terms {
+                target: Target {
+                    name: "admins".into(),
+                    kind: TargetKind::IamGroup {
+                        group: "SymDemoAdmins".into(),
+                    },
+                },
+                person: alice(),
+            },
         };
-        open(RequestId::generate(at(0)), new, at(0)).0
+        open(
+            RequestId::generate(at(0)),
+            new,
+            "arn:aws:iam::123456789012:user/alice",
+            at(0),
+        )
+        .0
+    }
+
+    /// `actor` with the principal behind it: people click in Slack (their Slack user id is
+    /// `U0<NAME>01`, as alice's), elevate's components run as their functions.
+    fn by(actor: &Actor) -> By {
+        match actor {
+            Actor::Person(name) => {
+                By::person(name, format!("slack:T0ELEVATE/U0{}01", name.to_uppercase()))
+            }
+            Actor::System(component) => {
+                By::system(component, format!("lambda:elevate-{component}"))
+            }
+        }
     }
 
     fn step(request: &Request, command: Command, actor: Actor, secs: i64) -> Request {
-        apply(request, command, &actor, at(secs))
+        apply(request, command, &by(&actor), at(secs))
             .expect("transition")
             .request
     }

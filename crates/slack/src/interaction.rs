@@ -17,6 +17,9 @@ pub const DENY_ACTION: &str = "deny";
 pub struct Interaction {
     /// Slack user id of whoever clicked.
     pub user_id: String,
+    /// The workspace (team) id of the click: `team.id`, or the user's `team_id`; empty when
+    /// Slack sent neither.
+    pub team_id: String,
     /// Their Slack handle, for messages only; identity is `user_id`.
     pub user_name: String,
     pub channel_id: String,
@@ -87,6 +90,7 @@ struct RawPayload {
     #[serde(rename = "type")]
     kind: String,
     user: Option<RawUser>,
+    team: Option<RawTeam>,
     channel: Option<RawChannel>,
     container: Option<RawContainer>,
     message: Option<RawMessage>,
@@ -100,6 +104,12 @@ struct RawUser {
     id: String,
     username: Option<String>,
     name: Option<String>,
+    team_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawTeam {
+    id: String,
 }
 
 #[derive(Deserialize)]
@@ -157,7 +167,9 @@ impl Interaction {
         if user.id.is_empty() {
             return Err(InteractionError::MissingField("user id"));
         }
+        let team_id = raw.team.map(|t| t.id).or(user.team_id).unwrap_or_default();
         Ok(Interaction {
+            team_id,
             user_name: user.username.or(user.name).unwrap_or_default(),
             user_id: user.id,
             channel_id,

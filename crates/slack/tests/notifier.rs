@@ -4,9 +4,10 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use elevate_core::model::{By, Terms};
 use elevate_core::ports::{Notifier, NotifyError};
 use elevate_core::{
-    apply, open, Actor, Command, Config, Flow, NewRequest, Person, Request, RequestId, State,
+    apply, open, Command, Config, Flow, NewRequest, Person, Request, RequestId, State,
 };
 use elevate_slack::standin::{SlackStandin, StandinState};
 use elevate_slack::SlackNotifier;
@@ -58,6 +59,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn pending() -> Request {
+    let f = fixture();
     let new = NewRequest {
         flow: "infra_access".into(),
         target: "admins".into(),
@@ -65,8 +67,18 @@ fn pending() -> Request {
         reason: "debug prod incident #42".into(),
         duration: Duration::from_secs(3600),
         pending_timeout: Duration::from_secs(1800),
+        terms: Terms {
+            target: f.flow.targets[0].clone(),
+            person: f.alice.clone(),
+        },
     };
-    open(RequestId::generate(now()), new, now()).0
+    open(
+        RequestId::generate(now()),
+        new,
+        &format!("arn:aws:iam::123456789012:user/{}", f.alice.iam_user),
+        now(),
+    )
+    .0
 }
 
 async fn standin() -> (SlackStandin, SlackNotifier) {
@@ -132,7 +144,8 @@ async fn update_rewrites_the_announcement_in_place() {
     let approved = apply(
         &request,
         Command::Approve { reason: None },
-        &Actor::person("bob"),
+        // bob clicks Approve in Slack.
+        &By::person("bob", "slack:T0ELEVATE/U0BOB0001"),
         now(),
     )
     .expect("approve")
@@ -140,7 +153,7 @@ async fn update_rewrites_the_announcement_in_place() {
     let active = apply(
         &approved,
         Command::Activate,
-        &Actor::system("escalate"),
+        &By::system("escalate", "lambda:elevate-escalate"),
         now(),
     )
     .expect("activate")

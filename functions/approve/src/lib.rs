@@ -52,7 +52,7 @@ async fn decide(
     let person = caller(app, request)?;
     let id = request_id(id)?;
     let reason = json_body::<ReasonBody>(request)?.reason();
-    let decided = service::decide(app, person, &id, decision, reason).await?;
+    let decided = service::decide(app, &person, &id, decision, reason).await?;
     Ok(json_response(
         200,
         &serde_json::json!({ "request": decided }),
@@ -127,6 +127,7 @@ async fn slack_interaction(
     };
     let outcome = service::decide_from_slack(
         app,
+        &interaction.team_id,
         &interaction.user_id,
         &interaction.channel_id,
         &decision.request_id,

@@ -23,10 +23,14 @@ async fn pending(app: &FakeApp) -> RequestId {
         duration: std::time::Duration::from_secs(3600),
         reason: "INC-4211".into(),
     };
-    service::submit(&app.app, &alice, submission)
-        .await
-        .expect("submit")
-        .id
+    service::submit(
+        &app.app,
+        &elevate_core::testing::caller_of(&alice),
+        submission,
+    )
+    .await
+    .expect("submit")
+    .id
 }
 
 async fn call(app: &FakeApp, event: &ApiEvent) -> (u16, Value) {
@@ -303,4 +307,140 @@ async fn approve_and_deny_from_the_cli() {
         .told("alice")
         .iter()
         .any(|t| t.contains("denied")));
+}
+
+/// `infra/elevate.toml` with its `[identity]` section replaced by `identity`.
+fn config_with_identity(identity: &str) -> elevate_core::Config {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/elevate.toml");
+    let text = std::fs::read_to_string(path).expect("infra/elevate.toml");
+    let start = text.find("[identity]").expect("an [identity] section");
+    let end = start + text[start..].find("\n\n").expect("the section's end");
+    elevate_core::Config::parse(&format!("{}{identity}{}", &text[..start], &text[end..]))
+        .expect("valid config")
+}
+
+/// The attacks of callers who choose their own name: an ordinary role's session named after
+/// an approver, and an IAM user of the approver's name in another account. Each is refused
+/// with the rule that refused it, and nothing is written.
+#[tokio::test]
+async fn callers_who_choose_their_own_name_cannot_approve() {
+    let app = FakeApp::new(infra_config());
+    let id = pending(&app).await;
+    let approve = ApiEvent::fixture("apigw-approve-request.json").id(id.as_str());
+    let events_before = app.store.events_all().len();
+
+    for (arn, rule) in [
+        (
+            "arn:aws:sts::123456789012:assumed-role/AnyRole/bob",
+            "role `AnyRole` is not one of [identity] trusted_roles",
+        ),
+        (
+            "arn:aws:iam::999999999999:user/bob",
+            "belongs to account 999999999999",
+        ),
+        // A function's own role session: the session name is the function's, not a person's.
+        (
+            "arn:aws:sts::123456789012:assumed-role/elevate-approve-role/elevate-approve",
+            "role `elevate-approve-role` is not one of [identity] trusted_roles",
+        ),
+        (
+            "arn:aws:sts::123456789012:federated-user/bob",
+            "is not an IAM user or assumed-role ARN",
+        ),
+        (
+            "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0123/mallory@evil.example",
+            "is not the name or email of any person",
+        ),
+    ] {
+        let (status, answer) = call(&app, &approve.clone().caller(arn)).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (403, Some("unknown_caller")),
+            "{arn}: {answer}"
+        );
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.contains(rule), "{arn}: {message}");
+    }
+    assert_eq!(app.request(&id).state, State::Pending);
+    assert_eq!(app.store.events_all().len(), events_before);
+    assert_eq!(escalations(&app), 0);
+}
+
+#[tokio::test]
+async fn a_trusted_identity_center_session_named_by_email_approves_as_its_person() {
+    let app = FakeApp::new(infra_config());
+    let id = pending(&app).await;
+    let arn = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_AdministratorAccess_0a1b2c3d4e5f6a7b/bob@healthy-health.example";
+    let approve = ApiEvent::fixture("apigw-approve-request.json")
+        .id(id.as_str())
+        .caller(arn);
+    let (status, answer) = call(&app, &approve).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["request"]["decided_by"], "bob");
+    let approval = app
+        .store
+        .events_all()
+        .into_iter()
+        .find(|e| e.request_id == id && e.action == Action::Approve)
+        .expect("approval event");
+    assert_eq!(approval.principal.as_deref(), Some(arn));
+}
+
+#[tokio::test]
+async fn principals_of_a_listed_second_account_are_accepted_and_unlisted_ones_not() {
+    let config = config_with_identity(
+        "[identity]\naccounts = [\"123456789012\", \"210987654321\"]\ntrusted_roles = [\"AWSReservedSSO_*\"]",
+    );
+    let app = FakeApp::new(config);
+    let id = pending(&app).await;
+    let approve = ApiEvent::fixture("apigw-approve-request.json").id(id.as_str());
+    let (status, answer) = call(
+        &app,
+        &approve.clone().caller("arn:aws:iam::999999999999:user/bob"),
+    )
+    .await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(app.request(&id).state, State::Pending);
+
+    let (status, answer) = call(&app, &approve.caller("arn:aws:iam::210987654321:user/bob")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["request"]["state"], "APPROVED");
+}
+
+#[tokio::test]
+async fn iam_users_can_be_turned_off() {
+    let config = config_with_identity("[identity]\niam_users = false");
+    let app = FakeApp::new(config);
+    let id = pending(&app).await;
+    let approve = ApiEvent::fixture("apigw-approve-request.json")
+        .id(id.as_str())
+        .caller(BOB_ARN);
+    let (status, answer) = call(&app, &approve).await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("iam_users = false")),
+        "{answer}"
+    );
+    assert_eq!(app.request(&id).state, State::Pending);
+}
+
+#[tokio::test]
+async fn a_slack_click_records_the_workspace_and_user_as_principal() {
+    let app = FakeApp::new(infra_config());
+    let id = pending(&app).await;
+    let (status, _) = call(&app, &click(&app, APPROVE, &id, "U0BOB0001")).await;
+    assert_eq!(status, 200);
+    let approval = app
+        .store
+        .events_all()
+        .into_iter()
+        .find(|e| e.request_id == id && e.action == Action::Approve)
+        .expect("approval event");
+    let principal = approval.principal.expect("principal");
+    assert!(
+        principal.starts_with("slack:T") && principal.ends_with("/U0BOB0001"),
+        "{principal}"
+    );
 }

@@ -3,8 +3,8 @@
 //! parsing into typed values, and answers of docs/contracts.md (`{"error","message"}` with the
 //! status of [`ServiceError::status`]; a 500 says nothing and logs the detail).
 
-use elevate_core::service::{App, ServiceError};
-use elevate_core::{Person, RequestId};
+use elevate_core::service::{App, Caller, ServiceError};
+use elevate_core::RequestId;
 use lambda_http::http::header::CONTENT_TYPE;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::request::RequestContext;
@@ -130,23 +130,37 @@ pub fn principal_arn(request: &Request) -> Option<String> {
     }
 }
 
-/// The person of elevate.toml who signed the request; 403 `unknown_caller` otherwise.
-pub fn caller<'a>(app: &'a App, request: &Request) -> Result<&'a Person, ApiError> {
+/// The account the API runs in (`requestContext.accountId`): the only account whose
+/// principals may call when elevate.toml's `[identity] accounts` is not set.
+pub fn api_account(request: &Request) -> Option<String> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => context
+            .account_id
+            .clone()
+            .filter(|account| !account.is_empty()),
+        _ => None,
+    }
+}
+
+/// The person of elevate.toml who signed the request, with their principal; 403
+/// `unknown_caller` naming the `[identity]` rule that refused the principal otherwise.
+pub fn caller<'a>(app: &'a App, request: &Request) -> Result<Caller<'a>, ApiError> {
     let arn = principal_arn(request);
-    let person = arn
-        .as_deref()
-        .and_then(|arn| app.config.person_by_principal_arn(arn));
-    match person {
-        Some(person) => {
+    match app
+        .config
+        .caller(arn.as_deref(), api_account(request).as_deref())
+    {
+        Ok(person) => {
             tracing::Span::current().record("caller", person.name.as_str());
-            Ok(person)
+            Ok(Caller::new(person, arn.unwrap_or_default()))
         }
-        None => {
+        Err(refused) => {
             tracing::warn!(
                 principal = arn.as_deref().unwrap_or("<none>"),
-                "unknown caller"
+                rule = %refused,
+                "caller refused"
             );
-            Err(ServiceError::UnknownCaller.into())
+            Err(ServiceError::from(refused).into())
         }
     }
 }

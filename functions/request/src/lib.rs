@@ -107,7 +107,7 @@ impl NewRequestBody {
 async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let person = caller(app, request)?;
     let submission = json_body::<NewRequestBody>(request)?.into_submission()?;
-    let created = service::submit(app, person, submission).await?;
+    let created = service::submit(app, &person, submission).await?;
     Ok(json_response(
         201,
         &serde_json::json!({ "request": created }),
@@ -132,7 +132,7 @@ async fn list(app: &App, request: &Request) -> Result<Response<Body>, ApiError> 
         ),
         None => None,
     };
-    let requests = service::list(app, person, scope, state).await?;
+    let requests = service::list(app, &person, scope, state).await?;
     Ok(json_response(
         200,
         &serde_json::json!({ "requests": requests }),
@@ -142,7 +142,7 @@ async fn list(app: &App, request: &Request) -> Result<Response<Body>, ApiError> 
 async fn show(app: &App, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
     let person = caller(app, request)?;
     let id = request_id(id)?;
-    let (found, audit) = service::show(app, person, &id).await?;
+    let (found, audit) = service::show(app, &person, &id).await?;
     Ok(json_response(
         200,
         &serde_json::json!({ "request": found, "audit": audit }),
@@ -152,7 +152,7 @@ async fn show(app: &App, request: &Request, id: &str) -> Result<Response<Body>, 
 async fn cancel(app: &App, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
     let person = caller(app, request)?;
     let id = request_id(id)?;
-    let cancelled = service::cancel(app, person, &id).await?;
+    let cancelled = service::cancel(app, &person, &id).await?;
     Ok(json_response(
         200,
         &serde_json::json!({ "request": cancelled }),
@@ -173,6 +173,6 @@ async fn audit(app: &App, request: &Request) -> Result<Response<Body>, ApiError>
         ),
         None => None,
     };
-    let export = service::audit_export(app, person, since).await?;
+    let export = service::audit_export(app, &person, since).await?;
     Ok(json_response(200, &export))
 }

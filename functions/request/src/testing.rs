@@ -287,7 +287,13 @@ impl FakeApp {
             duration,
             reason: "INC-4211: restore the claims export".to_owned(),
         };
-        match elevate_core::service::submit(&self.app, &person, submission).await {
+        match elevate_core::service::submit(
+            &self.app,
+            &elevate_core::testing::caller_of(&person),
+            submission,
+        )
+        .await
+        {
             Ok(request) => request.id,
             Err(err) => panic!("submit refused: {err}"),
         }
@@ -300,8 +306,14 @@ impl FakeApp {
     pub async fn approve(&self, id: &RequestId, approver: &str) {
         let person = self.person(approver);
         let decision = elevate_core::service::Decision::Approve;
-        if let Err(err) =
-            elevate_core::service::decide(&self.app, &person, id, decision, None).await
+        if let Err(err) = elevate_core::service::decide(
+            &self.app,
+            &elevate_core::testing::caller_of(&person),
+            id,
+            decision,
+            None,
+        )
+        .await
         {
             panic!("approval refused: {err}");
         }

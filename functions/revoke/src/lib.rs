@@ -117,20 +117,27 @@ pub async fn handle(app: &App, event: Value) -> Result<Value, RevokeError> {
     }
 }
 
-/// `POST /requests/{id}/revoke`.
+/// `POST /requests/{id}/revoke`, and `GET /reconcile` (auditors: what reconciliation would
+/// change, changing nothing).
 #[tracing::instrument(skip_all, fields(method = %request.method(), path = %request.uri().path(), caller))]
 pub async fn handle_http(app: &App, request: Request) -> Response<Body> {
     let answer = async {
         let route = route(&request);
-        let (&Method::POST, ["requests", id, "revoke"]) = (route.method, route.segments.as_slice())
-        else {
-            return Err(api::no_route(&request));
-        };
-        let person = caller(app, &request)?;
-        let id = request_id(id)?;
-        let reason = json_body::<ReasonBody>(&request)?.reason();
-        let revoked = service::revoke(app, person, &id, reason).await?;
-        Ok::<_, ApiError>(json_response(200, &json!({ "request": revoked })))
+        match (route.method, route.segments.as_slice()) {
+            (&Method::POST, ["requests", id, "revoke"]) => {
+                let person = caller(app, &request)?;
+                let id = request_id(id)?;
+                let reason = json_body::<ReasonBody>(&request)?.reason();
+                let revoked = service::revoke(app, &person, &id, reason).await?;
+                Ok::<_, ApiError>(json_response(200, &json!({ "request": revoked })))
+            }
+            (&Method::GET, ["reconcile"]) => {
+                let person = caller(app, &request)?;
+                let preview = service::reconcile_preview(app, &person).await?;
+                Ok(json_response(200, &preview))
+            }
+            _ => Err(api::no_route(&request)),
+        }
     };
     respond(answer.await)
 }

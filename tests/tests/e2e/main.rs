@@ -7,3 +7,4 @@ mod custom_target;
 mod grants;
 mod happy_path;
 mod requests;
+mod terms;

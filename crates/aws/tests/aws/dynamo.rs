@@ -3,12 +3,12 @@ use aws_sdk_dynamodb::Client;
 use chrono::{Duration, Utc};
 use elevate_aws::DynamoStore;
 use elevate_core::machine::{apply, Command, Transition};
-use elevate_core::model::{Actor, MessageRef, RequestId, State};
+use elevate_core::model::{MessageRef, RequestId, State};
 use elevate_core::ports::{RequestStore, StoreError};
 use elevate_core::verify_chain;
 use elevate_testkit::{unique_name, Moto};
 
-use crate::{at, new_request};
+use crate::{at, by_person, by_system, new_request};
 
 async fn store(moto: &Moto) -> (DynamoStore, Client) {
     let client = Client::new(&moto.sdk_config().await);
@@ -25,7 +25,7 @@ fn approve(request: &elevate_core::Request, by: &str, now: chrono::DateTime<Utc>
         Command::Approve {
             reason: Some("looks right".to_owned()),
         },
-        &Actor::person(by),
+        &by_person(by),
         now,
     )
     .expect("approve")
@@ -37,7 +37,7 @@ fn deny(request: &elevate_core::Request, by: &str, now: chrono::DateTime<Utc>) -
         Command::Deny {
             reason: Some("not during the freeze".to_owned()),
         },
-        &Actor::person(by),
+        &by_person(by),
         now,
     )
     .expect("deny")
@@ -93,6 +93,12 @@ async fn a_request_with_every_field_set_round_trips_as_native_attributes() {
         Some(&AttributeValue::S("2026-11-25T10:00:00.123456789Z".into()))
     );
     assert!(matches!(raw.get("message"), Some(AttributeValue::M(_))));
+    assert!(request.terms.is_some(), "open records the terms");
+    assert!(
+        matches!(raw.get("terms"), Some(AttributeValue::M(_))),
+        "terms are a map attribute: {:?}",
+        raw.get("terms")
+    );
     assert_eq!(
         raw.get("gsi1pk"),
         Some(&AttributeValue::S("REQUESTER#alice".into()))
@@ -179,7 +185,7 @@ async fn a_stale_or_inconsistent_transition_writes_nothing() {
     let activated = apply(
         &approved.request,
         Command::Activate,
-        &Actor::system("escalate"),
+        &by_system("escalate"),
         now,
     )
     .expect("activate");

@@ -175,6 +175,104 @@ async fn missing_groups_and_users() {
 }
 
 #[tokio::test]
+async fn members_are_listed_and_removed_one_by_one() {
+    let moto = Moto::start().await;
+    let iam = Client::new(&moto.sdk_config().await);
+    let strategy = IamGroupStrategy::new(iam.clone());
+    let group = unique_name("admins");
+    iam.create_group()
+        .group_name(&group)
+        .send()
+        .await
+        .expect("create group");
+    let users: Vec<String> = ["alice", "bob", "carol"]
+        .into_iter()
+        .map(unique_name)
+        .collect();
+    for user in &users {
+        iam.create_user()
+            .user_name(user)
+            .send()
+            .await
+            .expect("create user");
+    }
+    // Only the first two are in the group; the third exists but is not a member.
+    for user in &users[..2] {
+        iam.add_user_to_group()
+            .group_name(&group)
+            .user_name(user)
+            .send()
+            .await
+            .expect("add to group");
+    }
+    let target = group_target(&group);
+
+    let mut listed = strategy
+        .members(&target)
+        .await
+        .expect("members")
+        .expect("an IAM group can be listed");
+    listed.sort();
+    let mut expected = users[..2].to_vec();
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    // A group that does not exist has nobody in it.
+    assert_eq!(
+        strategy
+            .members(&group_target(&unique_name("nogroup")))
+            .await
+            .expect("members of a missing group"),
+        Some(Vec::new())
+    );
+
+    strategy
+        .remove_member(&target, &users[0])
+        .await
+        .expect("remove");
+    assert_eq!(
+        strategy
+            .is_member(&target, &person("alice", &users[0]))
+            .await
+            .expect("read"),
+        Membership::Absent
+    );
+    assert_eq!(
+        strategy
+            .is_member(&target, &person("bob", &users[1]))
+            .await
+            .expect("read"),
+        Membership::Present,
+        "the other member stays"
+    );
+    assert_eq!(members(&iam, &group).await, vec![users[1].clone()]);
+    assert_eq!(
+        strategy.members(&target).await.expect("members"),
+        Some(vec![users[1].clone()])
+    );
+
+    // Removing what is absent is success: a member already removed, a user never in the
+    // group, a user that does not exist, a group that does not exist.
+    strategy
+        .remove_member(&target, &users[0])
+        .await
+        .expect("remove again");
+    strategy
+        .remove_member(&target, &users[2])
+        .await
+        .expect("remove a non-member");
+    strategy
+        .remove_member(&target, &unique_name("ghost"))
+        .await
+        .expect("remove a missing user");
+    strategy
+        .remove_member(&group_target(&unique_name("nogroup")), &users[1])
+        .await
+        .expect("remove from a missing group");
+    assert_eq!(members(&iam, &group).await, vec![users[1].clone()]);
+}
+
+#[tokio::test]
 async fn lambda_targets_are_not_handled_by_the_group_strategy() {
     let moto = Moto::start().await;
     let strategy = IamGroupStrategy::new(Client::new(&moto.sdk_config().await));
@@ -198,6 +296,13 @@ async fn lambda_targets_are_not_handled_by_the_group_strategy() {
     assert!(matches!(err, StrategyError::WrongTarget(_)));
     let err = strategy
         .is_member(&target, &alice)
+        .await
+        .expect_err("wrong target");
+    assert!(matches!(err, StrategyError::WrongTarget(_)));
+    let err = strategy.members(&target).await.expect_err("wrong target");
+    assert!(matches!(err, StrategyError::WrongTarget(_)));
+    let err = strategy
+        .remove_member(&target, "alice")
         .await
         .expect_err("wrong target");
     assert!(matches!(err, StrategyError::WrongTarget(_)));

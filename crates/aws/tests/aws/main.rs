@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use elevate_core::audit::AuditEvent;
-use elevate_core::config::Person;
+use elevate_core::config::{Person, Target, TargetKind};
 use elevate_core::machine::{open, NewRequest};
-use elevate_core::model::{Request, RequestId};
+use elevate_core::model::{By, Request, RequestId, Terms};
 
 pub fn person(name: &str, iam_user: &str) -> Person {
     Person {
@@ -22,6 +22,21 @@ pub fn person(name: &str, iam_user: &str) -> Person {
         slack_id: format!("U{}", name.to_uppercase()),
         email: format!("{name}@example.com"),
     }
+}
+
+/// The IAM principal `name` signs API calls with.
+pub fn principal_of(name: &str) -> String {
+    format!("arn:aws:iam::123456789012:user/{name}")
+}
+
+/// `name` approving, denying or revoking through the API.
+pub fn by_person(name: &str) -> By {
+    By::person(name, principal_of(name))
+}
+
+/// elevate's own `component` (escalate, revoke, sweep, ...), run as its function.
+pub fn by_system(component: &str) -> By {
+    By::system(component, format!("lambda:elevate-{component}"))
 }
 
 /// A fresh PENDING request of `requester` opened at `now`, and its creation event.
@@ -35,7 +50,17 @@ pub fn new_request(requester: &str, now: DateTime<Utc>) -> (Request, AuditEvent)
             reason: "incident 42: restart the stuck workers".to_owned(),
             duration: Duration::from_secs(3600),
             pending_timeout: Duration::from_secs(900),
+            terms: Terms {
+                target: Target {
+                    name: "admins".to_owned(),
+                    kind: TargetKind::IamGroup {
+                        group: "SymDemoAdmins".to_owned(),
+                    },
+                },
+                person: person(requester, requester),
+            },
         },
+        &principal_of(requester),
         now,
     )
 }

@@ -100,6 +100,14 @@ async fn dispatch(cli: Cli, out: Out) -> anyhow::Result<Exit> {
             None => audit::verify_api(&connect(global).await?, out).await,
         },
         Command::Config(ConfigCommand::Check(args)) => config::check(args, out),
+        Command::Reconcile(args) => {
+            if !args.dry_run {
+                anyhow::bail!(
+                    "reconciliation runs in the sweep every five minutes; `elevate reconcile --dry-run` shows what it would change"
+                );
+            }
+            show::reconcile(&connect(global).await?, out).await
+        }
         Command::Completions(args) => {
             clap_complete::generate(
                 args.shell,

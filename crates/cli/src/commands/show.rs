@@ -48,3 +48,49 @@ pub async fn show(client: &Client, id: RequestId, out: Out) -> anyhow::Result<Ex
     }
     Ok(Exit::Ok)
 }
+
+/// `reconcile --dry-run`: what reconciliation would change, changing nothing.
+pub async fn reconcile(client: &Client, out: Out) -> anyhow::Result<Exit> {
+    let answer = client.reconcile_preview().await?;
+    if out.json {
+        out.json(&answer.json);
+        return Ok(Exit::Ok);
+    }
+    let plan = answer.value;
+    if plan.repairs.is_empty() {
+        out.result(format!(
+            "nothing to change: {} groups match their {} active and approved grants",
+            plan.groups, plan.grants
+        ));
+    } else {
+        let mut table =
+            output::Table::new(&["WOULD", "GROUP", "IAM USER", "PERSON", "REQUEST", "DETAIL"]);
+        for repair in &plan.repairs {
+            table.row(vec![
+                repair.kind.as_str().to_owned(),
+                repair.group.clone(),
+                repair.iam_user.clone(),
+                repair.person.clone().unwrap_or_else(|| "-".into()),
+                repair
+                    .request_id
+                    .as_ref()
+                    .map_or_else(|| "-".into(), ToString::to_string),
+                repair.detail.clone(),
+            ]);
+        }
+        out.result(table.render());
+        out.result(format!(
+            "{} changes in {} groups ({} active and approved grants); the sweep makes them within five minutes",
+            plan.repairs.len(),
+            plan.groups,
+            plan.grants
+        ));
+    }
+    if plan.errors > 0 {
+        out.warn(format!(
+            "{} steps failed (see the revoke function's log)",
+            plan.errors
+        ));
+    }
+    Ok(Exit::Ok)
+}

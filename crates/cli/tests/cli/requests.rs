@@ -322,7 +322,7 @@ fn a_403_unknown_caller_says_the_identity_is_not_in_elevate_toml() {
     );
     assert!(
         run.stderr
-            .contains("hint: your AWS identity is not a person in elevate.toml"),
+            .contains("hint: your AWS identity is not accepted as a person of elevate.toml"),
         "{}",
         run.stderr
     );

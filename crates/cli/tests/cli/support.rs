@@ -15,8 +15,10 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use elevate_core::model::{By, Terms};
 use elevate_core::{
-    apply, open, Actor, AuditEvent, Command as Cmd, NewRequest, Request, RequestId,
+    apply, open, Actor, AuditEvent, Command as Cmd, NewRequest, Person, Request, RequestId, Target,
+    TargetKind,
 };
 use serde_json::Value;
 
@@ -255,6 +257,19 @@ pub fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
+/// The IAM principal `name` signs API calls with.
+pub fn principal_of(name: &str) -> String {
+    format!("arn:aws:iam::123456789012:user/{name}")
+}
+
+/// `actor` with the principal behind it: a person's IAM user, or the function of a component.
+pub fn by(actor: &Actor) -> By {
+    match actor {
+        Actor::Person(name) => By::person(name, principal_of(name)),
+        Actor::System(component) => By::system(component, format!("lambda:elevate-{component}")),
+    }
+}
+
 /// A PENDING request by alice through `infra_access`, created at `at`, and its first event.
 pub fn pending_at(at: DateTime<Utc>) -> (Request, AuditEvent) {
     open(
@@ -266,7 +281,22 @@ pub fn pending_at(at: DateTime<Utc>) -> (Request, AuditEvent) {
             reason: "fix the prod bucket policy".into(),
             duration: StdDuration::from_secs(3600),
             pending_timeout: StdDuration::from_secs(1800),
+            terms: Terms {
+                target: Target {
+                    name: "admins".into(),
+                    kind: TargetKind::IamGroup {
+                        group: "SymDemoAdmins".into(),
+                    },
+                },
+                person: Person {
+                    name: "alice".into(),
+                    iam_user: "alice".into(),
+                    slack_id: "U0ALICE".into(),
+                    email: "alice@example.com".into(),
+                },
+            },
         },
+        &principal_of("alice"),
         at,
     )
 }
@@ -282,7 +312,7 @@ pub fn walk(
     let mut at = request.created_at;
     for (command, actor) in commands {
         at += Duration::seconds(1);
-        let transition = apply(&request, command, &actor, at).expect("transition");
+        let transition = apply(&request, command, &by(&actor), at).expect("transition");
         request = transition.request;
         events.push(transition.event);
     }

@@ -1,3 +1,4 @@
+use crate::identity::IdentityError;
 use crate::machine::TransitionError;
 use crate::model::RequestId;
 use crate::ports::{InvokeError, NotifyError, SchedulerError, StoreError, StrategyError};
@@ -7,8 +8,9 @@ use crate::rules::RuleError;
 /// changed); the second are faults of the outside world (5xx, or `Err` so the platform retries).
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    #[error("your identity is not a person in elevate.toml")]
-    UnknownCaller,
+    /// The caller's principal is refused by `[identity]`, or is nobody of elevate.toml.
+    #[error("not accepted as a person of elevate.toml: {0}")]
+    UnknownCaller(#[from] IdentityError),
     #[error("unknown flow `{0}`")]
     UnknownFlow(String),
     #[error("{0}")]
@@ -61,7 +63,7 @@ impl ServiceError {
                 | RuleError::SelfApproval { .. } => 403,
                 _ => 400,
             },
-            ServiceError::UnknownCaller | ServiceError::Forbidden(_) => 403,
+            ServiceError::UnknownCaller(_) | ServiceError::Forbidden(_) => 403,
             ServiceError::NotFound(_) => 404,
             ServiceError::Transition(_) | ServiceError::Conflict(_) => 409,
             _ => 500,
@@ -71,7 +73,7 @@ impl ServiceError {
     /// Machine-readable code, the `error` field of HTTP answers (docs/contracts.md).
     pub fn code(&self) -> &'static str {
         match self {
-            ServiceError::UnknownCaller => "unknown_caller",
+            ServiceError::UnknownCaller(_) => "unknown_caller",
             ServiceError::UnknownFlow(_) => "unknown_flow",
             ServiceError::BadRequest(_) => "bad_request",
             ServiceError::Rule(rule) => rule.code(),

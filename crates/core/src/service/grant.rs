@@ -1,15 +1,16 @@
 //! Granting access and taking it away again.
 
-use crate::config::Person;
 use crate::machine::{self, Command};
-use crate::model::{Actor, Request, RequestId, State};
+use crate::model::{By, Request, RequestId, State, Terms};
 use crate::ports::{Membership, ScheduledAction, StoreError};
 
-use super::{App, Parts, ServiceError};
+use super::{App, Caller, ServiceError};
 
-/// APPROVED → ACTIVE: grants the access, reads it back, schedules its revocation, records it.
-/// Any fault is `Err` so the platform retries; every step is idempotent, and a request that is
-/// no longer APPROVED (a second delivery) is left alone.
+/// APPROVED → ACTIVE: grants the access its terms describe, reads it back, schedules its
+/// revocation, records it. Any fault is `Err` so the platform retries; every step is
+/// idempotent, and a request that is no longer APPROVED (a second delivery) is left alone.
+/// When the grant ended while this delivery was adding the access (failed and swept, or
+/// revoked), the write loses and the access just added is taken away again.
 #[tracing::instrument(skip_all, fields(request_id = %id))]
 pub async fn escalate(app: &App, id: &RequestId) -> Result<Option<Request>, ServiceError> {
     let request = app.load(id).await?;
@@ -17,21 +18,21 @@ pub async fn escalate(app: &App, id: &RequestId) -> Result<Option<Request>, Serv
         tracing::info!(state = %request.state, "not APPROVED; nothing to escalate");
         return Ok(None);
     }
-    let parts = app.parts(&request)?;
+    let terms = app.terms(&request)?.into_owned();
     app.strategy
-        .escalate(parts.target, parts.requester, &request)
+        .escalate(&terms.target, &terms.person, &request)
         .await?;
-    if read_back(app, &parts, Membership::Absent).await? {
+    if read_back(app, &terms, Membership::Absent).await? {
         return Err(ServiceError::Unverified(format!(
             "{} is not on {} after escalation",
-            parts.requester.name, parts.target.name
+            terms.person.name, terms.target.name
         )));
     }
 
     let transition = machine::apply(
         &request,
         Command::Activate,
-        &Actor::system("escalate"),
+        &app.system("escalate"),
         app.clock.now(),
     )?;
     let expires_at = transition
@@ -52,7 +53,7 @@ pub async fn escalate(app: &App, id: &RequestId) -> Result<Option<Request>, Serv
     {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
-            tracing::info!("another delivery activated the request first");
+            undo_lost_escalation(app, &request, &terms).await?;
             return Ok(None);
         }
         Err(err) => return Err(err.into()),
@@ -73,28 +74,77 @@ pub async fn escalate(app: &App, id: &RequestId) -> Result<Option<Request>, Serv
     Ok(Some(request))
 }
 
+/// The escalation added the access but lost the write that records it. When another delivery
+/// activated the request, the access is its; when the request still waits for escalation, it
+/// will be. Otherwise the grant ended meanwhile and nothing may keep the access it no longer
+/// has: it is removed again (unless another grant covers it) and read back.
+async fn undo_lost_escalation(
+    app: &App,
+    request: &Request,
+    terms: &Terms,
+) -> Result<(), ServiceError> {
+    let stored = app.load(&request.id).await?;
+    if matches!(stored.state, State::Active | State::Approved) {
+        tracing::info!(state = %stored.state, "another delivery moved the request first");
+        return Ok(());
+    }
+    if let Some(other) = covering_grant(app, &stored, terms, app.clock.now()).await? {
+        tracing::info!(state = %stored.state, covering = %other.id, "the grant ended meanwhile; another grant keeps the access");
+        return Ok(());
+    }
+    app.strategy
+        .deescalate(&terms.target, &terms.person, &stored)
+        .await?;
+    if read_back(app, terms, Membership::Present).await? {
+        return Err(ServiceError::Unverified(format!(
+            "{} is still on {} after undoing a late escalation",
+            terms.person.name, terms.target.name
+        )));
+    }
+    cancel_expiry(app, &stored.id).await;
+    tracing::warn!(
+        repair = "late_escalation_undone",
+        state = %stored.state,
+        person = %terms.person.name,
+        target = %terms.target.name,
+        "the grant ended while its escalation ran; the access it added was removed"
+    );
+    Ok(())
+}
+
+/// Deletes the revocation schedule of a grant that ended otherwise. Best effort: a schedule
+/// left behind finds the grant ended and does nothing.
+async fn cancel_expiry(app: &App, id: &RequestId) {
+    let expire = ScheduledAction::Expire {
+        request_id: id.clone(),
+    }
+    .schedule_name();
+    if let Err(err) = app.scheduler.cancel(&expire).await {
+        tracing::warn!(error = %err, "could not delete the revocation schedule; it will find the grant ended");
+    }
+}
+
 /// How long a read-back waits, between tries, for a membership change to show: IAM is
 /// eventually consistent, and a retry by the platform would come a minute later.
 const READ_BACK_WAITS_MS: [i64; 5] = [50, 100, 200, 400, 800];
 
-/// Whether the requester's membership of the target still reads `wrong` after the change,
+/// Whether the person's membership of the target still reads `wrong` after the change,
 /// and after the short waits a change may take to show in reads.
-async fn read_back(app: &App, parts: &Parts<'_>, wrong: Membership) -> Result<bool, ServiceError> {
+pub(crate) async fn read_back(
+    app: &App,
+    terms: &Terms,
+    wrong: Membership,
+) -> Result<bool, ServiceError> {
     for wait_ms in std::iter::once(0).chain(READ_BACK_WAITS_MS) {
         if wait_ms > 0 {
             let at = app.clock.now() + chrono::Duration::milliseconds(wait_ms);
             app.clock.sleep_until(at).await;
         }
-        if app
-            .strategy
-            .is_member(parts.target, parts.requester)
-            .await?
-            != wrong
-        {
+        if app.strategy.is_member(&terms.target, &terms.person).await? != wrong {
             return Ok(false);
         }
     }
-    tracing::warn!(target = %parts.target.name, person = %parts.requester.name, "membership read back unchanged");
+    tracing::warn!(target = %terms.target.name, person = %terms.person.name, "membership read back unchanged");
     Ok(true)
 }
 
@@ -115,7 +165,7 @@ pub async fn end_by_schedule(
             if let Some(at) = request.expires_at {
                 app.clock.sleep_until(at).await;
             }
-            end_grant(app, request, Command::Expire, &Actor::system("revoke")).await
+            end_grant(app, request, Command::Expire, &app.system("revoke")).await
         }
         ScheduledAction::Timeout { request_id } => time_out(app, request_id).await,
         ScheduledAction::Sweep => Err(ServiceError::BadRequest(
@@ -125,41 +175,35 @@ pub async fn end_by_schedule(
 }
 
 /// Early revocation by the requester or an approver of the flow.
-#[tracing::instrument(skip_all, fields(caller = %caller.name, request_id = %id))]
+#[tracing::instrument(skip_all, fields(caller = %caller.name(), request_id = %id))]
 pub async fn revoke(
     app: &App,
-    caller: &Person,
+    caller: &Caller<'_>,
     id: &RequestId,
     reason: Option<String>,
 ) -> Result<Request, ServiceError> {
     let request = app.load(id).await?;
-    let flow = app.parts(&request)?.flow;
-    if !flow.may_view(&caller.name, &request) {
+    let may_revoke = request.requester == caller.name()
+        || app
+            .config
+            .flow(&request.flow)
+            .is_some_and(|flow| flow.may_view(caller.name(), &request));
+    if !may_revoke {
         return Err(ServiceError::Forbidden(format!(
             "only the requester or an approver of `{}` may revoke request {id}",
-            flow.name
+            request.flow
         )));
     }
     let command = Command::Revoke { reason };
+    let by = caller.by();
     // Refuse at once (409) when the request cannot be revoked, before touching any access.
-    machine::apply(
-        &request,
-        command.clone(),
-        &Actor::person(&caller.name),
-        app.clock.now(),
-    )?;
-    let ended = end_grant(app, request, command, &Actor::person(&caller.name)).await?;
+    machine::apply(&request, command.clone(), &by, app.clock.now())?;
+    let ended = end_grant(app, request, command, &by).await?;
     let request = match ended {
         Some(request) => request,
         None => app.load(id).await?,
     };
-    let expire = ScheduledAction::Expire {
-        request_id: request.id.clone(),
-    }
-    .schedule_name();
-    if let Err(err) = app.scheduler.cancel(&expire).await {
-        tracing::warn!(error = %err, "could not delete the revocation schedule; it will find the grant ended");
-    }
+    cancel_expiry(app, &request.id).await;
     Ok(request)
 }
 
@@ -175,25 +219,25 @@ pub(crate) async fn end_grant(
     app: &App,
     request: Request,
     command: Command,
-    actor: &Actor,
+    by: &By,
 ) -> Result<Option<Request>, ServiceError> {
     /// Each lost race means the covering grant changed; a few rounds settle any real overlap.
     const ROUNDS: usize = 4;
-    let parts = app.parts(&request)?;
+    let terms = app.terms(&request)?.into_owned();
     for _ in 0..ROUNDS {
         let now = app.clock.now();
-        let transition = machine::apply(&request, command.clone(), actor, now)?;
-        let covering = covering_grant(app, &request, now).await?;
+        let transition = machine::apply(&request, command.clone(), by, now)?;
+        let covering = covering_grant(app, &request, &terms, now).await?;
         if let Some(other) = &covering {
             tracing::info!(request_id = %request.id, covering = %other.id, "another grant still covers this access; keeping it");
         } else {
             app.strategy
-                .deescalate(parts.target, parts.requester, &request)
+                .deescalate(&terms.target, &terms.person, &request)
                 .await?;
-            if read_back(app, &parts, Membership::Present).await? {
+            if read_back(app, &terms, Membership::Present).await? {
                 return Err(ServiceError::Unverified(format!(
                     "{} is still on {} after removal",
-                    parts.requester.name, parts.target.name
+                    terms.person.name, terms.target.name
                 )));
             }
         }
@@ -211,7 +255,12 @@ pub(crate) async fn end_grant(
             }
         };
         match written {
-            Ok(()) => return Ok(Some(ended(app, transition.request).await)),
+            Ok(()) => {
+                if covering.is_none() {
+                    restore_for_late_grant(app, &transition.request, &terms).await;
+                }
+                return Ok(Some(ended(app, transition.request).await));
+            }
             Err(StoreError::Conflict(why)) => {
                 let stored = app.load(&request.id).await?;
                 if stored.state != request.state || stored.audit_seq != request.audit_seq {
@@ -227,6 +276,37 @@ pub(crate) async fn end_grant(
         "request {}: the grants covering its access kept changing; try again",
         request.id
     )))
+}
+
+/// Closes the race the other way round: another grant of the same access that was approved
+/// after the covering check above may have had its access added just before the removal. Such
+/// a grant, seen now, gets its access back. (What this misses, reconciliation in the sweep
+/// repairs.)
+async fn restore_for_late_grant(app: &App, ended: &Request, terms: &Terms) {
+    let now = app.clock.now();
+    let other = match covering_grant(app, ended, terms, now).await {
+        Ok(Some(other)) => other,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::warn!(error = %err, "could not look for grants approved meanwhile; reconciliation will");
+            return;
+        }
+    };
+    match app
+        .strategy
+        .escalate(&terms.target, &terms.person, &other)
+        .await
+    {
+        Ok(()) => tracing::warn!(
+            repair = "access_restored",
+            request_id = %other.id,
+            ended = %ended.id,
+            "a grant approved while another ended keeps its access"
+        ),
+        Err(err) => {
+            tracing::error!(error = %err, request_id = %other.id, "could not restore the access of a grant approved meanwhile; reconciliation will")
+        }
+    }
 }
 
 /// Tells the world a grant ended.
@@ -247,9 +327,10 @@ async fn ended(app: &App, request: Request) -> Request {
 /// Another grant of the same person on the same target that still needs the access: ACTIVE
 /// and unexpired, or APPROVED and about to be escalated. The listing comes from an index that
 /// may lag, so a candidate counts only as read back from the table.
-async fn covering_grant(
+pub(crate) async fn covering_grant(
     app: &App,
     request: &Request,
+    terms: &Terms,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<Request>, ServiceError> {
     let needs_access = |other: &Request| {
@@ -264,9 +345,10 @@ async fn covering_grant(
     others.sort_by_key(|other| other.state != State::Active);
     for other in others {
         if other.id == request.id
-            || other.target != request.target
-            || !same_access(app, request, &other)
             || !needs_access(&other)
+            || !app
+                .terms(&other)
+                .is_ok_and(|theirs| same_access(terms, &theirs))
         {
             continue;
         }
@@ -279,18 +361,10 @@ async fn covering_grant(
     Ok(None)
 }
 
-/// Two grants give the same access when their targets are the same resource, even across flows.
-fn same_access(app: &App, a: &Request, b: &Request) -> bool {
-    let kind = |r: &Request| {
-        app.config
-            .flow(&r.flow)
-            .and_then(|f| f.targets.iter().find(|t| t.name == r.target))
-            .map(|t| t.kind.clone())
-    };
-    match (kind(a), kind(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => a.flow == b.flow,
-    }
+/// Two grants give the same access when they grant the same resource (even across flows) to
+/// the same identity.
+pub(crate) fn same_access(a: &Terms, b: &Terms) -> bool {
+    a.target.kind == b.target.kind && a.person.iam_user == b.person.iam_user
 }
 
 /// PENDING → TIMED_OUT once nobody answered in time.
@@ -304,7 +378,7 @@ pub async fn time_out(app: &App, id: &RequestId) -> Result<Option<Request>, Serv
     let transition = machine::apply(
         &request,
         Command::TimeOut,
-        &Actor::system("revoke"),
+        &app.system("revoke"),
         app.clock.now(),
     )?;
     match app
@@ -329,8 +403,9 @@ pub async fn time_out(app: &App, id: &RequestId) -> Result<Option<Request>, Serv
     Ok(Some(request))
 }
 
-/// APPROVED or ACTIVE → FAILED after the platform's retries are exhausted, with the error
-/// recorded and shown. The sweep later removes whatever access a failed grant left behind.
+/// APPROVED → FAILED after the escalation's retries are exhausted, with the error recorded
+/// and shown. The sweep later removes whatever access a failed grant left behind. A late or
+/// repeated failure record finds the request moved on (an ACTIVE grant stays ACTIVE).
 #[tracing::instrument(skip_all, fields(request_id = %id))]
 pub async fn fail(
     app: &App,
@@ -339,18 +414,14 @@ pub async fn fail(
     error: &str,
 ) -> Result<Option<Request>, ServiceError> {
     let request = app.load(id).await?;
-    if !matches!(request.state, State::Approved | State::Active) {
+    if request.state != State::Approved {
+        tracing::info!(state = %request.state, "not APPROVED; the failure record is stale");
         return Ok(None);
     }
     let command = Command::Fail {
         error: error.to_owned(),
     };
-    let transition = machine::apply(
-        &request,
-        command,
-        &Actor::system(component),
-        app.clock.now(),
-    )?;
+    let transition = machine::apply(&request, command, &app.system(component), app.clock.now())?;
     match app
         .store
         .transition(request.state, &transition.request, &transition.event)

@@ -4,20 +4,23 @@
 mod error;
 mod grant;
 mod query;
+mod reconcile;
 mod submit;
 mod sweep;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::ServiceError;
 pub use grant::{end_by_schedule, escalate, fail, revoke, time_out};
 pub use query::{audit_export, list, show, AuditExport, AuditHead, Scope};
+pub use reconcile::{reconcile, reconcile_preview, Reconciliation, Repair, RepairKind};
 pub use submit::{cancel, decide, decide_from_slack, submit, Decision, SlackOutcome, Submission};
 pub use sweep::{sweep, SweepReport};
 
-use crate::config::{Config, Flow, Person, Target};
-use crate::model::Request;
+use crate::config::{Config, Flow, Person};
+use crate::model::{By, Request, RequestId, Terms};
 use crate::ports::{Clock, Invoker, Notifier, RequestStore, Scheduler, Strategy};
 
 /// Knobs of the use cases that are not in the flows file.
@@ -25,6 +28,9 @@ use crate::ports::{Clock, Invoker, Notifier, RequestStore, Scheduler, Strategy};
 pub struct Settings {
     /// Name or ARN of the escalate function, invoked asynchronously on approval.
     pub escalate_function: String,
+    /// The principal recorded on the audit events of elevate's own steps: the function that
+    /// took them (`lambda:<function name>`).
+    pub principal: String,
     /// How much earlier than expiry the revocation is scheduled. EventBridge Scheduler fires
     /// up to a minute late, so the revoke function is woken early and waits out the rest.
     pub revoke_lead: Duration,
@@ -38,6 +44,7 @@ impl Settings {
     pub fn new(escalate_function: impl Into<String>) -> Self {
         Self {
             escalate_function: escalate_function.into(),
+            principal: "elevate".to_owned(),
             revoke_lead: Duration::from_secs(60),
             escalation_retry_after: Duration::from_secs(120),
             escalation_deadline: Duration::from_secs(15 * 60),
@@ -58,17 +65,45 @@ pub struct App {
     pub settings: Settings,
 }
 
-/// The flow, target and requester a stored request refers to.
-pub(crate) struct Parts<'a> {
-    pub flow: &'a Flow,
-    pub target: &'a Target,
-    pub requester: &'a Person,
+/// A person of elevate.toml and the authenticated principal that proved who they are (the
+/// caller's IAM ARN, or `slack:<team>/<user>` for a click). The principal is recorded on every
+/// audit event the caller causes.
+#[derive(Debug, Clone)]
+pub struct Caller<'a> {
+    pub person: &'a Person,
+    pub principal: String,
+}
+
+impl<'a> Caller<'a> {
+    pub fn new(person: &'a Person, principal: impl Into<String>) -> Self {
+        Caller {
+            person,
+            principal: principal.into(),
+        }
+    }
+
+    pub fn name(&self) -> &'a str {
+        &self.person.name
+    }
+
+    pub(crate) fn by(&self) -> By {
+        By::person(&self.person.name, &self.principal)
+    }
 }
 
 impl App {
-    /// Resolves what a stored request names. A request whose flow, target or requester has
-    /// left the config since is an error that needs a person, not a retry.
-    pub(crate) fn parts<'a>(&'a self, request: &Request) -> Result<Parts<'a>, ServiceError> {
+    /// elevate's own `component` (escalate, revoke, sweep, ...) as the actor of a step.
+    pub(crate) fn system(&self, component: &str) -> By {
+        By::system(component, &self.settings.principal)
+    }
+
+    /// What a stored request grants: the terms it carries. Requests stored before terms were
+    /// recorded fall back to what elevate.toml says now; when that is gone too, a person has
+    /// to look (an error, not a retry).
+    pub(crate) fn terms<'r>(&self, request: &'r Request) -> Result<Cow<'r, Terms>, ServiceError> {
+        if let Some(terms) = &request.terms {
+            return Ok(Cow::Borrowed(terms));
+        }
         let flow = self.config.flow(&request.flow).ok_or_else(|| {
             ServiceError::Orphaned(format!(
                 "flow `{}` is no longer in elevate.toml",
@@ -85,16 +120,25 @@ impl App {
                     request.target, request.flow
                 ))
             })?;
-        let requester = self.config.person(&request.requester).ok_or_else(|| {
+        let person = self.config.person(&request.requester).ok_or_else(|| {
             ServiceError::Orphaned(format!(
                 "person `{}` is no longer in elevate.toml",
                 request.requester
             ))
         })?;
-        Ok(Parts {
-            flow,
-            target,
-            requester,
+        Ok(Cow::Owned(Terms {
+            target: target.clone(),
+            person: person.clone(),
+        }))
+    }
+
+    /// The flow of a request as elevate.toml says now, for deciding on it and for showing it.
+    pub(crate) fn flow_of(&self, request: &Request) -> Result<&Flow, ServiceError> {
+        self.config.flow(&request.flow).ok_or_else(|| {
+            ServiceError::Conflict(format!(
+                "request {} is of flow `{}`, which is no longer in elevate.toml",
+                request.id, request.flow
+            ))
         })
     }
 
@@ -104,12 +148,13 @@ impl App {
         let Some(message) = &request.message else {
             return;
         };
-        let Ok(parts) = self.parts(request) else {
+        let (Some(flow), Ok(terms)) = (self.config.flow(&request.flow), self.terms(request)) else {
+            tracing::info!(request_id = %request.id, "flow no longer configured; Slack message left as it is");
             return;
         };
         if let Err(err) = self
             .notifier
-            .update(request, parts.flow, parts.requester, message)
+            .update(request, flow, &terms.person, message)
             .await
         {
             tracing::warn!(request_id = %request.id, error = %err, "could not update the Slack message");
@@ -118,15 +163,15 @@ impl App {
 
     /// A direct message to the requester; best effort like [`App::refresh_message`].
     pub(crate) async fn tell_requester(&self, request: &Request, text: &str) {
-        let Some(person) = self.config.person(&request.requester) else {
+        let Ok(terms) = self.terms(request) else {
             return;
         };
-        if let Err(err) = self.notifier.tell(person, text).await {
+        if let Err(err) = self.notifier.tell(&terms.person, text).await {
             tracing::warn!(request_id = %request.id, error = %err, "could not message the requester");
         }
     }
 
-    pub(crate) async fn load(&self, id: &crate::model::RequestId) -> Result<Request, ServiceError> {
+    pub(crate) async fn load(&self, id: &RequestId) -> Result<Request, ServiceError> {
         self.store
             .get(id)
             .await?

@@ -4,24 +4,24 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditEvent;
-use crate::config::Person;
 use crate::model::{Request, RequestId, State};
 
-use super::{App, ServiceError};
+use super::{App, Caller, ServiceError};
 
 /// One request with its audit trail, for its requester or an approver of its flow.
 pub async fn show(
     app: &App,
-    caller: &Person,
+    caller: &Caller<'_>,
     id: &RequestId,
 ) -> Result<(Request, Vec<AuditEvent>), ServiceError> {
     let request = app.load(id).await?;
+    let name = caller.name();
     let may_view = app
         .config
         .flow(&request.flow)
-        .is_some_and(|flow| flow.may_view(&caller.name, &request))
-        || request.requester == caller.name
-        || app.config.is_auditor(&caller.name);
+        .is_some_and(|flow| flow.may_view(name, &request))
+        || request.requester == name
+        || app.config.is_auditor(name);
     if !may_view {
         // Same answer as a missing request: ids of other people's requests are not confirmed.
         return Err(ServiceError::NotFound(id.clone()));
@@ -43,14 +43,14 @@ pub enum Scope {
 
 pub async fn list(
     app: &App,
-    caller: &Person,
+    caller: &Caller<'_>,
     scope: Scope,
     state: Option<State>,
 ) -> Result<Vec<Request>, ServiceError> {
     match scope {
         Scope::Mine => Ok(app
             .store
-            .list_by_requester(&caller.name, state.as_slice())
+            .list_by_requester(caller.name(), state.as_slice())
             .await?),
         Scope::ToApprove => {
             let requests = app
@@ -62,7 +62,7 @@ pub async fn list(
                 .filter(|request| {
                     app.config
                         .flow(&request.flow)
-                        .is_some_and(|flow| flow.check_decider(&caller.name, request).is_ok())
+                        .is_some_and(|flow| flow.check_decider(caller.name(), request).is_ok())
                 })
                 .collect())
         }
@@ -87,15 +87,10 @@ pub struct AuditExport {
 /// Auditors only.
 pub async fn audit_export(
     app: &App,
-    caller: &Person,
+    caller: &Caller<'_>,
     since: Option<DateTime<Utc>>,
 ) -> Result<AuditExport, ServiceError> {
-    if !app.config.is_auditor(&caller.name) {
-        return Err(ServiceError::Forbidden(format!(
-            "{} is not an auditor (add them to `auditors` in elevate.toml)",
-            caller.name
-        )));
-    }
+    require_auditor(app, caller)?;
     let events = app.store.audit_since(since).await?;
     let mut ids: Vec<&RequestId> = events.iter().map(|e| &e.request_id).collect();
     ids.sort();
@@ -111,4 +106,16 @@ pub async fn audit_export(
         }
     }
     Ok(AuditExport { events, heads })
+}
+
+/// Auditors only: the whole trail, and what reconciliation would change.
+pub(crate) fn require_auditor(app: &App, caller: &Caller<'_>) -> Result<(), ServiceError> {
+    if app.config.is_auditor(caller.name()) {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden(format!(
+            "{} is not an auditor (add them to `auditors` in elevate.toml)",
+            caller.name()
+        )))
+    }
 }

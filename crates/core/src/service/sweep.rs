@@ -3,10 +3,11 @@
 use serde::Serialize;
 
 use crate::machine::Command;
-use crate::model::{Actor, State};
+use crate::model::State;
 use crate::ports::ScheduledAction;
 
 use super::grant::{end_grant, fail, time_out};
+use super::reconcile::reconcile;
 use super::{App, ServiceError};
 
 /// What one sweep did. Errors are counted and logged; the next sweep tries again.
@@ -18,19 +19,22 @@ pub struct SweepReport {
     pub escalations_retried: usize,
     pub escalations_failed: usize,
     pub announced: usize,
+    /// Differences between IAM and the grants that reconciliation repaired.
+    pub repairs: usize,
     pub errors: usize,
 }
 
 /// ACTIVE grants past expiry are ended; FAILED grants have their access removed and end;
 /// APPROVED requests never escalated are escalated again, then failed after the deadline;
-/// PENDING requests past their time-out time out, and unannounced ones are announced.
+/// PENDING requests past their time-out time out, and unannounced ones are announced; then
+/// reconciliation repairs any difference between the managed groups and the grants.
 pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
     let mut report = SweepReport::default();
     let now = app.clock.now();
 
     for request in app.store.list_by_state(State::Active).await? {
         if request.expires_at.is_some_and(|at| at <= now) {
-            let result = end_grant(app, request, Command::Expire, &Actor::system("sweep"))
+            let result = end_grant(app, request, Command::Expire, &app.system("sweep"))
                 .await
                 .map(|r| r.is_some());
             note(result, &mut report.expired, &mut report.errors);
@@ -41,7 +45,7 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
         let command = Command::Revoke {
             reason: Some("access removed after a failure".into()),
         };
-        let result = end_grant(app, request, command, &Actor::system("sweep"))
+        let result = end_grant(app, request, command, &app.system("sweep"))
             .await
             .map(|r| r.is_some());
         note(result, &mut report.revoked_failed, &mut report.errors);
@@ -81,6 +85,17 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
         }
     }
 
+    match reconcile(app, false).await {
+        Ok(done) => {
+            report.repairs = done.repairs.len();
+            report.errors += done.errors;
+        }
+        Err(err) => {
+            report.errors += 1;
+            tracing::error!(error = %err, "reconciliation failed; the next sweep retries");
+        }
+    }
+
     tracing::info!(?report, "sweep done");
     Ok(report)
 }
@@ -98,11 +113,9 @@ fn note(result: Result<bool, ServiceError>, counter: &mut usize, errors: &mut us
 
 /// Announces a request whose announcement failed when it was opened, and schedules its time-out.
 async fn announce(app: &App, request: &crate::model::Request) -> Result<bool, ServiceError> {
-    let parts = app.parts(request)?;
-    let message = app
-        .notifier
-        .announce(request, parts.flow, parts.requester)
-        .await?;
+    let flow = app.flow_of(request)?;
+    let terms = app.terms(request)?;
+    let message = app.notifier.announce(request, flow, &terms.person).await?;
     app.store.set_message(&request.id, &message).await?;
     let timeout = ScheduledAction::Timeout {
         request_id: request.id.clone(),

@@ -57,8 +57,9 @@ fn harness() -> Harness {
 }
 
 impl Harness {
-    fn person(&self, name: &str) -> crate::config::Person {
-        self.app.config.person(name).unwrap().clone()
+    /// `name` as an authenticated caller (signing as their IAM user).
+    fn person(&self, name: &str) -> Caller<'_> {
+        crate::testing::caller_of(self.app.config.person(name).unwrap())
     }
 
     async fn submit(&self, who: &str, hours: u64) -> Request {
@@ -320,6 +321,7 @@ async fn slack_refusals_are_told_privately_and_change_nothing() {
 
     let outcome = decide_from_slack(
         &h.app,
+        "T0ELEVATE",
         "U0ALICE01",
         "C0APPROVALS",
         &request.id,
@@ -333,6 +335,7 @@ async fn slack_refusals_are_told_privately_and_change_nothing() {
     );
     let outcome = decide_from_slack(
         &h.app,
+        "T0ELEVATE",
         "U0STRANGER",
         "C0APPROVALS",
         &request.id,
@@ -363,6 +366,7 @@ async fn slack_refusals_are_told_privately_and_change_nothing() {
 
     let outcome = decide_from_slack(
         &h.app,
+        "T0ELEVATE",
         "U0BOB0001",
         "C0APPROVALS",
         &request.id,
@@ -373,6 +377,7 @@ async fn slack_refusals_are_told_privately_and_change_nothing() {
     assert!(matches!(outcome, SlackOutcome::Decided(ref r) if r.state == State::Denied));
     let again = decide_from_slack(
         &h.app,
+        "T0ELEVATE",
         "U0CAROL01",
         "C0APPROVALS",
         &request.id,
@@ -642,14 +647,17 @@ async fn overlapping_grants_ending_at_the_same_moment_do_not_leave_the_access_be
     // the group unless one of them notices the other.
     let concurrent = h.app.clone();
     let clock = h.clock.clone();
-    let alice = h.person("alice");
+    let alice = h.app.config.person("alice").unwrap().clone();
     let second_id = second.id.clone();
     let expiry = first.expires_at.unwrap();
     let racing = Arc::new(RacingStore {
         inner: h.store.clone(),
         before_first_write: std::sync::Mutex::new(Some(Box::pin(async move {
             clock.set(expiry - chrono::Duration::seconds(1));
-            let revoked = revoke(&concurrent, &alice, &second_id, None).await.unwrap();
+            let caller = crate::testing::caller_of(&alice);
+            let revoked = revoke(&concurrent, &caller, &second_id, None)
+                .await
+                .unwrap();
             assert_eq!(revoked.state, State::Revoked);
             clock.set(expiry);
         }))),
@@ -852,8 +860,19 @@ async fn the_sweep_catches_what_events_missed() {
     )
     .await
     .unwrap();
-    let failed = h.active("carol", 4).await;
-    fail(&h.app, &failed.id, "revoke", "throttled")
+    // carol's escalation added her and then failed every retry: FAILED with the access in place.
+    let failed = h.submit("carol", 4).await;
+    decide(
+        &h.app,
+        &h.person("bob"),
+        &failed.id,
+        Decision::Approve,
+        None,
+    )
+    .await
+    .unwrap();
+    h.strategy.add_by_hand("admins", "carol");
+    fail(&h.app, &failed.id, "escalate", "throttled")
         .await
         .unwrap();
     let _pending = h.submit("alice", 1).await;
@@ -878,11 +897,14 @@ async fn the_sweep_catches_what_events_missed() {
         h.assert_chain(id);
     }
 
-    // carol's FAILED grant was still covered by her APPROVED request; now that one failed too,
-    // the next sweep removes her access.
-    assert!(h.strategy.has("admins", "carol"));
+    // carol's FAILED grant was still covered by her APPROVED request when it ended; that one
+    // failed too in the same sweep, so no grant holds her membership any more and
+    // reconciliation removed it.
+    assert!(!h.strategy.has("admins", "carol"));
+    assert_eq!(report.repairs, 1, "{report:?}");
     let report = sweep(&h.app).await.unwrap();
     assert_eq!(report.revoked_failed, 2, "{report:?}");
+    assert_eq!(report.repairs, 0, "{report:?}");
     assert!(!h.strategy.has("admins", "carol"));
 }
 
@@ -959,4 +981,456 @@ async fn queries_respect_who_is_asking() {
         .unwrap();
     assert_eq!(export.events.len(), 2);
     assert_eq!(export.heads.len(), 2);
+}
+
+/// The strategy of `h`, with one thing happening just before the first escalation reaches it:
+/// what other functions do while this one's escalation is on its way to IAM.
+struct RacingStrategy {
+    inner: Arc<dyn Strategy>,
+    before_first_escalate: std::sync::Mutex<Option<Meanwhile>>,
+}
+
+#[async_trait::async_trait]
+impl Strategy for RacingStrategy {
+    async fn escalate(
+        &self,
+        target: &crate::config::Target,
+        person: &crate::config::Person,
+        request: &Request,
+    ) -> Result<(), crate::ports::StrategyError> {
+        let meanwhile = self.before_first_escalate.lock().unwrap().take();
+        if let Some(meanwhile) = meanwhile {
+            meanwhile.await;
+        }
+        self.inner.escalate(target, person, request).await
+    }
+    async fn deescalate(
+        &self,
+        target: &crate::config::Target,
+        person: &crate::config::Person,
+        request: &Request,
+    ) -> Result<(), crate::ports::StrategyError> {
+        self.inner.deescalate(target, person, request).await
+    }
+    async fn is_member(
+        &self,
+        target: &crate::config::Target,
+        person: &crate::config::Person,
+    ) -> Result<crate::ports::Membership, crate::ports::StrategyError> {
+        self.inner.is_member(target, person).await
+    }
+    async fn members(
+        &self,
+        target: &crate::config::Target,
+    ) -> Result<Option<Vec<String>>, crate::ports::StrategyError> {
+        self.inner.members(target).await
+    }
+    async fn remove_member(
+        &self,
+        target: &crate::config::Target,
+        iam_user: &str,
+    ) -> Result<(), crate::ports::StrategyError> {
+        self.inner.remove_member(target, iam_user).await
+    }
+}
+
+impl Harness {
+    /// `h.app` whose first escalation waits for `meanwhile` before it reaches the strategy.
+    fn racing_escalation(&self, meanwhile: Meanwhile) -> App {
+        App {
+            strategy: Arc::new(RacingStrategy {
+                inner: self.app.strategy.clone(),
+                before_first_escalate: std::sync::Mutex::new(Some(meanwhile)),
+            }),
+            ..self.app.clone()
+        }
+    }
+
+    async fn approved(&self, who: &str, hours: u64) -> Request {
+        let request = self.submit(who, hours).await;
+        let approver = if who == "bob" { "carol" } else { "bob" };
+        decide(
+            &self.app,
+            &self.person(approver),
+            &request.id,
+            Decision::Approve,
+            None,
+        )
+        .await
+        .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_late_escalation_after_the_grant_failed_and_was_swept_leaves_no_access() {
+    let h = harness();
+    let request = h.approved("alice", 1).await;
+    // While this delivery is on its way to IAM, the escalation is declared failed (its retries
+    // ran out) and the sweep ends the failed grant, finding nothing to remove yet.
+    let (app, id) = (h.app.clone(), request.id.clone());
+    let late = h.racing_escalation(Box::pin(async move {
+        fail(&app, &id, "escalate", "timed out").await.unwrap();
+        sweep(&app).await.unwrap();
+    }));
+    assert_eq!(escalate(&late, &request.id).await.unwrap(), None);
+
+    assert_eq!(h.stored(&request.id).state, State::Revoked);
+    assert!(
+        !h.strategy.has("admins", "alice"),
+        "the late escalation left alice in the group without a grant"
+    );
+    assert!(h
+        .scheduler
+        .schedule_named(&format!("revoke-{}", request.id))
+        .is_none());
+    h.assert_chain(&request.id);
+}
+
+#[tokio::test]
+async fn a_late_duplicate_escalation_after_a_revocation_leaves_no_access() {
+    let h = harness();
+    let request = h.approved("alice", 1).await;
+    // A second delivery of the same event escalates first, and alice ends the grant early;
+    // only then does the first delivery's AddUserToGroup arrive.
+    let (app, id) = (h.app.clone(), request.id.clone());
+    let alice = h.app.config.person("alice").unwrap().clone();
+    let late = h.racing_escalation(Box::pin(async move {
+        escalate(&app, &id).await.unwrap().unwrap();
+        let caller = crate::testing::caller_of(&alice);
+        revoke(&app, &caller, &id, None).await.unwrap();
+    }));
+    assert_eq!(escalate(&late, &request.id).await.unwrap(), None);
+
+    assert_eq!(h.stored(&request.id).state, State::Revoked);
+    assert!(!h.strategy.has("admins", "alice"));
+    h.assert_chain(&request.id);
+}
+
+#[tokio::test]
+async fn a_late_escalation_keeps_access_another_grant_covers() {
+    let h = harness();
+    let covering = h.active("alice", 2).await;
+    let request = h.approved("alice", 1).await;
+    let (app, id) = (h.app.clone(), request.id.clone());
+    let late = h.racing_escalation(Box::pin(async move {
+        fail(&app, &id, "escalate", "timed out").await.unwrap();
+    }));
+    assert_eq!(escalate(&late, &request.id).await.unwrap(), None);
+    assert_eq!(h.stored(&request.id).state, State::Failed);
+    assert_eq!(h.stored(&covering.id).state, State::Active);
+    assert!(h.strategy.has("admins", "alice"));
+}
+
+#[tokio::test]
+async fn a_stale_failure_record_leaves_an_active_grant_active() {
+    let h = harness();
+    let active = h.active("alice", 1).await;
+    assert_eq!(
+        fail(&h.app, &active.id, "escalate", "an old retry gave up")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(h.stored(&active.id).state, State::Active);
+    assert!(h.strategy.has("admins", "alice"));
+    assert_eq!(h.actions(&active.id).last(), Some(&Action::Activate));
+}
+
+#[tokio::test]
+async fn a_grant_ends_on_its_own_terms_after_its_person_and_flow_left_the_config() {
+    let h = harness();
+    let grant = h.active("alice", 1).await;
+    // alice is offboarded and infra_access renamed while her grant runs.
+    let changed = crate::config::Config::parse(
+        &crate::testing::SAMPLE_CONFIG
+            .replace("name = \"infra_access\"", "name = \"admin_access\"")
+            .replace(
+                "[[people]]\nname = \"alice\"\niam_user = \"alice\"\nslack_id = \"U0ALICE01\"\nemail = \"alice@example.com\"\n",
+                "",
+            )
+            .replace("people = [\"bob\", \"carol\", \"alice\"]", "people = [\"bob\", \"carol\"]"),
+    )
+    .unwrap();
+    assert!(changed.person("alice").is_none() && changed.flow("infra_access").is_none());
+    let app = App {
+        config: Arc::new(changed),
+        ..h.app.clone()
+    };
+    h.clock.set(grant.expires_at.unwrap());
+    let ended = end_by_schedule(
+        &app,
+        &ScheduledAction::Expire {
+            request_id: grant.id.clone(),
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(ended.state, State::Expired);
+    assert!(!h.strategy.has("admins", "alice"));
+    // Her direct message still reaches her: the terms carry her Slack id.
+    assert!(h
+        .notifier
+        .told("alice")
+        .iter()
+        .any(|text| text.contains("has ended")));
+}
+
+#[tokio::test]
+async fn approval_is_refused_when_the_config_no_longer_gives_the_terms() {
+    let h = harness();
+    let request = h.submit("alice", 1).await;
+    let changed = crate::config::Config::parse(
+        &crate::testing::SAMPLE_CONFIG
+            .replace("group = \"SymDemoAdmins\"", "group = \"OtherAdmins\""),
+    )
+    .unwrap();
+    let app = App {
+        config: Arc::new(changed),
+        ..h.app.clone()
+    };
+    let err = decide(&app, &h.person("bob"), &request.id, Decision::Approve, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 409, "{err}");
+    assert!(err.to_string().contains("grants something else"), "{err}");
+    assert_eq!(h.stored(&request.id).state, State::Pending);
+    // Denying it is still possible.
+    decide(&app, &h.person("bob"), &request.id, Decision::Deny, None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn every_event_records_the_principal_and_the_first_the_terms() {
+    let h = harness();
+    let grant = h.active("alice", 1).await;
+    let mut events: Vec<_> = h
+        .store
+        .events_all()
+        .into_iter()
+        .filter(|e| e.request_id == grant.id)
+        .collect();
+    events.sort_by_key(|e| e.seq);
+    let principals: Vec<_> = events.iter().map(|e| e.principal.as_deref()).collect();
+    assert_eq!(
+        principals,
+        vec![
+            Some("arn:aws:iam::123456789012:user/alice"),
+            Some("arn:aws:iam::123456789012:user/bob"),
+            Some("elevate"),
+        ]
+    );
+    assert_eq!(events[0].terms, Some(crate::testing::sample_terms("alice")));
+    assert_eq!(grant.terms, Some(crate::testing::sample_terms("alice")));
+    // Both are hashed: changing either breaks the chain.
+    let mut forged = events[0].clone();
+    forged.terms.as_mut().unwrap().target.kind = crate::config::TargetKind::IamGroup {
+        group: "Everything".into(),
+    };
+    assert_ne!(forged.computed_hash(), forged.hash);
+    let mut forged = events[1].clone();
+    forged.principal = Some("arn:aws:sts::123456789012:assumed-role/AnyRole/bob".into());
+    assert_ne!(forged.computed_hash(), forged.hash);
+}
+
+#[tokio::test]
+async fn reconciliation_removes_members_without_a_grant_but_not_standing_members() {
+    let h = harness();
+    let config = crate::config::Config::parse(&crate::testing::SAMPLE_CONFIG.replace(
+        "pending_timeout = \"30m\"",
+        "pending_timeout = \"30m\"\nstanding_members = [\"breakglass\"]",
+    ))
+    .unwrap();
+    let app = App {
+        config: Arc::new(config),
+        ..h.app.clone()
+    };
+    let grant = h.active("bob", 1).await;
+    h.strategy.add_by_hand("admins", "carol");
+    h.strategy.add_by_hand("admins", "breakglass");
+    h.strategy.add_by_hand("admins", "mallory");
+
+    let preview = reconcile(&app, true).await.unwrap();
+    assert_eq!(preview.repairs.len(), 2, "{preview:?}");
+    assert!(
+        h.strategy.has("admins", "carol"),
+        "a dry run changes nothing"
+    );
+
+    let done = reconcile(&app, false).await.unwrap();
+    let removed: Vec<_> = done.repairs.iter().map(|r| r.iam_user.as_str()).collect();
+    assert_eq!(removed, vec!["carol", "mallory"]);
+    assert!(done
+        .repairs
+        .iter()
+        .all(|r| r.kind == RepairKind::MembershipRemoved));
+    assert!(!h.strategy.has("admins", "carol"));
+    assert!(!h.strategy.has("admins", "mallory"));
+    assert!(h.strategy.has("admins", "breakglass"));
+    assert!(h.strategy.has("admins", "bob"));
+    assert_eq!(h.stored(&grant.id).state, State::Active);
+    assert!(reconcile(&app, false).await.unwrap().repairs.is_empty());
+}
+
+#[tokio::test]
+async fn reconciliation_records_a_removed_members_repair_on_their_last_grant() {
+    let h = harness();
+    let grant = h.active("carol", 1).await;
+    h.clock.set(grant.expires_at.unwrap());
+    end_by_schedule(
+        &h.app,
+        &ScheduledAction::Expire {
+            request_id: grant.id.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    // Someone adds carol back by hand after her grant ended.
+    h.strategy.add_by_hand("admins", "carol");
+    let done = reconcile(&h.app, false).await.unwrap();
+    assert_eq!(done.repairs[0].request_id.as_ref(), Some(&grant.id));
+    assert!(!h.strategy.has("admins", "carol"));
+    assert_eq!(h.actions(&grant.id).last(), Some(&Action::Repair));
+    assert_eq!(h.stored(&grant.id).state, State::Expired);
+    h.assert_chain(&grant.id);
+}
+
+#[tokio::test]
+async fn an_active_grant_whose_access_was_removed_outside_elevate_ends() {
+    let h = harness();
+    let grant = h.active("alice", 1).await;
+    h.strategy.remove_by_hand("admins", "alice");
+    let done = reconcile(&h.app, false).await.unwrap();
+    assert_eq!(done.repairs.len(), 1);
+    assert_eq!(done.repairs[0].kind, RepairKind::EndedByOutsideChange);
+    let stored = h.stored(&grant.id);
+    assert_eq!(stored.state, State::Revoked);
+    assert_eq!(stored.ended_by.as_deref(), Some("elevate:reconcile"));
+    assert!(!h.strategy.has("admins", "alice"), "not added again");
+    h.assert_chain(&grant.id);
+}
+
+#[tokio::test]
+async fn an_active_grant_whose_access_elevate_removed_gets_it_back() {
+    let h = harness();
+    let first = h.active("alice", 1).await;
+    let second = h.active("alice", 2).await;
+    // The race of a grant ending while another started: the first grant's end removed the
+    // access the second had just been given (written here as its outcome).
+    h.clock.set(first.expires_at.unwrap());
+    let mut ended = h.stored(&first.id);
+    let t = crate::machine::apply(
+        &ended,
+        crate::machine::Command::Expire,
+        &h.app.system("revoke"),
+        h.clock.now(),
+    )
+    .unwrap();
+    h.store
+        .transition(State::Active, &t.request, &t.event)
+        .await
+        .unwrap();
+    ended = t.request;
+    assert_eq!(ended.state, State::Expired);
+    h.strategy.remove_by_hand("admins", "alice");
+
+    let done = reconcile(&h.app, false).await.unwrap();
+    assert_eq!(done.repairs.len(), 1, "{done:?}");
+    assert_eq!(done.repairs[0].kind, RepairKind::AccessRestored);
+    assert!(h.strategy.has("admins", "alice"));
+    assert_eq!(h.stored(&second.id).state, State::Active);
+    assert_eq!(h.actions(&second.id).last(), Some(&Action::Repair));
+    h.assert_chain(&second.id);
+}
+
+#[tokio::test]
+async fn a_grant_approved_while_another_ends_keeps_the_access_added_for_it() {
+    let h = harness();
+    let first = h.active("alice", 1).await;
+    let second = h.submit("alice", 2).await;
+    h.clock.set(first.expires_at.unwrap());
+    // The first grant's end looks for covering grants and finds none (the second is still
+    // PENDING); before it removes the access, the second is approved and escalated.
+    let (app, id) = (h.app.clone(), second.id.clone());
+    let bob = h.app.config.person("bob").unwrap().clone();
+    let racing = Arc::new(RacingStrategyOnRemove {
+        inner: h.app.strategy.clone(),
+        before_first_deescalate: std::sync::Mutex::new(Some(Box::pin(async move {
+            let caller = crate::testing::caller_of(&bob);
+            decide(&app, &caller, &id, Decision::Approve, None)
+                .await
+                .unwrap();
+            escalate(&app, &id).await.unwrap().unwrap();
+        }))),
+    });
+    let app = App {
+        strategy: racing,
+        ..h.app.clone()
+    };
+    end_by_schedule(
+        &app,
+        &ScheduledAction::Expire {
+            request_id: first.id.clone(),
+        },
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(h.stored(&first.id).state, State::Expired);
+    assert_eq!(h.stored(&second.id).state, State::Active);
+    assert!(
+        h.strategy.has("admins", "alice"),
+        "the ACTIVE second grant lost its access to the first one's removal"
+    );
+}
+
+/// The strategy of `h`, with one thing happening just before the first removal reaches it.
+struct RacingStrategyOnRemove {
+    inner: Arc<dyn Strategy>,
+    before_first_deescalate: std::sync::Mutex<Option<Meanwhile>>,
+}
+
+#[async_trait::async_trait]
+impl Strategy for RacingStrategyOnRemove {
+    async fn escalate(
+        &self,
+        target: &crate::config::Target,
+        person: &crate::config::Person,
+        request: &Request,
+    ) -> Result<(), crate::ports::StrategyError> {
+        self.inner.escalate(target, person, request).await
+    }
+    async fn deescalate(
+        &self,
+        target: &crate::config::Target,
+        person: &crate::config::Person,
+        request: &Request,
+    ) -> Result<(), crate::ports::StrategyError> {
+        let meanwhile = self.before_first_deescalate.lock().unwrap().take();
+        if let Some(meanwhile) = meanwhile {
+            meanwhile.await;
+        }
+        self.inner.deescalate(target, person, request).await
+    }
+    async fn is_member(
+        &self,
+        target: &crate::config::Target,
+        person: &crate::config::Person,
+    ) -> Result<crate::ports::Membership, crate::ports::StrategyError> {
+        self.inner.is_member(target, person).await
+    }
+    async fn members(
+        &self,
+        target: &crate::config::Target,
+    ) -> Result<Option<Vec<String>>, crate::ports::StrategyError> {
+        self.inner.members(target).await
+    }
+    async fn remove_member(
+        &self,
+        target: &crate::config::Target,
+        iam_user: &str,
+    ) -> Result<(), crate::ports::StrategyError> {
+        self.inner.remove_member(target, iam_user).await
+    }
 }

@@ -5,8 +5,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use elevate_core::model::{By, Terms};
 use elevate_core::{
-    apply, open, Actor, AuditEvent, Command, NewRequest, Request, RequestId, State,
+    apply, open, Actor, AuditEvent, Command, NewRequest, Person, Request, RequestId, State, Target,
+    TargetKind,
 };
 
 /// 2023-11-14T22:13:20Z: every test time is an offset from it.
@@ -30,6 +32,28 @@ pub fn request_id(n: u8) -> RequestId {
         .unwrap()
 }
 
+/// The AWS account of the principals built here.
+pub const ACCOUNT: &str = "123456789012";
+
+/// The terms of the requests built here: `alice` on `admins` of `infra_access`, as [`CONFIG`]
+/// describes them.
+pub fn terms() -> Terms {
+    Terms {
+        target: Target {
+            name: "admins".into(),
+            kind: TargetKind::IamGroup {
+                group: "SymDemoAdmins".into(),
+            },
+        },
+        person: Person {
+            name: REQUESTER.into(),
+            iam_user: REQUESTER.into(),
+            slack_id: "U0ALICE".into(),
+            email: "alice@example.com".into(),
+        },
+    }
+}
+
 pub fn new_request() -> NewRequest {
     NewRequest {
         flow: "infra_access".into(),
@@ -38,12 +62,31 @@ pub fn new_request() -> NewRequest {
         reason: "INC-42: restart the stuck ingest job".into(),
         duration: DURATION,
         pending_timeout: PENDING_TIMEOUT,
+        terms: terms(),
+    }
+}
+
+/// The IAM principal a person of the tests signs API calls with.
+pub fn principal_of(name: &str) -> String {
+    format!("arn:aws:iam::{ACCOUNT}:user/{name}")
+}
+
+/// `actor` with the principal behind it: a person's IAM user, or the function of a component.
+pub fn by(actor: &Actor) -> By {
+    match actor {
+        Actor::Person(name) => By::person(name, principal_of(name)),
+        Actor::System(component) => By::system(component, format!("lambda:elevate-{component}")),
     }
 }
 
 /// A PENDING request opened at `at(0)` and its audit trail so far.
 pub fn opened(n: u8) -> (Request, Vec<AuditEvent>) {
-    let (request, event) = open(request_id(n), new_request(), at(0));
+    let (request, event) = open(
+        request_id(n),
+        new_request(),
+        &principal_of(REQUESTER),
+        at(0),
+    );
     (request, vec![event])
 }
 
@@ -54,7 +97,7 @@ pub fn step(
     actor: &Actor,
     when: i64,
 ) -> (Request, Vec<AuditEvent>) {
-    let transition = apply(&request, command.clone(), actor, at(when))
+    let transition = apply(&request, command.clone(), &by(actor), at(when))
         .unwrap_or_else(|err| panic!("{command:?} by {actor} from {}: {err}", request.state));
     events.push(transition.event);
     (transition.request, events)

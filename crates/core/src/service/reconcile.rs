@@ -1,0 +1,396 @@
+//! Reconciliation: what IAM says against what elevate recorded, repaired in both directions.
+//!
+//! - A member of a group elevate manages whom no ACTIVE or APPROVED grant explains (and who is
+//!   not a standing member of a flow with that group) is removed.
+//! - An ACTIVE grant whose access is missing is never left ACTIVE. When elevate itself removed
+//!   it (another grant of the same access ended after this one began, the race of two grants
+//!   ending and starting at once), the access is restored. Otherwise someone removed it
+//!   outside elevate (an incident responder, say): the grant is recorded as ended by an outside
+//!   change, and the access is not added again.
+//!
+//! Each repair is an audit event on the grant it concerns (for a removed member: their latest
+//! request of that access, when there is one) and a log line with `repair = <kind>` for alarms.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Target, TargetKind};
+use crate::machine::{self, Command};
+use crate::model::{Request, RequestId, State, Terms};
+use crate::ports::{Membership, StoreError};
+
+use super::grant::{end_grant, read_back, same_access};
+use super::query::require_auditor;
+use super::{App, Caller, ServiceError};
+
+/// What reconciliation did, or would do with `dry_run`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconciliation {
+    pub dry_run: bool,
+    /// Groups looked at.
+    pub groups: usize,
+    /// ACTIVE and APPROVED grants compared with them.
+    pub grants: usize,
+    pub repairs: Vec<Repair>,
+    /// Steps that failed (logged); the next sweep tries again.
+    pub errors: usize,
+}
+
+/// One difference between IAM and the grants, and what was (or would be) done about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repair {
+    pub kind: RepairKind,
+    pub group: String,
+    pub iam_user: String,
+    /// The person, when the IAM user is one of elevate.toml or of a grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    /// The grant the repair concerns or is recorded on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<RequestId>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepairKind {
+    /// A member without a grant: removed.
+    MembershipRemoved,
+    /// An ACTIVE grant whose access elevate's own race removed: added again.
+    AccessRestored,
+    /// An ACTIVE grant whose access was removed outside elevate: the grant ends.
+    EndedByOutsideChange,
+}
+
+impl RepairKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepairKind::MembershipRemoved => "membership_removed",
+            RepairKind::AccessRestored => "access_restored",
+            RepairKind::EndedByOutsideChange => "ended_by_outside_change",
+        }
+    }
+}
+
+/// What reconciliation would change right now, changing nothing. Auditors only.
+pub async fn reconcile_preview(
+    app: &App,
+    caller: &Caller<'_>,
+) -> Result<Reconciliation, ServiceError> {
+    require_auditor(app, caller)?;
+    reconcile(app, true).await
+}
+
+/// Compares every group elevate manages with the ACTIVE and APPROVED grants and repairs the
+/// differences (or only lists them, with `dry_run`).
+pub async fn reconcile(app: &App, dry_run: bool) -> Result<Reconciliation, ServiceError> {
+    let mut report = Reconciliation {
+        dry_run,
+        ..Reconciliation::default()
+    };
+
+    // Members first, grants second: a grant that adds a member is APPROVED before it adds,
+    // so every member listed here already has its grant in the listing below.
+    let groups = managed_groups(app).await?;
+    let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (group, target) in &groups {
+        match app.strategy.members(target).await {
+            Ok(Some(list)) => {
+                members.insert(group.clone(), list.into_iter().collect());
+            }
+            Ok(None) => {}
+            Err(err) => {
+                report.errors += 1;
+                tracing::error!(group, error = %err, "could not list the group; reconciliation skips it");
+            }
+        }
+    }
+    report.groups = members.len();
+
+    let mut grants = app.store.list_by_state(State::Active).await?;
+    grants.extend(app.store.list_by_state(State::Approved).await?);
+    report.grants = grants.len();
+    let mut holders: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut grant_terms = Vec::with_capacity(grants.len());
+    for grant in &grants {
+        match app.terms(grant) {
+            Ok(terms) => grant_terms.push((grant, terms.into_owned())),
+            Err(err) => {
+                report.errors += 1;
+                tracing::error!(request_id = %grant.id, error = %err, "grant without terms; reconciliation skips it");
+            }
+        }
+    }
+    for (_, terms) in &grant_terms {
+        if let TargetKind::IamGroup { group } = &terms.target.kind {
+            holders
+                .entry(group.as_str())
+                .or_default()
+                .insert(terms.person.iam_user.as_str());
+        }
+    }
+
+    for (group, users) in &members {
+        let standing = standing_members(app, group);
+        for user in users {
+            let explained = holders
+                .get(group.as_str())
+                .is_some_and(|h| h.contains(user.as_str()));
+            if explained || standing.contains(user.as_str()) {
+                continue;
+            }
+            let target = &groups[group];
+            match remove_member(app, target, group, user, dry_run).await {
+                Ok(Some(repair)) => report.repairs.push(repair),
+                Ok(None) => {}
+                Err(err) => {
+                    report.errors += 1;
+                    tracing::error!(group, iam_user = %user, error = %err, "could not remove a member without a grant");
+                }
+            }
+        }
+    }
+
+    for (grant, terms) in &grant_terms {
+        let TargetKind::IamGroup { group } = &terms.target.kind else {
+            continue;
+        };
+        let Some(present) = members.get(group) else {
+            continue;
+        };
+        if grant.state != State::Active || present.contains(&terms.person.iam_user) {
+            continue;
+        }
+        match missing_access(app, grant, terms, dry_run).await {
+            Ok(Some(repair)) => report.repairs.push(repair),
+            Ok(None) => {}
+            Err(err) => {
+                report.errors += 1;
+                tracing::error!(request_id = %grant.id, error = %err, "could not repair a grant without its access");
+            }
+        }
+    }
+
+    tracing::info!(
+        dry_run,
+        groups = report.groups,
+        grants = report.grants,
+        repairs = report.repairs.len(),
+        errors = report.errors,
+        "reconciliation done"
+    );
+    Ok(report)
+}
+
+/// Every IAM group elevate grants: those of elevate.toml now, and those of grants still
+/// running under terms of an older elevate.toml.
+async fn managed_groups(app: &App) -> Result<BTreeMap<String, Target>, ServiceError> {
+    let mut groups = BTreeMap::new();
+    let configured = app.config.flows.iter().flat_map(|f| f.targets.iter());
+    for target in configured {
+        if let TargetKind::IamGroup { group } = &target.kind {
+            groups
+                .entry(group.clone())
+                .or_insert_with(|| target.clone());
+        }
+    }
+    for state in [State::Active, State::Approved] {
+        for grant in app.store.list_by_state(state).await? {
+            if let Some(terms) = &grant.terms {
+                if let TargetKind::IamGroup { group } = &terms.target.kind {
+                    groups
+                        .entry(group.clone())
+                        .or_insert_with(|| terms.target.clone());
+                }
+            }
+        }
+    }
+    Ok(groups)
+}
+
+/// The IAM users every flow granting `group` lists as standing members.
+fn standing_members<'a>(app: &'a App, group: &str) -> BTreeSet<&'a str> {
+    app.config
+        .flows
+        .iter()
+        .filter(|flow| {
+            flow.targets
+                .iter()
+                .any(|t| matches!(&t.kind, TargetKind::IamGroup { group: g } if g == group))
+        })
+        .flat_map(|flow| flow.standing_members.iter().map(String::as_str))
+        .collect()
+}
+
+/// Removes a member no grant explains, after a last look at the person's own grants (the
+/// listing by state may lag a grant approved a moment ago).
+async fn remove_member(
+    app: &App,
+    target: &Target,
+    group: &str,
+    iam_user: &str,
+    dry_run: bool,
+) -> Result<Option<Repair>, ServiceError> {
+    let person = app
+        .config
+        .person_by_iam_user(iam_user)
+        .map(|p| p.name.clone());
+    let access = |terms: &Terms| {
+        matches!(&terms.target.kind, TargetKind::IamGroup { group: g } if g == group)
+            && terms.person.iam_user == iam_user
+    };
+    let mut history = Vec::new();
+    if let Some(name) = &person {
+        history = app.store.list_by_requester(name, &[]).await?;
+        history.retain(|r| app.terms(r).is_ok_and(|t| access(&t)));
+        if history
+            .iter()
+            .any(|r| matches!(r.state, State::Active | State::Approved))
+        {
+            return Ok(None);
+        }
+    }
+    let latest = history.into_iter().max_by_key(|r| r.created_at);
+    let detail = format!("{iam_user} was in {group} without an active grant");
+    let repair = Repair {
+        kind: RepairKind::MembershipRemoved,
+        group: group.to_owned(),
+        iam_user: iam_user.to_owned(),
+        person: person.clone(),
+        request_id: latest.as_ref().map(|r| r.id.clone()),
+        detail: detail.clone(),
+    };
+    if dry_run {
+        return Ok(Some(repair));
+    }
+    app.strategy.remove_member(target, iam_user).await?;
+    tracing::warn!(
+        repair = RepairKind::MembershipRemoved.as_str(),
+        group,
+        iam_user,
+        request_id = latest.as_ref().map(|r| r.id.to_string()),
+        "{detail}; removed"
+    );
+    if let Some(latest) = latest {
+        record(app, latest, format!("{detail}; removed")).await?;
+    }
+    Ok(Some(repair))
+}
+
+/// An ACTIVE grant whose member is not in its group: restored when elevate's own race removed
+/// it, ended when someone outside elevate did.
+async fn missing_access(
+    app: &App,
+    grant: &Request,
+    terms: &Terms,
+    dry_run: bool,
+) -> Result<Option<Repair>, ServiceError> {
+    let now = app.clock.now();
+    // The listing may be a moment old: act only on what a fresh read confirms.
+    let Some(fresh) = app.store.get(&grant.id).await? else {
+        return Ok(None);
+    };
+    if !fresh.covers(now)
+        || app.strategy.is_member(&terms.target, &terms.person).await? != Membership::Absent
+    {
+        return Ok(None);
+    }
+    let group = match &terms.target.kind {
+        TargetKind::IamGroup { group } => group.clone(),
+        TargetKind::Lambda { function_arn } => function_arn.clone(),
+    };
+    let repair = |kind, detail: String| Repair {
+        kind,
+        group: group.clone(),
+        iam_user: terms.person.iam_user.clone(),
+        person: Some(terms.person.name.clone()),
+        request_id: Some(fresh.id.clone()),
+        detail,
+    };
+    if let Some(ended) = ended_by_elevate(app, &fresh, terms).await? {
+        let detail = format!(
+            "{} was missing from {group}: removed when grant {ended} ended",
+            terms.person.iam_user
+        );
+        if dry_run {
+            return Ok(Some(repair(RepairKind::AccessRestored, detail)));
+        }
+        app.strategy
+            .escalate(&terms.target, &terms.person, &fresh)
+            .await?;
+        if read_back(app, terms, Membership::Absent).await? {
+            return Err(ServiceError::Unverified(format!(
+                "{} is not on {} after restoring",
+                terms.person.name, terms.target.name
+            )));
+        }
+        tracing::warn!(repair = RepairKind::AccessRestored.as_str(), request_id = %fresh.id, group, "{detail}; restored");
+        record(app, fresh.clone(), format!("{detail}; restored")).await?;
+        return Ok(Some(repair(RepairKind::AccessRestored, detail)));
+    }
+
+    let detail = format!(
+        "{} was removed from {group} outside elevate",
+        terms.person.iam_user
+    );
+    if dry_run {
+        return Ok(Some(repair(RepairKind::EndedByOutsideChange, detail)));
+    }
+    let command = Command::Revoke {
+        reason: Some(format!(
+            "{detail}; the grant ends and the access is not added again"
+        )),
+    };
+    end_grant(app, fresh.clone(), command, &app.system("reconcile")).await?;
+    tracing::warn!(repair = RepairKind::EndedByOutsideChange.as_str(), request_id = %fresh.id, group, "{detail}; grant ended");
+    Ok(Some(repair(RepairKind::EndedByOutsideChange, detail)))
+}
+
+/// Another grant of the same access that elevate ended after `grant` began: its removal is
+/// what took `grant`'s access away.
+async fn ended_by_elevate(
+    app: &App,
+    grant: &Request,
+    terms: &Terms,
+) -> Result<Option<RequestId>, ServiceError> {
+    let began: DateTime<Utc> = grant.activated_at.unwrap_or(grant.created_at);
+    let ended = app
+        .store
+        .list_by_requester(&grant.requester, &[State::Expired, State::Revoked])
+        .await?;
+    Ok(ended
+        .into_iter()
+        .filter(|other| other.id != grant.id && other.ended_at.is_some_and(|at| at >= began))
+        .find(|other| app.terms(other).is_ok_and(|t| same_access(terms, &t)))
+        .map(|other| other.id))
+}
+
+/// Writes a repair event on `request`'s chain, its state unchanged. A lost race (the request
+/// moved meanwhile) is tried again on the fresh copy.
+async fn record(app: &App, mut request: Request, reason: String) -> Result<(), ServiceError> {
+    for _ in 0..3 {
+        let transition = machine::apply(
+            &request,
+            Command::Repair {
+                reason: reason.clone(),
+            },
+            &app.system("reconcile"),
+            app.clock.now(),
+        )?;
+        match app
+            .store
+            .transition(request.state, &transition.request, &transition.event)
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(StoreError::Conflict(_)) => request = app.load(&request.id).await?,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(ServiceError::Conflict(format!(
+        "request {} kept changing; its repair event was not written",
+        request.id
+    )))
+}
