@@ -9,6 +9,7 @@
 //! - [`faults`]: a fault-injecting proxy between the functions and moto.
 //! - [`scenarios`]: the double-click and fault proofs, checked by [`checks`].
 //! - [`measure`], [`init`], [`report`]: the figures of `make bench`.
+//! - [`reconcile`]: one reconciliation pass over many ACTIVE grants, in process against moto.
 
 pub mod binaries;
 pub mod checks;
@@ -20,6 +21,7 @@ pub mod init;
 pub mod measure;
 pub mod moto;
 pub mod observe;
+pub mod reconcile;
 pub mod report;
 pub mod scenarios;
 pub mod stack;

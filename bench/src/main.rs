@@ -12,6 +12,7 @@ use elevate_bench::faults::FaultPlan;
 use elevate_bench::harness::Harness;
 use elevate_bench::init::{self, InitResult};
 use elevate_bench::measure::{self, ApprovalFigures, LatenessFigures};
+use elevate_bench::reconcile::{self, ReconcileFigures};
 use elevate_bench::report::{fmt_ms, table, Machine, Row};
 use elevate_bench::scenarios::{
     self, DoubleClickOptions, DoubleClickReport, FaultOptions, FaultReport,
@@ -25,6 +26,9 @@ const APPROVAL_P99_MS: f64 = 500.0;
 const LATENESS_P99_MS: f64 = 2000.0;
 const INIT_MS: f64 = 20.0;
 const BINARY_BYTES: u64 = 8_000_000;
+/// One reconciliation pass over 500 ACTIVE grants.
+const RECONCILE_MS: f64 = 5000.0;
+const RECONCILE_GRANTS: usize = 500;
 
 #[derive(Parser, Debug)]
 #[command(about = "Benchmark elevate against the local stack (make bench)")]
@@ -49,6 +53,8 @@ enum Phase {
     Lateness,
     Concurrency,
     Faults,
+    /// In process against moto only: needs no build.
+    Reconcile,
 }
 
 struct Sizes {
@@ -57,6 +63,7 @@ struct Sizes {
     double_clicks: usize,
     fault_grants: usize,
     init_starts: usize,
+    reconcile_grants: usize,
 }
 
 impl Sizes {
@@ -67,6 +74,7 @@ impl Sizes {
             double_clicks: 200,
             fault_grants: 100,
             init_starts: 9,
+            reconcile_grants: RECONCILE_GRANTS,
         }
     }
 
@@ -77,6 +85,7 @@ impl Sizes {
             double_clicks: 20,
             fault_grants: 20,
             init_starts: 3,
+            reconcile_grants: 60,
         }
     }
 }
@@ -112,6 +121,7 @@ struct Results {
     binary_sizes: BinarySizes,
     concurrency: Option<DoubleClickReport>,
     faults: Option<FaultReport>,
+    reconcile: Option<ReconcileFigures>,
     rows: Vec<Row>,
     errors: Vec<String>,
 }
@@ -262,6 +272,18 @@ async fn phase_faults(results: &mut Results, sizes: &Sizes) -> Result<(), String
     Ok(())
 }
 
+async fn phase_reconcile(results: &mut Results, sizes: &Sizes) -> Result<(), String> {
+    eprintln!(
+        "elevate-bench: reconcile ({} ACTIVE grants in {} IAM groups, {} + {} repairs)",
+        sizes.reconcile_grants,
+        reconcile::GROUPS.len(),
+        reconcile::DRIFT,
+        reconcile::DRIFT
+    );
+    results.reconcile = Some(reconcile::run(sizes.reconcile_grants).await?);
+    Ok(())
+}
+
 fn rows(results: &Results) -> Vec<Row> {
     let mut rows = Vec::new();
     let nan = f64::NAN;
@@ -381,6 +403,33 @@ fn rows(results: &Results) -> Vec<Row> {
         ),
         None => rows.push(Row::new("faults", "not run").target("", false)),
     }
+    match &results.reconcile {
+        Some(r) => {
+            rows.push(
+                Row::new(
+                    format!(
+                        "reconciliation pass, {} ACTIVE grants in {} groups ({} repairs) / steady state",
+                        r.grants,
+                        r.groups,
+                        r.first.repairs.len()
+                    ),
+                    format!("{} / {}", fmt_ms(r.first_pass_ms), fmt_ms(r.steady_pass_ms)),
+                )
+                .target(
+                    format!("< {} s", RECONCILE_MS / 1000.0),
+                    r.passed()
+                        && r.grants >= RECONCILE_GRANTS
+                        && r.first_pass_ms < RECONCILE_MS
+                        && r.steady_pass_ms < RECONCILE_MS,
+                ),
+            );
+            rows.push(Row::new(
+                "  (of which: the by_state Query of the ACTIVE grants in moto)",
+                fmt_ms(r.list_active_ms),
+            ));
+        }
+        None => rows.push(Row::new("reconciliation pass", "not run").target("", false)),
+    }
     rows
 }
 
@@ -415,13 +464,18 @@ async fn main() -> anyhow::Result<()> {
         binary_sizes: BinarySizes::default(),
         concurrency: None,
         faults: None,
+        reconcile: None,
         rows: Vec::new(),
         errors: Vec::new(),
     };
-    if !args.skip_builds {
-        build_all(&mut results);
+    // Every phase but reconcile runs the local stack and its binaries.
+    let needs_stack = args.only.is_empty() || args.only.iter().any(|p| *p != Phase::Reconcile);
+    if needs_stack {
+        if !args.skip_builds {
+            build_all(&mut results);
+        }
+        measure_sizes(&mut results);
     }
-    measure_sizes(&mut results);
     for &phase in <Phase as clap::ValueEnum>::value_variants() {
         if !args.only.is_empty() && !args.only.contains(&phase) {
             continue;
@@ -431,6 +485,7 @@ async fn main() -> anyhow::Result<()> {
             Phase::Lateness => phase_lateness(&mut results, &sizes).await,
             Phase::Concurrency => phase_concurrency(&mut results, &sizes).await,
             Phase::Faults => phase_faults(&mut results, &sizes).await,
+            Phase::Reconcile => phase_reconcile(&mut results, &sizes).await,
         };
         let name = format!("{phase:?}").to_lowercase();
         if let Err(err) = outcome {
@@ -476,6 +531,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .chain(results.concurrency.iter().flat_map(|c| c.violations.iter()))
         .chain(results.faults.iter().flat_map(|f| f.violations.iter()))
+        .chain(results.reconcile.iter().flat_map(|r| r.problems.iter()))
         .take(40)
     {
         println!("! {problem}");

@@ -93,21 +93,8 @@ pub async fn reconcile(app: &App, dry_run: bool) -> Result<Reconciliation, Servi
 
     // Members first, grants second: a grant that adds a member is APPROVED before it adds,
     // so every member listed here already has its grant in the listing below.
-    let groups = managed_groups(app).await?;
-    let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (group, target) in &groups {
-        match app.strategy.members(target).await {
-            Ok(Some(list)) => {
-                members.insert(group.clone(), list.into_iter().collect());
-            }
-            Ok(None) => {}
-            Err(err) => {
-                report.errors += 1;
-                tracing::error!(group, error = %err, "could not list the group; reconciliation skips it");
-            }
-        }
-    }
-    report.groups = members.len();
+    let groups = configured_groups(app);
+    let members = list_members(app, &groups, &mut report).await;
 
     let mut grants = app.store.list_by_state(State::Active).await?;
     grants.extend(app.store.list_by_state(State::Approved).await?);
@@ -123,14 +110,22 @@ pub async fn reconcile(app: &App, dry_run: bool) -> Result<Reconciliation, Servi
             }
         }
     }
+    // Groups that left elevate.toml while grants on them still run: only those grants' access
+    // is checked (listed after the grants, so a member there proves nothing about orphans).
+    let mut retired = BTreeMap::new();
     for (_, terms) in &grant_terms {
         if let TargetKind::IamGroup { group } = &terms.target.kind {
             holders
                 .entry(group.as_str())
                 .or_default()
                 .insert(terms.person.iam_user.as_str());
+            if !groups.contains_key(group) {
+                retired.insert(group.clone(), terms.target.clone());
+            }
         }
     }
+    let retired_members = list_members(app, &retired, &mut report).await;
+    report.groups = members.len() + retired_members.len();
 
     for (group, users) in &members {
         let standing = standing_members(app, group);
@@ -157,7 +152,7 @@ pub async fn reconcile(app: &App, dry_run: bool) -> Result<Reconciliation, Servi
         let TargetKind::IamGroup { group } = &terms.target.kind else {
             continue;
         };
-        let Some(present) = members.get(group) else {
+        let Some(present) = members.get(group).or_else(|| retired_members.get(group)) else {
             continue;
         };
         if grant.state != State::Active || present.contains(&terms.person.iam_user) {
@@ -184,30 +179,40 @@ pub async fn reconcile(app: &App, dry_run: bool) -> Result<Reconciliation, Servi
     Ok(report)
 }
 
-/// Every IAM group elevate grants: those of elevate.toml now, and those of grants still
-/// running under terms of an older elevate.toml.
-async fn managed_groups(app: &App) -> Result<BTreeMap<String, Target>, ServiceError> {
+/// Every IAM group of elevate.toml's targets, with a target that grants it.
+fn configured_groups(app: &App) -> BTreeMap<String, Target> {
     let mut groups = BTreeMap::new();
-    let configured = app.config.flows.iter().flat_map(|f| f.targets.iter());
-    for target in configured {
+    for target in app.config.flows.iter().flat_map(|f| f.targets.iter()) {
         if let TargetKind::IamGroup { group } = &target.kind {
             groups
                 .entry(group.clone())
                 .or_insert_with(|| target.clone());
         }
     }
-    for state in [State::Active, State::Approved] {
-        for grant in app.store.list_by_state(state).await? {
-            if let Some(terms) = &grant.terms {
-                if let TargetKind::IamGroup { group } = &terms.target.kind {
-                    groups
-                        .entry(group.clone())
-                        .or_insert_with(|| terms.target.clone());
-                }
+    groups
+}
+
+/// The members of each group; a group that cannot be listed is counted as an error and left
+/// out.
+async fn list_members(
+    app: &App,
+    groups: &BTreeMap<String, Target>,
+    report: &mut Reconciliation,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut members = BTreeMap::new();
+    for (group, target) in groups {
+        match app.strategy.members(target).await {
+            Ok(Some(list)) => {
+                members.insert(group.clone(), list.into_iter().collect());
+            }
+            Ok(None) => {}
+            Err(err) => {
+                report.errors += 1;
+                tracing::error!(group, error = %err, "could not list the group; reconciliation skips it");
             }
         }
     }
-    Ok(groups)
+    members
 }
 
 /// The IAM users every flow granting `group` lists as standing members.
