@@ -983,11 +983,22 @@ async fn queries_respect_who_is_asking() {
     assert_eq!(export.heads.len(), 2);
 }
 
-/// The strategy of `h`, with one thing happening just before the first escalation reaches it:
-/// what other functions do while this one's escalation is on its way to IAM.
+/// The strategy of `h`, with one thing happening just before the first escalation (or the
+/// first removal) reaches it: what other functions do while this one's call is on its way to
+/// IAM.
 struct RacingStrategy {
     inner: Arc<dyn Strategy>,
     before_first_escalate: std::sync::Mutex<Option<Meanwhile>>,
+    before_first_deescalate: std::sync::Mutex<Option<Meanwhile>>,
+}
+
+impl RacingStrategy {
+    async fn meanwhile(slot: &std::sync::Mutex<Option<Meanwhile>>) {
+        let meanwhile = slot.lock().unwrap().take();
+        if let Some(meanwhile) = meanwhile {
+            meanwhile.await;
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -998,10 +1009,7 @@ impl Strategy for RacingStrategy {
         person: &crate::config::Person,
         request: &Request,
     ) -> Result<(), crate::ports::StrategyError> {
-        let meanwhile = self.before_first_escalate.lock().unwrap().take();
-        if let Some(meanwhile) = meanwhile {
-            meanwhile.await;
-        }
+        Self::meanwhile(&self.before_first_escalate).await;
         self.inner.escalate(target, person, request).await
     }
     async fn deescalate(
@@ -1010,6 +1018,7 @@ impl Strategy for RacingStrategy {
         person: &crate::config::Person,
         request: &Request,
     ) -> Result<(), crate::ports::StrategyError> {
+        Self::meanwhile(&self.before_first_deescalate).await;
         self.inner.deescalate(target, person, request).await
     }
     async fn is_member(
@@ -1037,10 +1046,20 @@ impl Strategy for RacingStrategy {
 impl Harness {
     /// `h.app` whose first escalation waits for `meanwhile` before it reaches the strategy.
     fn racing_escalation(&self, meanwhile: Meanwhile) -> App {
+        self.racing(Some(meanwhile), None)
+    }
+
+    /// `h.app` whose first removal waits for `meanwhile` before it reaches the strategy.
+    fn racing_removal(&self, meanwhile: Meanwhile) -> App {
+        self.racing(None, Some(meanwhile))
+    }
+
+    fn racing(&self, escalate: Option<Meanwhile>, deescalate: Option<Meanwhile>) -> App {
         App {
             strategy: Arc::new(RacingStrategy {
                 inner: self.app.strategy.clone(),
-                before_first_escalate: std::sync::Mutex::new(Some(meanwhile)),
+                before_first_escalate: std::sync::Mutex::new(escalate),
+                before_first_deescalate: std::sync::Mutex::new(deescalate),
             }),
             ..self.app.clone()
         }
@@ -1354,20 +1373,13 @@ async fn a_grant_approved_while_another_ends_keeps_the_access_added_for_it() {
     // PENDING); before it removes the access, the second is approved and escalated.
     let (app, id) = (h.app.clone(), second.id.clone());
     let bob = h.app.config.person("bob").unwrap().clone();
-    let racing = Arc::new(RacingStrategyOnRemove {
-        inner: h.app.strategy.clone(),
-        before_first_deescalate: std::sync::Mutex::new(Some(Box::pin(async move {
-            let caller = crate::testing::caller_of(&bob);
-            decide(&app, &caller, &id, Decision::Approve, None)
-                .await
-                .unwrap();
-            escalate(&app, &id).await.unwrap().unwrap();
-        }))),
-    });
-    let app = App {
-        strategy: racing,
-        ..h.app.clone()
-    };
+    let app = h.racing_removal(Box::pin(async move {
+        let caller = crate::testing::caller_of(&bob);
+        decide(&app, &caller, &id, Decision::Approve, None)
+            .await
+            .unwrap();
+        escalate(&app, &id).await.unwrap().unwrap();
+    }));
     end_by_schedule(
         &app,
         &ScheduledAction::Expire {
@@ -1383,54 +1395,4 @@ async fn a_grant_approved_while_another_ends_keeps_the_access_added_for_it() {
         h.strategy.has("admins", "alice"),
         "the ACTIVE second grant lost its access to the first one's removal"
     );
-}
-
-/// The strategy of `h`, with one thing happening just before the first removal reaches it.
-struct RacingStrategyOnRemove {
-    inner: Arc<dyn Strategy>,
-    before_first_deescalate: std::sync::Mutex<Option<Meanwhile>>,
-}
-
-#[async_trait::async_trait]
-impl Strategy for RacingStrategyOnRemove {
-    async fn escalate(
-        &self,
-        target: &crate::config::Target,
-        person: &crate::config::Person,
-        request: &Request,
-    ) -> Result<(), crate::ports::StrategyError> {
-        self.inner.escalate(target, person, request).await
-    }
-    async fn deescalate(
-        &self,
-        target: &crate::config::Target,
-        person: &crate::config::Person,
-        request: &Request,
-    ) -> Result<(), crate::ports::StrategyError> {
-        let meanwhile = self.before_first_deescalate.lock().unwrap().take();
-        if let Some(meanwhile) = meanwhile {
-            meanwhile.await;
-        }
-        self.inner.deescalate(target, person, request).await
-    }
-    async fn is_member(
-        &self,
-        target: &crate::config::Target,
-        person: &crate::config::Person,
-    ) -> Result<crate::ports::Membership, crate::ports::StrategyError> {
-        self.inner.is_member(target, person).await
-    }
-    async fn members(
-        &self,
-        target: &crate::config::Target,
-    ) -> Result<Option<Vec<String>>, crate::ports::StrategyError> {
-        self.inner.members(target).await
-    }
-    async fn remove_member(
-        &self,
-        target: &crate::config::Target,
-        iam_user: &str,
-    ) -> Result<(), crate::ports::StrategyError> {
-        self.inner.remove_member(target, iam_user).await
-    }
 }
