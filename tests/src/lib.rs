@@ -23,13 +23,13 @@ use elevate_core::ports::{
 use elevate_core::service::App;
 use elevate_core::testing::{FakeClock, InjectedFailure, Invocation};
 use elevate_core::{verify_chain, AuditEvent, Config, Person, Request, RequestId, Target};
-use elevate_request::testing::{body_json, ApiEvent};
+use elevate_http::testing::{body_json, ApiEvent};
 use elevate_runtime::{build_app, Env, EnvSpec, SlackSecrets};
 use elevate_slack::standin::SlackStandin;
 use elevate_testkit::{unique_name, Moto};
 use serde_json::Value;
 
-pub use elevate_request::testing::FIXTURE_ID;
+pub use elevate_http::testing::FIXTURE_ID;
 
 /// The name the App invokes escalate by.
 pub const ESCALATE_FUNCTION: &str = "elevate-escalate";

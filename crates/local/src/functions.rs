@@ -115,7 +115,7 @@ fn http_request(payload: Value) -> Result<lambda_http::Request, DispatchError> {
 
 /// The payload 2.0 answer of an HTTP function's response, as lambda_http serializes it.
 fn http_answer(response: lambda_http::Response<lambda_http::Body>) -> Value {
-    elevate_revoke::http_response(response)
+    elevate_http::http_response(response)
 }
 
 fn function_error(diagnostic: Diagnostic) -> DispatchError {

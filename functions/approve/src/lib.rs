@@ -12,8 +12,8 @@
 //! still answered 200, since Slack shows any other answer as a failure of the app itself.
 
 use elevate_core::service::{self, App, Decision, SlackOutcome};
-use elevate_request::api::{
-    self, caller, json_body, json_response, request_id, respond, route, ApiError, ReasonBody,
+use elevate_http::{
+    self as api, caller, json_body, json_response, request_id, respond, route, ApiError, ReasonBody,
 };
 use elevate_slack::{Interaction, InteractionError, Verdict};
 use lambda_http::http::Method;

@@ -2,10 +2,10 @@
 
 use elevate_core::service::{self, Submission};
 use elevate_core::testing::Notice;
+use elevate_core::testing::{infra_config, infra_config_with, FakeApp, ESCALATE_FUNCTION};
 use elevate_core::{Action, RequestId, State};
-use elevate_request::testing::{
-    body_json, infra_config, slack_fixture_body, ApiEvent, FakeApp, ALICE_ARN, BOB_ARN, DAVE_ARN,
-    ESCALATE_FUNCTION, MALLORY_ARN,
+use elevate_http::testing::{
+    body_json, slack_fixture_body, ApiEvent, ALICE_ARN, BOB_ARN, DAVE_ARN, FIXTURE_ID, MALLORY_ARN,
 };
 use serde_json::{json, Value};
 
@@ -95,7 +95,7 @@ async fn a_signed_approve_click_approves_and_starts_the_escalation() {
 async fn the_body_is_verified_exactly_as_received_plain_or_base64() {
     let app = FakeApp::new(infra_config());
     let id = pending(&app).await;
-    let body = slack_fixture_body(DENY).replace(elevate_request::testing::FIXTURE_ID, id.as_str());
+    let body = slack_fixture_body(DENY).replace(FIXTURE_ID, id.as_str());
     let signed = ApiEvent::slack_click(DENY, id.as_str(), "U0BOB0001", SECRET, now(&app));
     // The same bytes as a plain-text body (API Gateway does not always base64 a form).
     let mut plain = signed.clone().body(Some(&body));
@@ -111,15 +111,14 @@ async fn forged_and_stale_clicks_are_refused_and_change_nothing() {
     let app = FakeApp::new(infra_config());
     let id = pending(&app).await;
     let notices = app.notifier.notices().len();
-    let body =
-        slack_fixture_body(APPROVE).replace(elevate_request::testing::FIXTURE_ID, id.as_str());
+    let body = slack_fixture_body(APPROVE).replace(FIXTURE_ID, id.as_str());
     let at = now(&app);
 
     let other_secret = ApiEvent::fixture(APPROVE).slack_body(body.as_bytes(), "not-the-secret", at);
     let stale = ApiEvent::fixture(APPROVE).slack_body(body.as_bytes(), SECRET, at - 301);
     let future = ApiEvent::fixture(APPROVE).slack_body(body.as_bytes(), SECRET, at + 301);
     // Signed by Slack for a deny on this request, then edited into an approve.
-    let deny = slack_fixture_body(DENY).replace(elevate_request::testing::FIXTURE_ID, id.as_str());
+    let deny = slack_fixture_body(DENY).replace(FIXTURE_ID, id.as_str());
     let mut edited = ApiEvent::fixture(APPROVE).slack_body(deny.as_bytes(), SECRET, at);
     let forged = ApiEvent::fixture(APPROVE).slack_body(body.as_bytes(), SECRET, at);
     edited.0["body"] = forged.0["body"].clone();
@@ -167,7 +166,7 @@ async fn the_requester_cannot_approve_their_own_request() {
 
 #[tokio::test]
 async fn ineligible_and_unknown_slack_users_are_told_why() {
-    let app = FakeApp::new(elevate_request::testing::infra_config_with(""));
+    let app = FakeApp::new(infra_config_with(""));
     let id = pending(&app).await;
     for user in ["U0DAVE001", "U0STRANGER"] {
         let (status, _) = call(&app, &click(&app, APPROVE, &id, user)).await;

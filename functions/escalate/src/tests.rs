@@ -1,8 +1,9 @@
 //! The escalate function with its fixture event and the fakes.
 
 use elevate_core::ports::Clock;
+use elevate_core::testing::{infra_config, FakeApp};
 use elevate_core::State;
-use elevate_request::testing::{fixture, infra_config, FakeApp, FIXTURE_ID};
+use elevate_http::testing::{fixture, FIXTURE_ID};
 use lambda_runtime::Diagnostic;
 use serde_json::{json, Value};
 

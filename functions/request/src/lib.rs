@@ -8,11 +8,8 @@
 //! | `POST /requests/{id}/cancel` | 200 `{"request"}` |
 //! | `GET /audit?since=RFC3339` | 200 `{"events","heads"}` |
 //!
-//! The caller is the IAM principal API Gateway verified; see [`api`].
+//! The caller is the IAM principal API Gateway verified; see [`elevate_http::caller`].
 
-pub mod api;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 #[cfg(test)]
 mod tests;
 
@@ -26,7 +23,9 @@ use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
-use api::{caller, json_body, json_response, query, request_id, respond, route, ApiError};
+use elevate_http::{
+    self as api, caller, json_body, json_response, query, request_id, respond, route, ApiError,
+};
 
 /// Answers one API Gateway request.
 #[tracing::instrument(skip_all, fields(method = %request.method(), path = %request.uri().path(), caller))]

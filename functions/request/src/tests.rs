@@ -5,7 +5,8 @@ use elevate_core::{RequestId, State};
 use serde_json::{json, Value};
 
 use crate::handle;
-use crate::testing::{body_json, infra_config, ApiEvent, FakeApp, ALICE_ARN, BOB_ARN, MALLORY_ARN};
+use elevate_core::testing::{infra_config, FakeApp};
+use elevate_http::testing::{body_json, ApiEvent, ALICE_ARN, BOB_ARN, MALLORY_ARN};
 
 async fn call(app: &FakeApp, event: &ApiEvent) -> (u16, Value) {
     let response = handle(&app.app, event.request()).await;

@@ -11,7 +11,7 @@ use elevate_core::testing::{
     FakeClock, FakeScheduler, FakeStrategy, MemoryStore, RecordingInvoker, RecordingNotifier,
 };
 use elevate_core::Config;
-use elevate_request::api::{json_body, ApiError};
+use elevate_http::{json_body, ApiError};
 use elevate_request::{handle, NewRequestBody};
 use proptest::prelude::*;
 use proptest::sample::Index;

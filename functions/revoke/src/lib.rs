@@ -14,9 +14,9 @@
 use elevate_core::ports::ScheduledAction;
 use elevate_core::service::{self, App, ServiceError, SweepReport};
 use elevate_core::RequestId;
-use elevate_request::api::{self, caller, json_body, json_response, request_id, respond, route};
-use elevate_request::api::{ApiError, ReasonBody};
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+pub use elevate_http::http_response;
+use elevate_http::{self as api, caller, json_body, json_response, request_id, respond, route};
+use elevate_http::{ApiError, ReasonBody};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::Diagnostic;
@@ -140,23 +140,6 @@ pub async fn handle_http(app: &App, request: Request) -> Response<Body> {
         }
     };
     respond(answer.await)
-}
-
-/// The HTTP answer as API Gateway (payload 2.0) expects it from a function.
-pub fn http_response(response: Response<Body>) -> Value {
-    let (parts, body) = response.into_parts();
-    let mut answer = ApiGatewayV2httpResponse::default();
-    answer.status_code = i64::from(parts.status.as_u16());
-    answer.headers = parts.headers;
-    answer.is_base64_encoded = matches!(body, Body::Binary(_));
-    answer.body = match body {
-        Body::Empty => None,
-        other => Some(other),
-    };
-    serde_json::to_value(&answer).unwrap_or_else(|err| {
-        tracing::error!(error = %err, "cannot serialize the HTTP answer");
-        json!({ "statusCode": 500, "body": "{\"error\":\"internal\",\"message\":\"internal error\"}" })
-    })
 }
 
 #[tracing::instrument(skip_all, fields(action = ?action))]

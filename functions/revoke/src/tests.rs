@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use elevate_core::ports::Clock;
 use elevate_core::service;
+use elevate_core::testing::{infra_config, FakeApp};
 use elevate_core::{RequestId, State};
-use elevate_request::testing::{
-    fixture, infra_config, ApiEvent, FakeApp, BOB_ARN, DAVE_ARN, FIXTURE_ID,
-};
+use elevate_http::testing::{fixture, ApiEvent, BOB_ARN, DAVE_ARN, FIXTURE_ID};
 use serde_json::{json, Value};
 
 use crate::{handle, Event, RevokeError};

@@ -1,7 +1,7 @@
 //! Slack clicks that must change nothing, and the one that must change things only once.
 
 use elevate_core::{Action, RequestId, State};
-use elevate_request::testing::slack_fixture_body;
+use elevate_http::testing::slack_fixture_body;
 use elevate_tests::{World, APPROVALS, FIXTURE_ID};
 use serde_json::{json, Value};
 
@@ -44,7 +44,7 @@ async fn forged_and_stale_signatures_are_401_and_change_nothing() {
     let calls = world.slack.calls().len();
     let body = slack_fixture_body(APPROVE).replace(FIXTURE_ID, id.as_str());
     let now = world.now().timestamp();
-    let event = elevate_request::testing::ApiEvent::fixture(APPROVE);
+    let event = elevate_http::testing::ApiEvent::fixture(APPROVE);
 
     let forged = event
         .clone()

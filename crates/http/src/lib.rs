@@ -1,10 +1,14 @@
-//! The boundary of elevate's HTTP API (API Gateway HTTP API, payload 2.0), shared by the
-//! functions that answer it (request, approve, revoke): who the caller is, path and body
-//! parsing into typed values, and answers of docs/contracts.md (`{"error","message"}` with the
-//! status of [`ServiceError::status`]; a 500 says nothing and logs the detail).
+//! The edge of elevate's HTTP API (API Gateway HTTP API, payload 2.0), shared by the functions
+//! that answer it (request, approve, revoke): who the caller is, path and body parsing into
+//! typed values, and answers of docs/contracts.md (`{"error","message"}` with the status of
+//! [`ServiceError::status`]; a 500 says nothing and logs the detail).
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use elevate_core::service::{App, Caller, ServiceError};
 use elevate_core::RequestId;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use lambda_http::http::header::CONTENT_TYPE;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::request::RequestContext;
@@ -240,4 +244,22 @@ impl ReasonBody {
             .map(|r| r.trim().to_owned())
             .filter(|r| !r.is_empty())
     }
+}
+
+/// The HTTP answer as API Gateway (payload 2.0) expects it from a function invoked with the
+/// raw event (the revoke function, which also takes schedules and destination records).
+pub fn http_response(response: Response<Body>) -> serde_json::Value {
+    let (parts, body) = response.into_parts();
+    let mut answer = ApiGatewayV2httpResponse::default();
+    answer.status_code = i64::from(parts.status.as_u16());
+    answer.headers = parts.headers;
+    answer.is_base64_encoded = matches!(body, Body::Binary(_));
+    answer.body = match body {
+        Body::Empty => None,
+        other => Some(other),
+    };
+    serde_json::to_value(&answer).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "cannot serialize the HTTP answer");
+        serde_json::json!({ "statusCode": 500, "body": "{\"error\":\"internal\",\"message\":\"internal error\"}" })
+    })
 }
