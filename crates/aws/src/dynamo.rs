@@ -674,6 +674,7 @@ mod attr {
     pub const AUDIT_SEQ: &str = "audit_seq";
     pub const AUDIT_HEAD: &str = "audit_head";
     pub const TERMS: &str = "terms";
+    pub const KEPT_ACCESS_FOR: &str = "kept_access_for";
     pub const PRINCIPAL: &str = "principal";
 
     pub const REQUEST_ID: &str = "request_id";
@@ -755,6 +756,10 @@ fn request_attributes(r: &Request) -> Vec<(&'static str, Option<AttributeValue>)
         (attr::EXPIRES_AT, at(r.expires_at)),
         (attr::ENDED_AT, at(r.ended_at)),
         (attr::ENDED_BY, text(&r.ended_by)),
+        (
+            attr::KEPT_ACCESS_FOR,
+            r.kept_access_for.as_ref().map(|id| s(id.as_str())),
+        ),
         (attr::FAILURE, text(&r.failure)),
         (attr::MESSAGE, r.message.as_ref().map(message_attribute)),
         (attr::AUDIT_SEQ, Some(n(r.audit_seq))),
@@ -991,6 +996,13 @@ fn request_from_item(item: &Item) -> Result<Request, StoreError> {
         expires_at: f.opt_time(attr::EXPIRES_AT)?,
         ended_at: f.opt_time(attr::ENDED_AT)?,
         ended_by: f.opt_s(attr::ENDED_BY)?,
+        kept_access_for: f
+            .opt_s(attr::KEPT_ACCESS_FOR)?
+            .map(|text| {
+                text.parse()
+                    .map_err(|e| f.corrupt(attr::KEPT_ACCESS_FOR, e))
+            })
+            .transpose()?,
         failure: f.opt_s(attr::FAILURE)?,
         message,
         audit_seq: f.u64(attr::AUDIT_SEQ)?,
@@ -1091,6 +1103,7 @@ mod tests {
         full.expires_at = Some(at("2026-11-25T11:01:02Z"));
         full.ended_at = Some(at("2026-11-25T10:30:00.5Z"));
         full.ended_by = Some("elevate:revoke".into());
+        full.kept_access_for = Some(request.id.clone());
         full.failure = Some("IAM said no".into());
         full.message = Some(MessageRef {
             channel: "C123".into(),

@@ -291,6 +291,20 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
         });
     }
 
+    // A trusted role's session is matched by name first, then email: one person's name may
+    // not be another's email, or the session would be ambiguous.
+    for spanned in &raw.people {
+        let name = spanned.get_ref().name.get_ref();
+        if emails.contains(&name.to_ascii_lowercase())
+            && !spanned.get_ref().email.get_ref().eq_ignore_ascii_case(name)
+        {
+            return Err(lines.error(
+                &spanned.get_ref().name,
+                format!("person name `{name}` is another person's email"),
+            ));
+        }
+    }
+
     let known = |who: &Spanned<String>, role: &str| -> Result<String, ConfigError> {
         if names.contains(who.get_ref()) {
             Ok(who.get_ref().clone())
@@ -574,7 +588,7 @@ fn validate_identity(raw: &RawIdentity, lines: &Lines<'_>) -> Result<Identity, C
     for role in &raw.trusted_roles {
         let pattern = role.get_ref().trim();
         let valid = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-*".contains(c);
-        if pattern.is_empty() || pattern == "*" || !pattern.chars().all(valid) {
+        if pattern.chars().all(|c| c == '*') || !pattern.chars().all(valid) {
             return Err(lines.error(
                 role,
                 format!("trusted_roles entry `{pattern}` must be a role name, `*` standing for any characters (and not `*` alone: that trusts every role)"),

@@ -188,6 +188,7 @@ pub fn open(
         expires_at: None,
         ended_at: None,
         ended_by: None,
+        kept_access_for: None,
         failure: None,
         message: None,
         audit_seq: event.seq,

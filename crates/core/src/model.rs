@@ -244,6 +244,10 @@ pub struct Request {
     /// Who ended an active grant early, when it was not its expiry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_by: Option<String>,
+    /// When the grant ended while another grant of the same access still needed it: that
+    /// grant. The access stayed; without it, ending this grant removed the access.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_access_for: Option<RequestId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -558,13 +558,27 @@ fn trusting_every_role_is_refused() {
         "\"*\"",
         "trusted_roles entry `*`",
     );
-    let err = refused(&with_identity(r#"trusted_roles = ["*"]"#));
-    assert!(err.message.contains("trusts every role"), "{}", err.message);
+    for every in [r#"trusted_roles = ["*"]"#, r#"trusted_roles = ["**"]"#] {
+        let err = refused(&with_identity(every));
+        assert!(err.message.contains("trusts every role"), "{}", err.message);
+    }
     assert_refused(
         "auditors = [\"carol\"]\n",
         "auditors = [\"carol\"]\n\n[identity]\ntrusted_roles = [\"arn:aws:iam::123456789012:role/Engineer\"]\n",
         "\"arn:aws:iam",
         "must be a role name",
+    );
+}
+
+#[test]
+fn a_persons_name_may_not_be_anothers_email() {
+    // Sessions of trusted roles match a name first, then an email: carol named like bob's
+    // email would make bob's session hers.
+    assert_refused(
+        "name = \"carol\"",
+        "name = \"bob.smith@example.com\"",
+        "name = \"bob.smith@example.com\"",
+        "person name `bob.smith@example.com` is another person's email",
     );
 }
 

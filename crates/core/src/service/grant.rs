@@ -14,6 +14,14 @@ use super::{App, Caller, ServiceError};
 #[tracing::instrument(skip_all, fields(request_id = %id))]
 pub async fn escalate(app: &App, id: &RequestId) -> Result<Option<Request>, ServiceError> {
     let request = app.load(id).await?;
+    if matches!(request.state, State::Expired | State::Revoked) {
+        // A retry of a delivery whose undo failed: the access it added may still be there.
+        let terms = app.terms(&request)?.into_owned();
+        if app.strategy.is_member(&terms.target, &terms.person).await? == Membership::Present {
+            undo_lost_escalation(app, &request, &terms).await?;
+        }
+        return Ok(None);
+    }
     if request.state != State::Approved {
         tracing::info!(state = %request.state, "not APPROVED; nothing to escalate");
         return Ok(None);
@@ -226,8 +234,9 @@ pub(crate) async fn end_grant(
     let terms = app.terms(&request)?.into_owned();
     for _ in 0..ROUNDS {
         let now = app.clock.now();
-        let transition = machine::apply(&request, command.clone(), by, now)?;
+        let mut transition = machine::apply(&request, command.clone(), by, now)?;
         let covering = covering_grant(app, &request, &terms, now).await?;
+        transition.request.kept_access_for = covering.as_ref().map(|other| other.id.clone());
         if let Some(other) = &covering {
             tracing::info!(request_id = %request.id, covering = %other.id, "another grant still covers this access; keeping it");
         } else {
@@ -324,9 +333,9 @@ async fn ended(app: &App, request: Request) -> Request {
     request
 }
 
-/// Another grant of the same person on the same target that still needs the access: ACTIVE
-/// and unexpired, or APPROVED and about to be escalated. The listing comes from an index that
-/// may lag, so a candidate counts only as read back from the table.
+/// Another grant of the same access (same resource, same identity) that still needs it:
+/// ACTIVE and unexpired, or APPROVED and about to be escalated. The listing comes from an
+/// index that may lag, so a candidate counts only as read back from the table.
 pub(crate) async fn covering_grant(
     app: &App,
     request: &Request,
@@ -336,16 +345,20 @@ pub(crate) async fn covering_grant(
     let needs_access = |other: &Request| {
         other.state == State::Approved || (other.state == State::Active && other.covers(now))
     };
+    // A grant approved a moment ago may still read PENDING in the index: those are read too.
     let mut others = app
         .store
-        .list_by_requester(&request.requester, &[State::Active, State::Approved])
+        .list_by_requester(
+            &request.requester,
+            &[State::Active, State::Approved, State::Pending],
+        )
         .await?;
     // An ACTIVE grant first: it stays as it is until it ends, while an APPROVED one changes
     // as soon as its escalation is done, which would fail the guarded write below.
     others.sort_by_key(|other| other.state != State::Active);
     for other in others {
         if other.id == request.id
-            || !needs_access(&other)
+            || (other.state != State::Pending && !needs_access(&other))
             || !app
                 .terms(&other)
                 .is_ok_and(|theirs| same_access(terms, &theirs))

@@ -99,7 +99,8 @@ pub async fn reconcile(app: &App, dry_run: bool) -> Result<Reconciliation, Servi
     let mut grants = app.store.list_by_state(State::Active).await?;
     grants.extend(app.store.list_by_state(State::Approved).await?);
     report.grants = grants.len();
-    let mut holders: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    // IAM user and group names are unique regardless of case: compare them lower-cased.
+    let mut holders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut grant_terms = Vec::with_capacity(grants.len());
     for grant in &grants {
         match app.terms(grant) {
@@ -116,9 +117,9 @@ pub async fn reconcile(app: &App, dry_run: bool) -> Result<Reconciliation, Servi
     for (_, terms) in &grant_terms {
         if let TargetKind::IamGroup { group } = &terms.target.kind {
             holders
-                .entry(group.as_str())
+                .entry(group.to_ascii_lowercase())
                 .or_default()
-                .insert(terms.person.iam_user.as_str());
+                .insert(terms.person.iam_user.to_ascii_lowercase());
             if !groups.contains_key(group) {
                 retired.insert(group.clone(), terms.target.clone());
             }
@@ -130,10 +131,11 @@ pub async fn reconcile(app: &App, dry_run: bool) -> Result<Reconciliation, Servi
     for (group, users) in &members {
         let standing = standing_members(app, group);
         for user in users {
+            let user_key = user.to_ascii_lowercase();
             let explained = holders
-                .get(group.as_str())
-                .is_some_and(|h| h.contains(user.as_str()));
-            if explained || standing.contains(user.as_str()) {
+                .get(&group.to_ascii_lowercase())
+                .is_some_and(|h| h.contains(&user_key));
+            if explained || standing.contains(&user_key) {
                 continue;
             }
             let target = &groups[group];
@@ -155,7 +157,12 @@ pub async fn reconcile(app: &App, dry_run: bool) -> Result<Reconciliation, Servi
         let Some(present) = members.get(group).or_else(|| retired_members.get(group)) else {
             continue;
         };
-        if grant.state != State::Active || present.contains(&terms.person.iam_user) {
+        let user = terms.person.iam_user.to_ascii_lowercase();
+        if grant.state != State::Active
+            || present
+                .iter()
+                .any(|member| member.to_ascii_lowercase() == user)
+        {
             continue;
         }
         match missing_access(app, grant, terms, dry_run).await {
@@ -215,22 +222,23 @@ async fn list_members(
     members
 }
 
-/// The IAM users every flow granting `group` lists as standing members.
-fn standing_members<'a>(app: &'a App, group: &str) -> BTreeSet<&'a str> {
+/// The IAM users (lower-cased) every flow granting `group` lists as standing members.
+fn standing_members(app: &App, group: &str) -> BTreeSet<String> {
     app.config
         .flows
         .iter()
         .filter(|flow| {
-            flow.targets
-                .iter()
-                .any(|t| matches!(&t.kind, TargetKind::IamGroup { group: g } if g == group))
+            flow.targets.iter().any(
+                |t| matches!(&t.kind, TargetKind::IamGroup { group: g } if g.eq_ignore_ascii_case(group)),
+            )
         })
-        .flat_map(|flow| flow.standing_members.iter().map(String::as_str))
+        .flat_map(|flow| flow.standing_members.iter().map(|m| m.to_ascii_lowercase()))
         .collect()
 }
 
-/// Removes a member no grant explains, after a last look at the person's own grants (the
-/// listing by state may lag a grant approved a moment ago).
+/// Removes a member no grant explains, after a last look at the person's own grants: the
+/// listings come from indexes that may lag a grant approved a moment ago, so every request
+/// that is not over yet is read again from the table.
 async fn remove_member(
     app: &App,
     target: &Target,
@@ -240,16 +248,28 @@ async fn remove_member(
 ) -> Result<Option<Repair>, ServiceError> {
     let person = app
         .config
-        .person_by_iam_user(iam_user)
+        .people
+        .iter()
+        .find(|p| p.iam_user.eq_ignore_ascii_case(iam_user))
         .map(|p| p.name.clone());
     let access = |terms: &Terms| {
-        matches!(&terms.target.kind, TargetKind::IamGroup { group: g } if g == group)
-            && terms.person.iam_user == iam_user
+        matches!(&terms.target.kind, TargetKind::IamGroup { group: g } if g.eq_ignore_ascii_case(group))
+            && terms.person.iam_user.eq_ignore_ascii_case(iam_user)
     };
     let mut history = Vec::new();
     if let Some(name) = &person {
         history = app.store.list_by_requester(name, &[]).await?;
         history.retain(|r| app.terms(r).is_ok_and(|t| access(&t)));
+        for listed in &mut history {
+            if matches!(
+                listed.state,
+                State::Pending | State::Approved | State::Active
+            ) {
+                if let Some(fresh) = app.store.get(&listed.id).await? {
+                    *listed = fresh;
+                }
+            }
+        }
         if history
             .iter()
             .any(|r| matches!(r.state, State::Active | State::Approved))
@@ -353,8 +373,9 @@ async fn missing_access(
     Ok(Some(repair(RepairKind::EndedByOutsideChange, detail)))
 }
 
-/// Another grant of the same access that elevate ended after `grant` began: its removal is
-/// what took `grant`'s access away.
+/// Another grant of the same access whose end removed the access (it kept it for no other
+/// grant, and it was not reconciliation ending a grant whose access was already gone) after
+/// `grant`'s access was confirmed: that removal is what took `grant`'s access away.
 async fn ended_by_elevate(
     app: &App,
     grant: &Request,
@@ -367,7 +388,12 @@ async fn ended_by_elevate(
         .await?;
     Ok(ended
         .into_iter()
-        .filter(|other| other.id != grant.id && other.ended_at.is_some_and(|at| at >= began))
+        .filter(|other| {
+            other.id != grant.id
+                && other.kept_access_for.is_none()
+                && other.ended_by.as_deref() != Some("elevate:reconcile")
+                && other.ended_at.is_some_and(|at| at >= began)
+        })
         .find(|other| app.terms(other).is_ok_and(|t| same_access(terms, &t)))
         .map(|other| other.id))
 }

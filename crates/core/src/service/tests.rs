@@ -1396,3 +1396,86 @@ async fn a_grant_approved_while_another_ends_keeps_the_access_added_for_it() {
         "the ACTIVE second grant lost its access to the first one's removal"
     );
 }
+
+#[tokio::test]
+async fn access_removed_by_hand_after_an_overlapping_grant_kept_it_is_not_put_back() {
+    let h = harness();
+    let first = h.active("alice", 1).await;
+    let second = h.active("alice", 2).await;
+    // The first grant expires and keeps the access for the second: it removed nothing.
+    h.clock.set(first.expires_at.unwrap());
+    end_by_schedule(
+        &h.app,
+        &ScheduledAction::Expire {
+            request_id: first.id.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        h.stored(&first.id).kept_access_for.as_ref(),
+        Some(&second.id)
+    );
+    // Then an incident responder removes alice by hand.
+    h.strategy.remove_by_hand("admins", "alice");
+    let done = reconcile(&h.app, false).await.unwrap();
+    assert_eq!(done.repairs.len(), 1, "{done:?}");
+    assert_eq!(done.repairs[0].kind, RepairKind::EndedByOutsideChange);
+    assert!(
+        !h.strategy.has("admins", "alice"),
+        "the responder's removal stands"
+    );
+    assert_eq!(h.stored(&second.id).state, State::Revoked);
+}
+
+#[tokio::test]
+async fn two_grants_whose_access_was_removed_by_hand_both_end() {
+    let h = harness();
+    let first = h.active("alice", 1).await;
+    let second = h.active("alice", 2).await;
+    h.strategy.remove_by_hand("admins", "alice");
+    let done = reconcile(&h.app, false).await.unwrap();
+    assert!(
+        done.repairs
+            .iter()
+            .all(|r| r.kind == RepairKind::EndedByOutsideChange),
+        "{done:?}"
+    );
+    assert!(!h.strategy.has("admins", "alice"));
+    assert_eq!(h.stored(&first.id).state, State::Revoked);
+    assert_eq!(h.stored(&second.id).state, State::Revoked);
+}
+
+#[tokio::test]
+async fn a_retried_escalation_of_an_ended_grant_takes_back_what_a_failed_undo_left() {
+    let h = harness();
+    let grant = h.active("alice", 1).await;
+    let alice = h.app.config.person("alice").unwrap().clone();
+    revoke(&h.app, &crate::testing::caller_of(&alice), &grant.id, None)
+        .await
+        .unwrap();
+    // What an escalation that lost its write and could not undo left behind.
+    h.strategy.add_by_hand("admins", "alice");
+    assert_eq!(escalate(&h.app, &grant.id).await.unwrap(), None);
+    assert!(!h.strategy.has("admins", "alice"));
+    assert_eq!(h.stored(&grant.id).state, State::Revoked);
+}
+
+#[tokio::test]
+async fn reconciliation_compares_iam_names_regardless_of_case() {
+    let h = harness();
+    let config = crate::config::Config::parse(&crate::testing::SAMPLE_CONFIG.replace(
+        "pending_timeout = \"30m\"",
+        "pending_timeout = \"30m\"\nstanding_members = [\"BreakGlass\"]",
+    ))
+    .unwrap();
+    let app = App {
+        config: Arc::new(config),
+        ..h.app.clone()
+    };
+    // IAM spells the user its own way; IAM user names are unique regardless of case.
+    h.strategy.add_by_hand("admins", "breakglass");
+    let done = reconcile(&app, false).await.unwrap();
+    assert!(done.repairs.is_empty(), "{done:?}");
+    assert!(h.strategy.has("admins", "breakglass"));
+}
