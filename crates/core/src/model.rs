@@ -59,7 +59,7 @@ impl fmt::Display for RequestId {
     }
 }
 
-/// Where a request is in its life. See DESIGN.md "States".
+/// Where a request is in its life; `crate::machine` has the moves between states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum State {

@@ -75,25 +75,6 @@ pub trait RequestStore: Send + Sync {
     ) -> Result<Vec<AuditEvent>, StoreError>;
 }
 
-/// Looks people and flows up (backed by the config file).
-pub trait Directory: Send + Sync {
-    fn person(&self, name: &str) -> Option<&Person>;
-    fn person_by_slack_id(&self, slack_id: &str) -> Option<&Person>;
-    fn flow(&self, name: &str) -> Option<&Flow>;
-}
-
-impl Directory for crate::config::Config {
-    fn person(&self, name: &str) -> Option<&Person> {
-        crate::config::Config::person(self, name)
-    }
-    fn person_by_slack_id(&self, slack_id: &str) -> Option<&Person> {
-        crate::config::Config::person_by_slack_id(self, slack_id)
-    }
-    fn flow(&self, name: &str) -> Option<&Flow> {
-        crate::config::Config::flow(self, name)
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StrategyError {
     /// The target answered and refused (a custom target's `{"ok":false,"error":...}`).

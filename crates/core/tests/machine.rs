@@ -12,7 +12,8 @@ use elevate_core::{
     apply, open, verify_chain, Action, Actor, AuditEvent, Command, Request, State, TransitionError,
 };
 
-/// The whole transition table as DESIGN.md states it. Anything not listed must be refused.
+/// The whole transition table as README.md ("How it works") states it. Anything not listed
+/// must be refused.
 const EDGES: [(State, Action, State); 10] = [
     (State::Pending, Action::Approve, State::Approved),
     (State::Pending, Action::Deny, State::Denied),

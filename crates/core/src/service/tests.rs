@@ -6,54 +6,24 @@ use std::time::Duration;
 
 use crate::audit::{verify_chain, Action};
 use crate::model::{Request, RequestId, State};
-use crate::ports::{ScheduledAction, Strategy, StrategyRouter};
-use crate::testing::{
-    sample_config, FakeClock, FakeScheduler, FakeStrategy, MemoryStore, Notice, RecordingInvoker,
-    RecordingNotifier,
-};
+use crate::ports::{ScheduledAction, Strategy};
+use crate::testing::{sample_config, FakeApp, MemoryStore, Notice};
 
 use super::*;
 
-struct Harness {
-    app: App,
-    store: Arc<MemoryStore>,
-    strategy: Arc<FakeStrategy>,
-    scheduler: Arc<FakeScheduler>,
-    notifier: Arc<RecordingNotifier>,
-    invoker: Arc<RecordingInvoker>,
-    clock: Arc<FakeClock>,
+/// The test App over the fakes (`FakeApp` of the sample config), with the helpers of these
+/// tests; everything else of `FakeApp` shows through.
+struct Harness(FakeApp);
+
+impl std::ops::Deref for Harness {
+    type Target = FakeApp;
+    fn deref(&self) -> &FakeApp {
+        &self.0
+    }
 }
 
 fn harness() -> Harness {
-    let store = Arc::new(MemoryStore::new());
-    let strategy = Arc::new(FakeStrategy::new());
-    let scheduler = Arc::new(FakeScheduler::new());
-    let notifier = Arc::new(RecordingNotifier::new());
-    let invoker = Arc::new(RecordingInvoker::new());
-    let clock = Arc::new(FakeClock::default());
-    let router: Arc<dyn Strategy> = Arc::new(StrategyRouter {
-        iam_group: strategy.clone(),
-        lambda: strategy.clone(),
-    });
-    let app = App {
-        config: Arc::new(sample_config()),
-        store: store.clone(),
-        strategy: router,
-        scheduler: scheduler.clone(),
-        notifier: notifier.clone(),
-        invoker: invoker.clone(),
-        clock: clock.clone(),
-        settings: Settings::new("elevate-escalate"),
-    };
-    Harness {
-        app,
-        store,
-        strategy,
-        scheduler,
-        notifier,
-        invoker,
-        clock,
-    }
+    Harness(FakeApp::new(sample_config()))
 }
 
 impl Harness {

@@ -1,0 +1,272 @@
+//! The in-memory [`RequestStore`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::audit::AuditEvent;
+use crate::model::{MessageRef, Request, RequestId, State};
+use crate::ports::{RequestStore, StoreError};
+
+use super::{injected, lock, take_failure};
+
+#[derive(Default)]
+struct StoreInner {
+    requests: HashMap<RequestId, Request>,
+    /// Audit events by request, keyed by sequence number.
+    events: HashMap<RequestId, BTreeMap<u64, AuditEvent>>,
+    /// Every event in the order it was written.
+    log: Vec<AuditEvent>,
+    failures: u32,
+    calls: u64,
+}
+
+/// [`RequestStore`] in memory, with the DynamoDB adapter's conditional-write semantics.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<StoreInner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next `n` calls (of any method) answer `StoreError::Unavailable`.
+    pub fn fail_next(&self, n: u32) {
+        lock(&self.inner).failures = n;
+    }
+
+    /// Every audit event written, in write order.
+    pub fn events_all(&self) -> Vec<AuditEvent> {
+        lock(&self.inner).log.clone()
+    }
+
+    /// Every stored request, oldest first.
+    pub fn requests_all(&self) -> Vec<Request> {
+        let mut all: Vec<Request> = lock(&self.inner).requests.values().cloned().collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        all
+    }
+
+    /// The stored request, without going through the port (no failure injection).
+    pub fn request(&self, id: &RequestId) -> Option<Request> {
+        lock(&self.inner).requests.get(id).cloned()
+    }
+
+    /// How many port calls were made (failed ones included).
+    pub fn calls(&self) -> u64 {
+        lock(&self.inner).calls
+    }
+
+    /// Puts a request and its events as they are, with no checks: seeds a test with a request
+    /// in any state, or tampers with the trail.
+    pub fn insert_unchecked(&self, request: Request, events: Vec<AuditEvent>) {
+        let mut inner = lock(&self.inner);
+        for event in events {
+            inner
+                .events
+                .entry(event.request_id.clone())
+                .or_default()
+                .insert(event.seq, event.clone());
+            inner.log.push(event);
+        }
+        inner.requests.insert(request.id.clone(), request);
+    }
+
+    fn enter(&self) -> Result<MutexGuard<'_, StoreInner>, StoreError> {
+        let mut inner = lock(&self.inner);
+        inner.calls += 1;
+        if take_failure(&mut inner.failures) {
+            return Err(StoreError::Unavailable(injected("store")));
+        }
+        Ok(inner)
+    }
+}
+
+/// A write whose request and event disagree is a bug of the caller, not a race: say so loudly.
+fn check_pair(request: &Request, event: &AuditEvent) -> Result<(), StoreError> {
+    if event.request_id != request.id
+        || event.seq != request.audit_seq
+        || event.hash != request.audit_head
+        || event.to != request.state
+    {
+        return Err(StoreError::Corrupt(format!(
+            "inconsistent write: request {} (state {}, audit_seq {}) with event of {} (seq {}, to {})",
+            request.id, request.state, request.audit_seq, event.request_id, event.seq, event.to
+        )));
+    }
+    Ok(())
+}
+
+/// A transition's checks and writes, under the store's lock.
+fn apply_transition(
+    inner: &mut StoreInner,
+    expected: State,
+    request: &Request,
+    event: &AuditEvent,
+) -> Result<(), StoreError> {
+    check_pair(request, event)?;
+    let stored = inner
+        .requests
+        .get(&request.id)
+        .ok_or_else(|| StoreError::NotFound(request.id.clone()))?;
+    if stored.state != expected || stored.audit_seq + 1 != event.seq {
+        return Err(StoreError::Conflict(format!(
+            "request {} is {} at audit_seq {}, expected {} at {}",
+            request.id,
+            stored.state,
+            stored.audit_seq,
+            expected,
+            event.seq.saturating_sub(1)
+        )));
+    }
+    let taken = inner
+        .events
+        .get(&request.id)
+        .is_some_and(|events| events.contains_key(&event.seq));
+    if taken {
+        return Err(StoreError::Conflict(format!(
+            "audit event {} of request {} already exists",
+            event.seq, request.id
+        )));
+    }
+    // The stored announcement survives a transition written from an older copy, as the
+    // adapter's update only sets the fields a transition changes.
+    let mut next = request.clone();
+    if next.message.is_none() {
+        next.message = stored.message.clone();
+    }
+    inner.requests.insert(request.id.clone(), next);
+    inner
+        .events
+        .entry(request.id.clone())
+        .or_default()
+        .insert(event.seq, event.clone());
+    inner.log.push(event.clone());
+    Ok(())
+}
+
+#[async_trait]
+impl RequestStore for MemoryStore {
+    async fn create(&self, request: &Request, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut inner = self.enter()?;
+        check_pair(request, event)?;
+        if inner.requests.contains_key(&request.id) || inner.events.contains_key(&request.id) {
+            return Err(StoreError::Conflict(format!(
+                "request {} already exists",
+                request.id
+            )));
+        }
+        inner.requests.insert(request.id.clone(), request.clone());
+        inner
+            .events
+            .entry(request.id.clone())
+            .or_default()
+            .insert(event.seq, event.clone());
+        inner.log.push(event.clone());
+        Ok(())
+    }
+
+    async fn get(&self, id: &RequestId) -> Result<Option<Request>, StoreError> {
+        let inner = self.enter()?;
+        Ok(inner.requests.get(id).cloned())
+    }
+
+    async fn transition(
+        &self,
+        expected: State,
+        request: &Request,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.enter()?;
+        apply_transition(&mut inner, expected, request, event)
+    }
+
+    async fn transition_while(
+        &self,
+        expected: State,
+        request: &Request,
+        event: &AuditEvent,
+        unchanged: &Request,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.enter()?;
+        let same = inner.requests.get(&unchanged.id).is_some_and(|stored| {
+            stored.state == unchanged.state && stored.audit_seq == unchanged.audit_seq
+        });
+        if !same {
+            return Err(StoreError::Conflict(format!(
+                "request {} is no longer {} at audit_seq {}",
+                unchanged.id, unchanged.state, unchanged.audit_seq
+            )));
+        }
+        apply_transition(&mut inner, expected, request, event)
+    }
+
+    async fn set_message(&self, id: &RequestId, message: &MessageRef) -> Result<(), StoreError> {
+        let mut inner = self.enter()?;
+        let stored = inner
+            .requests
+            .get_mut(id)
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        stored.message = Some(message.clone());
+        Ok(())
+    }
+
+    async fn list_by_requester(
+        &self,
+        requester: &str,
+        states: &[State],
+    ) -> Result<Vec<Request>, StoreError> {
+        let inner = self.enter()?;
+        let mut found: Vec<Request> = inner
+            .requests
+            .values()
+            .filter(|r| {
+                r.requester == requester && (states.is_empty() || states.contains(&r.state))
+            })
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        Ok(found)
+    }
+
+    async fn list_by_state(&self, state: State) -> Result<Vec<Request>, StoreError> {
+        let inner = self.enter()?;
+        let mut found: Vec<Request> = inner
+            .requests
+            .values()
+            .filter(|r| r.state == state)
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(found)
+    }
+
+    async fn audit_events(&self, id: &RequestId) -> Result<Vec<AuditEvent>, StoreError> {
+        let inner = self.enter()?;
+        Ok(inner
+            .events
+            .get(id)
+            .map(|events| events.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn audit_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let inner = self.enter()?;
+        let mut found: Vec<AuditEvent> = inner
+            .events
+            .values()
+            .flat_map(|events| events.values())
+            .filter(|e| since.is_none_or(|since| e.at >= since))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (a.at, &a.request_id, a.seq).cmp(&(b.at, &b.request_id, b.seq)));
+        Ok(found)
+    }
+}
