@@ -219,7 +219,13 @@ impl LocalStack {
             dir,
             info,
             api_url,
-            http: reqwest::Client::new(),
+            // The shared stack outlives the runtime of the test that started it: a pooled
+            // connection would belong to a runtime that is gone ("dispatch task dropped"), so
+            // every call opens its own.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("HTTP client"),
         }
     }
 
