@@ -159,7 +159,7 @@ async fn seed_one(
         let t = machine::apply(&current, command, &by, Utc::now())
             .map_err(|e| format!("{}: {e}", current.id))?;
         store
-            .transition(current.state, &t.request, &t.event)
+            .transition(&t)
             .await
             .map_err(|e| format!("transition {}: {e}", current.id))?;
         current = t.request;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditEvent;
 use crate::config::{Flow, Person, Target};
+use crate::machine::Transition;
 use crate::model::{MessageRef, Request, RequestId, State};
 
 /// A failure of an outside system, with its source kept for the log.
@@ -34,15 +35,11 @@ pub trait RequestStore: Send + Sync {
     /// Writes a new request and its first event; `Conflict` if the id exists.
     async fn create(&self, request: &Request, event: &AuditEvent) -> Result<(), StoreError>;
     async fn get(&self, id: &RequestId) -> Result<Option<Request>, StoreError>;
-    /// Writes `request` and `event` atomically, only if the stored request is still in
-    /// `expected` with the audit sequence `event.seq - 1`. A lost race is `Conflict` and leaves
-    /// neither the request change nor the event.
-    async fn transition(
-        &self,
-        expected: State,
-        request: &Request,
-        event: &AuditEvent,
-    ) -> Result<(), StoreError>;
+    /// Writes the step the state machine made (the request and its audit event) atomically,
+    /// only if the stored request is still in `step.from` at the audit sequence before the
+    /// step's event. A lost race is `Conflict` and leaves neither the request change nor the
+    /// event.
+    async fn transition(&self, step: &Transition) -> Result<(), StoreError>;
     /// Like `transition`, and only while the stored `unchanged` is still in the state and at
     /// the audit sequence of the copy given, checked in the same atomic write. Ending a grant
     /// whose access another grant keeps is only right while that other grant has not ended
@@ -50,9 +47,7 @@ pub trait RequestStore: Send + Sync {
     /// access to the other. A lost race on either request is `Conflict`.
     async fn transition_while(
         &self,
-        expected: State,
-        request: &Request,
-        event: &AuditEvent,
+        step: &Transition,
         unchanged: &Request,
     ) -> Result<(), StoreError>;
     /// Records where the request was announced. Not a state change, so no audit event.

@@ -34,6 +34,7 @@ use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, NaiveDate, Utc};
 use elevate_core::audit::AuditEvent;
+use elevate_core::machine::Transition;
 use elevate_core::model::{MessageRef, Request, RequestId, State};
 use elevate_core::ports::{BoxError, RequestStore, StoreError};
 use tracing::instrument;
@@ -267,11 +268,11 @@ impl DynamoStore {
     /// event, plus, when `unchanged` is given, a check that that request has not moved.
     async fn write_transition(
         &self,
-        expected: State,
-        request: &Request,
-        event: &AuditEvent,
+        step: &Transition,
         unchanged: Option<&Request>,
     ) -> Result<(), StoreError> {
+        let (expected, request, event) = (step.from, &step.request, &step.event);
+        // A step is made by the state machine; one put together by hand must still agree.
         check_pair(request, event)?;
         let previous_seq = event.seq.checked_sub(1).ok_or_else(|| {
             StoreError::Corrupt(format!(
@@ -409,26 +410,18 @@ impl RequestStore for DynamoStore {
         found.item().map(request_from_item).transpose()
     }
 
-    #[instrument(skip_all, fields(request_id = %request.id, from = %expected, to = %request.state), err)]
-    async fn transition(
-        &self,
-        expected: State,
-        request: &Request,
-        event: &AuditEvent,
-    ) -> Result<(), StoreError> {
-        self.write_transition(expected, request, event, None).await
+    #[instrument(skip_all, fields(request_id = %step.request.id, from = %step.from, to = %step.request.state), err)]
+    async fn transition(&self, step: &Transition) -> Result<(), StoreError> {
+        self.write_transition(step, None).await
     }
 
-    #[instrument(skip_all, fields(request_id = %request.id, from = %expected, to = %request.state, unchanged = %unchanged.id), err)]
+    #[instrument(skip_all, fields(request_id = %step.request.id, from = %step.from, to = %step.request.state, unchanged = %unchanged.id), err)]
     async fn transition_while(
         &self,
-        expected: State,
-        request: &Request,
-        event: &AuditEvent,
+        step: &Transition,
         unchanged: &Request,
     ) -> Result<(), StoreError> {
-        self.write_transition(expected, request, event, Some(unchanged))
-            .await
+        self.write_transition(step, Some(unchanged)).await
     }
 
     #[instrument(skip_all, fields(request_id = %id), err)]

@@ -133,10 +133,8 @@ async fn of_two_concurrent_decisions_exactly_one_wins_and_only_its_event_is_stor
         let approved = approve(&request, "bob", decided_at);
         let denied = deny(&request, "carol", decided_at);
 
-        let (approve_result, deny_result) = tokio::join!(
-            store.transition(State::Pending, &approved.request, &approved.event),
-            store.transition(State::Pending, &denied.request, &denied.event),
-        );
+        let (approve_result, deny_result) =
+            tokio::join!(store.transition(&approved), store.transition(&denied),);
         let winner = match (approve_result, deny_result) {
             (Ok(()), Err(StoreError::Conflict(_))) => &approved,
             (Err(StoreError::Conflict(_)), Ok(())) => &denied,
@@ -163,8 +161,12 @@ async fn a_stale_or_inconsistent_transition_writes_nothing() {
 
     // Expected state wrong.
     let approved = approve(&request, "bob", now);
+    let wrong = Transition {
+        from: State::Approved,
+        ..approved.clone()
+    };
     let err = store
-        .transition(State::Approved, &approved.request, &approved.event)
+        .transition(&wrong)
         .await
         .expect_err("wrong expected state");
     assert!(
@@ -173,12 +175,9 @@ async fn a_stale_or_inconsistent_transition_writes_nothing() {
     );
 
     // Right state, but the event does not follow the stored audit sequence.
-    store
-        .transition(State::Pending, &approved.request, &approved.event)
-        .await
-        .expect("approve");
+    store.transition(&approved).await.expect("approve");
     let replay = store
-        .transition(State::Pending, &approved.request, &approved.event)
+        .transition(&approved)
         .await
         .expect_err("replayed transition");
     assert!(matches!(replay, StoreError::Conflict(_)), "{replay}");
@@ -193,14 +192,19 @@ async fn a_stale_or_inconsistent_transition_writes_nothing() {
     skipped.event.seq += 1;
     skipped.request.audit_seq += 1;
     let err = store
-        .transition(State::Approved, &skipped.request, &skipped.event)
+        .transition(&skipped)
         .await
         .expect_err("gap in the sequence");
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
 
     // A request and an event that do not belong together are refused before any write.
+    let mismatched = Transition {
+        from: State::Approved,
+        request: activated.request.clone(),
+        event: approved.event.clone(),
+    };
     let err = store
-        .transition(State::Approved, &activated.request, &approved.event)
+        .transition(&mismatched)
         .await
         .expect_err("mismatched pair");
     assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
@@ -218,11 +222,7 @@ async fn a_stale_or_inconsistent_transition_writes_nothing() {
     let (ghost, _) = new_request("alice", now);
     let ghost_approved = approve(&ghost, "bob", now);
     let err = store
-        .transition(
-            State::Pending,
-            &ghost_approved.request,
-            &ghost_approved.event,
-        )
+        .transition(&ghost_approved)
         .await
         .expect_err("missing request");
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
@@ -262,10 +262,7 @@ async fn a_transition_keeps_the_announcement_and_clears_unset_fields() {
     // Approved from the copy read before the announcement was recorded, with failure unset.
     let mut approved = approve(&request, "bob", now);
     approved.request.failure = None;
-    store
-        .transition(State::Pending, &approved.request, &approved.event)
-        .await
-        .expect("approve");
+    store.transition(&approved).await.expect("approve");
 
     let stored = store.get(&request.id).await.expect("get").expect("stored");
     assert_eq!(stored.message, Some(message));
@@ -301,10 +298,7 @@ async fn listings_follow_state_changes() {
     );
 
     let approved = approve(&first, "bob", t0 + Duration::minutes(5));
-    store
-        .transition(State::Pending, &approved.request, &approved.event)
-        .await
-        .expect("approve");
+    store.transition(&approved).await.expect("approve");
 
     assert_eq!(
         ids(store.list_by_state(State::Pending).await.expect("list")),
@@ -368,10 +362,7 @@ async fn audit_since_returns_the_events_from_a_time_on_in_time_order() {
     let (mid, mid_created) = new_request("bob", now - Duration::days(3));
     store.create(&mid, &mid_created).await.expect("create");
     let mid_approved = approve(&mid, "alice", now - Duration::days(2));
-    store
-        .transition(State::Pending, &mid_approved.request, &mid_approved.event)
-        .await
-        .expect("approve");
+    store.transition(&mid_approved).await.expect("approve");
     let (recent, recent_created) = new_request("carol", now - Duration::minutes(1));
     store
         .create(&recent, &recent_created)
@@ -444,7 +435,7 @@ async fn a_transition_while_another_request_is_unchanged_fails_once_that_request
     // While `other` is as read, `kept` moves.
     let first = approve(&kept, "bob", now);
     store
-        .transition_while(State::Pending, &first.request, &first.event, &other)
+        .transition_while(&first, &other)
         .await
         .expect("other unchanged: written");
     assert_eq!(
@@ -454,15 +445,12 @@ async fn a_transition_while_another_request_is_unchanged_fails_once_that_request
 
     // Once `other` moved, a write that relies on the old copy of it is refused, atomically.
     let moved = deny(&other, "bob", now);
-    store
-        .transition(State::Pending, &moved.request, &moved.event)
-        .await
-        .expect("other moves");
+    store.transition(&moved).await.expect("other moves");
     let (fresh, fresh_event) = new_request("alice", now);
     store.create(&fresh, &fresh_event).await.expect("create");
     let refused = approve(&fresh, "bob", now);
     let err = store
-        .transition_while(State::Pending, &refused.request, &refused.event, &other)
+        .transition_while(&refused, &other)
         .await
         .expect_err("other moved: refused");
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");

@@ -54,32 +54,19 @@ pub async fn escalate(app: &App, id: &RequestId) -> Result<Option<Request>, Serv
     };
     app.scheduler.schedule(expires_at - lead, &expire).await?;
 
-    match app
-        .store
-        .transition(State::Approved, &transition.request, &transition.event)
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => {
-            undo_lost_escalation(app, &request, &terms).await?;
-            return Ok(None);
-        }
-        Err(err) => return Err(err.into()),
-    }
-    let request = transition.request;
+    let Some(activated) = app.write(&transition).await? else {
+        undo_lost_escalation(app, &request, &terms).await?;
+        return Ok(None);
+    };
     tracing::info!(%expires_at, "access granted");
-    app.refresh_message(&request).await;
-    app.tell_requester(
-        &request,
-        &format!(
-            "Your {} access on {} is active until {} UTC.",
-            request.flow,
-            request.target,
-            expires_at.format("%Y-%m-%d %H:%M:%S")
-        ),
-    )
-    .await;
-    Ok(Some(request))
+    let text = format!(
+        "Your {} access on {} is active until {} UTC.",
+        activated.flow,
+        activated.target,
+        expires_at.format("%Y-%m-%d %H:%M:%S")
+    );
+    app.tell(&activated, Some(&text)).await;
+    Ok(Some(activated))
 }
 
 /// The escalation added the access but lost the write that records it. When another delivery
@@ -202,11 +189,9 @@ pub async fn revoke(
             request.flow
         )));
     }
-    let command = Command::Revoke { reason };
-    let by = caller.by();
-    // Refuse at once (409) when the request cannot be revoked, before touching any access.
-    machine::apply(&request, command.clone(), &by, app.clock.now())?;
-    let ended = end_grant(app, request, command, &by).await?;
+    // A request that cannot be revoked is refused (409) by end_grant's first step, before
+    // any access is touched.
+    let ended = end_grant(app, request, Command::Revoke { reason }, &caller.by()).await?;
     let request = match ended {
         Some(request) => request,
         None => app.load(id).await?,
@@ -252,16 +237,8 @@ pub(crate) async fn end_grant(
         }
 
         let written = match &covering {
-            Some(other) => {
-                app.store
-                    .transition_while(request.state, &transition.request, &transition.event, other)
-                    .await
-            }
-            None => {
-                app.store
-                    .transition(request.state, &transition.request, &transition.event)
-                    .await
-            }
+            Some(other) => app.store.transition_while(&transition, other).await,
+            None => app.store.transition(&transition).await,
         };
         match written {
             Ok(()) => {
@@ -321,15 +298,11 @@ async fn restore_for_late_grant(app: &App, ended: &Request, terms: &Terms) {
 /// Tells the world a grant ended.
 async fn ended(app: &App, request: Request) -> Request {
     tracing::info!(request_id = %request.id, state = %request.state, "access ended");
-    app.refresh_message(&request).await;
-    app.tell_requester(
-        &request,
-        &format!(
-            "Your {} access on {} has ended ({}).",
-            request.flow, request.target, request.state
-        ),
-    )
-    .await;
+    let text = format!(
+        "Your {} access on {} has ended ({}).",
+        request.flow, request.target, request.state
+    );
+    app.tell(&request, Some(&text)).await;
     request
 }
 
@@ -388,31 +361,17 @@ pub async fn time_out(app: &App, id: &RequestId) -> Result<Option<Request>, Serv
         return Ok(None);
     }
     app.clock.sleep_until(request.pending_until).await;
-    let transition = machine::apply(
-        &request,
-        Command::TimeOut,
-        &app.system("revoke"),
-        app.clock.now(),
-    )?;
-    match app
-        .store
-        .transition(State::Pending, &transition.request, &transition.event)
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => return Ok(None),
-        Err(err) => return Err(err.into()),
-    }
-    let request = transition.request;
-    app.refresh_message(&request).await;
-    app.tell_requester(
-        &request,
-        &format!(
-            "Your {} request timed out: nobody answered in time.",
-            request.flow
-        ),
-    )
-    .await;
+    let Some(request) = app
+        .step(&request, Command::TimeOut, &app.system("revoke"))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let text = format!(
+        "Your {} request timed out: nobody answered in time.",
+        request.flow
+    );
+    app.tell(&request, Some(&text)).await;
     Ok(Some(request))
 }
 
@@ -434,23 +393,11 @@ pub async fn fail(
     let command = Command::Fail {
         error: error.to_owned(),
     };
-    let transition = machine::apply(&request, command, &app.system(component), app.clock.now())?;
-    match app
-        .store
-        .transition(request.state, &transition.request, &transition.event)
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => return Ok(None),
-        Err(err) => return Err(err.into()),
-    }
-    let request = transition.request;
+    let Some(request) = app.step(&request, command, &app.system(component)).await? else {
+        return Ok(None);
+    };
     tracing::error!(error, "grant failed");
-    app.refresh_message(&request).await;
-    app.tell_requester(
-        &request,
-        &format!("Your {} request failed: {error}", request.flow),
-    )
-    .await;
+    let text = format!("Your {} request failed: {error}", request.flow);
+    app.tell(&request, Some(&text)).await;
     Ok(Some(request))
 }

@@ -20,8 +20,9 @@ pub use submit::{cancel, decide, decide_from_slack, submit, Decision, SlackOutco
 pub use sweep::{sweep, SweepReport};
 
 use crate::config::{Config, Flow, Person};
+use crate::machine::{self, Command, Transition};
 use crate::model::{By, Request, RequestId, Terms};
-use crate::ports::{Clock, Invoker, Notifier, RequestStore, Scheduler, Strategy};
+use crate::ports::{Clock, Invoker, Notifier, RequestStore, Scheduler, StoreError, Strategy};
 
 /// Knobs of the use cases that are not in the flows file.
 #[derive(Debug, Clone)]
@@ -140,6 +141,39 @@ impl App {
                 request.id, request.flow
             ))
         })
+    }
+
+    /// Applies `command` by `by` to `request` and writes the step (see [`App::write`]).
+    pub(crate) async fn step(
+        &self,
+        request: &Request,
+        command: Command,
+        by: &By,
+    ) -> Result<Option<Request>, ServiceError> {
+        let step = machine::apply(request, command, by, self.clock.now())?;
+        self.write(&step).await
+    }
+
+    /// Writes a step of the state machine. `Ok(None)` when the write lost a race: someone
+    /// else moved the request first, and nothing was written.
+    pub(crate) async fn write(&self, step: &Transition) -> Result<Option<Request>, ServiceError> {
+        match self.store.transition(step).await {
+            Ok(()) => Ok(Some(step.request.clone())),
+            Err(StoreError::Conflict(why)) => {
+                tracing::info!(request_id = %step.request.id, %why, "someone else moved the request first");
+                Ok(None)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Tells the world about a step: the Slack message shows the request's new state, and the
+    /// requester gets `text` in a direct message. Best effort, like both of those.
+    pub(crate) async fn tell(&self, request: &Request, text: Option<&str>) {
+        self.refresh_message(request).await;
+        if let Some(text) = text {
+            self.tell_requester(request, text).await;
+        }
     }
 
     /// Shows the request's new state in its Slack message. Best effort: Slack being down must

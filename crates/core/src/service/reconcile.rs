@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Target, TargetKind};
 use crate::machine::{self, Command};
 use crate::model::{Request, RequestId, State, Terms};
-use crate::ports::{Membership, StoreError};
+use crate::ports::Membership;
 
 use super::grant::{end_grant, read_back, same_access};
 use super::query::require_auditor;
@@ -410,14 +410,9 @@ async fn record(app: &App, mut request: Request, reason: String) -> Result<(), S
             &app.system("reconcile"),
             app.clock.now(),
         )?;
-        match app
-            .store
-            .transition(request.state, &transition.request, &transition.event)
-            .await
-        {
-            Ok(()) => return Ok(()),
-            Err(StoreError::Conflict(_)) => request = app.load(&request.id).await?,
-            Err(err) => return Err(err.into()),
+        match app.write(&transition).await? {
+            Some(_) => return Ok(()),
+            None => request = app.load(&request.id).await?,
         }
     }
     Err(ServiceError::Conflict(format!(

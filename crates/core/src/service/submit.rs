@@ -103,20 +103,9 @@ pub async fn decide(
         Decision::Approve => Command::Approve { reason },
         Decision::Deny => Command::Deny { reason },
     };
-    let transition = machine::apply(&request, command, &decider.by(), app.clock.now())?;
-    match app
-        .store
-        .transition(State::Pending, &transition.request, &transition.event)
-        .await
-    {
-        Ok(()) => {}
-        Err(crate::ports::StoreError::Conflict(_)) => {
-            let now = app.load(id).await?;
-            return Err(already_decided(&now));
-        }
-        Err(err) => return Err(err.into()),
-    }
-    let request = transition.request;
+    let Some(request) = app.step(&request, command, &decider.by()).await? else {
+        return Err(already_decided(&app.load(id).await?));
+    };
     tracing::info!(state = %request.state, "request decided");
 
     if decision == Decision::Approve {
@@ -136,23 +125,19 @@ pub async fn decide(
     if let Err(err) = app.scheduler.cancel(&timeout).await {
         tracing::warn!(error = %err, "could not delete the time-out schedule; it will find the request decided");
     }
-    app.refresh_message(&request).await;
-    if decision == Decision::Deny {
+    let denied = (decision == Decision::Deny).then(|| {
         let why = request
             .decision_reason
             .as_deref()
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
-        app.tell_requester(
-            &request,
-            &format!(
-                "{} denied your {} request{why}",
-                decider.name(),
-                request.flow
-            ),
+        format!(
+            "{} denied your {} request{why}",
+            decider.name(),
+            request.flow
         )
-        .await;
-    }
+    });
+    app.tell(&request, denied.as_deref()).await;
     Ok(request)
 }
 
@@ -270,11 +255,9 @@ pub async fn cancel(
             request.requester
         )));
     }
-    let transition = machine::apply(&request, Command::Cancel, &caller.by(), app.clock.now())?;
-    app.store
-        .transition(request.state, &transition.request, &transition.event)
-        .await?;
-    let request = transition.request;
+    let Some(request) = app.step(&request, Command::Cancel, &caller.by()).await? else {
+        return Err(already_decided(&app.load(id).await?));
+    };
     let timeout = ScheduledAction::Timeout {
         request_id: request.id.clone(),
     }
@@ -282,6 +265,6 @@ pub async fn cancel(
     if let Err(err) = app.scheduler.cancel(&timeout).await {
         tracing::warn!(error = %err, "could not delete the time-out schedule; it will find the request cancelled");
     }
-    app.refresh_message(&request).await;
+    app.tell(&request, None).await;
     Ok(request)
 }

@@ -554,24 +554,18 @@ impl crate::ports::RequestStore for RacingStore {
     }
     async fn transition(
         &self,
-        expected: State,
-        request: &Request,
-        event: &crate::audit::AuditEvent,
+        step: &crate::machine::Transition,
     ) -> Result<(), crate::ports::StoreError> {
         self.meanwhile().await;
-        self.inner.transition(expected, request, event).await
+        self.inner.transition(step).await
     }
     async fn transition_while(
         &self,
-        expected: State,
-        request: &Request,
-        event: &crate::audit::AuditEvent,
+        step: &crate::machine::Transition,
         unchanged: &Request,
     ) -> Result<(), crate::ports::StoreError> {
         self.meanwhile().await;
-        self.inner
-            .transition_while(expected, request, event, unchanged)
-            .await
+        self.inner.transition_while(step, unchanged).await
     }
     async fn set_message(
         &self,
@@ -1316,10 +1310,7 @@ async fn an_active_grant_whose_access_elevate_removed_gets_it_back() {
         h.clock.now(),
     )
     .unwrap();
-    h.store
-        .transition(State::Active, &t.request, &t.event)
-        .await
-        .unwrap();
+    h.store.transition(&t).await.unwrap();
     ended = t.request;
     assert_eq!(ended.state, State::Expired);
     h.strategy.remove_by_hand("admins", "alice");

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::audit::AuditEvent;
+use crate::machine::Transition;
 use crate::model::{MessageRef, Request, RequestId, State};
 use crate::ports::{RequestStore, StoreError};
 
@@ -102,12 +103,8 @@ fn check_pair(request: &Request, event: &AuditEvent) -> Result<(), StoreError> {
 }
 
 /// A transition's checks and writes, under the store's lock.
-fn apply_transition(
-    inner: &mut StoreInner,
-    expected: State,
-    request: &Request,
-    event: &AuditEvent,
-) -> Result<(), StoreError> {
+fn apply_transition(inner: &mut StoreInner, step: &Transition) -> Result<(), StoreError> {
+    let (expected, request, event) = (step.from, &step.request, &step.event);
     check_pair(request, event)?;
     let stored = inner
         .requests
@@ -175,21 +172,14 @@ impl RequestStore for MemoryStore {
         Ok(inner.requests.get(id).cloned())
     }
 
-    async fn transition(
-        &self,
-        expected: State,
-        request: &Request,
-        event: &AuditEvent,
-    ) -> Result<(), StoreError> {
+    async fn transition(&self, step: &Transition) -> Result<(), StoreError> {
         let mut inner = self.enter()?;
-        apply_transition(&mut inner, expected, request, event)
+        apply_transition(&mut inner, step)
     }
 
     async fn transition_while(
         &self,
-        expected: State,
-        request: &Request,
-        event: &AuditEvent,
+        step: &Transition,
         unchanged: &Request,
     ) -> Result<(), StoreError> {
         let mut inner = self.enter()?;
@@ -202,7 +192,7 @@ impl RequestStore for MemoryStore {
                 unchanged.id, unchanged.state, unchanged.audit_seq
             )));
         }
-        apply_transition(&mut inner, expected, request, event)
+        apply_transition(&mut inner, step)
     }
 
     async fn set_message(&self, id: &RequestId, message: &MessageRef) -> Result<(), StoreError> {

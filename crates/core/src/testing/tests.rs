@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::audit::AuditEvent;
-use crate::machine::{apply, open, Command, NewRequest};
+use crate::machine::{apply, open, Command, NewRequest, Transition};
 use crate::model::By;
 use crate::model::{MessageRef, Request, RequestId, State};
 use crate::ports::{
@@ -58,10 +58,11 @@ async fn transition_checks_state_and_sequence() {
     )
     .expect("approve");
     // Wrong expected state: nothing written.
-    let err = store
-        .transition(State::Approved, &approve.request, &approve.event)
-        .await
-        .expect_err("wrong state");
+    let wrong = Transition {
+        from: State::Approved,
+        ..approve.clone()
+    };
+    let err = store.transition(&wrong).await.expect_err("wrong state");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     assert_eq!(
         store.request(&request.id).expect("stored").state,
@@ -69,10 +70,7 @@ async fn transition_checks_state_and_sequence() {
     );
     assert_eq!(store.events_all().len(), 1);
 
-    store
-        .transition(State::Pending, &approve.request, &approve.event)
-        .await
-        .expect("approve");
+    store.transition(&approve).await.expect("approve");
 
     // A racing deny computed from the same PENDING copy loses: the state moved on.
     let deny = apply(
@@ -82,17 +80,11 @@ async fn transition_checks_state_and_sequence() {
         clock.now(),
     )
     .expect("deny");
-    let err = store
-        .transition(State::Pending, &deny.request, &deny.event)
-        .await
-        .expect_err("lost race");
+    let err = store.transition(&deny).await.expect_err("lost race");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
 
     // The same transition delivered twice: the second one conflicts on the state.
-    let err = store
-        .transition(State::Pending, &approve.request, &approve.event)
-        .await
-        .expect_err("duplicate");
+    let err = store.transition(&approve).await.expect_err("duplicate");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
 
     let stored = store.request(&request.id).expect("stored");
@@ -117,10 +109,7 @@ async fn transition_with_a_stale_sequence_conflicts() {
         clock.now(),
     )
     .expect("approve");
-    store
-        .transition(State::Pending, &approve.request, &approve.event)
-        .await
-        .expect("approve");
+    store.transition(&approve).await.expect("approve");
 
     // Same expected state, but the stored sequence is ahead of the copy's.
     let activate = apply(
@@ -133,10 +122,7 @@ async fn transition_with_a_stale_sequence_conflicts() {
     let mut seeded = approve.request.clone();
     seeded.audit_seq = 5;
     store.insert_unchecked(seeded, Vec::new());
-    let err = store
-        .transition(State::Approved, &activate.request, &activate.event)
-        .await
-        .expect_err("stale seq");
+    let err = store.transition(&activate).await.expect_err("stale seq");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     assert_eq!(store.events_all().len(), 2);
 }
@@ -153,10 +139,7 @@ async fn transition_of_a_missing_request_is_not_found() {
         clock.now(),
     )
     .expect("approve");
-    let err = store
-        .transition(State::Pending, &approve.request, &approve.event)
-        .await
-        .expect_err("missing");
+    let err = store.transition(&approve).await.expect_err("missing");
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
     assert!(store.events_all().is_empty());
 }
@@ -246,10 +229,7 @@ async fn set_message_survives_a_transition_from_an_older_copy() {
         clock.now(),
     )
     .expect("approve");
-    store
-        .transition(State::Pending, &approve.request, &approve.event)
-        .await
-        .expect("approve");
+    store.transition(&approve).await.expect("approve");
     let stored = store.get(&request.id).await.expect("get").expect("some");
     assert_eq!(stored.message, Some(message));
 }
