@@ -29,6 +29,23 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// What a store checks before every write of a request with its audit event: both describe
+/// the same step, or the audit chain would lie. A pair that disagrees is a bug of the caller,
+/// not a race, so it is `Corrupt`, loudly.
+pub fn check_pair(request: &Request, event: &AuditEvent) -> Result<(), StoreError> {
+    if event.request_id != request.id
+        || event.seq != request.audit_seq
+        || event.hash != request.audit_head
+        || event.to != request.state
+    {
+        return Err(StoreError::Corrupt(format!(
+            "inconsistent write: request {} (state {}, audit_seq {}) with event of {} (seq {}, to {})",
+            request.id, request.state, request.audit_seq, event.request_id, event.seq, event.to
+        )));
+    }
+    Ok(())
+}
+
 /// Requests and their audit events.
 #[async_trait]
 pub trait RequestStore: Send + Sync {

@@ -36,7 +36,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use elevate_core::audit::AuditEvent;
 use elevate_core::machine::Transition;
 use elevate_core::model::{MessageRef, Request, RequestId, State};
-use elevate_core::ports::{BoxError, RequestStore, StoreError};
+use elevate_core::ports::{check_pair, BoxError, RequestStore, StoreError};
 use tracing::instrument;
 
 use crate::error::AwsError;
@@ -242,21 +242,6 @@ fn cancellation(err: &SdkError<TransactWriteItemsError>) -> Cancellation {
     } else {
         Cancellation::Other
     }
-}
-
-/// The request and its event must describe the same step, or the audit chain would lie.
-fn check_pair(request: &Request, event: &AuditEvent) -> Result<(), StoreError> {
-    if event.request_id != request.id
-        || event.seq != request.audit_seq
-        || event.hash != request.audit_head
-        || event.to != request.state
-    {
-        return Err(StoreError::Corrupt(format!(
-            "inconsistent write: request {} (state {}, audit_seq {}) with event of {} (seq {}, to {})",
-            request.id, request.state, request.audit_seq, event.request_id, event.seq, event.to
-        )));
-    }
-    Ok(())
 }
 
 fn build_error(err: aws_smithy_types::error::operation::BuildError) -> StoreError {

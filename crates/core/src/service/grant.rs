@@ -30,12 +30,7 @@ pub async fn escalate(app: &App, id: &RequestId) -> Result<Option<Request>, Serv
     app.strategy
         .escalate(&terms.target, &terms.person, &request)
         .await?;
-    if read_back(app, &terms, Membership::Absent).await? {
-        return Err(ServiceError::Unverified(format!(
-            "{} is not on {} after escalation",
-            terms.person.name, terms.target.name
-        )));
-    }
+    read_back(app, &terms, Membership::Absent, "escalation").await?;
 
     let transition = machine::apply(
         &request,
@@ -90,12 +85,7 @@ async fn undo_lost_escalation(
     app.strategy
         .deescalate(&terms.target, &terms.person, &stored)
         .await?;
-    if read_back(app, terms, Membership::Present).await? {
-        return Err(ServiceError::Unverified(format!(
-            "{} is still on {} after undoing a late escalation",
-            terms.person.name, terms.target.name
-        )));
-    }
+    read_back(app, terms, Membership::Present, "undoing a late escalation").await?;
     cancel_expiry(app, &stored.id).await;
     tracing::warn!(
         repair = "late_escalation_undone",
@@ -123,24 +113,33 @@ async fn cancel_expiry(app: &App, id: &RequestId) {
 /// eventually consistent, and a retry by the platform would come a minute later.
 const READ_BACK_WAITS_MS: [i64; 5] = [50, 100, 200, 400, 800];
 
-/// Whether the person's membership of the target still reads `wrong` after the change,
-/// and after the short waits a change may take to show in reads.
+/// Reads back that the change `after` took: `Unverified` when the person's membership of the
+/// target still reads `wrong` after the short waits a change may take to show in reads.
 pub(crate) async fn read_back(
     app: &App,
     terms: &Terms,
     wrong: Membership,
-) -> Result<bool, ServiceError> {
+    after: &str,
+) -> Result<(), ServiceError> {
     for wait_ms in std::iter::once(0).chain(READ_BACK_WAITS_MS) {
         if wait_ms > 0 {
             let at = app.clock.now() + chrono::Duration::milliseconds(wait_ms);
             app.clock.sleep_until(at).await;
         }
         if app.strategy.is_member(&terms.target, &terms.person).await? != wrong {
-            return Ok(false);
+            return Ok(());
         }
     }
     tracing::warn!(target = %terms.target.name, person = %terms.person.name, "membership read back unchanged");
-    Ok(true)
+    let is = if wrong == Membership::Present {
+        "is still"
+    } else {
+        "is not"
+    };
+    Err(ServiceError::Unverified(format!(
+        "{} {is} on {} after {after}",
+        terms.person.name, terms.target.name
+    )))
 }
 
 /// A schedule fired: `expire` ends an ACTIVE grant at its expiry (waiting out the lead the
@@ -228,12 +227,7 @@ pub(crate) async fn end_grant(
             app.strategy
                 .deescalate(&terms.target, &terms.person, &request)
                 .await?;
-            if read_back(app, &terms, Membership::Present).await? {
-                return Err(ServiceError::Unverified(format!(
-                    "{} is still on {} after removal",
-                    terms.person.name, terms.target.name
-                )));
-            }
+            read_back(app, &terms, Membership::Present, "removal").await?;
         }
 
         let written = match &covering {

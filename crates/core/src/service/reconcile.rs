@@ -345,12 +345,7 @@ async fn missing_access(
         app.strategy
             .escalate(&terms.target, &terms.person, &fresh)
             .await?;
-        if read_back(app, terms, Membership::Absent).await? {
-            return Err(ServiceError::Unverified(format!(
-                "{} is not on {} after restoring",
-                terms.person.name, terms.target.name
-            )));
-        }
+        read_back(app, terms, Membership::Absent, "restoring").await?;
         tracing::warn!(repair = RepairKind::AccessRestored.as_str(), request_id = %fresh.id, group, "{detail}; restored");
         record(app, fresh.clone(), format!("{detail}; restored")).await?;
         return Ok(Some(repair(RepairKind::AccessRestored, detail)));

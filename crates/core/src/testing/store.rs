@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::audit::AuditEvent;
 use crate::machine::Transition;
 use crate::model::{MessageRef, Request, RequestId, State};
-use crate::ports::{RequestStore, StoreError};
+use crate::ports::{check_pair, RequestStore, StoreError};
 
 use super::{injected, lock, take_failure};
 
@@ -85,21 +85,6 @@ impl MemoryStore {
         }
         Ok(inner)
     }
-}
-
-/// A write whose request and event disagree is a bug of the caller, not a race: say so loudly.
-fn check_pair(request: &Request, event: &AuditEvent) -> Result<(), StoreError> {
-    if event.request_id != request.id
-        || event.seq != request.audit_seq
-        || event.hash != request.audit_head
-        || event.to != request.state
-    {
-        return Err(StoreError::Corrupt(format!(
-            "inconsistent write: request {} (state {}, audit_seq {}) with event of {} (seq {}, to {})",
-            request.id, request.state, request.audit_seq, event.request_id, event.seq, event.to
-        )));
-    }
-    Ok(())
 }
 
 /// A transition's checks and writes, under the store's lock.
