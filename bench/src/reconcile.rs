@@ -16,7 +16,7 @@ use elevate_core::machine::{self, Command};
 use elevate_core::model::By;
 use elevate_core::ports::{RequestStore, StrategyRouter, SystemClock};
 use elevate_core::service::{self, App, Reconciliation, RepairKind, Settings};
-use elevate_core::testing::RecordingInvoker;
+use elevate_core::testing::{RecordingEscalation, RecordingInvoker};
 use elevate_core::{Config, RequestId, State};
 use elevate_slack::standin::SlackStandin;
 use elevate_slack::SlackNotifier;
@@ -248,7 +248,7 @@ pub async fn run(n: usize) -> Result<ReconcileFigures, String> {
         store: store.clone(),
         strategy: Arc::new(StrategyRouter {
             iam_group: Arc::new(IamGroupStrategy::new(iam.clone())),
-            lambda: Arc::new(LambdaStrategy::new(invoker.clone())),
+            lambda: Arc::new(LambdaStrategy::new(invoker)),
         }),
         scheduler: Arc::new(EventBridgeScheduler::new(
             schedules.clone(),
@@ -260,11 +260,11 @@ pub async fn run(n: usize) -> Result<ReconcileFigures, String> {
             },
         )),
         notifier: Arc::new(SlackNotifier::new(slack.base_url(), BOT_TOKEN)),
-        invoker,
+        escalation: Arc::new(RecordingEscalation::new()),
         clock: Arc::new(SystemClock),
         settings: Settings {
             principal: "lambda:elevate-sweep".to_owned(),
-            ..Settings::new("elevate-escalate")
+            ..Settings::default()
         },
     };
 

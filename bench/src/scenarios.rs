@@ -312,7 +312,7 @@ pub async fn grants_through_faults(
     let mut last_sweep: Option<Instant> = None;
     let until = Instant::now() + options.deadline;
     let sweep = serde_json::json!({"action": "sweep"});
-    let retry_after = elevate_core::service::Settings::new("").escalation_retry_after;
+    let retry_after = elevate_core::service::Settings::default().escalation_retry_after;
     let awaiting_retry = |r: &Request| {
         r.state == State::Approved
             && r.activated_at.is_none()

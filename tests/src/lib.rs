@@ -15,10 +15,12 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use chrono::{DateTime, SubsecRound, Utc};
 use elevate_aws::scheduler::parse_at_expression;
-use elevate_aws::{DynamoStore, EventBridgeScheduler, IamGroupStrategy, LambdaStrategy};
+use elevate_aws::{
+    DynamoStore, EventBridgeScheduler, IamGroupStrategy, LambdaEscalation, LambdaStrategy,
+};
+use elevate_core::events::ScheduledAction;
 use elevate_core::ports::{
-    InvokeError, Invoker, Membership, RequestStore, ScheduledAction, Strategy, StrategyError,
-    StrategyRouter,
+    InvokeError, Invoker, Membership, RequestStore, Strategy, StrategyError, StrategyRouter,
 };
 use elevate_core::service::App;
 use elevate_core::testing::{FakeClock, InjectedFailure, Invocation};
@@ -188,7 +190,6 @@ impl World {
             ("SLACK_API_URL", slack.base_url()),
         ]);
         let spec = EnvSpec {
-            scheduler: true,
             escalate_function: true,
         };
         let env = Env::from_lookup(spec, |name| vars.get(name).cloned())
@@ -204,7 +205,10 @@ impl World {
         let invoker = Arc::new(Dispatcher::new(iam.clone(), example_group.clone()));
         let iam_strategy = Arc::new(Flaky::new(Arc::new(IamGroupStrategy::new(iam.clone()))));
         app.clock = clock.clone();
-        app.invoker = invoker.clone();
+        app.escalation = Arc::new(LambdaEscalation::new(
+            invoker.clone(),
+            Some(ESCALATE_FUNCTION.to_owned()),
+        ));
         app.strategy = Arc::new(StrategyRouter {
             iam_group: iam_strategy.clone(),
             lambda: Arc::new(LambdaStrategy::new(invoker.clone())),

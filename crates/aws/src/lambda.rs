@@ -1,5 +1,6 @@
-//! Lambda: the [`Invoker`] of other functions, and the [`Strategy`] of custom `lambda`
-//! targets, which speaks the JSON contract of docs/contracts.md ("custom target").
+//! Lambda: the [`Invoker`] of other functions, the [`Escalation`] that invokes escalate, and
+//! the [`Strategy`] of custom `lambda` targets, which speaks the JSON contract of
+//! docs/contracts.md ("custom target").
 
 use std::sync::Arc;
 
@@ -8,8 +9,9 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use aws_sdk_lambda::Client;
 use elevate_core::config::{Person, Target, TargetKind};
-use elevate_core::model::Request;
-use elevate_core::ports::{InvokeError, Invoker, Membership, Strategy, StrategyError};
+use elevate_core::events::EscalateEvent;
+use elevate_core::model::{Request, RequestId};
+use elevate_core::ports::{Escalation, InvokeError, Invoker, Membership, Strategy, StrategyError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::instrument;
@@ -78,6 +80,44 @@ impl Invoker for LambdaInvoker {
         }
         serde_json::from_slice(body)
             .map_err(|e| InvokeError::FunctionError(format!("answer is not JSON ({e}): {text}")))
+    }
+}
+
+/// Starts escalations by invoking the escalate function asynchronously with an
+/// [`EscalateEvent`]; Lambda retries it and hands its last failure to revoke.
+pub struct LambdaEscalation {
+    invoker: Arc<dyn Invoker>,
+    function: Option<String>,
+}
+
+impl LambdaEscalation {
+    /// `function`: name or ARN of escalate; `None` in a function that never starts an
+    /// escalation, where starting one is an error that says so.
+    pub fn new(invoker: Arc<dyn Invoker>, function: Option<String>) -> Self {
+        LambdaEscalation { invoker, function }
+    }
+
+    /// The function it invokes.
+    pub fn function(&self) -> Option<&str> {
+        self.function.as_deref()
+    }
+}
+
+#[async_trait]
+impl Escalation for LambdaEscalation {
+    async fn start(&self, request_id: &RequestId) -> Result<(), InvokeError> {
+        let function = self.function.as_deref().ok_or_else(|| {
+            InvokeError::Unavailable(
+                "this function is not given ELEVATE_ESCALATE_FUNCTION, so it cannot start escalations"
+                    .into(),
+            )
+        })?;
+        let event = EscalateEvent {
+            request_id: request_id.clone(),
+        };
+        let payload =
+            serde_json::to_value(&event).map_err(|e| InvokeError::Unavailable(Box::new(e)))?;
+        self.invoker.invoke_async(function, &payload).await
     }
 }
 

@@ -12,5 +12,5 @@ pub mod scheduler;
 pub use dynamo::DynamoStore;
 pub use error::AwsError;
 pub use iam::IamGroupStrategy;
-pub use lambda::{LambdaInvoker, LambdaStrategy};
+pub use lambda::{LambdaEscalation, LambdaInvoker, LambdaStrategy};
 pub use scheduler::{EventBridgeScheduler, SchedulerTarget};

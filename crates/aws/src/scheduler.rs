@@ -8,7 +8,8 @@ use aws_sdk_scheduler::types::{
 };
 use aws_sdk_scheduler::Client;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use elevate_core::ports::{ScheduleInfo, ScheduledAction, Scheduler, SchedulerError};
+use elevate_core::events::ScheduledAction;
+use elevate_core::ports::{ScheduleInfo, Scheduler, SchedulerError};
 use tracing::instrument;
 
 use crate::error::AwsError;

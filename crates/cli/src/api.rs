@@ -12,6 +12,7 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use chrono::{DateTime, SecondsFormat, Utc};
+pub use elevate_core::service::{AuditExport, AuditHead, Decision};
 use elevate_core::{AuditEvent, Request, RequestId, State};
 use http::Method;
 use serde::de::DeserializeOwned;
@@ -176,7 +177,12 @@ fn refusal_hint(status: u16, code: Option<&str>, request_id: Option<&str>) -> Op
             Some("only the flow's approvers may decide (see `elevate config check`)".into())
         }
         (_, Some("self_approval")) => Some("ask another approver of the flow".into()),
-        (_, Some("unknown_flow" | "unknown_target" | "target_required")) => {
+        (_, Some("target_required")) => Some(
+            "name one with --target (`elevate config check` lists the flows and their targets)"
+                .into(),
+        ),
+        (_, Some("reason_required")) => Some("say why with --reason \"...\"".into()),
+        (_, Some("unknown_flow" | "unknown_target")) => {
             Some("`elevate config check` lists the flows and their targets".into())
         }
         (_, Some("duration_over_cap" | "duration_not_allowed" | "invalid_duration")) => Some(
@@ -218,21 +224,6 @@ pub struct RequestList {
     pub requests: Vec<Request>,
 }
 
-/// The stored head of one request's chain: its last event's number and hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Head {
-    pub request_id: RequestId,
-    pub audit_seq: u64,
-    pub audit_head: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct AuditExport {
-    pub events: Vec<AuditEvent>,
-    #[serde(default)]
-    pub heads: Vec<Head>,
-}
-
 /// The body of `POST /requests`.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewRequestBody {
@@ -251,22 +242,21 @@ pub enum Scope {
     ToApprove,
 }
 
-/// A decision on a request by a person.
+/// What a person asks to do with one request: `POST /requests/{id}/<path>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Approve,
-    Deny,
+pub enum Change {
+    Decide(Decision),
     Cancel,
     Revoke,
 }
 
-impl Decision {
+impl Change {
     fn path(self) -> &'static str {
         match self {
-            Decision::Approve => "approve",
-            Decision::Deny => "deny",
-            Decision::Cancel => "cancel",
-            Decision::Revoke => "revoke",
+            Change::Decide(Decision::Approve) => "approve",
+            Change::Decide(Decision::Deny) => "deny",
+            Change::Cancel => "cancel",
+            Change::Revoke => "revoke",
         }
     }
 }
@@ -366,14 +356,14 @@ impl Client {
     }
 
     /// Approve, deny, cancel or revoke; cancel takes no reason.
-    pub async fn decide(
+    pub async fn change(
         &self,
         id: &RequestId,
-        decision: Decision,
+        change: Change,
         reason: Option<&str>,
     ) -> Result<Answer<RequestEnvelope>, ApiError> {
-        let body = match decision {
-            Decision::Cancel => None,
+        let body = match change {
+            Change::Cancel => None,
             _ => Some(match reason {
                 Some(reason) => serde_json::json!({ "reason": reason }),
                 None => serde_json::json!({}),
@@ -381,7 +371,7 @@ impl Client {
         };
         self.call(
             Method::POST,
-            &["requests", id.as_str(), decision.path()],
+            &["requests", id.as_str(), change.path()],
             &[],
             body,
         )
@@ -619,5 +609,23 @@ mod tests {
         };
         assert_eq!(err.to_string(), "already approved (409 conflict)");
         assert!(err.hint().expect("hint").contains("elevate show abc"));
+    }
+
+    #[test]
+    fn the_flags_a_refusal_asks_for_are_named_by_the_cli() {
+        let refused = |code: &str| ApiError::Refused {
+            status: 400,
+            code: Some(code.into()),
+            message: "refused".into(),
+            request_id: None,
+        };
+        assert!(refused("target_required")
+            .hint()
+            .expect("hint")
+            .contains("--target"));
+        assert!(refused("reason_required")
+            .hint()
+            .expect("hint")
+            .contains("--reason"));
     }
 }

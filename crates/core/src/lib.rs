@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod events;
 pub mod identity;
 pub mod machine;
 pub mod model;

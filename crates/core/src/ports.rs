@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditEvent;
 use crate::config::{Flow, Person, Target};
+use crate::events::ScheduledAction;
 use crate::machine::Transition;
 use crate::model::{MessageRef, Request, RequestId, State};
 
@@ -188,30 +189,6 @@ impl Strategy for StrategyRouter {
     }
 }
 
-/// What a one-time schedule asks the revoke function to do; this is the schedule's JSON input.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum ScheduledAction {
-    /// End an ACTIVE grant at its expiry.
-    Expire { request_id: RequestId },
-    /// Time a PENDING request out when nobody answered.
-    Timeout { request_id: RequestId },
-    /// Periodic sweep for anything missed.
-    Sweep,
-}
-
-impl ScheduledAction {
-    /// The schedule name for this action: purpose and request id, so that each request has at
-    /// most one schedule per purpose and re-scheduling replaces it.
-    pub fn schedule_name(&self) -> String {
-        match self {
-            ScheduledAction::Expire { request_id } => format!("revoke-{request_id}"),
-            ScheduledAction::Timeout { request_id } => format!("timeout-{request_id}"),
-            ScheduledAction::Sweep => "sweep".to_owned(),
-        }
-    }
-}
-
 /// A schedule as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleInfo {
@@ -288,7 +265,14 @@ pub enum InvokeError {
     Unavailable(#[source] BoxError),
 }
 
-/// Invokes other functions.
+/// Starts the escalation of an approved request without waiting for it: in AWS, an
+/// asynchronous invoke of the escalate function with an [`EscalateEvent`](crate::events::EscalateEvent).
+#[async_trait]
+pub trait Escalation: Send + Sync {
+    async fn start(&self, request_id: &RequestId) -> Result<(), InvokeError>;
+}
+
+/// Invokes functions by name (custom targets, and the escalation's adapter).
 #[async_trait]
 pub trait Invoker: Send + Sync {
     /// Fire and forget (`InvocationType=Event`).

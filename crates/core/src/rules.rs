@@ -15,7 +15,7 @@ pub enum RuleError {
         target: String,
         choices: String,
     },
-    #[error("flow `{flow}` has several targets; choose one with --target ({choices})")]
+    #[error("flow `{flow}` has several targets; choose one of: {choices}")]
     TargetRequired { flow: String, choices: String },
     #[error("duration must be longer than zero")]
     ZeroDuration,
@@ -31,7 +31,7 @@ pub enum RuleError {
         asked: String,
         allowed: String,
     },
-    #[error("flow `{flow}` requires a reason (--reason \"...\")")]
+    #[error("flow `{flow}` requires a reason")]
     ReasonRequired { flow: String },
     #[error("reason is {len} characters long; keep it under {MAX_REASON_LEN}")]
     ReasonTooLong { len: usize },

@@ -1,12 +1,12 @@
 //! The edge of elevate's HTTP API (API Gateway HTTP API, payload 2.0), shared by the functions
 //! that answer it (request, approve, revoke): who the caller is, path and body parsing into
-//! typed values, and answers of docs/contracts.md (`{"error","message"}` with the status of
-//! [`ServiceError::status`]; a 500 says nothing and logs the detail).
+//! typed values, and answers of docs/contracts.md (`{"error","message"}` with the [`status`]
+//! of the error's [`ErrorKind`]; a 500 says nothing and logs the detail).
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
-use elevate_core::service::{App, Caller, ServiceError};
+use elevate_core::service::{App, Caller, ErrorKind, ServiceError};
 use elevate_core::RequestId;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use lambda_http::http::header::CONTENT_TYPE;
@@ -69,13 +69,24 @@ impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
         if err.is_refusal() {
             ApiError::Refused {
-                status: err.status(),
+                status: status(err.kind()),
                 code: err.code(),
                 message: err.to_string(),
             }
         } else {
             ApiError::Fault(error_chain(&err))
         }
+    }
+}
+
+/// The HTTP status of an answer of `kind`.
+pub fn status(kind: ErrorKind) -> u16 {
+    match kind {
+        ErrorKind::Invalid => 400,
+        ErrorKind::Forbidden => 403,
+        ErrorKind::NotFound => 404,
+        ErrorKind::Conflict => 409,
+        ErrorKind::Fault => 500,
     }
 }
 

@@ -18,12 +18,9 @@ use percent_encoding::percent_decode_str;
 use serde_json::{json, Map, Value};
 
 use crate::dispatch::Dispatcher;
+use crate::functions;
 use crate::identity::{Caller, MOTO_ACCOUNT_ID};
 use crate::sigv4::{self, Expect, IncomingRequest, SecretLookup};
-
-pub const REQUEST_FUNCTION: &str = "elevate-request";
-pub const APPROVE_FUNCTION: &str = "elevate-approve";
-pub const REVOKE_FUNCTION: &str = "elevate-revoke";
 
 /// API Gateway's own limit on a request payload.
 const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -84,20 +81,20 @@ impl Route {
 
 /// The routes of docs/contracts.md and the function serving each.
 pub const ROUTES: &[Route] = &[
-    Route::iam("POST", "/requests", REQUEST_FUNCTION),
-    Route::iam("GET", "/requests", REQUEST_FUNCTION),
-    Route::iam("GET", "/requests/{id}", REQUEST_FUNCTION),
-    Route::iam("POST", "/requests/{id}/cancel", REQUEST_FUNCTION),
-    Route::iam("GET", "/audit", REQUEST_FUNCTION),
-    Route::iam("POST", "/requests/{id}/approve", APPROVE_FUNCTION),
-    Route::iam("POST", "/requests/{id}/deny", APPROVE_FUNCTION),
-    Route::iam("POST", "/requests/{id}/revoke", REVOKE_FUNCTION),
-    Route::iam("GET", "/reconcile", REVOKE_FUNCTION),
+    Route::iam("POST", "/requests", functions::REQUEST),
+    Route::iam("GET", "/requests", functions::REQUEST),
+    Route::iam("GET", "/requests/{id}", functions::REQUEST),
+    Route::iam("POST", "/requests/{id}/cancel", functions::REQUEST),
+    Route::iam("GET", "/audit", functions::REQUEST),
+    Route::iam("POST", "/requests/{id}/approve", functions::APPROVE),
+    Route::iam("POST", "/requests/{id}/deny", functions::APPROVE),
+    Route::iam("POST", "/requests/{id}/revoke", functions::REVOKE),
+    Route::iam("GET", "/reconcile", functions::REVOKE),
     // Public: the approve function checks Slack's signature itself.
     Route {
         method: "POST",
         path: "/slack/interactions",
-        function: APPROVE_FUNCTION,
+        function: functions::APPROVE,
         iam_auth: false,
     },
 ];
@@ -511,51 +508,57 @@ mod tests {
             (
                 "POST",
                 "/requests",
-                REQUEST_FUNCTION,
+                functions::REQUEST,
                 "POST /requests",
                 None,
             ),
-            ("GET", "/requests", REQUEST_FUNCTION, "GET /requests", None),
+            (
+                "GET",
+                "/requests",
+                functions::REQUEST,
+                "GET /requests",
+                None,
+            ),
             (
                 "GET",
                 "/requests/r1",
-                REQUEST_FUNCTION,
+                functions::REQUEST,
                 "GET /requests/{id}",
                 Some("r1"),
             ),
             (
                 "POST",
                 "/requests/r1/cancel",
-                REQUEST_FUNCTION,
+                functions::REQUEST,
                 "POST /requests/{id}/cancel",
                 Some("r1"),
             ),
-            ("GET", "/audit", REQUEST_FUNCTION, "GET /audit", None),
+            ("GET", "/audit", functions::REQUEST, "GET /audit", None),
             (
                 "POST",
                 "/requests/r1/approve",
-                APPROVE_FUNCTION,
+                functions::APPROVE,
                 "POST /requests/{id}/approve",
                 Some("r1"),
             ),
             (
                 "POST",
                 "/requests/r1/deny",
-                APPROVE_FUNCTION,
+                functions::APPROVE,
                 "POST /requests/{id}/deny",
                 Some("r1"),
             ),
             (
                 "POST",
                 "/requests/r1/revoke",
-                REVOKE_FUNCTION,
+                functions::REVOKE,
                 "POST /requests/{id}/revoke",
                 Some("r1"),
             ),
             (
                 "POST",
                 "/slack/interactions",
-                APPROVE_FUNCTION,
+                functions::APPROVE,
                 "POST /slack/interactions",
                 None,
             ),

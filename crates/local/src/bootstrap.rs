@@ -19,7 +19,7 @@ use aws_sigv4::sign::v4;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use elevate_aws::{DynamoStore, EventBridgeScheduler};
 use elevate_core::config::{Config, TargetKind};
-use elevate_core::ports::ScheduledAction;
+use elevate_core::events::ScheduledAction;
 use serde_json::json;
 
 use crate::functions;

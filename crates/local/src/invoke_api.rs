@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use elevate_core::events::{FailedInvocation, FunctionError, InvocationContext, ResponseContext};
 use serde_json::{json, Value};
 
 use crate::dispatch::{function_name, DispatchError, Dispatcher};
@@ -205,23 +206,27 @@ pub fn failure_record(
     error_type: &str,
     message: &str,
 ) -> Value {
-    json!({
-        "version": "1.0",
-        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "requestContext": {
-            "requestId": uuid::Uuid::now_v7().to_string(),
-            "functionArn": format!("{}:$LATEST", crate::functions::function_arn(function)),
-            "condition": "RetriesExhausted",
-            "approximateInvokeCount": attempts,
+    let record = FailedInvocation {
+        version: "1.0".to_owned(),
+        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        request_context: InvocationContext {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            function_arn: format!("{}:$LATEST", crate::functions::function_arn(function)),
+            condition: "RetriesExhausted".to_owned(),
+            approximate_invoke_count: Some(attempts.into()),
         },
-        "requestPayload": request_payload,
-        "responseContext": {
-            "statusCode": 200,
-            "executedVersion": "$LATEST",
-            "functionError": "Unhandled",
-        },
-        "responsePayload": { "errorType": error_type, "errorMessage": message },
-    })
+        request_payload,
+        response_context: Some(ResponseContext {
+            status_code: 200,
+            executed_version: "$LATEST".to_owned(),
+            function_error: Some("Unhandled".to_owned()),
+        }),
+        response_payload: Some(FunctionError {
+            error_type: error_type.to_owned(),
+            error_message: message.to_owned(),
+        }),
+    };
+    serde_json::to_value(record).unwrap_or(Value::Null)
 }
 
 fn json_body(value: &Value) -> ([(&'static str, &'static str); 1], String) {

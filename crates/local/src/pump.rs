@@ -136,12 +136,29 @@ struct Tracked {
     due: Option<DateTime<Utc>>,
     attempts: u32,
     retry_at: Option<DateTime<Utc>>,
-    in_flight: bool,
-    /// A one-time schedule that ran (or gave up): never fired again.
-    finished: bool,
-    /// Ran, but deleting it failed: delete again, do not invoke again.
-    delete_pending: bool,
-    warned: bool,
+    phase: Phase,
+}
+
+/// Where a tracked schedule is in its life. Only [`Phase::Waiting`] can fire; a schedule is
+/// replaced by a fresh `Waiting` one when updated to a new expression while not in flight.
+///
+/// Waiting on `due`, sitting out `retry_at` and being disabled are all `Waiting`: they are
+/// read from the other fields each tick. The warning of an unsupported expression is a phase
+/// of its own, not a flag beside the others, because it is only ever given in `Waiting` with no
+/// `due`, and nothing but that replacement gives such a schedule a `due` again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Not running: fires once `due` and `retry_at` are reached, if enabled (no `due`: `Warned`).
+    Waiting,
+    /// Its expression is unsupported (no `due`) and that was logged once: it never fires.
+    Warned,
+    /// Its invocation is under way; what it comes to decides the next phase.
+    InFlight,
+    /// Ran, but deleting it failed: delete again, never invoke meanwhile; `finished` tells
+    /// whether it is [`Phase::Finished`] once deleted, else `Waiting` (updated while it ran).
+    DeletePending { finished: bool },
+    /// A one-time schedule that ran or was given up, or any schedule past its end: never fires.
+    Finished,
 }
 
 /// What one invocation came to.
@@ -243,7 +260,7 @@ impl Pump {
         let listed = self.list().await?;
         let names: HashSet<&str> = listed.iter().map(|(name, _)| name.as_str()).collect();
         self.tracked
-            .retain(|name, t| t.in_flight || names.contains(name.as_str()));
+            .retain(|name, t| t.phase == Phase::InFlight || names.contains(name.as_str()));
 
         for (name, last_modified) in &listed {
             let known = self
@@ -280,7 +297,7 @@ impl Pump {
                 tracked.definition = definition;
                 return;
             }
-            if tracked.in_flight {
+            if tracked.phase == Phase::InFlight {
                 // Decide once the invocation under way is done.
                 tracked.definition = definition;
                 return;
@@ -295,10 +312,7 @@ impl Pump {
                 due,
                 attempts: 0,
                 retry_at: None,
-                in_flight: false,
-                finished: false,
-                delete_pending: false,
-                warned: false,
+                phase: Phase::Waiting,
             },
         );
     }
@@ -307,31 +321,39 @@ impl Pump {
         let Some(tracked) = self.tracked.get_mut(name) else {
             return;
         };
-        if tracked.delete_pending {
-            match delete(&self.scheduler, &self.config.group, name).await {
-                Ok(()) => {
-                    tracked.delete_pending = false;
-                    report.deleted.push(name.to_owned());
+        match tracked.phase {
+            Phase::DeletePending { finished } => {
+                match delete(&self.scheduler, &self.config.group, name).await {
+                    Ok(()) => {
+                        tracked.phase = if finished {
+                            Phase::Finished
+                        } else {
+                            Phase::Waiting
+                        };
+                        report.deleted.push(name.to_owned());
+                    }
+                    Err(error) => {
+                        tracing::warn!(schedule = %name, %error, "cannot delete schedule")
+                    }
                 }
-                Err(error) => tracing::warn!(schedule = %name, %error, "cannot delete schedule"),
+                return;
             }
-            return;
+            Phase::Warned | Phase::InFlight | Phase::Finished => return,
+            Phase::Waiting => {}
         }
-        if tracked.in_flight || tracked.finished || !tracked.definition.enabled {
+        if !tracked.definition.enabled {
             return;
         }
         let Some(due) = tracked.due else {
-            if !tracked.warned {
-                tracked.warned = true;
-                tracing::warn!(schedule = %name, expression = %tracked.definition.expression, "unsupported schedule expression: it will not fire");
-            }
+            tracked.phase = Phase::Warned;
+            tracing::warn!(schedule = %name, expression = %tracked.definition.expression, "unsupported schedule expression: it will not fire");
             return;
         };
         if due > now || tracked.retry_at.is_some_and(|at| at > now) {
             return;
         }
         if tracked.definition.end.is_some_and(|end| due > end) {
-            tracked.finished = true;
+            tracked.phase = Phase::Finished;
             return;
         }
 
@@ -345,7 +367,7 @@ impl Pump {
                 Expression::parse(&definition.expression),
                 Ok(Expression::At(_))
             );
-        tracked.in_flight = true;
+        tracked.phase = Phase::InFlight;
         report.fired.push(name.to_owned());
         tracing::info!(schedule = %name, target = %definition.target_arn, attempt = tracked.attempts + 1, "firing schedule");
 
@@ -410,7 +432,7 @@ impl Pump {
         let Some(tracked) = self.tracked.get_mut(&outcome.name) else {
             return;
         };
-        tracked.in_flight = false;
+        tracked.phase = Phase::Waiting;
         let name = outcome.name;
         let rate = match Expression::parse(&outcome.expression) {
             Ok(Expression::Rate(period)) => Some(period),
@@ -426,13 +448,15 @@ impl Pump {
                     Some(period) => {
                         tracked.due = tracked.due.map(|due| next_after(due, period, now))
                     }
-                    None => tracked.finished = true,
+                    None => tracked.phase = Phase::Finished,
                 }
                 match outcome.deleted {
                     Some(Ok(())) => report.deleted.push(name.clone()),
                     Some(Err(error)) => {
                         tracing::warn!(schedule = %name, %error, "cannot delete schedule; will retry");
-                        tracked.delete_pending = true;
+                        tracked.phase = Phase::DeletePending {
+                            finished: tracked.phase == Phase::Finished,
+                        };
                     }
                     None => {}
                 }
@@ -458,7 +482,7 @@ impl Pump {
                         Some(period) => {
                             tracked.due = tracked.due.map(|due| next_after(due, period, now))
                         }
-                        None => tracked.finished = true,
+                        None => tracked.phase = Phase::Finished,
                     }
                 } else {
                     let backoff = backoff(
@@ -474,7 +498,10 @@ impl Pump {
         // Updated to a new expression while it ran: start over with the new one.
         if tracked.definition.expression != outcome.expression {
             tracked.due = first_due(&tracked.definition, now);
-            tracked.finished = false;
+            tracked.phase = match tracked.phase {
+                Phase::DeletePending { .. } => Phase::DeletePending { finished: false },
+                _ => Phase::Waiting,
+            };
             tracked.attempts = 0;
             tracked.retry_at = None;
         }

@@ -408,24 +408,9 @@ async fn start_functions(env: &FunctionEnv, sdk: &SdkConfig) -> Result<Functions
         Ok::<_, UpError>((app, slack))
     };
     let (request, _) = app(functions::REQUEST, EnvSpec::REQUEST).await?;
-    // Like their mains: approve deletes time-out schedules, revoke's sweep restarts escalations.
-    let (approve, slack) = app(
-        functions::APPROVE,
-        EnvSpec {
-            scheduler: true,
-            ..EnvSpec::APPROVE
-        },
-    )
-    .await?;
+    let (approve, slack) = app(functions::APPROVE, EnvSpec::APPROVE).await?;
     let (escalate, _) = app(functions::ESCALATE, EnvSpec::ESCALATE).await?;
-    let (revoke, _) = app(
-        functions::REVOKE,
-        EnvSpec {
-            escalate_function: true,
-            ..EnvSpec::REVOKE
-        },
-    )
-    .await?;
+    let (revoke, _) = app(functions::REVOKE, EnvSpec::REVOKE).await?;
     let group = env.get("EXAMPLE_TARGET_GROUP").ok_or_else(|| {
         fail(
             functions::EXAMPLE_TARGET,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use elevate_aws::{
-    DynamoStore, EventBridgeScheduler, IamGroupStrategy, LambdaInvoker, LambdaStrategy,
-    SchedulerTarget,
+    DynamoStore, EventBridgeScheduler, IamGroupStrategy, LambdaEscalation, LambdaInvoker,
+    LambdaStrategy, SchedulerTarget,
 };
 use elevate_core::ports::{Invoker, StrategyRouter, SystemClock};
 use elevate_core::service::{App, Settings};
@@ -56,13 +56,18 @@ pub fn build_app(
             env.slack_api_url.clone(),
             slack.bot_token.clone(),
         )),
-        invoker,
+        escalation: Arc::new(escalation(env, invoker)),
         clock: Arc::new(SystemClock),
         settings: Settings {
             principal: format!("lambda:{}", env.function_name),
-            ..Settings::new(env.escalate_function.clone().unwrap_or_default())
+            ..Settings::default()
         },
     })
+}
+
+/// Escalations start by invoking `ELEVATE_ESCALATE_FUNCTION` (when this function has it).
+fn escalation(env: &Env, invoker: Arc<dyn Invoker>) -> LambdaEscalation {
+    LambdaEscalation::new(invoker, env.escalate_function.clone())
 }
 
 /// Why a function could not start. Init fails with it, and the message names what to fix.
@@ -107,7 +112,6 @@ mod tests {
 
     fn env(vars: &[(&str, &str)]) -> Result<Env, EnvError> {
         let spec = EnvSpec {
-            scheduler: true,
             escalate_function: true,
         };
         Env::from_lookup(spec, |name| {
@@ -149,8 +153,12 @@ mod tests {
         let sdk = SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
+        let invoker = Arc::new(LambdaInvoker::new(aws_sdk_lambda::Client::new(&sdk)));
+        assert_eq!(
+            escalation(&env, invoker).function(),
+            Some("elevate-escalate")
+        );
         let app = build_app(&env, config, &sdk, &secrets()).expect("app");
-        assert_eq!(app.settings.escalate_function, "elevate-escalate");
         assert!(app.config.flow("infra_access").is_some());
     }
 

@@ -14,32 +14,28 @@ pub enum EnvError {
     Invalid { name: &'static str, message: String },
 }
 
-/// Which of the optional groups of variables a function requires.
+/// Which of the optional groups of variables a function requires. Every function requires the
+/// scheduler variables (`ELEVATE_SCHEDULE_GROUP`, `ELEVATE_SCHEDULER_ROLE_ARN`,
+/// `ELEVATE_REVOKE_FUNCTION_ARN`): each one's use cases create or delete schedules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EnvSpec {
-    /// `ELEVATE_SCHEDULE_GROUP`, `ELEVATE_SCHEDULER_ROLE_ARN`, `ELEVATE_REVOKE_FUNCTION_ARN`.
-    pub scheduler: bool,
     /// `ELEVATE_ESCALATE_FUNCTION`.
     pub escalate_function: bool,
 }
 
 impl EnvSpec {
     pub const REQUEST: EnvSpec = EnvSpec {
-        scheduler: true,
         escalate_function: false,
     };
     /// Approve starts escalations and deletes the time-out schedule of a decided request.
     pub const APPROVE: EnvSpec = EnvSpec {
-        scheduler: true,
         escalate_function: true,
     };
     pub const ESCALATE: EnvSpec = EnvSpec {
-        scheduler: true,
         escalate_function: false,
     };
     /// Revoke's sweep starts the escalation again for approvals never escalated.
     pub const REVOKE: EnvSpec = EnvSpec {
-        scheduler: true,
         escalate_function: true,
     };
 }
@@ -62,7 +58,8 @@ pub struct SchedulerEnv {
 pub struct Env {
     /// `ELEVATE_TABLE`
     pub table: String,
-    /// Present when the [`EnvSpec`] asked for it (see [`Env::scheduler`]).
+    /// Always read by [`Env::from_lookup`]; `None` only in an `Env` made by hand (see
+    /// [`Env::scheduler`]).
     pub scheduler: Option<SchedulerEnv>,
     /// `ELEVATE_ESCALATE_FUNCTION`, present when the [`EnvSpec`] asked for it.
     pub escalate_function: Option<String>,
@@ -96,16 +93,12 @@ impl Env {
         let required = |name: &'static str| optional(name).ok_or(EnvError::Missing(name));
 
         let table = required("ELEVATE_TABLE")?;
-        let scheduler = if spec.scheduler {
-            Some(SchedulerEnv {
-                group: required("ELEVATE_SCHEDULE_GROUP")?,
-                role_arn: required("ELEVATE_SCHEDULER_ROLE_ARN")?,
-                revoke_function_arn: required("ELEVATE_REVOKE_FUNCTION_ARN")?,
-                dlq_arn: optional("ELEVATE_SCHEDULE_DLQ_ARN"),
-            })
-        } else {
-            None
-        };
+        let scheduler = Some(SchedulerEnv {
+            group: required("ELEVATE_SCHEDULE_GROUP")?,
+            role_arn: required("ELEVATE_SCHEDULER_ROLE_ARN")?,
+            revoke_function_arn: required("ELEVATE_REVOKE_FUNCTION_ARN")?,
+            dlq_arn: optional("ELEVATE_SCHEDULE_DLQ_ARN"),
+        });
         let escalate_function = if spec.escalate_function {
             Some(required("ELEVATE_ESCALATE_FUNCTION")?)
         } else {
@@ -141,8 +134,8 @@ impl Env {
         })
     }
 
-    /// The scheduler variables, or the first of them that is missing (when this function's
-    /// [`EnvSpec`] did not ask for them).
+    /// The scheduler variables, or the error naming the first of them (when an `Env` made by
+    /// hand has none).
     pub fn scheduler(&self) -> Result<&SchedulerEnv, EnvError> {
         self.scheduler
             .as_ref()
@@ -256,6 +249,26 @@ mod tests {
             let env = read(spec, &vars).expect("env");
             assert!(env.escalate_function().is_err());
             assert!(env.scheduler().is_ok());
+        }
+    }
+
+    #[test]
+    fn every_function_requires_the_scheduler_variables() {
+        for name in [
+            "ELEVATE_SCHEDULE_GROUP",
+            "ELEVATE_SCHEDULER_ROLE_ARN",
+            "ELEVATE_REVOKE_FUNCTION_ARN",
+        ] {
+            let mut vars = full();
+            vars.remove(name);
+            for spec in [
+                EnvSpec::REQUEST,
+                EnvSpec::APPROVE,
+                EnvSpec::ESCALATE,
+                EnvSpec::REVOKE,
+            ] {
+                assert_eq!(read(spec, &vars), Err(EnvError::Missing(name)), "{spec:?}");
+            }
         }
     }
 

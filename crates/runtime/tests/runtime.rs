@@ -42,11 +42,15 @@ fn temp_config(text: &str) -> tempfile::NamedTempFile {
 
 fn env_with_config_path(path: Option<&str>) -> Env {
     let spec = EnvSpec {
-        scheduler: false,
         escalate_function: true,
     };
     Env::from_lookup(spec, |name| match name {
         "ELEVATE_TABLE" => Some("elevate".into()),
+        "ELEVATE_SCHEDULE_GROUP" => Some("elevate".into()),
+        "ELEVATE_SCHEDULER_ROLE_ARN" => Some("arn:aws:iam::123456789012:role/scheduler".into()),
+        "ELEVATE_REVOKE_FUNCTION_ARN" => {
+            Some("arn:aws:lambda:us-east-1:123456789012:function:elevate-revoke".into())
+        }
         "ELEVATE_ESCALATE_FUNCTION" => Some("elevate-escalate".into()),
         "ELEVATE_SLACK_SECRET_ARN" => Some("slack".into()),
         "ELEVATE_CONFIG_PATH" => path.map(str::to_owned),

@@ -2,8 +2,7 @@
 //! button (`payload=<urlencoded JSON>` of type `block_actions`), parsed at the boundary into
 //! typed values. Anything unexpected is a typed error, never a panic.
 
-use std::fmt;
-
+use elevate_core::service::Decision;
 use elevate_core::RequestId;
 use serde::Deserialize;
 
@@ -36,33 +35,18 @@ pub struct Action {
     pub value: Option<String>,
 }
 
-/// What the approver decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Verdict {
-    Approve,
-    Deny,
-}
-
-impl Verdict {
-    /// The `action_id` of the button that means this verdict.
-    pub fn action_id(self) -> &'static str {
-        match self {
-            Verdict::Approve => APPROVE_ACTION,
-            Verdict::Deny => DENY_ACTION,
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.action_id())
+/// The `action_id` of the button that means `decision`.
+pub fn action_id(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Approve => APPROVE_ACTION,
+        Decision::Deny => DENY_ACTION,
     }
 }
 
 /// An Approve or Deny click on one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub verdict: Verdict,
+pub struct Click {
+    pub decision: Decision,
     pub request_id: RequestId,
 }
 
@@ -186,20 +170,20 @@ impl Interaction {
         })
     }
 
-    /// The Approve/Deny decision of the (first) clicked button.
-    pub fn decision(&self) -> Result<Decision, InteractionError> {
+    /// The Approve/Deny click of the (first) clicked button.
+    pub fn click(&self) -> Result<Click, InteractionError> {
         let action = self.actions.first().ok_or(InteractionError::NoAction)?;
-        let verdict = match action.action_id.as_str() {
-            APPROVE_ACTION => Verdict::Approve,
-            DENY_ACTION => Verdict::Deny,
+        let decision = match action.action_id.as_str() {
+            APPROVE_ACTION => Decision::Approve,
+            DENY_ACTION => Decision::Deny,
             other => return Err(InteractionError::UnknownAction(other.to_owned())),
         };
         let value = action.value.as_deref().unwrap_or_default();
         let request_id = value
             .parse()
             .map_err(|_| InteractionError::BadRequestId(value.to_owned()))?;
-        Ok(Decision {
-            verdict,
+        Ok(Click {
+            decision,
             request_id,
         })
     }
@@ -287,18 +271,18 @@ mod tests {
                 value: Some(ID.into())
             }]
         );
-        let decision = interaction.decision().expect("decision");
-        assert_eq!(decision.verdict, Verdict::Approve);
-        assert_eq!(decision.request_id.as_str(), ID);
+        let click = interaction.click().expect("click");
+        assert_eq!(click.decision, Decision::Approve);
+        assert_eq!(click.request_id.as_str(), ID);
     }
 
     #[test]
     fn parses_a_deny_click() {
-        let decision = Interaction::parse(body("deny", ID).as_bytes())
-            .and_then(|i| i.decision())
-            .expect("decision");
-        assert_eq!(decision.verdict, Verdict::Deny);
-        assert_eq!(decision.request_id.as_str(), ID);
+        let click = Interaction::parse(body("deny", ID).as_bytes())
+            .and_then(|i| i.click())
+            .expect("click");
+        assert_eq!(click.decision, Decision::Deny);
+        assert_eq!(click.request_id.as_str(), ID);
     }
 
     #[test]
@@ -312,13 +296,9 @@ mod tests {
         assert_eq!(interaction.user_name, "alice");
         assert_eq!(interaction.channel_id, "CBR2V3XEX");
         assert_eq!(interaction.message_ts, "1548261231.000200");
-        let decision = interaction.decision().expect("decision");
-        assert_eq!(decision.verdict, Verdict::Deny);
-        assert_eq!(
-            decision.request_id.as_str(),
-            ID,
-            "request ids are normalised"
-        );
+        let click = interaction.click().expect("click");
+        assert_eq!(click.decision, Decision::Deny);
+        assert_eq!(click.request_id.as_str(), ID, "request ids are normalised");
     }
 
     #[test]
@@ -368,11 +348,7 @@ mod tests {
 
     #[test]
     fn refuses_unknown_decisions() {
-        let decide = |body: String| {
-            Interaction::parse(body.as_bytes())
-                .expect("parse")
-                .decision()
-        };
+        let decide = |body: String| Interaction::parse(body.as_bytes()).expect("parse").click();
         assert_eq!(
             decide(body("escalate", ID)),
             Err(InteractionError::UnknownAction("escalate".into()))

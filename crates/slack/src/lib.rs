@@ -11,7 +11,7 @@ pub mod standin;
 
 pub use blocks::{request_message, Message};
 pub use interaction::{
-    block_actions_body, Action, Decision, Interaction, InteractionError, Verdict,
+    action_id, block_actions_body, Action, Click, Interaction, InteractionError,
 };
 pub use notifier::SlackNotifier;
 pub use signature::{sign, verify, SignatureError};

@@ -4,9 +4,10 @@
 //! a message; and every click Slack can send is read back exactly.
 #![allow(clippy::unwrap_used)]
 
+use elevate_core::service::Decision;
 use elevate_core::RequestId;
 use elevate_slack::interaction::{APPROVE_ACTION, DENY_ACTION};
-use elevate_slack::{block_actions_body, Interaction, InteractionError, Verdict};
+use elevate_slack::{action_id, block_actions_body, Interaction, InteractionError};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Value};
@@ -200,12 +201,12 @@ fn check(body: &[u8]) -> Result<(), TestCaseError> {
     prop_assert!(!interaction.user_id.is_empty());
     prop_assert!(!interaction.channel_id.is_empty());
     prop_assert!(!interaction.message_ts.is_empty());
-    match interaction.decision() {
-        Ok(decision) => {
+    match interaction.click() {
+        Ok(click) => {
             let action = &interaction.actions[0];
-            prop_assert_eq!(decision.verdict.action_id(), action.action_id.as_str());
+            prop_assert_eq!(action_id(click.decision), action.action_id.as_str());
             let value = action.value.as_deref().unwrap_or_default();
-            prop_assert_eq!(Ok(decision.request_id), value.parse::<RequestId>());
+            prop_assert_eq!(Ok(click.request_id), value.parse::<RequestId>());
         }
         Err(InteractionError::NoAction) => prop_assert!(interaction.actions.is_empty()),
         Err(InteractionError::UnknownAction(_) | InteractionError::BadRequestId(_)) => {}
@@ -318,8 +319,8 @@ proptest! {
         prop_assert_eq!(&interaction.user_name, &user_name);
         prop_assert_eq!(&interaction.channel_id, &channel);
         prop_assert_eq!(&interaction.message_ts, &ts);
-        let decision = interaction.decision().unwrap();
-        prop_assert_eq!(decision.verdict, if approve { Verdict::Approve } else { Verdict::Deny });
-        prop_assert_eq!(decision.request_id, id);
+        let click = interaction.click().unwrap();
+        prop_assert_eq!(click.decision, if approve { Decision::Approve } else { Decision::Deny });
+        prop_assert_eq!(click.request_id, id);
     }
 }

@@ -15,7 +15,7 @@ use elevate_core::service::{self, App, Decision, SlackOutcome};
 use elevate_http::{
     self as api, caller, json_body, json_response, request_id, respond, route, ApiError, ReasonBody,
 };
-use elevate_slack::{Interaction, InteractionError, Verdict};
+use elevate_slack::{Interaction, InteractionError};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 
@@ -109,8 +109,8 @@ async fn slack_interaction(
             return Err(ApiError::bad_request(err.to_string()));
         }
     };
-    let decision = match interaction.decision() {
-        Ok(decision) => decision,
+    let click = match interaction.click() {
+        Ok(click) => click,
         // Another button, or none: nothing of elevate's was clicked.
         Err(err @ (InteractionError::NoAction | InteractionError::UnknownAction(_))) => {
             tracing::info!(error = %err, user = %interaction.user_id, "Slack interaction ignored");
@@ -121,17 +121,13 @@ async fn slack_interaction(
             return Err(ApiError::bad_request(err.to_string()));
         }
     };
-    let verdict = match decision.verdict {
-        Verdict::Approve => Decision::Approve,
-        Verdict::Deny => Decision::Deny,
-    };
     let outcome = service::decide_from_slack(
         app,
         &interaction.team_id,
         &interaction.user_id,
         &interaction.channel_id,
-        &decision.request_id,
-        verdict,
+        &click.request_id,
+        click.decision,
     )
     .await?;
     match outcome {
@@ -139,7 +135,7 @@ async fn slack_interaction(
             tracing::info!(request_id = %request.id, state = %request.state, slack_user = %interaction.user_id, "decided from Slack");
         }
         SlackOutcome::Refused(err) => {
-            tracing::info!(request_id = %decision.request_id, slack_user = %interaction.user_id, code = err.code(), error = %err, "Slack click refused");
+            tracing::info!(request_id = %click.request_id, slack_user = %interaction.user_id, code = err.code(), error = %err, "Slack click refused");
         }
     }
     Ok(slack_ok())

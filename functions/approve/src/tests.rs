@@ -2,7 +2,7 @@
 
 use elevate_core::service::{self, Submission};
 use elevate_core::testing::Notice;
-use elevate_core::testing::{infra_config, infra_config_with, FakeApp, ESCALATE_FUNCTION};
+use elevate_core::testing::{infra_config, infra_config_with, FakeApp};
 use elevate_core::{Action, RequestId, State};
 use elevate_http::testing::{
     body_json, slack_fixture_body, ApiEvent, ALICE_ARN, BOB_ARN, DAVE_ARN, FIXTURE_ID, MALLORY_ARN,
@@ -48,11 +48,7 @@ fn click(app: &FakeApp, fixture: &str, id: &RequestId, slack_user: &str) -> ApiE
 }
 
 fn escalations(app: &FakeApp) -> usize {
-    app.invoker
-        .calls()
-        .iter()
-        .filter(|c| c.function == ESCALATE_FUNCTION && c.asynchronous)
-        .count()
+    app.escalation.started().len()
 }
 
 fn private_notes(app: &FakeApp) -> Vec<String> {
@@ -77,10 +73,7 @@ async fn a_signed_approve_click_approves_and_starts_the_escalation() {
     let request = app.request(&id);
     assert_eq!(request.state, State::Approved);
     assert_eq!(request.decided_by.as_deref(), Some("bob"));
-    let calls = app.invoker.calls();
-    assert_eq!(calls.len(), 1);
-    assert!(calls[0].asynchronous);
-    assert_eq!(calls[0].payload, json!({ "request_id": id }));
+    assert_eq!(app.escalation.started(), vec![id.clone()]);
     assert!(app
         .scheduler
         .schedule_named(&format!("timeout-{id}"))

@@ -1,22 +1,18 @@
-//! The escalate function: invoked asynchronously by approve (and by the sweep) with
-//! `{"request_id": "..."}`, it grants an APPROVED request's access through its target's
-//! strategy, reads it back, schedules the revocation and records the request ACTIVE.
+//! The escalate function: invoked asynchronously by approve (and by the sweep) with an
+//! [`EscalateEvent`] `{"request_id": "..."}`, it grants an APPROVED request's access through
+//! its target's strategy, reads it back, schedules the revocation and records the request
+//! ACTIVE.
 //!
 //! A fault is returned as `Err`, so Lambda retries the event; when its retries are exhausted,
 //! Lambda hands the event and the error to the revoke function (the OnFailure destination),
 //! which records the request FAILED. A second delivery finds the request ACTIVE and does
 //! nothing.
 
+use elevate_core::events::EscalateEvent;
 use elevate_core::service::{self, App, ServiceError};
 use elevate_core::{RequestId, State};
 use lambda_runtime::Diagnostic;
-use serde::{Deserialize, Serialize};
-
-/// The event: which request to escalate.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct EscalateEvent {
-    pub request_id: RequestId,
-}
+use serde::Serialize;
 
 /// What one delivery did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

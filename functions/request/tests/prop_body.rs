@@ -8,7 +8,7 @@ use std::sync::Arc;
 use base64::Engine;
 use elevate_core::service::{App, Settings};
 use elevate_core::testing::{
-    FakeClock, FakeScheduler, FakeStrategy, MemoryStore, RecordingInvoker, RecordingNotifier,
+    FakeClock, FakeScheduler, FakeStrategy, MemoryStore, RecordingEscalation, RecordingNotifier,
 };
 use elevate_core::Config;
 use elevate_http::{json_body, ApiError};
@@ -83,9 +83,9 @@ fn fakes(config: &Arc<Config>) -> Fakes {
         strategy: Arc::new(FakeStrategy::new()),
         scheduler: scheduler.clone(),
         notifier: Arc::new(RecordingNotifier::new()),
-        invoker: Arc::new(RecordingInvoker::new()),
+        escalation: Arc::new(RecordingEscalation::new()),
         clock: Arc::new(FakeClock::new(FakeClock::start())),
-        settings: Settings::new("elevate-escalate"),
+        settings: Settings::default(),
     };
     Fakes {
         app,

@@ -1,37 +1,40 @@
-//! The revoke function. It receives four kinds of event and tells them apart by shape:
+//! The revoke function. It receives four kinds of event, one [`Event`] variant each:
 //!
-//! - an API Gateway HTTP API event (`"version": "2.0"` with `requestContext.http`):
-//!   `POST /requests/{id}/revoke` `{"reason"?}` by the requester or an approver, answered like
-//!   the other API routes;
+//! - an API Gateway HTTP API event (`requestContext.http`): `POST /requests/{id}/revoke`
+//!   `{"reason"?}` by the requester or an approver, and `GET /reconcile`, answered like the
+//!   other API routes;
 //! - a schedule's input ([`ScheduledAction`]): `{"action":"expire"|"timeout","request_id"}`
 //!   ends a grant at expiry or an unanswered request, `{"action":"sweep"}` runs the sweep;
-//! - a Lambda destination record (`requestContext.condition`, e.g. `RetriesExhausted`):
-//!   escalate failed every retry, so the request becomes FAILED with the error.
+//! - escalate's `OnFailure` destination record ([`FailedInvocation`]): escalate failed every
+//!   retry, so the request becomes FAILED with the error.
 //!
 //! Faults of scheduled and destination events are returned as `Err`, so the platform retries
 //! them; duplicate or late deliveries find the request moved on and do nothing.
 
-use elevate_core::ports::ScheduledAction;
+use elevate_core::events::{EscalateEvent, FailedInvocation, ScheduledAction};
 use elevate_core::service::{self, App, ServiceError, SweepReport};
 use elevate_core::RequestId;
 pub use elevate_http::http_response;
 use elevate_http::{self as api, caller, json_body, json_response, request_id, respond, route};
 use elevate_http::{ApiError, ReasonBody};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_http::http::Method;
+use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::Diagnostic;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// One event, told apart by its shape.
-#[derive(Debug)]
+/// One event. The variants' shapes do not overlap: only an API event has
+/// `requestContext.http`, only a destination record has `requestPayload`, only a schedule's
+/// input has `action`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
 pub enum Event {
-    Http(Box<Request>),
-    Scheduled(ScheduledAction),
+    Http(Box<ApiGatewayV2httpRequest>),
     /// escalate's OnFailure destination: the request it could not escalate, and why.
-    EscalationFailed {
-        request_id: RequestId,
-        error: String,
-    },
+    EscalationFailed(Box<FailedInvocation<EscalateEvent>>),
+    Scheduled(ScheduledAction),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,60 +62,29 @@ impl From<RevokeError> for Diagnostic {
 }
 
 impl Event {
-    /// Tells the kinds of event apart.
+    /// Reads an event of one of the four kinds.
     pub fn parse(value: Value) -> Result<Event, RevokeError> {
-        if value["version"] == "2.0" && value["requestContext"]["http"].is_object() {
-            let request = lambda_http::request::from_str(&value.to_string())
-                .map_err(|err| RevokeError::BadEvent(format!("API Gateway event: {err}")))?;
-            return Ok(Event::Http(Box::new(request)));
-        }
-        if let Some(condition) = value["requestContext"]["condition"].as_str() {
-            return destination_record(&value, condition);
-        }
-        if value.get("action").is_some() {
-            return serde_json::from_value(value)
-                .map(Event::Scheduled)
-                .map_err(|err| RevokeError::BadEvent(format!("scheduled action: {err}")));
-        }
-        Err(RevokeError::BadEvent(
-            "expected an API Gateway v2 event, a schedule's {\"action\":...}, or a Lambda destination record"
-                .to_owned(),
-        ))
+        serde_json::from_value(value).map_err(|_| {
+            RevokeError::BadEvent(
+                "expected an API Gateway v2 event, a schedule's {\"action\": \"expire\"|\"timeout\", \"request_id\"} or {\"action\": \"sweep\"}, or a Lambda destination record of escalate"
+                    .to_owned(),
+            )
+        })
     }
-}
-
-/// The request and error of a destination record of escalate's failed invocation.
-fn destination_record(value: &Value, condition: &str) -> Result<Event, RevokeError> {
-    let request_id = value["requestPayload"]["request_id"]
-        .as_str()
-        .ok_or_else(|| {
-            RevokeError::BadEvent("destination record without requestPayload.request_id".into())
-        })?
-        .parse::<RequestId>()
-        .map_err(|err| RevokeError::BadEvent(err.to_string()))?;
-    let attempts = value["requestContext"]["approximateInvokeCount"].as_u64();
-    let cause = value["responsePayload"]["errorMessage"]
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_else(|| match condition {
-            "EventAgeExceeded" => "the escalation was not run before its event expired".to_owned(),
-            other => format!("the escalation failed ({other})"),
-        });
-    let error = match attempts {
-        Some(n) => format!("{cause} (after {n} attempts)"),
-        None => cause,
-    };
-    Ok(Event::EscalationFailed { request_id, error })
 }
 
 /// Handles one event. An HTTP event is always answered `Ok` with its HTTP response (a 500
 /// included); the others answer `Err` on faults so the platform retries.
 pub async fn handle(app: &App, event: Value) -> Result<Value, RevokeError> {
     match Event::parse(event)? {
-        Event::Http(request) => Ok(http_response(handle_http(app, *request).await)),
+        Event::Http(request) => {
+            let request = Request::from(LambdaRequest::ApiGatewayV2(*request));
+            Ok(http_response(handle_http(app, request).await))
+        }
         Event::Scheduled(action) => scheduled(app, &action).await,
-        Event::EscalationFailed { request_id, error } => {
-            escalation_failed(app, &request_id, &error).await
+        Event::EscalationFailed(record) => {
+            let id = &record.request_payload.request_id;
+            escalation_failed(app, id, &record.failure()).await
         }
     }
 }

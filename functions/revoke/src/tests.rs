@@ -74,8 +74,9 @@ fn events_are_told_apart_by_shape() {
         }
     }
     match Event::parse(destination_record(&id)) {
-        Ok(Event::EscalationFailed { request_id, error }) => {
-            assert_eq!(request_id, id);
+        Ok(Event::EscalationFailed(record)) => {
+            assert_eq!(record.request_payload.request_id, id);
+            let error = record.failure();
             assert!(error.contains("iam:AddUserToGroup"), "{error}");
             assert!(error.ends_with("(after 3 attempts)"), "{error}");
         }
@@ -230,16 +231,15 @@ async fn the_sweep_ends_what_was_missed_and_fails_loudly() {
 async fn the_sweep_re_invokes_escalate_for_forgotten_approvals() {
     let app = FakeApp::new(infra_config());
     let id = app.approved().await;
-    let before = app.invoker.calls().len();
+    let before = app.escalation.started().len();
     app.clock.advance(Duration::from_secs(180));
     let answer = handle(&app.app, fixture("scheduler-sweep.json"))
         .await
         .expect("sweep");
     assert_eq!(answer["sweep"]["escalations_retried"], 1, "{answer}");
-    let calls = app.invoker.calls();
-    assert_eq!(calls.len(), before + 1);
-    assert_eq!(calls[before].payload, json!({ "request_id": id }));
-    assert!(calls[before].asynchronous);
+    let started = app.escalation.started();
+    assert_eq!(started.len(), before + 1);
+    assert_eq!(started[before], id);
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use elevate_core::ports::ScheduledAction;
+use elevate_core::events::ScheduledAction;
 use elevate_core::State;
 use elevate_tests::{World, CUSTOM_CHANNEL, EXAMPLE_TARGET_ARN};
 use serde_json::json;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use elevate_core::ports::ScheduledAction;
+use elevate_core::events::ScheduledAction;
 use elevate_core::{RequestId, State};
 use elevate_tests::World;
 use serde_json::json;

@@ -1,6 +1,6 @@
 //! One request from the command line to the end of its grant, through all four handlers.
 
-use elevate_core::ports::ScheduledAction;
+use elevate_core::events::ScheduledAction;
 use elevate_core::{Action, State};
 use elevate_tests::{World, APPROVALS};
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use elevate_core::ports::ScheduledAction;
+use elevate_core::events::ScheduledAction;
 use elevate_core::State;
 use elevate_tests::{World, APPROVALS};
 use serde_json::json;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use elevate_core::ports::ScheduledAction;
+use elevate_core::events::ScheduledAction;
 use elevate_core::service::{self, RepairKind};
 use elevate_core::{Config, RequestId, State};
 use elevate_testkit::unique_name;

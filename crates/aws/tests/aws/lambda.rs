@@ -274,3 +274,28 @@ async fn the_invoker_answers_results_function_errors_and_fires_events() {
         .0
         .contains("/functions/elevate-escalate/invocations"));
 }
+
+#[tokio::test]
+async fn an_escalation_is_an_asynchronous_invoke_of_escalate_with_the_request() {
+    use elevate_aws::LambdaEscalation;
+    use elevate_core::ports::Escalation;
+    use elevate_core::testing::RecordingInvoker;
+
+    let invoker = Arc::new(RecordingInvoker::new());
+    let escalation = LambdaEscalation::new(invoker.clone(), Some("elevate-escalate".into()));
+    let id: elevate_core::RequestId = "0193f0c2-8d4e-7b6a-9c1d-2e3f4a5b6c7d".parse().expect("id");
+    escalation.start(&id).await.expect("started");
+    let calls = invoker.calls();
+    assert_eq!(calls.len(), 1);
+    assert!(calls[0].asynchronous);
+    assert_eq!(calls[0].function, "elevate-escalate");
+    assert_eq!(calls[0].payload, json!({ "request_id": id }));
+
+    let without = LambdaEscalation::new(invoker.clone(), None);
+    let err = without.start(&id).await.expect_err("no function to invoke");
+    assert!(
+        err.to_string().contains("ELEVATE_ESCALATE_FUNCTION"),
+        "{err}"
+    );
+    assert_eq!(invoker.calls().len(), 1, "nothing invoked");
+}

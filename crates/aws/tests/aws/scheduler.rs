@@ -2,8 +2,9 @@ use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindowMode};
 use aws_sdk_scheduler::Client;
 use chrono::{Duration, DurationRound, Utc};
 use elevate_aws::{EventBridgeScheduler, SchedulerTarget};
+use elevate_core::events::ScheduledAction;
 use elevate_core::model::RequestId;
-use elevate_core::ports::{ScheduledAction, Scheduler};
+use elevate_core::ports::Scheduler;
 use elevate_testkit::{unique_name, Moto};
 
 const REVOKE_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:elevate-revoke";

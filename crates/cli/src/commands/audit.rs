@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Exit;
-use crate::api::{Client, Head};
+use crate::api::{AuditHead, Client};
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::output::{self, Out, Table};
 
@@ -77,7 +77,7 @@ pub async fn export(client: &Client, args: ExportArgs, out: Out) -> anyhow::Resu
     Ok(Exit::Ok)
 }
 
-fn jsonl(info: &ExportInfo, events: &[Value], heads: &[Head]) -> String {
+fn jsonl(info: &ExportInfo, events: &[Value], heads: &[AuditHead]) -> String {
     let mut lines = vec![serde_json::json!({ "export": info }).to_string()];
     lines.extend(events.iter().map(Value::to_string));
     lines.extend(
@@ -124,7 +124,7 @@ fn csv_field(field: &str) -> String {
 #[derive(Debug, Default)]
 struct Trail {
     events: Vec<AuditEvent>,
-    heads: Vec<Head>,
+    heads: Vec<AuditHead>,
     since: Option<DateTime<Utc>>,
     /// Lines of a file that are not events or heads: damaged or tampered with.
     bad_lines: Vec<String>,
@@ -177,7 +177,7 @@ fn read_jsonl(text: &str) -> anyhow::Result<Trail> {
         let parsed = if let Some(info) = value.get("export") {
             serde_json::from_value::<ExportInfo>(info.clone()).map(|info| trail.since = info.since)
         } else if let Some(head) = value.get("head") {
-            serde_json::from_value::<Head>(head.clone()).map(|head| trail.heads.push(head))
+            serde_json::from_value::<AuditHead>(head.clone()).map(|head| trail.heads.push(head))
         } else {
             serde_json::from_value::<AuditEvent>(value).map(|event| trail.events.push(event))
         };
@@ -212,7 +212,7 @@ fn verify_trail(trail: &Trail) -> BTreeMap<String, Outcome> {
             .or_default()
             .push(event.clone());
     }
-    let heads: HashMap<String, &Head> = trail
+    let heads: HashMap<String, &AuditHead> = trail
         .heads
         .iter()
         .map(|h| (h.request_id.to_string(), h))

@@ -3,17 +3,17 @@
 use elevate_core::{format_duration, RequestId};
 
 use super::Exit;
-use crate::api::{Client, Decision};
+use crate::api::{Change, Client, Decision};
 use crate::output::{self, Out};
 
 pub async fn decide(
     client: &Client,
-    decision: Decision,
+    change: Change,
     id: RequestId,
     reason: Option<String>,
     out: Out,
 ) -> anyhow::Result<Exit> {
-    let answer = client.decide(&id, decision, reason.as_deref()).await?;
+    let answer = client.change(&id, change, reason.as_deref()).await?;
     if out.json {
         out.json(&answer.json);
         return Ok(Exit::Ok);
@@ -26,11 +26,11 @@ pub async fn decide(
         format_duration(r.duration),
         r.requester
     );
-    out.result(match decision {
-        Decision::Approve => format!("approved {id}: {what}; now {}", r.state),
-        Decision::Deny => format!("denied {id}: {what}"),
-        Decision::Cancel => format!("cancelled {id}: {what}"),
-        Decision::Revoke => format!(
+    out.result(match change {
+        Change::Decide(Decision::Approve) => format!("approved {id}: {what}; now {}", r.state),
+        Change::Decide(Decision::Deny) => format!("denied {id}: {what}"),
+        Change::Cancel => format!("cancelled {id}: {what}"),
+        Change::Revoke => format!(
             "revoked {id}: {what}; access ended {}",
             r.ended_at.map_or_else(|| "now".to_owned(), output::clock)
         ),

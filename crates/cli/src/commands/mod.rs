@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::CommandFactory;
 
-use crate::api::{ApiError, Client, Decision};
+use crate::api::{ApiError, Change, Client, Decision};
 use crate::cli::{AuditCommand, Cli, Command, ConfigCommand};
 use crate::output::Out;
 use crate::settings::{self, UserConfig};
@@ -75,19 +75,33 @@ async fn dispatch(cli: Cli, out: Out) -> anyhow::Result<Exit> {
         Command::Request(args) => request::request(&connect(global).await?, args, out).await,
         Command::Approve(args) => {
             let client = connect(global).await?;
-            decide::decide(&client, Decision::Approve, args.id, args.reason, out).await
+            decide::decide(
+                &client,
+                Change::Decide(Decision::Approve),
+                args.id,
+                args.reason,
+                out,
+            )
+            .await
         }
         Command::Deny(args) => {
             let client = connect(global).await?;
-            decide::decide(&client, Decision::Deny, args.id, args.reason, out).await
+            decide::decide(
+                &client,
+                Change::Decide(Decision::Deny),
+                args.id,
+                args.reason,
+                out,
+            )
+            .await
         }
         Command::Cancel(args) => {
             let client = connect(global).await?;
-            decide::decide(&client, Decision::Cancel, args.id, None, out).await
+            decide::decide(&client, Change::Cancel, args.id, None, out).await
         }
         Command::Revoke(args) => {
             let client = connect(global).await?;
-            decide::decide(&client, Decision::Revoke, args.id, args.reason, out).await
+            decide::decide(&client, Change::Revoke, args.id, args.reason, out).await
         }
         Command::List(args) => show::list(&connect(global).await?, args, out).await,
         Command::Show(args) => show::show(&connect(global).await?, args.id, out).await,

@@ -4,8 +4,9 @@ use crate::model::RequestId;
 use crate::ports::{InvokeError, NotifyError, SchedulerError, StoreError, StrategyError};
 use crate::rules::RuleError;
 
-/// Why a use case did not happen. The first group are answers to the caller (4xx, nothing
-/// changed); the second are faults of the outside world (5xx, or `Err` so the platform retries).
+/// Why a use case did not happen. The first group are answers to the caller (nothing
+/// changed); the second are faults of the outside world (the platform retries). See
+/// [`ServiceError::kind`].
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// The caller's principal is refused by `[identity]`, or is nobody of elevate.toml.
@@ -52,21 +53,42 @@ impl From<StoreError> for ServiceError {
     }
 }
 
+/// What kind of answer an error is. The HTTP edge maps it to a status; the functions that
+/// the platform retries retry only a [`ErrorKind::Fault`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The input is wrong: unknown flow or target, bad duration, missing reason.
+    Invalid,
+    /// The caller may not do this: unknown caller, not a requester or approver, their own
+    /// request.
+    Forbidden,
+    NotFound,
+    /// The request is not (any more) in a state that allows it.
+    Conflict,
+    /// The outside world failed; nothing the caller did.
+    Fault,
+}
+
 impl ServiceError {
-    /// HTTP status of the answer.
-    pub fn status(&self) -> u16 {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            ServiceError::UnknownFlow(_) | ServiceError::BadRequest(_) => 400,
+            ServiceError::UnknownFlow(_) | ServiceError::BadRequest(_) => ErrorKind::Invalid,
             ServiceError::Rule(rule) => match rule {
                 RuleError::NotARequester { .. }
                 | RuleError::NotAnApprover { .. }
-                | RuleError::SelfApproval { .. } => 403,
-                _ => 400,
+                | RuleError::SelfApproval { .. } => ErrorKind::Forbidden,
+                _ => ErrorKind::Invalid,
             },
-            ServiceError::UnknownCaller(_) | ServiceError::Forbidden(_) => 403,
-            ServiceError::NotFound(_) => 404,
-            ServiceError::Transition(_) | ServiceError::Conflict(_) => 409,
-            _ => 500,
+            ServiceError::UnknownCaller(_) | ServiceError::Forbidden(_) => ErrorKind::Forbidden,
+            ServiceError::NotFound(_) => ErrorKind::NotFound,
+            ServiceError::Transition(_) | ServiceError::Conflict(_) => ErrorKind::Conflict,
+            ServiceError::Orphaned(_)
+            | ServiceError::Store(_)
+            | ServiceError::Strategy(_)
+            | ServiceError::Scheduler(_)
+            | ServiceError::Notify(_)
+            | ServiceError::Invoke(_)
+            | ServiceError::Unverified(_) => ErrorKind::Fault,
         }
     }
 
@@ -86,6 +108,6 @@ impl ServiceError {
 
     /// Whether this is an answer to the caller (nothing to retry) rather than a fault.
     pub fn is_refusal(&self) -> bool {
-        self.status() < 500
+        self.kind() != ErrorKind::Fault
     }
 }

@@ -1,8 +1,9 @@
 //! Granting access and taking it away again.
 
+use crate::events::ScheduledAction;
 use crate::machine::{self, Command};
 use crate::model::{By, Request, RequestId, State, Terms};
-use crate::ports::{Membership, ScheduledAction, StoreError};
+use crate::ports::{Membership, StoreError};
 
 use super::{App, Caller, ServiceError};
 

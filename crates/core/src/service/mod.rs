@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use error::ServiceError;
+pub use error::{ErrorKind, ServiceError};
 pub use grant::{end_by_schedule, escalate, fail, revoke, time_out};
 pub use query::{audit_export, list, show, AuditExport, AuditHead, Scope};
 pub use reconcile::{reconcile, reconcile_preview, Reconciliation, Repair, RepairKind};
@@ -22,13 +22,11 @@ pub use sweep::{sweep, SweepReport};
 use crate::config::{Config, Flow, Person};
 use crate::machine::{self, Command, Transition};
 use crate::model::{By, Request, RequestId, Terms};
-use crate::ports::{Clock, Invoker, Notifier, RequestStore, Scheduler, StoreError, Strategy};
+use crate::ports::{Clock, Escalation, Notifier, RequestStore, Scheduler, StoreError, Strategy};
 
 /// Knobs of the use cases that are not in the flows file.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Name or ARN of the escalate function, invoked asynchronously on approval.
-    pub escalate_function: String,
     /// The principal recorded on the audit events of elevate's own steps: the function that
     /// took them (`lambda:<function name>`).
     pub principal: String,
@@ -41,10 +39,9 @@ pub struct Settings {
     pub escalation_deadline: Duration,
 }
 
-impl Settings {
-    pub fn new(escalate_function: impl Into<String>) -> Self {
+impl Default for Settings {
+    fn default() -> Self {
         Self {
-            escalate_function: escalate_function.into(),
             principal: "elevate".to_owned(),
             revoke_lead: Duration::from_secs(60),
             escalation_retry_after: Duration::from_secs(120),
@@ -61,7 +58,7 @@ pub struct App {
     pub strategy: Arc<dyn Strategy>,
     pub scheduler: Arc<dyn Scheduler>,
     pub notifier: Arc<dyn Notifier>,
-    pub invoker: Arc<dyn Invoker>,
+    pub escalation: Arc<dyn Escalation>,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
 }

@@ -80,6 +80,7 @@ pub struct AuditHead {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditExport {
     pub events: Vec<AuditEvent>,
+    #[serde(default)]
     pub heads: Vec<AuditHead>,
 }
 

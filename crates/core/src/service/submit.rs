@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use crate::config::Flow;
+use crate::events::ScheduledAction;
 use crate::machine::{self, Command};
 use crate::model::{format_duration, Request, RequestId, State};
-use crate::ports::ScheduledAction;
 
 use super::{App, Caller, ServiceError};
 
@@ -109,12 +109,7 @@ pub async fn decide(
     tracing::info!(state = %request.state, "request decided");
 
     if decision == Decision::Approve {
-        let payload = serde_json::json!({ "request_id": request.id });
-        if let Err(err) = app
-            .invoker
-            .invoke_async(&app.settings.escalate_function, &payload)
-            .await
-        {
+        if let Err(err) = app.escalation.start(&request.id).await {
             tracing::error!(error = %err, "could not start the escalation; the sweep will retry");
         }
     }

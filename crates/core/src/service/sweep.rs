@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
+use crate::events::ScheduledAction;
 use crate::machine::Command;
 use crate::model::State;
-use crate::ports::ScheduledAction;
 
 use super::grant::{end_grant, fail, time_out};
 use super::reconcile::reconcile;
@@ -61,12 +61,7 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
                 .map(|r| r.is_some());
             note(result, &mut report.escalations_failed, &mut report.errors);
         } else if since >= app.settings.escalation_retry_after {
-            let payload = serde_json::json!({ "request_id": request.id });
-            let result = app
-                .invoker
-                .invoke_async(&app.settings.escalate_function, &payload)
-                .await
-                .map(|()| true);
+            let result = app.escalation.start(&request.id).await.map(|()| true);
             note(
                 result.map_err(ServiceError::from),
                 &mut report.escalations_retried,

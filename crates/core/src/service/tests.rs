@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::audit::{verify_chain, Action};
+use crate::events::ScheduledAction;
 use crate::model::{Request, RequestId, State};
-use crate::ports::{ScheduledAction, Strategy};
+use crate::ports::Strategy;
 use crate::testing::{sample_config, FakeApp, MemoryStore, Notice};
 
 use super::*;
@@ -138,7 +139,7 @@ async fn refused_requests_write_nothing() {
         };
         let err = submit(&h.app, &alice, submission).await.unwrap_err();
         assert_eq!(err.code(), code, "{err}");
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.kind(), ErrorKind::Invalid);
     }
     assert!(h.store.requests_all().is_empty());
     assert!(h.store.events_all().is_empty());
@@ -174,14 +175,7 @@ async fn approval_starts_the_escalation_and_removes_the_timeout() {
 
     assert_eq!(approved.state, State::Approved);
     assert_eq!(h.stored(&request.id).decided_by.as_deref(), Some("bob"));
-    let calls = h.invoker.calls();
-    assert_eq!(calls.len(), 1);
-    assert!(calls[0].asynchronous);
-    assert_eq!(calls[0].function, "elevate-escalate");
-    assert_eq!(
-        calls[0].payload,
-        serde_json::json!({ "request_id": request.id })
-    );
+    assert_eq!(h.escalation.started(), vec![request.id.clone()]);
     assert!(h
         .scheduler
         .schedule_named(&format!("timeout-{}", request.id))
@@ -208,7 +202,7 @@ async fn self_approval_and_outsiders_are_refused_and_change_nothing() {
     .await
     .unwrap_err();
     assert_eq!(err.code(), "self_approval");
-    assert_eq!(err.status(), 403);
+    assert_eq!(err.kind(), ErrorKind::Forbidden);
 
     let custom = submit(
         &h.app,
@@ -235,7 +229,7 @@ async fn self_approval_and_outsiders_are_refused_and_change_nothing() {
 
     assert_eq!(h.stored(&request.id).state, State::Pending);
     assert_eq!(h.stored(&custom.id).state, State::Pending);
-    assert!(h.invoker.calls().is_empty());
+    assert!(h.escalation.started().is_empty());
 }
 
 #[tokio::test]
@@ -276,8 +270,8 @@ async fn of_two_simultaneous_approvals_exactly_one_wins() {
     );
     assert_eq!([a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(), 1);
     let loser = a.err().or(b.err()).unwrap();
-    assert_eq!(loser.status(), 409, "{loser}");
-    assert_eq!(h.invoker.calls().len(), 1);
+    assert_eq!(loser.kind(), ErrorKind::Conflict, "{loser}");
+    assert_eq!(h.escalation.started().len(), 1);
     assert_eq!(
         h.actions(&request.id),
         vec![Action::Request, Action::Approve]
@@ -360,7 +354,7 @@ async fn slack_refusals_are_told_privately_and_change_nothing() {
         "{again:?}"
     );
     assert!(
-        h.invoker.calls().is_empty(),
+        h.escalation.started().is_empty(),
         "a denied request never escalates"
     );
 }
@@ -726,7 +720,7 @@ async fn early_revoke_by_an_approver_ends_the_grant_and_its_schedule() {
     let again = revoke(&h.app, &h.person("bob"), &active.id, None)
         .await
         .unwrap_err();
-    assert_eq!(again.status(), 409);
+    assert_eq!(again.kind(), ErrorKind::Conflict);
 }
 
 #[tokio::test]
@@ -757,7 +751,7 @@ async fn outsiders_may_not_revoke() {
     let err = revoke(&h.app, &h.person("alice"), &custom.id, None)
         .await
         .unwrap_err();
-    assert_eq!(err.status(), 403);
+    assert_eq!(err.kind(), ErrorKind::Forbidden);
     assert_eq!(h.stored(&custom.id).state, State::Active);
 }
 
@@ -768,7 +762,7 @@ async fn cancel_is_for_the_requester_and_removes_the_timeout() {
     let err = cancel(&h.app, &h.person("bob"), &request.id)
         .await
         .unwrap_err();
-    assert_eq!(err.status(), 403);
+    assert_eq!(err.kind(), ErrorKind::Forbidden);
     let cancelled = cancel(&h.app, &h.person("alice"), &request.id)
         .await
         .unwrap();
@@ -781,8 +775,8 @@ async fn cancel_is_for_the_requester_and_removes_the_timeout() {
         cancel(&h.app, &h.person("alice"), &request.id)
             .await
             .unwrap_err()
-            .status(),
-        409
+            .kind(),
+        ErrorKind::Conflict
     );
 }
 
@@ -844,7 +838,7 @@ async fn the_sweep_catches_what_events_missed() {
     // Two hours on: alice's grant expired, carol's FAILED grant holds access, every PENDING
     // request is past its time-out, and the APPROVED ones never escalated.
     h.clock.advance(Duration::from_secs(2 * 3600));
-    let calls_before = h.invoker.calls().len();
+    let calls_before = h.escalation.started().len();
     let report = sweep(&h.app).await.unwrap();
 
     assert_eq!(h.stored(&expired.id).state, State::Expired);
@@ -856,7 +850,7 @@ async fn the_sweep_catches_what_events_missed() {
     assert_eq!(report.timed_out, 1);
     assert_eq!(report.errors, 0);
     assert_eq!(h.stored(&stuck.id).state, State::Failed);
-    assert_eq!(h.invoker.calls().len(), calls_before);
+    assert_eq!(h.escalation.started().len(), calls_before);
     for id in [&expired.id, &stuck.id, &abandoned.id, &failed.id] {
         h.assert_chain(id);
     }
@@ -882,8 +876,31 @@ async fn the_sweep_escalates_approved_requests_again_before_the_deadline() {
     h.clock.advance(Duration::from_secs(5 * 60));
     let report = sweep(&h.app).await.unwrap();
     assert_eq!(report.escalations_retried, 1);
-    assert_eq!(h.invoker.calls().len(), 2);
+    assert_eq!(h.escalation.started().len(), 2);
     assert_eq!(h.stored(&stuck.id).state, State::Approved);
+}
+
+#[tokio::test]
+async fn an_approval_stands_when_its_escalation_cannot_be_started() {
+    let h = harness();
+    let request = h.submit("alice", 1).await;
+    h.escalation.fail_next(1);
+    let approved = decide(
+        &h.app,
+        &h.person("bob"),
+        &request.id,
+        Decision::Approve,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(approved.state, State::Approved);
+    assert_eq!(h.stored(&request.id).state, State::Approved);
+
+    h.clock.advance(Duration::from_secs(5 * 60));
+    let report = sweep(&h.app).await.unwrap();
+    assert_eq!(report.escalations_retried, 1, "{report:?}");
+    assert_eq!(h.escalation.started(), [request.id.clone(), request.id]);
 }
 
 #[tokio::test]
@@ -926,8 +943,8 @@ async fn queries_respect_who_is_asking() {
         show(&h.app, &h.person("alice"), &custom.id)
             .await
             .unwrap_err()
-            .status(),
-        404
+            .kind(),
+        ErrorKind::NotFound
     );
     let (request, audit) = show(&h.app, &h.person("bob"), &mine.id).await.unwrap();
     assert_eq!(request.id, mine.id);
@@ -937,8 +954,8 @@ async fn queries_respect_who_is_asking() {
         audit_export(&h.app, &h.person("alice"), None)
             .await
             .unwrap_err()
-            .status(),
-        403
+            .kind(),
+        ErrorKind::Forbidden
     );
     let export = audit_export(&h.app, &h.person("carol"), None)
         .await
@@ -1175,7 +1192,7 @@ async fn approval_is_refused_when_the_config_no_longer_gives_the_terms() {
     let err = decide(&app, &h.person("bob"), &request.id, Decision::Approve, None)
         .await
         .unwrap_err();
-    assert_eq!(err.status(), 409, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
     assert!(err.to_string().contains("grants something else"), "{err}");
     assert_eq!(h.stored(&request.id).state, State::Pending);
     // Denying it is still possible.

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::model::RequestId;
 
 use super::{
-    FakeClock, FakeScheduler, FakeStrategy, MemoryStore, RecordingInvoker, RecordingNotifier,
+    FakeClock, FakeScheduler, FakeStrategy, MemoryStore, RecordingEscalation, RecordingNotifier,
 };
 
 /// The flows config the fixtures are written for (`infra/elevate.toml`).
@@ -46,12 +46,9 @@ pub struct FakeApp {
     pub strategy: Arc<FakeStrategy>,
     pub scheduler: Arc<FakeScheduler>,
     pub notifier: Arc<RecordingNotifier>,
-    pub invoker: Arc<RecordingInvoker>,
+    pub escalation: Arc<RecordingEscalation>,
     pub clock: Arc<FakeClock>,
 }
-
-/// The name the fakes' app invokes escalate by.
-pub const ESCALATE_FUNCTION: &str = "elevate-escalate";
 
 impl FakeApp {
     pub fn new(config: Config) -> Self {
@@ -64,7 +61,7 @@ impl FakeApp {
         let strategy = Arc::new(FakeStrategy::new());
         let scheduler = Arc::new(FakeScheduler::new());
         let notifier = Arc::new(RecordingNotifier::new());
-        let invoker = Arc::new(RecordingInvoker::new());
+        let escalation = Arc::new(RecordingEscalation::new());
         let clock = Arc::new(FakeClock::new(now));
         let app = crate::service::App {
             config: Arc::new(config),
@@ -72,9 +69,9 @@ impl FakeApp {
             strategy: strategy.clone(),
             scheduler: scheduler.clone(),
             notifier: notifier.clone(),
-            invoker: invoker.clone(),
+            escalation: escalation.clone(),
             clock: clock.clone(),
-            settings: crate::service::Settings::new(ESCALATE_FUNCTION),
+            settings: crate::service::Settings::default(),
         };
         FakeApp {
             app,
@@ -82,7 +79,7 @@ impl FakeApp {
             strategy,
             scheduler,
             notifier,
-            invoker,
+            escalation,
             clock,
         }
     }

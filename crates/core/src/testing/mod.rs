@@ -10,6 +10,7 @@
 mod app;
 mod clock;
 mod config;
+mod escalation;
 mod invoker;
 mod notifier;
 mod scheduler;
@@ -21,6 +22,7 @@ mod tests;
 pub use app::*;
 pub use clock::*;
 pub use config::*;
+pub use escalation::*;
 pub use invoker::*;
 pub use notifier::*;
 pub use scheduler::*;

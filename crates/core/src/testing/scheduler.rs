@@ -6,7 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::ports::{ScheduleInfo, ScheduledAction, Scheduler, SchedulerError};
+use crate::events::ScheduledAction;
+use crate::ports::{ScheduleInfo, Scheduler, SchedulerError};
 
 use super::{injected, lock, take_failure};
 

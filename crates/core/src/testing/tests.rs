@@ -2,12 +2,13 @@
 
 use super::*;
 use crate::audit::AuditEvent;
+use crate::events::ScheduledAction;
 use crate::machine::{apply, open, Command, NewRequest, Transition};
 use crate::model::By;
 use crate::model::{MessageRef, Request, RequestId, State};
 use crate::ports::{
-    Clock, InvokeError, Invoker, Membership, Notifier, RequestStore, ScheduledAction, Scheduler,
-    StoreError, Strategy,
+    Clock, InvokeError, Invoker, Membership, Notifier, RequestStore, Scheduler, StoreError,
+    Strategy,
 };
 use std::time::Duration;
 

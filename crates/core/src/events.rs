@@ -1,0 +1,188 @@
+//! The events elevate's functions send each other, one type per contract: the sender
+//! serializes it and the receiver deserializes the same type (docs/contracts.md, "Events").
+//!
+//! - [`EscalateEvent`]: approve and the sweep start an escalation with it (asynchronous
+//!   invoke of escalate);
+//! - [`ScheduledAction`]: the input of every EventBridge Scheduler schedule (to revoke);
+//! - [`FailedInvocation`]: what Lambda hands an `OnFailure` destination once an asynchronous
+//!   invocation has failed every retry (escalate's failures, to revoke).
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::model::RequestId;
+
+/// Which request to escalate: `{"request_id": "<uuid>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct EscalateEvent {
+    pub request_id: RequestId,
+}
+
+/// What a one-time schedule asks the revoke function to do; this is the schedule's JSON input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ScheduledAction {
+    /// End an ACTIVE grant at its expiry.
+    Expire { request_id: RequestId },
+    /// Time a PENDING request out when nobody answered.
+    Timeout { request_id: RequestId },
+    /// Periodic sweep for anything missed.
+    Sweep,
+}
+
+impl ScheduledAction {
+    /// The schedule name for this action: purpose and request id, so that each request has at
+    /// most one schedule per purpose and re-scheduling replaces it.
+    pub fn schedule_name(&self) -> String {
+        match self {
+            ScheduledAction::Expire { request_id } => format!("revoke-{request_id}"),
+            ScheduledAction::Timeout { request_id } => format!("timeout-{request_id}"),
+            ScheduledAction::Sweep => "sweep".to_owned(),
+        }
+    }
+}
+
+/// The record Lambda sends to an asynchronous invocation's `OnFailure` destination: the
+/// event `P` that could not be handled, and why. Fields elevate does not read are kept so that
+/// a sender (the local stack's Lambda) writes what Lambda writes.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedInvocation<P> {
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub timestamp: String,
+    pub request_context: InvocationContext,
+    pub request_payload: P,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_context: Option<ResponseContext>,
+    /// The function's error object. Lambda writes whatever the function answered, so a
+    /// payload of another shape reads as none rather than losing the record.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub response_payload: Option<FunctionError>,
+}
+
+/// `requestContext` of a [`FailedInvocation`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvocationContext {
+    #[serde(default)]
+    pub request_id: String,
+    #[serde(default)]
+    pub function_arn: String,
+    /// `RetriesExhausted` or `EventAgeExceeded`.
+    pub condition: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approximate_invoke_count: Option<u64>,
+}
+
+/// `responseContext` of a [`FailedInvocation`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponseContext {
+    pub status_code: u16,
+    pub executed_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_error: Option<String>,
+}
+
+/// The error object a Rust (or any) Lambda function answers when it fails.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionError {
+    #[serde(default)]
+    pub error_type: String,
+    #[serde(default)]
+    pub error_message: String,
+}
+
+impl FailedInvocation<EscalateEvent> {
+    /// Why the escalation failed, for the FAILED request: the function's error message (or
+    /// the condition when there is none) and how many attempts were made.
+    pub fn failure(&self) -> String {
+        let context = &self.request_context;
+        let cause = match &self.response_payload {
+            Some(error) if !error.error_message.is_empty() => error.error_message.clone(),
+            _ if context.condition == "EventAgeExceeded" => {
+                "the escalation was not run before its event expired".to_owned()
+            }
+            _ => format!("the escalation failed ({})", context.condition),
+        };
+        match context.approximate_invoke_count {
+            Some(n) => format!("{cause} (after {n} attempts)"),
+            None => cause,
+        }
+    }
+}
+
+fn lenient<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_failure_names_the_error_and_the_attempts() {
+        let record: FailedInvocation<EscalateEvent> = serde_json::from_value(json!({
+            "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+            "requestPayload": {"request_id": "01a211fc-a620-7d31-9f6e-2b7c4d8e1a05"},
+            "responsePayload": {"errorType": "EscalationFailed", "errorMessage": "denied"}
+        }))
+        .expect("record");
+        assert_eq!(record.failure(), "denied (after 3 attempts)");
+    }
+
+    #[test]
+    fn a_failure_without_an_error_object_names_the_condition() {
+        for (payload, expected) in [
+            (
+                json!(null),
+                "the escalation was not run before its event expired",
+            ),
+            (
+                json!("timeout"),
+                "the escalation was not run before its event expired",
+            ),
+        ] {
+            let record: FailedInvocation<EscalateEvent> = serde_json::from_value(json!({
+                "requestContext": {"condition": "EventAgeExceeded"},
+                "requestPayload": {"request_id": "01a211fc-a620-7d31-9f6e-2b7c4d8e1a05"},
+                "responsePayload": payload
+            }))
+            .expect("record");
+            assert_eq!(record.failure(), expected);
+        }
+        let record: FailedInvocation<EscalateEvent> = serde_json::from_value(json!({
+            "requestContext": {"condition": "RetriesExhausted"},
+            "requestPayload": {"request_id": "01a211fc-a620-7d31-9f6e-2b7c4d8e1a05"}
+        }))
+        .expect("record");
+        assert_eq!(record.failure(), "the escalation failed (RetriesExhausted)");
+    }
+
+    #[test]
+    fn schedule_inputs_are_tagged_by_action() {
+        let id: RequestId = "01a211fc-a620-7d31-9f6e-2b7c4d8e1a05".parse().expect("id");
+        let action = ScheduledAction::Expire {
+            request_id: id.clone(),
+        };
+        assert_eq!(
+            serde_json::to_value(&action).expect("json"),
+            json!({"action": "expire", "request_id": id})
+        );
+        assert_eq!(action.schedule_name(), format!("revoke-{id}"));
+        assert_eq!(
+            serde_json::to_value(ScheduledAction::Sweep).expect("json"),
+            json!({"action": "sweep"})
+        );
+    }
+}
