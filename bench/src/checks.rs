@@ -115,7 +115,7 @@ pub fn ended_vs_membership(
         }
         out.ended += 1;
         let user = &request.requester;
-        let last_present = tracks.get(user).and_then(|t| t.last_present);
+        let last_present = tracks.get(user.as_str()).and_then(|t| t.last_present);
         if let (Some(seen), Some(record)) = (
             last_present,
             recorded.get(&(request.id.clone(), request.state)),
@@ -134,8 +134,8 @@ pub fn ended_vs_membership(
                 out.max_ended_at_lead_ms = out.max_ended_at_lead_ms.max(ms(seen.sent - ended_at));
             }
         }
-        if members_at_end.contains(user) {
-            out.still_members.push(user.clone());
+        if members_at_end.contains(user.as_str()) {
+            out.still_members.push(user.to_string());
             out.violations.push(format!(
                 "request {} is {} but {user} is still in the group",
                 request.id, request.state

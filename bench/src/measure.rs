@@ -219,7 +219,7 @@ pub async fn revoke_lateness(
             .iter()
             .filter(|o| {
                 tracks
-                    .get(&o.request.requester)
+                    .get(o.request.requester.as_str())
                     .is_some_and(|t| t.first_gone.is_some())
             })
             .count();
@@ -238,7 +238,7 @@ pub async fn revoke_lateness(
     }
     let mut lateness = Vec::new();
     for request in &requests {
-        let track = tracks.get(&request.requester);
+        let track = tracks.get(request.requester.as_str());
         match (
             request.expires_at,
             track.and_then(|t| t.first_present),

@@ -147,9 +147,9 @@ pub fn requests_table(requests: &[Request]) -> String {
     for r in requests {
         table.row(vec![
             r.id.to_string(),
-            r.flow.clone(),
-            r.target.clone(),
-            r.requester.clone(),
+            r.flow.to_string(),
+            r.target.to_string(),
+            r.requester.to_string(),
             r.state.to_string(),
             format_duration(r.duration),
             timestamp(r.created_at),
@@ -164,7 +164,7 @@ pub fn request_detail(r: &Request) -> String {
     let mut lines = vec![
         ("request", r.id.to_string()),
         ("flow", format!("{} (target {})", r.flow, r.target)),
-        ("requester", r.requester.clone()),
+        ("requester", r.requester.to_string()),
         ("reason", r.reason.clone()),
         ("duration", format_duration(r.duration)),
         ("state", r.state.to_string()),

@@ -9,11 +9,12 @@ use toml::Spanned;
 
 use crate::identity::Identity;
 use crate::model::{format_duration, parse_duration};
+use crate::names::{FlowName, PersonName, TargetName};
 
 /// A person who may request or approve.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Person {
-    pub name: String,
+    pub name: PersonName,
     pub iam_user: String,
     pub slack_id: String,
     pub email: String,
@@ -31,7 +32,7 @@ pub enum TargetKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
-    pub name: String,
+    pub name: TargetName,
     #[serde(flatten)]
     pub kind: TargetKind,
 }
@@ -42,13 +43,13 @@ pub struct Approvers {
     /// Slack channel id the request is posted to.
     pub channel: String,
     /// Names of the people who may approve or deny.
-    pub people: Vec<String>,
+    pub people: Vec<PersonName>,
 }
 
 /// One kind of access that may be requested.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flow {
-    pub name: String,
+    pub name: FlowName,
     pub description: String,
     pub targets: Vec<Target>,
     pub approvers: Approvers,
@@ -61,7 +62,7 @@ pub struct Flow {
     /// How long a request may wait for an answer before it times out.
     pub pending_timeout: Duration,
     /// Who may request; `None` means every person of the file.
-    pub requesters: Option<Vec<String>>,
+    pub requesters: Option<Vec<PersonName>>,
     /// IAM users who belong to this flow's groups without a grant; reconciliation never
     /// removes them.
     pub standing_members: Vec<String>,
@@ -75,7 +76,7 @@ pub struct Config {
     pub people: Vec<Person>,
     pub flows: Vec<Flow>,
     /// People who may export the whole audit trail.
-    pub auditors: Vec<String>,
+    pub auditors: Vec<PersonName>,
 }
 
 /// An invalid config file: where and what.
@@ -284,7 +285,7 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
             ));
         }
         people.push(Person {
-            name: p.name.get_ref().clone(),
+            name: PersonName::new(p.name.get_ref()),
             iam_user: p.iam_user.get_ref().clone(),
             slack_id: p.slack_id.get_ref().clone(),
             email: p.email.get_ref().clone(),
@@ -305,9 +306,9 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
         }
     }
 
-    let known = |who: &Spanned<String>, role: &str| -> Result<String, ConfigError> {
+    let known = |who: &Spanned<String>, role: &str| -> Result<PersonName, ConfigError> {
         if names.contains(who.get_ref()) {
-            Ok(who.get_ref().clone())
+            Ok(PersonName::new(who.get_ref()))
         } else {
             Err(lines.error(
                 who,
@@ -432,9 +433,9 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
         if !f.allow_self_approval {
             let someone_else_can_approve =
                 |requester: &str| approver_names.iter().any(|a| a != requester);
-            let candidates: Vec<&String> = match &requesters {
-                Some(list) => list.iter().collect(),
-                None => names.iter().collect(),
+            let candidates: Vec<&str> = match &requesters {
+                Some(list) => list.iter().map(PersonName::as_str).collect(),
+                None => names.iter().map(String::as_str).collect(),
             };
             if let Some(stuck) = candidates
                 .into_iter()
@@ -517,7 +518,7 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
                 }
             };
             targets.push(Target {
-                name: target_name.to_owned(),
+                name: TargetName::from(target_name),
                 kind,
             });
         }
@@ -541,7 +542,7 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
         }
 
         flows.push(Flow {
-            name: name.to_owned(),
+            name: FlowName::from(name),
             description: f.description.clone(),
             targets,
             approvers: Approvers {

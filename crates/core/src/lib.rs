@@ -7,6 +7,7 @@ pub mod events;
 pub mod identity;
 pub mod machine;
 pub mod model;
+pub mod names;
 pub mod ports;
 pub mod rules;
 pub mod service;
@@ -18,4 +19,5 @@ pub use config::{Approvers, Config, ConfigError, Flow, Person, Target, TargetKin
 pub use identity::{Identity, IdentityError};
 pub use machine::{apply, open, Command, NewRequest, Transition, TransitionError};
 pub use model::{format_duration, parse_duration, Actor, MessageRef, Request, RequestId, State};
+pub use names::{FlowName, PersonName, TargetName};
 pub use rules::RuleError;

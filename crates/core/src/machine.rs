@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::audit::{Action, AuditEvent, EventDraft, GENESIS};
 use crate::model::{Actor, By, Request, RequestId, State, Terms};
+use crate::names::{FlowName, PersonName, TargetName};
 
 /// What a caller asks of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,9 +139,9 @@ pub struct Transition {
 /// What a new request is made of; validated against its flow before it gets here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRequest {
-    pub flow: String,
-    pub target: String,
-    pub requester: String,
+    pub flow: FlowName,
+    pub target: TargetName,
+    pub requester: PersonName,
     pub reason: String,
     pub duration: Duration,
     pub pending_timeout: Duration,
@@ -160,7 +161,7 @@ pub fn open(
         request_id: id.clone(),
         seq: 1,
         at: now,
-        actor: Actor::Person(new.requester.clone()),
+        actor: Actor::person(new.requester.as_str()),
         principal: Some(principal.to_owned()),
         action: Action::Request,
         from: None,

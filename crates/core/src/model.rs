@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Person, Target};
+use crate::names::{FlowName, PersonName, TargetName};
 
 /// Identifier of one access request: a UUIDv7, so ids sort by creation time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -213,11 +214,11 @@ pub struct MessageRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub id: RequestId,
-    pub flow: String,
+    pub flow: FlowName,
     /// Name of the flow target the access is granted on.
-    pub target: String,
+    pub target: TargetName,
     /// Name of the requesting person.
-    pub requester: String,
+    pub requester: PersonName,
     /// What the grant gives; `None` only on requests stored before terms were recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terms: Option<Terms>,

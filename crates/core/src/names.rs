@@ -68,6 +68,12 @@ macro_rules! name {
             }
         }
 
+        impl From<&$name> for String {
+            fn from(name: &$name) -> String {
+                name.0.clone()
+            }
+        }
+
         impl PartialEq<str> for $name {
             fn eq(&self, other: &str) -> bool {
                 self.0 == other

@@ -12,6 +12,7 @@ use crate::config::{Flow, Person, Target};
 use crate::events::ScheduledAction;
 use crate::machine::Transition;
 use crate::model::{MessageRef, Request, RequestId, State};
+use crate::names::TargetName;
 
 /// A failure of an outside system, with its source kept for the log.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -95,7 +96,7 @@ pub enum StrategyError {
     Refused(String),
     /// This strategy does not handle that kind of target (a wiring mistake).
     #[error("target `{0}` is not handled by this strategy")]
-    WrongTarget(String),
+    WrongTarget(TargetName),
     #[error("target unavailable: {0}")]
     Unavailable(#[source] BoxError),
 }

@@ -5,42 +5,43 @@ use std::time::Duration;
 use crate::config::{Flow, Person, Target};
 use crate::machine::NewRequest;
 use crate::model::{format_duration, Request, Terms};
+use crate::names::{FlowName, PersonName, TargetName};
 
 /// A request or decision the flow does not allow. Nothing is written when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
     #[error("flow `{flow}` has no target `{target}` (choose one of: {choices})")]
     UnknownTarget {
-        flow: String,
-        target: String,
+        flow: FlowName,
+        target: TargetName,
         choices: String,
     },
     #[error("flow `{flow}` has several targets; choose one of: {choices}")]
-    TargetRequired { flow: String, choices: String },
+    TargetRequired { flow: FlowName, choices: String },
     #[error("duration must be longer than zero")]
     ZeroDuration,
     #[error("duration {asked} is over the cap of {max} for flow `{flow}`")]
     DurationOverCap {
-        flow: String,
+        flow: FlowName,
         asked: String,
         max: String,
     },
     #[error("duration {asked} is not allowed for flow `{flow}` (choose one of: {allowed})")]
     DurationNotAllowed {
-        flow: String,
+        flow: FlowName,
         asked: String,
         allowed: String,
     },
     #[error("flow `{flow}` requires a reason")]
-    ReasonRequired { flow: String },
+    ReasonRequired { flow: FlowName },
     #[error("reason is {len} characters long; keep it under {MAX_REASON_LEN}")]
     ReasonTooLong { len: usize },
     #[error("{person} may not request flow `{flow}`")]
-    NotARequester { person: String, flow: String },
+    NotARequester { person: PersonName, flow: FlowName },
     #[error("{person} is not an approver of flow `{flow}`")]
-    NotAnApprover { person: String, flow: String },
+    NotAnApprover { person: PersonName, flow: FlowName },
     #[error("{person} may not approve or deny their own request")]
-    SelfApproval { person: String },
+    SelfApproval { person: PersonName },
 }
 
 impl RuleError {
@@ -78,7 +79,7 @@ impl Flow {
             Some(name) => self.targets.iter().find(|t| t.name == name).ok_or_else(|| {
                 RuleError::UnknownTarget {
                     flow: self.name.clone(),
-                    target: name.to_owned(),
+                    target: name.into(),
                     choices: choices(),
                 }
             }),
@@ -158,13 +159,13 @@ impl Flow {
     pub fn check_decider(&self, person: &str, request: &Request) -> Result<(), RuleError> {
         if !self.approvers.people.iter().any(|p| p == person) {
             return Err(RuleError::NotAnApprover {
-                person: person.to_owned(),
+                person: person.into(),
                 flow: self.name.clone(),
             });
         }
         if person == request.requester && !self.allow_self_approval {
             return Err(RuleError::SelfApproval {
-                person: person.to_owned(),
+                person: person.into(),
             });
         }
         Ok(())

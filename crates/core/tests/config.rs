@@ -626,7 +626,7 @@ mod principals {
     fn caller_in(config: &Config, arn: &str) -> Result<String, IdentityError> {
         config
             .caller(Some(arn), Some(API_ACCOUNT))
-            .map(|p| p.name.clone())
+            .map(|p| p.name.to_string())
     }
 
     fn name_of(arn: &str) -> Result<String, IdentityError> {

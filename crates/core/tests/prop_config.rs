@@ -344,7 +344,7 @@ fn assert_consistent(config: &Config) -> Result<(), TestCaseError> {
         }
         if !f.allow_self_approval {
             let requesters: Vec<&str> = match &f.requesters {
-                Some(list) => list.iter().map(String::as_str).collect(),
+                Some(list) => list.iter().map(|p| p.as_str()).collect(),
                 None => names.iter().copied().collect(),
             };
             for r in requesters {

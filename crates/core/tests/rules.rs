@@ -29,7 +29,7 @@ fn mins(m: u64) -> Duration {
 /// A request by `requester` (as the state machine would hold it).
 fn request_by(requester: &str) -> Request {
     let mut request = request_in(State::Pending).0;
-    request.requester = requester.to_owned();
+    request.requester = requester.into();
     request
 }
 

@@ -125,7 +125,7 @@ impl LocalUsers {
             tracing::info!(person = %person.name, %user_arn, access_key = key.access_key_id(), "local user ready");
             users.push(LocalUser {
                 caller: Caller {
-                    person: person.name.clone(),
+                    person: person.name.to_string(),
                     access_key: key.access_key_id().to_owned(),
                     user_arn,
                     user_id,

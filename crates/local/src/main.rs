@@ -114,7 +114,7 @@ fn summary(stack: &Stack) -> String {
             Some(names) => names.first().cloned(),
             None => config.people.first().map(|p| p.name.clone()),
         })
-        .unwrap_or_else(|| "alice".to_owned());
+        .unwrap_or_else(|| "alice".into());
     let approver = flow
         .and_then(|f| {
             f.approvers
@@ -123,7 +123,7 @@ fn summary(stack: &Stack) -> String {
                 .find(|p| **p != requester)
                 .cloned()
         })
-        .unwrap_or_else(|| "bob".to_owned());
+        .unwrap_or_else(|| "bob".into());
     let flow_name = flow.map_or("infra_access", |f| f.name.as_str());
     let group = flow
         .and_then(|f| f.targets.first())

@@ -63,7 +63,7 @@ impl SlackPage {
             .people
             .iter()
             .map(|person| PagePerson {
-                name: person.name.clone(),
+                name: person.name.to_string(),
                 slack_id: person.slack_id.clone(),
                 approver: config
                     .flows

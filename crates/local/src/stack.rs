@@ -242,9 +242,9 @@ impl Stack {
                 .people
                 .iter()
                 .map(|p| StackPerson {
-                    name: p.name.clone(),
+                    name: p.name.to_string(),
                     slack_id: p.slack_id.clone(),
-                    profile: p.name.clone(),
+                    profile: p.name.to_string(),
                 })
                 .collect(),
         };

@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use elevate_core::model::parse_duration;
 use elevate_core::service::{self, App, Scope, Submission};
-use elevate_core::State;
+use elevate_core::{State, TargetName};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -92,11 +92,12 @@ impl NewRequestBody {
     pub fn into_submission(self) -> Result<Submission, ApiError> {
         let duration = self.duration.parse()?;
         Ok(Submission {
-            flow: self.flow.trim().to_owned(),
+            flow: self.flow.trim().into(),
             target: self
                 .target
                 .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty()),
+                .filter(|t| !t.is_empty())
+                .map(TargetName::from),
             duration,
             reason: self.reason.unwrap_or_default().trim().to_owned(),
         })

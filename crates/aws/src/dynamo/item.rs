@@ -353,9 +353,9 @@ pub(super) fn request_from_item(item: &Item) -> Result<Request, StoreError> {
     };
     Ok(Request {
         id: f.request_id(attr::ID)?,
-        flow: f.s(attr::FLOW)?,
-        target: f.s(attr::TARGET)?,
-        requester: f.s(attr::REQUESTER)?,
+        flow: f.s(attr::FLOW)?.into(),
+        target: f.s(attr::TARGET)?.into(),
+        requester: f.s(attr::REQUESTER)?.into(),
         terms: f.terms(attr::TERMS)?,
         reason: f.s(attr::REASON)?,
         duration: Duration::from_secs(f.u64(attr::DURATION)?),

@@ -9,7 +9,7 @@ use crate::{new_request, person};
 
 fn group_target(group: &str) -> Target {
     Target {
-        name: "admins".to_owned(),
+        name: "admins".into(),
         kind: TargetKind::IamGroup {
             group: group.to_owned(),
         },
@@ -277,7 +277,7 @@ async fn lambda_targets_are_not_handled_by_the_group_strategy() {
     let moto = Moto::start().await;
     let strategy = IamGroupStrategy::new(Client::new(&moto.sdk_config().await));
     let target = Target {
-        name: "custom".to_owned(),
+        name: "custom".into(),
         kind: TargetKind::Lambda {
             function_arn: "arn:aws:lambda:us-east-1:123456789012:function:target".to_owned(),
         },

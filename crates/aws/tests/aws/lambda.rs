@@ -59,7 +59,7 @@ impl Invoker for FakeTarget {
 
 fn lambda_target() -> Target {
     Target {
-        name: "custom-db".to_owned(),
+        name: "custom-db".into(),
         kind: TargetKind::Lambda {
             function_arn: TARGET_ARN.to_owned(),
         },
@@ -157,7 +157,7 @@ async fn a_custom_target_that_crashes_is_unavailable_with_the_error_payload() {
 async fn iam_group_targets_are_not_handled_by_the_lambda_strategy() {
     let strategy = LambdaStrategy::new(FakeTarget::new(Answer::Json(json!({"ok": true}))));
     let target = Target {
-        name: "admins".to_owned(),
+        name: "admins".into(),
         kind: TargetKind::IamGroup {
             group: "Admins".to_owned(),
         },

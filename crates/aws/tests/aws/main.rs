@@ -17,7 +17,7 @@ use elevate_core::model::{By, Request, RequestId, Terms};
 
 pub fn person(name: &str, iam_user: &str) -> Person {
     Person {
-        name: name.to_owned(),
+        name: name.into(),
         iam_user: iam_user.to_owned(),
         slack_id: format!("U{}", name.to_uppercase()),
         email: format!("{name}@example.com"),
@@ -44,15 +44,15 @@ pub fn new_request(requester: &str, now: DateTime<Utc>) -> (Request, AuditEvent)
     open(
         RequestId::generate(now),
         NewRequest {
-            flow: "infra_access".to_owned(),
-            target: "admins".to_owned(),
-            requester: requester.to_owned(),
+            flow: "infra_access".into(),
+            target: "admins".into(),
+            requester: requester.into(),
             reason: "incident 42: restart the stuck workers".to_owned(),
             duration: Duration::from_secs(3600),
             pending_timeout: Duration::from_secs(900),
             terms: Terms {
                 target: Target {
-                    name: "admins".to_owned(),
+                    name: "admins".into(),
                     kind: TargetKind::IamGroup {
                         group: "SymDemoAdmins".to_owned(),
                     },

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use elevate_core::{format_duration, Config, Flow, TargetKind};
+use elevate_core::{format_duration, Config, Flow, PersonName, TargetKind};
 
 use super::Exit;
 use crate::cli::CheckArgs;
@@ -76,14 +76,17 @@ fn target_kind(kind: &TargetKind) -> String {
 }
 
 fn summary(path: &Path, config: &Config) -> String {
-    let names = |list: &[String]| {
+    let names = |list: &[PersonName]| {
         if list.is_empty() {
             "none".to_owned()
         } else {
-            list.join(", ")
+            list.iter()
+                .map(PersonName::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     };
-    let people: Vec<String> = config.people.iter().map(|p| p.name.clone()).collect();
+    let people: Vec<PersonName> = config.people.iter().map(|p| p.name.clone()).collect();
     let mut lines = vec![
         format!("{}: OK", path.display()),
         format!("people ({}): {}", people.len(), names(&people)),

@@ -70,7 +70,7 @@ pub async fn reconcile(client: &Client, out: Out) -> anyhow::Result<Exit> {
                 repair.kind.as_str().to_owned(),
                 repair.group.clone(),
                 repair.iam_user.clone(),
-                repair.person.clone().unwrap_or_else(|| "-".into()),
+                repair.person.as_deref().unwrap_or("-").to_owned(),
                 repair
                     .request_id
                     .as_ref()

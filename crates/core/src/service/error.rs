@@ -1,6 +1,7 @@
 use crate::identity::IdentityError;
 use crate::machine::TransitionError;
 use crate::model::RequestId;
+use crate::names::FlowName;
 use crate::ports::{InvokeError, NotifyError, SchedulerError, StoreError, StrategyError};
 use crate::rules::RuleError;
 
@@ -13,7 +14,7 @@ pub enum ServiceError {
     #[error("not accepted as a person of elevate.toml: {0}")]
     UnknownCaller(#[from] IdentityError),
     #[error("unknown flow `{0}`")]
-    UnknownFlow(String),
+    UnknownFlow(FlowName),
     #[error("{0}")]
     BadRequest(String),
     #[error(transparent)]

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Target, TargetKind};
 use crate::machine::{self, Command};
 use crate::model::{Request, RequestId, State, Terms};
+use crate::names::PersonName;
 use crate::ports::Membership;
 
 use super::grant::{end_grant, read_back, same_access};
@@ -46,7 +47,7 @@ pub struct Repair {
     pub iam_user: String,
     /// The person, when the IAM user is one of elevate.toml or of a grant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub person: Option<String>,
+    pub person: Option<PersonName>,
     /// The grant the repair concerns or is recorded on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<RequestId>,

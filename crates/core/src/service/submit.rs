@@ -6,14 +6,15 @@ use crate::config::Flow;
 use crate::events::ScheduledAction;
 use crate::machine::{self, Command};
 use crate::model::{format_duration, Request, RequestId, State};
+use crate::names::{FlowName, TargetName};
 
 use super::{App, Caller, ServiceError};
 
 /// A new request as the caller asked for it.
 #[derive(Debug, Clone)]
 pub struct Submission {
-    pub flow: String,
-    pub target: Option<String>,
+    pub flow: FlowName,
+    pub target: Option<TargetName>,
     pub duration: Duration,
     pub reason: String,
 }

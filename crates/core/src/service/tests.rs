@@ -133,7 +133,7 @@ async fn refused_requests_write_nothing() {
     for (flow, target, secs, reason, code) in cases {
         let submission = Submission {
             flow: flow.into(),
-            target: target.map(str::to_owned),
+            target: target.map(Into::into),
             duration: Duration::from_secs(secs),
             reason: reason.into(),
         };

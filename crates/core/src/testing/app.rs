@@ -96,7 +96,7 @@ impl FakeApp {
     ) -> RequestId {
         let person = self.person(requester);
         let submission = crate::service::Submission {
-            flow: flow.to_owned(),
+            flow: flow.into(),
             target: None,
             duration,
             reason: "INC-4211: restore the claims export".to_owned(),

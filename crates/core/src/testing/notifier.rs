@@ -104,8 +104,8 @@ impl Notifier for RecordingNotifier {
         };
         inner.notices.push(Notice::Announce {
             request: request.clone(),
-            flow: flow.name.clone(),
-            requester: requester.name.clone(),
+            flow: flow.name.to_string(),
+            requester: requester.name.to_string(),
             message: message.clone(),
         });
         Ok(message)
@@ -129,7 +129,7 @@ impl Notifier for RecordingNotifier {
     async fn tell(&self, person: &Person, text: &str) -> Result<(), NotifyError> {
         let mut inner = self.enter()?;
         inner.notices.push(Notice::Tell {
-            person: person.name.clone(),
+            person: person.name.to_string(),
             text: text.to_owned(),
         });
         Ok(())

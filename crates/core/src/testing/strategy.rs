@@ -129,7 +129,7 @@ impl Strategy for FakeStrategy {
         }
         inner
             .members
-            .insert((target.name.clone(), person.name.clone()));
+            .insert((target.name.to_string(), person.name.to_string()));
         Ok(())
     }
 
@@ -149,7 +149,7 @@ impl Strategy for FakeStrategy {
         }
         inner
             .members
-            .remove(&(target.name.clone(), person.name.clone()));
+            .remove(&(target.name.to_string(), person.name.to_string()));
         Ok(())
     }
 
@@ -166,7 +166,7 @@ impl Strategy for FakeStrategy {
         if inner.unknown_membership {
             return Ok(Membership::Unknown);
         }
-        let key = (target.name.clone(), person.name.clone());
+        let key = (target.name.to_string(), person.name.to_string());
         Ok(if inner.members.contains(&key) {
             Membership::Present
         } else {
@@ -198,7 +198,7 @@ impl Strategy for FakeStrategy {
         }
         inner
             .members
-            .remove(&(target.name.clone(), iam_user.to_owned()));
+            .remove(&(target.name.to_string(), iam_user.to_owned()));
         Ok(())
     }
 }
