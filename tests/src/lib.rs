@@ -42,6 +42,8 @@ pub const ACCOUNT: &str = "123456789012";
 pub const APPROVALS: &str = "C0APPROVALS";
 pub const CUSTOM_CHANNEL: &str = "C0CUSTOM01";
 const BOT_TOKEN: &str = "xoxb-elevate-tests";
+/// The trust of the escalated role, as infra/strategy.yaml (moto does not enforce it).
+const ESCALATED_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:RoleSessionName":"${aws:username}"}}}]}"#;
 
 /// The people of the tests' elevate.toml: name and Slack id. Their IAM users have unique names.
 pub const PEOPLE: [(&str, &str); 3] = [
@@ -50,10 +52,11 @@ pub const PEOPLE: [(&str, &str); 3] = [
     ("dave", "U0DAVE001"),
 ];
 
-/// The flows: `infra_access` grants the IAM group `admins` (approvers alice and bob, no
-/// self-approval, at most 4h, reason required); `custom` grants through the example target
-/// (approvers alice and bob, 15m or 1h). dave is a person who approves nothing.
-pub fn config_text(users: &HashMap<String, String>, admins: &str) -> String {
+/// The flows: `infra_access` grants the IAM group `admins`, whose members may assume the role
+/// `escalated` (approvers alice and bob, no self-approval, at most 4h, reason required);
+/// `custom` grants through the example target (approvers alice and bob, 15m or 1h). dave is a
+/// person who approves nothing.
+pub fn config_text(users: &HashMap<String, String>, admins: &str, escalated: &str) -> String {
     let mut text = String::from("auditors = [\"bob\"]\n");
     for (name, slack) in PEOPLE {
         text.push_str(&format!(
@@ -79,6 +82,7 @@ people = ["alice", "bob"]
 name = "admins"
 type = "iam_group"
 group = "{admins}"
+roles = ["{escalated}"]
 
 [[flows]]
 name = "custom"
@@ -115,6 +119,8 @@ pub struct World {
     pub signing_secret: String,
     pub table: String,
     pub schedule_group: String,
+    /// The role `admins` lets its members assume: ending a grant ends its sessions.
+    pub escalated: String,
     /// The IAM group of `infra_access`.
     pub admins: String,
     /// The IAM group the example target grants.
@@ -139,6 +145,7 @@ impl World {
         let schedule_group = unique_name("elevate");
         let admins = unique_name("admins");
         let example_group = unique_name("example");
+        let escalated = unique_name("escalated");
         let users: HashMap<String, String> = PEOPLE
             .iter()
             .map(|(name, _)| ((*name).to_owned(), unique_name(name)))
@@ -150,6 +157,13 @@ impl World {
                 .await
                 .unwrap_or_else(|e| panic!("create group {group}: {e:?}"));
         }
+        iam.create_role()
+            .role_name(&escalated)
+            .assume_role_policy_document(ESCALATED_TRUST)
+            .max_session_duration(3600)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create role {escalated}: {e:?}"));
         for user in users.values() {
             iam.create_user()
                 .user_name(user)
@@ -168,7 +182,7 @@ impl World {
             .await
             .unwrap_or_else(|e| panic!("Slack stand-in: {e}"));
         let signing_secret = unique_name("signing");
-        let config = Config::parse(&config_text(&users, &admins))
+        let config = Config::parse(&config_text(&users, &admins, &escalated))
             .unwrap_or_else(|e| panic!("tests' elevate.toml: {e}"));
 
         let vars: HashMap<&str, String> = HashMap::from([
@@ -228,6 +242,7 @@ impl World {
             signing_secret,
             table,
             schedule_group,
+            escalated,
             admins,
             example_group,
             users,
@@ -567,5 +582,14 @@ impl Strategy for Flaky {
 
     async fn remove_member(&self, target: &Target, iam_user: &str) -> Result<(), StrategyError> {
         self.inner.remove_member(target, iam_user).await
+    }
+
+    async fn end_sessions(
+        &self,
+        target: &Target,
+        person: &Person,
+        before: chrono::DateTime<Utc>,
+    ) -> Result<Option<elevate_core::model::SessionsEnded>, StrategyError> {
+        self.inner.end_sessions(target, person, before).await
     }
 }

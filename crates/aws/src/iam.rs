@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use aws_sdk_iam::Client;
+use chrono::{DateTime, Utc};
 use elevate_core::config::{Person, Target, TargetKind};
-use elevate_core::model::Request;
+use elevate_core::model::{Request, SessionsEnded};
 use elevate_core::ports::{Membership, Strategy, StrategyError};
 use tracing::instrument;
 
@@ -12,7 +13,7 @@ use crate::error::AwsError;
 /// Adds people to and removes them from the IAM group of the target.
 #[derive(Debug, Clone)]
 pub struct IamGroupStrategy {
-    client: Client,
+    pub(crate) client: Client,
 }
 
 impl IamGroupStrategy {
@@ -118,7 +119,7 @@ pub enum Absence {
 
 fn group_of(target: &Target) -> Result<&str, StrategyError> {
     match &target.kind {
-        TargetKind::IamGroup { group } => Ok(group),
+        TargetKind::IamGroup { group, .. } => Ok(group),
         TargetKind::Lambda { .. } => Err(StrategyError::WrongTarget(target.name.clone())),
     }
 }
@@ -261,5 +262,35 @@ impl Strategy for IamGroupStrategy {
         let group = group_of(target)?;
         tracing::Span::current().record("group", group);
         self.remove(group, iam_user).await
+    }
+
+    /// The session name is the IAM user name: the roles' trust policies pin
+    /// `sts:RoleSessionName` to `${aws:username}` (infra/strategy.yaml).
+    #[instrument(skip_all, fields(user = %person.iam_user), err)]
+    async fn end_sessions(
+        &self,
+        target: &Target,
+        person: &Person,
+        before: DateTime<Utc>,
+    ) -> Result<Option<SessionsEnded>, StrategyError> {
+        let TargetKind::IamGroup { roles, .. } = &target.kind else {
+            return Err(StrategyError::WrongTarget(target.name.clone()));
+        };
+        let mut outcome = None;
+        for role in roles {
+            let ended = self
+                .end_role_sessions(role, &person.iam_user, before)
+                .await?;
+            outcome = match (outcome, ended) {
+                (Some(SessionsEnded::AllSessions), _) | (_, Some(SessionsEnded::AllSessions)) => {
+                    Some(SessionsEnded::AllSessions)
+                }
+                (Some(SessionsEnded::Person), _) | (_, Some(SessionsEnded::Person)) => {
+                    Some(SessionsEnded::Person)
+                }
+                (None, None) => None,
+            };
+        }
+        Ok(outcome)
     }
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod iam;
 pub mod lambda;
 pub mod scheduler;
+pub mod sessions;
 
 pub use dynamo::DynamoStore;
 pub use error::AwsError;

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use chrono::{DateTime, Local, Utc};
+use elevate_core::model::SessionsEnded;
 use elevate_core::{format_duration, AuditEvent, Request};
 use serde_json::Value;
 
@@ -194,6 +195,18 @@ pub fn request_detail(r: &Request) -> String {
             .map(|by| format!(" by {by}"))
             .unwrap_or_default();
         lines.push(("ended", format!("{}{by}", timestamp(at))));
+        let sessions = match (r.sessions_ended, &r.kept_access_for) {
+            (Some(SessionsEnded::Person), _) => {
+                "ended: the roles deny the requester's sessions issued before the end".to_owned()
+            }
+            (Some(SessionsEnded::AllSessions), _) => "ended: a role had no room for one more person, so it denies every session issued before the end".to_owned(),
+            (None, Some(other)) => format!("kept: grant {other} still allows them"),
+            (None, None) => {
+                "not ended by elevate (the target names no roles): they last until they expire"
+                    .to_owned()
+            }
+        };
+        lines.push(("sessions", sessions));
     }
     if let Some(failure) = &r.failure {
         lines.push(("failure", failure.clone()));
@@ -250,6 +263,44 @@ mod tests {
             clock_in(at("2026-11-26T01:00:00Z"), now, &Utc),
             "2026-11-26 01:00 UTC"
         );
+    }
+
+    #[test]
+    fn show_says_sessions_ended_only_when_they_were() {
+        let ended = |extra: serde_json::Value| {
+            let mut request = serde_json::json!({
+                "id": "0193f0c2-8d4e-7b6a-9c1d-2e3f4a5b6c7d",
+                "flow": "infra_access", "target": "admins", "requester": "alice",
+                "reason": "INC-1", "duration": 3600, "state": "EXPIRED",
+                "created_at": "2026-11-25T13:00:00Z", "pending_until": "2026-11-25T13:30:00Z",
+                "ended_at": "2026-11-25T14:00:00Z", "audit_seq": 4, "audit_head": "x"
+            });
+            if let (Some(fields), Some(more)) = (request.as_object_mut(), extra.as_object()) {
+                fields.extend(more.clone());
+            }
+            let request: Request = serde_json::from_value(request).expect("request");
+            request_detail(&request)
+        };
+        let sessions = |text: String| {
+            text.lines()
+                .find(|l| l.starts_with("sessions"))
+                .map(str::to_owned)
+                .unwrap_or_default()
+        };
+        assert!(
+            sessions(ended(serde_json::json!({"sessions_ended": "person"})))
+                .contains("ended: the roles deny the requester's sessions")
+        );
+        assert!(
+            sessions(ended(serde_json::json!({"sessions_ended": "all_sessions"})))
+                .contains("denies every session")
+        );
+        let not = sessions(ended(serde_json::json!({})));
+        assert!(not.contains("not ended by elevate"), "{not}");
+        let kept = sessions(ended(
+            serde_json::json!({"kept_access_for": "0193f0c2-8d4e-7b6a-9c1d-2e3f4a5b6c7e"}),
+        ));
+        assert!(kept.contains("kept: grant 0193f0c2"), "{kept}");
     }
 
     #[test]

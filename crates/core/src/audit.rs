@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{Actor, RequestId, State, Terms};
+use crate::model::{Actor, RequestId, SessionsEnded, State, Terms};
 
 /// `prev_hash` of the first event of every request.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -72,6 +72,10 @@ pub struct AuditEvent {
     /// What the grant gives, on the creation event: hashed, so the terms cannot be changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terms: Option<Terms>,
+    /// On the event that ended a grant whose target names roles: how their live sessions were
+    /// ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionsEnded>,
     /// Hash of the previous event of the same request ([`GENESIS`] for the first).
     pub prev_hash: String,
     /// SHA-256 (hex) over every other field of this event.
@@ -107,6 +111,7 @@ impl EventDraft {
             to: self.to,
             reason: self.reason,
             terms: self.terms,
+            sessions: None,
             prev_hash: self.prev_hash,
             hash: String::new(),
         };
@@ -141,6 +146,9 @@ impl AuditEvent {
                     "terms".into(),
                     serde_json::to_value(terms).unwrap_or_default(),
                 );
+            }
+            if let Some(sessions) = self.sessions {
+                fields.insert("sessions".into(), sessions.as_str().into());
             }
         }
         let mut hasher = Sha256::new();

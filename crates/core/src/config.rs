@@ -25,7 +25,13 @@ pub struct Person {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TargetKind {
     /// Membership of an IAM group.
-    IamGroup { group: String },
+    IamGroup {
+        group: String,
+        /// Roles the group lets its members assume (names or ARNs): ending a grant ends the
+        /// person's sessions of these roles issued before the end.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        roles: Vec<String>,
+    },
     /// A custom target: a Lambda function that speaks the escalation JSON contract.
     Lambda { function_arn: String },
 }
@@ -165,6 +171,7 @@ struct RawTarget {
     kind: Spanned<String>,
     group: Option<Spanned<String>>,
     function_arn: Option<Spanned<String>>,
+    roles: Option<Vec<Spanned<String>>>,
 }
 
 /// Turns byte offsets into 1-based line numbers.
@@ -483,8 +490,22 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
                     if group.get_ref().trim().is_empty() {
                         return Err(lines.error(group, "group must name an IAM group"));
                     }
+                    let mut roles = Vec::new();
+                    for role in t.roles.iter().flatten() {
+                        if role_name(role.get_ref()).is_none() {
+                            return Err(lines.error(
+                                role,
+                                format!(
+                                    "`{}` is not an IAM role name or role ARN (arn:aws:iam::<account>:role/<name>)",
+                                    role.get_ref()
+                                ),
+                            ));
+                        }
+                        roles.push(role.get_ref().clone());
+                    }
                     TargetKind::IamGroup {
                         group: group.get_ref().clone(),
+                        roles,
                     }
                 }
                 "lambda" => {
@@ -494,10 +515,12 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
                             format!("target `{target_name}` of type lambda needs `function_arn`"),
                         )
                     })?;
-                    if t.group.is_some() {
+                    if t.group.is_some() || t.roles.is_some() {
                         return Err(lines.error(
                             &t.kind,
-                            format!("target `{target_name}` of type lambda takes no group"),
+                            format!(
+                                "target `{target_name}` of type lambda takes no group or roles"
+                            ),
                         ));
                     }
                     if !arn.get_ref().starts_with("arn:") || !arn.get_ref().contains(":lambda:") {
@@ -602,4 +625,32 @@ fn validate_identity(raw: &RawIdentity, lines: &Lines<'_>) -> Result<Identity, C
         iam_users: raw.iam_users,
         trusted_roles,
     })
+}
+
+/// The role name of a role name or role ARN (`arn:<partition>:iam::<account>:role/<path>name`),
+/// or `None` when it is neither. IAM role names are 1 to 64 of `A-Za-z0-9+=,.@_-`.
+pub fn role_name(role: &str) -> Option<&str> {
+    let name = match role.strip_prefix("arn:") {
+        Some(rest) => {
+            let mut parts = rest.splitn(5, ':');
+            let (_partition, service, region, account, resource) = (
+                parts.next()?,
+                parts.next()?,
+                parts.next()?,
+                parts.next()?,
+                parts.next()?,
+            );
+            let valid_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+            if service != "iam" || !region.is_empty() || !valid_account {
+                return None;
+            }
+            resource.strip_prefix("role/")?.rsplit('/').next()?
+        }
+        None => role,
+    };
+    let valid = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    valid.then_some(name)
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::audit::{Action, AuditEvent, EventDraft, GENESIS};
-use crate::model::{Actor, By, Request, RequestId, State, Terms};
+use crate::model::{Actor, By, Request, RequestId, SessionsEnded, State, Terms};
 use crate::names::{FlowName, PersonName, TargetName};
 
 /// What a caller asks of a request.
@@ -136,6 +136,18 @@ pub struct Transition {
     pub event: AuditEvent,
 }
 
+impl Transition {
+    /// Records on the request and on its (resealed) event how the grant's live role sessions
+    /// were ended.
+    pub fn with_sessions_ended(mut self, sessions: SessionsEnded) -> Self {
+        self.request.sessions_ended = Some(sessions);
+        self.event.sessions = Some(sessions);
+        self.event.hash = self.event.computed_hash();
+        self.request.audit_head.clone_from(&self.event.hash);
+        self
+    }
+}
+
 /// What a new request is made of; validated against its flow before it gets here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRequest {
@@ -190,6 +202,7 @@ pub fn open(
         ended_at: None,
         ended_by: None,
         kept_access_for: None,
+        sessions_ended: None,
         failure: None,
         message: None,
         audit_seq: event.seq,

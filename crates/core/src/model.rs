@@ -179,6 +179,27 @@ pub struct Terms {
     pub person: Person,
 }
 
+/// How the live role sessions of an ended grant were ended (iam_group targets that name the
+/// roles their group may assume).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionsEnded {
+    /// Each role denies the person's sessions issued before the end.
+    Person,
+    /// A role's policy had no room left for one more person, so it denies every session
+    /// issued before the end, the person's included (fail closed).
+    AllSessions,
+}
+
+impl SessionsEnded {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionsEnded::Person => "person",
+            SessionsEnded::AllSessions => "all_sessions",
+        }
+    }
+}
+
 /// Who did something, and the authenticated principal behind them: the caller's ARN for API
 /// calls, `slack:<team>/<user>` for clicks, the function for elevate's own steps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,6 +270,9 @@ pub struct Request {
     /// grant. The access stayed; without it, ending this grant removed the access.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_access_for: Option<RequestId>,
+    /// How the role sessions the grant allowed were ended, when its target names roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions_ended: Option<SessionsEnded>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

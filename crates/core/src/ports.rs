@@ -11,7 +11,7 @@ use crate::audit::AuditEvent;
 use crate::config::{Flow, Person, Target};
 use crate::events::ScheduledAction;
 use crate::machine::Transition;
-use crate::model::{MessageRef, Request, RequestId, State};
+use crate::model::{MessageRef, Request, RequestId, SessionsEnded, State};
 use crate::names::TargetName;
 
 /// A failure of an outside system, with its source kept for the log.
@@ -140,6 +140,14 @@ pub trait Strategy: Send + Sync {
     /// Removes the access of `iam_user`, whom no grant explains. Removing what is absent is
     /// success.
     async fn remove_member(&self, target: &Target, iam_user: &str) -> Result<(), StrategyError>;
+    /// Ends `person`'s live sessions, issued before `before`, of the roles `target` lets its
+    /// members assume, and reads that back. `Ok(None)` when the target names no roles.
+    async fn end_sessions(
+        &self,
+        target: &Target,
+        person: &Person,
+        before: DateTime<Utc>,
+    ) -> Result<Option<SessionsEnded>, StrategyError>;
 }
 
 /// Sends each target to the strategy of its kind.
@@ -187,6 +195,14 @@ impl Strategy for StrategyRouter {
     }
     async fn remove_member(&self, target: &Target, iam_user: &str) -> Result<(), StrategyError> {
         self.pick(target).remove_member(target, iam_user).await
+    }
+    async fn end_sessions(
+        &self,
+        target: &Target,
+        person: &Person,
+        before: DateTime<Utc>,
+    ) -> Result<Option<SessionsEnded>, StrategyError> {
+        self.pick(target).end_sessions(target, person, before).await
     }
 }
 

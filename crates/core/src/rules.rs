@@ -36,6 +36,18 @@ pub enum RuleError {
     ReasonRequired { flow: FlowName },
     #[error("reason is {len} characters long; keep it under {MAX_REASON_LEN}")]
     ReasonTooLong { len: usize },
+    #[error(
+        "reason contains {what} ({code_point}) at character {position}; write it as one line \
+         without control characters or bidirectional formatting characters"
+    )]
+    ReasonInvalidCharacters {
+        /// "a line break", "a control character" or "a bidirectional formatting character".
+        what: &'static str,
+        /// `U+XXXX`.
+        code_point: String,
+        /// 1-based, in characters.
+        position: usize,
+    },
     #[error("{person} may not request flow `{flow}`")]
     NotARequester { person: PersonName, flow: FlowName },
     #[error("{person} is not an approver of flow `{flow}`")]
@@ -55,6 +67,7 @@ impl RuleError {
             RuleError::DurationNotAllowed { .. } => "duration_not_allowed",
             RuleError::ReasonRequired { .. } => "reason_required",
             RuleError::ReasonTooLong { .. } => "reason_too_long",
+            RuleError::ReasonInvalidCharacters { .. } => "reason_invalid_characters",
             RuleError::NotARequester { .. } => "not_a_requester",
             RuleError::NotAnApprover { .. } => "not_an_approver",
             RuleError::SelfApproval { .. } => "self_approval",
@@ -64,6 +77,52 @@ impl RuleError {
 
 /// Longest reason accepted; longer reasons are refused rather than cut.
 pub const MAX_REASON_LEN: usize = 1000;
+
+/// Checks a reason (of a request, an approval, a denial or a revocation) as others will see it:
+/// at most [`MAX_REASON_LEN`] characters, one line, nothing invisible that reorders the text.
+///
+/// Reasons are shown on one line in Slack, in the CLI's tables and in direct messages, so a
+/// line break (`\n` included) is refused: it is the one character that would let a reason
+/// start a line of its own that reads like elevate's ("APPROVED by bob"). Other C0/C1
+/// control characters and DEL have no place in a sentence and can rewrite a terminal. The
+/// Unicode bidirectional overrides, isolates and marks make text display in another order
+/// than it is stored, so what an approver reads would not be what the audit trail holds.
+pub fn check_reason(reason: &str) -> Result<(), RuleError> {
+    let len = reason.chars().count();
+    if len > MAX_REASON_LEN {
+        return Err(RuleError::ReasonTooLong { len });
+    }
+    match reason
+        .chars()
+        .enumerate()
+        .find_map(|(i, c)| unsafe_in_text(c).map(|what| (i, c, what)))
+    {
+        Some((i, c, what)) => Err(RuleError::ReasonInvalidCharacters {
+            what,
+            code_point: format!("U+{:04X}", u32::from(c)),
+            position: i + 1,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// What `c` is when it may not be part of text that people read on one line (a line break, a
+/// control character, a bidirectional formatting character), `None` when it may. Renderers
+/// use it too, for text stored before reasons were checked and for error texts.
+pub fn unsafe_in_text(c: char) -> Option<&'static str> {
+    match c {
+        '\n' | '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}' => {
+            Some("a line break")
+        }
+        c if c.is_control() => Some("a control character"),
+        '\u{202A}'..='\u{202E}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{200E}'
+        | '\u{200F}'
+        | '\u{061C}' => Some("a bidirectional formatting character"),
+        _ => None,
+    }
+}
 
 impl Flow {
     /// The target a request names, or the flow's only target when it names none.
@@ -137,10 +196,7 @@ impl Flow {
                 flow: self.name.clone(),
             });
         }
-        let len = reason.chars().count();
-        if len > MAX_REASON_LEN {
-            return Err(RuleError::ReasonTooLong { len });
-        }
+        check_reason(reason)?;
         Ok(NewRequest {
             flow: self.name.clone(),
             target: target.name.clone(),

@@ -70,6 +70,7 @@ fn altering_any_field_of_any_event_is_caught() {
             if let Some(terms) = &mut e.terms {
                 terms.target.kind = TargetKind::IamGroup {
                     group: "AdministratorAccess".into(),
+                    roles: Vec::new(),
                 };
             }
         }),

@@ -66,7 +66,8 @@ fn the_example_config_parses() {
     assert_eq!(
         flow.targets[0].kind,
         TargetKind::IamGroup {
-            group: "SymDemoAdmins".into()
+            group: "SymDemoAdmins".into(),
+            roles: vec!["SymDemoEscalated".into()],
         }
     );
     assert!(config.flow("nope").is_none());
@@ -820,6 +821,40 @@ mod principals {
         assert_eq!(
             config.caller(Some(""), Some(API_ACCOUNT)),
             Err(IdentityError::NoPrincipal)
+        );
+    }
+}
+
+#[test]
+fn iam_group_targets_name_the_roles_whose_sessions_end_with_a_grant() {
+    let with = |roles: &str| {
+        Config::parse(&config_with(
+            "group = \"SymDemoAdmins\"\n",
+            &format!("group = \"SymDemoAdmins\"\nroles = {roles}\n"),
+        ))
+    };
+    let config = with(r#"["SymDemoEscalated", "arn:aws:iam::123456789012:role/ops/Breakglass"]"#)
+        .expect("valid roles");
+    let TargetKind::IamGroup { roles, .. } = &config.flows[0].targets[0].kind else {
+        panic!("iam_group");
+    };
+    assert_eq!(
+        roles,
+        &[
+            "SymDemoEscalated",
+            "arn:aws:iam::123456789012:role/ops/Breakglass"
+        ]
+    );
+    for bad in [
+        r#"["arn:aws:iam::123456789012:user/alice"]"#,
+        r#"["arn:aws:s3:::bucket"]"#,
+        r#"["has space"]"#,
+        r#"["arn:aws:iam::12345:role/Short"]"#,
+    ] {
+        let err = with(bad).expect_err(bad);
+        assert!(
+            err.to_string().contains("not an IAM role name or role ARN"),
+            "{bad}: {err}"
         );
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{config_with, request_in, CONFIG};
-use elevate_core::rules::MAX_REASON_LEN;
+use elevate_core::rules::{check_reason, MAX_REASON_LEN};
 use elevate_core::{Config, Flow, Person, Request, RuleError, State};
 
 fn config() -> Config {
@@ -172,6 +172,108 @@ fn an_overlong_reason_is_refused_not_cut() {
         ),
         Err(RuleError::ReasonTooLong { .. })
     ));
+}
+
+#[test]
+fn reasons_with_line_breaks_controls_or_bidi_characters_are_refused() {
+    let config = config();
+    let alice = who(&config, "alice");
+    let infra = flow(&config, "infra_access");
+    let refused = [
+        // A line that would read like elevate's own status line.
+        ("ok\n*APPROVED* by bob", '\n', "a line break", 3),
+        ("ok\r\nAPPROVED", '\r', "a line break", 3),
+        ("ok\u{2028}APPROVED", '\u{2028}', "a line break", 3),
+        ("ok\u{2029}APPROVED", '\u{2029}', "a line break", 3),
+        ("ok\u{85}APPROVED", '\u{85}', "a line break", 3),
+        ("col\tumn", '\t', "a control character", 4),
+        ("nul\0", '\0', "a control character", 4),
+        ("\u{1B}[2Jclear", '\u{1B}', "a control character", 1),
+        ("del\u{7F}", '\u{7F}', "a control character", 4),
+        ("c1\u{9B}31m", '\u{9B}', "a control character", 3),
+        // "INC-42 exe.gnp" shows as "INC-42 png.exe".
+        (
+            "INC-42 \u{202E}gnp.exe",
+            '\u{202E}',
+            "a bidirectional formatting character",
+            8,
+        ),
+        (
+            "a\u{202A}b",
+            '\u{202A}',
+            "a bidirectional formatting character",
+            2,
+        ),
+        (
+            "a\u{2066}b\u{2069}",
+            '\u{2066}',
+            "a bidirectional formatting character",
+            2,
+        ),
+        (
+            "a\u{2069}",
+            '\u{2069}',
+            "a bidirectional formatting character",
+            2,
+        ),
+        (
+            "a\u{200E}",
+            '\u{200E}',
+            "a bidirectional formatting character",
+            2,
+        ),
+        (
+            "a\u{200F}",
+            '\u{200F}',
+            "a bidirectional formatting character",
+            2,
+        ),
+        (
+            "a\u{061C}",
+            '\u{061C}',
+            "a bidirectional formatting character",
+            2,
+        ),
+    ];
+    for (reason, bad, what, position) in refused {
+        let err = infra
+            .check_request(&alice, None, mins(60), reason)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            RuleError::ReasonInvalidCharacters {
+                what,
+                code_point: format!("U+{:04X}", u32::from(bad)),
+                position,
+            },
+            "{reason:?}"
+        );
+        assert_eq!(err.code(), "reason_invalid_characters");
+        assert!(err.to_string().contains(what), "{err}");
+        assert_eq!(
+            check_reason(reason),
+            Err(err),
+            "the same check for decisions"
+        );
+    }
+    // Surrounding white space (a trailing newline of a pasted line) is trimmed first.
+    assert_eq!(
+        infra
+            .check_request(&alice, None, mins(60), "INC-42\n")
+            .unwrap()
+            .reason,
+        "INC-42"
+    );
+    // Letters of any script, emoji and punctuation stay welcome.
+    for fine in ["Ünïcödé – 修复 – إصلاح 🚒", "<@U0BOB0001> *bold* `code`", ""] {
+        assert_eq!(check_reason(fine), Ok(()), "{fine:?}");
+    }
+    assert_eq!(
+        check_reason(&"x".repeat(MAX_REASON_LEN + 1)),
+        Err(RuleError::ReasonTooLong {
+            len: MAX_REASON_LEN + 1
+        })
+    );
 }
 
 #[test]
@@ -351,6 +453,11 @@ fn every_error_code_is_one_the_contract_documents() {
         },
         RuleError::ReasonRequired { flow: "f".into() },
         RuleError::ReasonTooLong { len: 1001 },
+        RuleError::ReasonInvalidCharacters {
+            what: "a line break",
+            code_point: "U+000A".into(),
+            position: 1,
+        },
         RuleError::NotARequester {
             person: "p".into(),
             flow: "f".into(),
@@ -372,6 +479,7 @@ fn every_error_code_is_one_the_contract_documents() {
             "duration_not_allowed",
             "reason_required",
             "reason_too_long",
+            "reason_invalid_characters",
             "not_a_requester",
             "not_an_approver",
             "self_approval",

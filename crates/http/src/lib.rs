@@ -223,6 +223,13 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> 
     let text = std::str::from_utf8(bytes)
         .map_err(|_| ApiError::bad_request("request body is not UTF-8 text"))?;
     let text = if text.trim().is_empty() { "{}" } else { text };
+    // serde reads a struct from an array too (`["infra_access", null, "1h"]`, `[]`): only an
+    // object is a body.
+    if !text.trim_start().starts_with('{') {
+        return Err(ApiError::bad_request(
+            "invalid request body: expected a JSON object",
+        ));
+    }
     serde_json::from_str(text)
         .map_err(|err| ApiError::bad_request(format!("invalid request body: {err}")))
 }
@@ -273,4 +280,33 @@ pub fn http_response(response: Response<Body>) -> serde_json::Value {
         tracing::error!(error = %err, "cannot serialize the HTTP answer");
         serde_json::json!({ "statusCode": 500, "body": "{\"error\":\"internal\",\"message\":\"internal error\"}" })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(body: &str) -> Result<ReasonBody, ApiError> {
+        json_body::<ReasonBody>(&Request::new(Body::from(body)))
+    }
+
+    #[test]
+    fn a_body_is_a_json_object_or_nothing() {
+        assert_eq!(read("").expect("empty").reason(), None);
+        assert_eq!(
+            read(r#" {"reason": "ok"}"#)
+                .expect("object")
+                .reason()
+                .as_deref(),
+            Some("ok")
+        );
+        for body in ["[]", r#"["ok"]"#, "null", "\"ok\"", "1"] {
+            match read(body) {
+                Err(ApiError::Refused { status, code, .. }) => {
+                    assert_eq!((status, code), (400, "bad_request"), "{body}")
+                }
+                other => panic!("{body} was read: {other:?}"),
+            }
+        }
+    }
 }

@@ -138,6 +138,11 @@ pub async fn bootstrap(
                 "Effect": "Allow",
                 "Principal": {"AWS": format!("arn:aws:iam::{MOTO_ACCOUNT_ID}:root")},
                 "Action": "sts:AssumeRole",
+                // As infra/strategy.yaml: IAM users only, their user name as session name.
+                "Condition": {
+                    "ArnLike": {"aws:PrincipalArn": format!("arn:aws:iam::{MOTO_ACCOUNT_ID}:user/*")},
+                    "StringEquals": {"sts:RoleSessionName": "${aws:username}"},
+                },
             }],
         }),
     )
@@ -161,7 +166,7 @@ pub async fn bootstrap(
     // Every group a flow grants, so that the config may name others than the tutorial's.
     for flow in &config.flows {
         for target in &flow.targets {
-            if let TargetKind::IamGroup { group } = &target.kind {
+            if let TargetKind::IamGroup { group, .. } = &target.kind {
                 ensure_group(&iam, group).await?;
             }
         }

@@ -128,7 +128,7 @@ fn summary(stack: &Stack) -> String {
     let group = flow
         .and_then(|f| f.targets.first())
         .map(|t| match &t.kind {
-            elevate_core::config::TargetKind::IamGroup { group } => group.clone(),
+            elevate_core::config::TargetKind::IamGroup { group, .. } => group.clone(),
             elevate_core::config::TargetKind::Lambda { function_arn } => function_arn.clone(),
         })
         .unwrap_or_default();

@@ -1,8 +1,16 @@
 //! Block Kit messages for a request: the announcement to the approvers (with Approve/Deny
 //! buttons while it is PENDING) and the same message rewritten as the request moves on.
 //! The plain-text `text` is always set: Slack shows it in notifications and screen readers.
+//!
+//! What users type (request reasons, decision reasons) and what failed (`failure`) is shown
+//! in `plain_text` objects of its own, never inside elevate's `mrkdwn`: Slack does no
+//! formatting, mention, link or emoji-code parsing in `plain_text` (with `emoji: false`), so
+//! such text cannot bold itself, mention or link anyone, or read as part of elevate's status
+//! line. It is also kept on one line and out of the fallback `text`.
 
 use chrono::{DateTime, Utc};
+use elevate_core::model::SessionsEnded;
+use elevate_core::rules::unsafe_in_text;
 use elevate_core::{format_duration, Flow, Person, Request, State};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -37,12 +45,19 @@ pub fn request_message(request: &Request, flow: &Flow, requester: &Person) -> Me
             "type": "section",
             "fields": fields(request, flow, requester),
         }),
-        section(format!(
-            "*Reason*\n{}",
-            escape(&truncate(non_empty(&request.reason), MAX_SECTION_CHARS))
-        )),
+        section("*Reason*".to_owned()),
+        plain_section(non_empty(&request.reason), MAX_SECTION_CHARS),
         section(state_line(request)),
     ];
+    if let Some((label, text)) = said(request) {
+        blocks.push(json!({
+            "type": "context",
+            "elements": [
+                { "type": "mrkdwn", "text": label },
+                plain_text(&text, MAX_FIELD_CHARS),
+            ],
+        }));
+    }
     if request.state == State::Pending {
         blocks.push(json!({
             "type": "actions",
@@ -60,6 +75,16 @@ pub fn request_message(request: &Request, flow: &Flow, requester: &Person) -> Me
     Message {
         text: fallback_text(request, requester),
         blocks,
+    }
+}
+
+/// A direct or ephemeral message of `text`, which elevate composes and which may quote user
+/// text (a denial's reason, an error): one `plain_text` section, and the same line as the
+/// fallback `text` with Slack's control characters escaped (send it with `mrkdwn: false`).
+pub fn notice(text: &str) -> Message {
+    Message {
+        text: escape(&truncate(&one_line(text), MAX_SECTION_CHARS)),
+        blocks: vec![plain_section(text, MAX_SECTION_CHARS)],
     }
 }
 
@@ -118,16 +143,63 @@ fn section(text: String) -> Value {
     json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } })
 }
 
-/// The state in words, with who and when, for the state line and the fallback text.
+/// A section showing `text` (user text) as inert plain text.
+fn plain_section(text: &str, max_chars: usize) -> Value {
+    json!({ "type": "section", "text": plain_text(text, max_chars) })
+}
+
+/// A `plain_text` object of `text` on one line, cut to `max_chars`, with emoji codes such as
+/// `:white_check_mark:` left as typed. Slack refuses an empty text, so one is never made.
+fn plain_text(text: &str, max_chars: usize) -> Value {
+    let line = one_line(text);
+    let line = if line.is_empty() {
+        "-".to_owned()
+    } else {
+        line
+    };
+    json!({ "type": "plain_text", "text": truncate(&line, max_chars), "emoji": false })
+}
+
+/// The user text that goes with the request's state, with its label: the approver's reason
+/// of an approval or denial, the error of a failure.
+fn said(request: &Request) -> Option<(&'static str, String)> {
+    let given = || {
+        request
+            .decision_reason
+            .as_deref()
+            .map(one_line)
+            .filter(|why| !why.is_empty())
+    };
+    match request.state {
+        State::Approved | State::Denied => given().map(|why| ("Reason given:", why)),
+        State::Failed => Some((
+            "Error:",
+            request
+                .failure
+                .as_deref()
+                .map(one_line)
+                .filter(|error| !error.is_empty())
+                .unwrap_or_else(|| "unknown error".to_owned()),
+        )),
+        _ => None,
+    }
+}
+
+/// The state in words, with who and when, for the state line and the fallback text: elevate's
+/// own words and names from elevate.toml only, never user text (see [`said`]).
 fn state_summary(request: &Request) -> String {
     let by = |who: &Option<String>| match who {
         Some(name) => format!(" by {name}"),
         None => String::new(),
     };
     let at = |t: Option<DateTime<Utc>>| t.map(|t| format!(" at {}", when(t))).unwrap_or_default();
-    let because = |why: &Option<String>| match why.as_deref().map(str::trim) {
-        Some(why) if !why.is_empty() => format!(": {}", truncate(why, MAX_FIELD_CHARS)),
-        _ => String::new(),
+    // Said only when they were ended (the target names roles and no other grant keeps them).
+    let sessions = |request: &Request| match request.sessions_ended {
+        Some(SessionsEnded::Person) => ", sessions ended",
+        Some(SessionsEnded::AllSessions) => {
+            ", sessions ended (every session of the role before now)"
+        }
+        None => "",
     };
     let approval = || {
         format!(
@@ -143,26 +215,29 @@ fn state_summary(request: &Request) -> String {
             when(request.pending_until)
         ),
         State::Approved => format!(
-            "{state}{}{}{}, granting access",
+            "{state}{}{}, granting access",
             by(&request.decided_by),
-            at(request.decided_at),
-            because(&request.decision_reason)
+            at(request.decided_at)
         ),
         State::Active => match request.expires_at {
             Some(expires_at) => format!("{state} until {} ({})", when(expires_at), approval()),
             None => format!("{state} ({})", approval()),
         },
-        State::Expired => format!("{state}{}, access removed", at(request.ended_at)),
+        State::Expired => format!(
+            "{state}{}, access removed{}",
+            at(request.ended_at),
+            sessions(request)
+        ),
         State::Revoked => format!(
-            "{state}{}{}, access removed",
+            "{state}{}{}, access removed{}",
             by(&request.ended_by),
-            at(request.ended_at)
+            at(request.ended_at),
+            sessions(request)
         ),
         State::Denied => format!(
-            "{state}{}{}{}",
+            "{state}{}{}",
             by(&request.decided_by),
-            at(request.decided_at),
-            because(&request.decision_reason)
+            at(request.decided_at)
         ),
         State::Cancelled => format!(
             "{state}{}{}",
@@ -170,15 +245,7 @@ fn state_summary(request: &Request) -> String {
             at(request.decided_at)
         ),
         State::TimedOut => format!("{state}{}, nobody answered", at(request.decided_at)),
-        State::Failed => format!(
-            "{state}{}",
-            because(&Some(
-                request
-                    .failure
-                    .clone()
-                    .unwrap_or_else(|| "unknown error".to_owned())
-            ))
-        ),
+        State::Failed => state.to_string(),
     }
 }
 
@@ -210,6 +277,18 @@ fn non_empty(text: &str) -> &str {
     } else {
         text
     }
+}
+
+/// `text` on one line: line breaks, other control characters and bidirectional formatting
+/// characters separate words like spaces do, and every run of them and of white space shows as
+/// one space, so text shown inside a line cannot start a line of its own or reorder what
+/// follows it. Reasons with them are refused since `rules::check_reason`; older reasons and
+/// error texts may still hold them.
+pub fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || unsafe_in_text(c).is_some())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {
@@ -283,6 +362,7 @@ mod tests {
                     name: "admins".into(),
                     kind: TargetKind::IamGroup {
                         group: "SymDemoAdmins".into(),
+                        roles: Vec::new(),
                     },
                 },
                 person: alice(),
@@ -411,6 +491,21 @@ mod tests {
     }
 
     #[test]
+    fn an_ended_grant_says_sessions_ended_only_when_they_were() {
+        let expired = every_state()
+            .into_iter()
+            .find(|r| r.state == State::Expired)
+            .expect("expired");
+        let text = |request: &Request| all_text(&request_message(request, &flow(), &alice()));
+        assert!(!text(&expired).contains("sessions"), "{}", text(&expired));
+        let mut ended = expired.clone();
+        ended.sessions_ended = Some(SessionsEnded::Person);
+        assert!(text(&ended).contains("access removed, sessions ended"));
+        ended.sessions_ended = Some(SessionsEnded::AllSessions);
+        assert!(text(&ended).contains("every session of the role"));
+    }
+
+    #[test]
     fn decided_requests_have_no_buttons_and_say_what_happened() {
         let expectations: [(&str, &[&str]); 9] = [
             ("PENDING", &["waiting for an approver"]),
@@ -461,31 +556,161 @@ mod tests {
         }
     }
 
+    /// A reason that, were it markup, would bold a fake status, mention bob and hide a link.
+    const FORGERY: &str = "ok\n*APPROVED* by <@U0BOB0001> <https://evil.example|click>";
+
+    /// Every text object of the message (section texts and fields, context elements).
+    fn text_objects(message: &Message) -> Vec<&Value> {
+        let mut objects = Vec::new();
+        for block in &message.blocks {
+            objects.extend(block.get("text"));
+            for list in ["fields", "elements"] {
+                for item in block[list].as_array().into_iter().flatten() {
+                    if item["type"] == "plain_text" || item["type"] == "mrkdwn" {
+                        objects.push(item);
+                    }
+                }
+            }
+        }
+        objects
+    }
+
+    /// Checks that `message` shows `typed` (already on one line) only as inert plain text, in a
+    /// text object of its own, and nowhere as markup or in the fallback text.
+    fn assert_inert(message: &Message, typed: &str) {
+        let objects = text_objects(message);
+        let holding: Vec<_> = objects
+            .iter()
+            .filter(|o| {
+                o["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("evil.example"))
+            })
+            .collect();
+        assert_eq!(holding.len(), 1, "shown once: {objects:#?}");
+        assert_eq!(holding[0]["type"], "plain_text");
+        assert_eq!(holding[0]["emoji"], false);
+        assert_eq!(holding[0]["text"], typed, "its own element, as typed");
+        for object in objects.iter().filter(|o| o["type"] == "mrkdwn") {
+            let text = object["text"].as_str().unwrap_or_default();
+            assert!(!text.contains("evil.example"), "in markup: {text}");
+            assert!(!text.contains("U0BOB0001"), "in markup: {text}");
+        }
+        assert!(!message.text.contains("evil.example"), "{}", message.text);
+        assert!(!message.text.contains("U0BOB0001"), "{}", message.text);
+    }
+
     #[test]
-    fn user_text_cannot_inject_mentions_or_links() {
-        let request = pending("<!channel> see <https://evil.example|this> & more");
+    fn a_forged_request_reason_is_inert_plain_text_on_one_line() {
+        let request = pending(FORGERY);
         let message = request_message(&request, &flow(), &alice());
-        let text = all_text(&message);
-        assert!(!text.contains("<!channel>"));
-        assert!(text.contains("&lt;!channel&gt; see &lt;https://evil.example|this&gt; &amp; more"));
-        assert!(!message.text.contains("<!channel>"));
-        // The requester mention itself is real markup.
-        assert!(text.contains("<@U0ALICE01>"));
+        assert_inert(
+            &message,
+            "ok *APPROVED* by <@U0BOB0001> <https://evil.example|click>",
+        );
+        // The state line is elevate's alone, and the requester mention is real markup.
+        let state = state_line(&request);
+        assert!(
+            state.starts_with(":hourglass_flowing_sand: *PENDING*"),
+            "{state}"
+        );
+        assert!(all_text(&message).contains("<@U0ALICE01>"));
+    }
+
+    #[test]
+    fn forged_decision_reasons_and_failures_are_inert_plain_text_beside_the_state() {
+        let p = pending("debug prod incident #42");
+        let forged = || Some(FORGERY.to_owned());
+        let approved = step(&p, Command::Approve { reason: forged() }, bob(), 60);
+        let denied = step(&p, Command::Deny { reason: forged() }, bob(), 60);
+        let failed = step(
+            &approved,
+            Command::Fail {
+                error: FORGERY.to_owned(),
+            },
+            sys(),
+            90,
+        );
+        for request in [approved, denied, failed] {
+            let message = request_message(&request, &flow(), &alice());
+            assert_inert(
+                &message,
+                "ok *APPROVED* by <@U0BOB0001> <https://evil.example|click>",
+            );
+            let state = state_line(&request);
+            assert!(!state.contains("evil.example"), "{state}");
+            // The text sits in a context block of its own, after elevate's label.
+            let context = message
+                .blocks
+                .iter()
+                .find(|b| b["type"] == "context" && b["elements"][1]["type"] == "plain_text")
+                .expect("context with the user text");
+            assert_eq!(context["elements"][0]["type"], "mrkdwn");
+            assert!(matches!(
+                context["elements"][0]["text"].as_str(),
+                Some("Reason given:" | "Error:")
+            ));
+        }
+    }
+
+    #[test]
+    fn notices_are_one_plain_text_line_with_an_escaped_fallback() {
+        let message = notice(&format!("bob denied your infra_access request: {FORGERY}"));
+        let line = "bob denied your infra_access request: ok *APPROVED* by <@U0BOB0001> \
+                    <https://evil.example|click>";
+        assert_eq!(message.blocks.len(), 1);
+        assert_eq!(message.blocks[0]["text"]["type"], "plain_text");
+        assert_eq!(message.blocks[0]["text"]["emoji"], false);
+        assert_eq!(message.blocks[0]["text"]["text"], line);
+        assert_eq!(
+            message.text,
+            "bob denied your infra_access request: ok *APPROVED* by &lt;@U0BOB0001&gt; \
+             &lt;https://evil.example|click&gt;"
+        );
+        assert!(!message.text.contains('\n'));
+    }
+
+    #[test]
+    fn one_line_collapses_breaks_controls_and_bidi_characters() {
+        assert_eq!(one_line("a\nb"), "a b");
+        assert_eq!(one_line("a\r\n\r\nb"), "a b");
+        assert_eq!(one_line("a \u{2028} b\u{2029}c\u{85}d"), "a b c d");
+        assert_eq!(one_line("x\u{202E}gnp.exe\u{202C}y"), "x gnp.exe y");
+        assert_eq!(
+            one_line("\u{200F}\u{061C}\u{2066}\ttab\u{7F}\u{1B}[31m"),
+            "tab [31m"
+        );
+        assert_eq!(one_line("\n\n"), "");
+        assert_eq!(one_line("plain text, kept"), "plain text, kept");
+    }
+
+    #[test]
+    fn user_text_in_mrkdwn_is_still_escaped() {
+        assert_eq!(
+            escape("<!channel> & <x>"),
+            "&lt;!channel&gt; &amp; &lt;x&gt;"
+        );
     }
 
     #[test]
     fn long_reasons_are_cut_below_slack_limits() {
-        let request = pending(&"é".repeat(10_000));
+        let long = "é".repeat(10_000);
+        let mut request = pending(&long);
+        request.state = State::Failed;
+        request.failure = Some(long.clone());
         let message = request_message(&request, &flow(), &alice());
-        for block in &message.blocks {
-            if let Some(text) = block["text"]["text"].as_str() {
-                assert!(
-                    text.chars().count() <= 3000,
-                    "section of {} chars",
-                    text.chars().count()
-                );
-            }
+        for object in text_objects(&message) {
+            let chars = object["text"].as_str().unwrap_or_default().chars().count();
+            assert!((1..=3000).contains(&chars), "text of {chars} chars");
         }
         assert!(all_text(&message).contains('…'));
+        let told = notice(&long);
+        assert!(told.text.chars().count() <= 3000);
+        let chars = text_objects(&told)[0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .count();
+        assert!((1..=3000).contains(&chars), "text of {chars} chars");
     }
 }

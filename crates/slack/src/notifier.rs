@@ -11,7 +11,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::blocks::request_message;
+use crate::blocks::{notice, request_message};
 
 /// Slack's own Web API base.
 pub const DEFAULT_BASE_URL: &str = "https://slack.com/api";
@@ -178,11 +178,23 @@ impl Notifier for SlackNotifier {
         .map(drop)
     }
 
+    /// `text` may quote user text (a denial's reason, an error), so it goes as a `plain_text`
+    /// block on one line; the fallback `text` is escaped and sent with `mrkdwn: false` and
+    /// `parse: "none"`, so Slack neither formats nor links it, and nothing unfurls.
     async fn tell(&self, person: &Person, text: &str) -> Result<(), NotifyError> {
+        let message = notice(text);
         // A user id as channel makes Slack deliver to the bot's DM with that user.
         self.call(
             "chat.postMessage",
-            &json!({ "channel": person.slack_id, "text": text }),
+            &json!({
+                "channel": person.slack_id,
+                "text": message.text,
+                "blocks": message.blocks,
+                "mrkdwn": false,
+                "parse": "none",
+                "unfurl_links": false,
+                "unfurl_media": false,
+            }),
         )
         .await
         .map(drop)
@@ -194,9 +206,16 @@ impl Notifier for SlackNotifier {
         person_slack_id: &str,
         text: &str,
     ) -> Result<(), NotifyError> {
+        let message = notice(text);
         self.call(
             "chat.postEphemeral",
-            &json!({ "channel": channel, "user": person_slack_id, "text": text }),
+            &json!({
+                "channel": channel,
+                "user": person_slack_id,
+                "text": message.text,
+                "blocks": message.blocks,
+                "parse": "none",
+            }),
         )
         .await
         .map(drop)

@@ -77,6 +77,20 @@ impl PostedMessage {
             .collect()
     }
 
+    /// What Slack reads as markup (mentions, links, formatting): the fallback `text` and every
+    /// `mrkdwn` text object of the blocks.
+    pub fn markup_texts(&self) -> Vec<String> {
+        let mut texts = vec![self.text.clone()];
+        texts.extend(text_objects(&self.blocks, "mrkdwn"));
+        texts
+    }
+
+    /// The texts of the `plain_text` objects of the blocks (button labels included): shown as
+    /// they are, nothing parsed.
+    pub fn plain_texts(&self) -> Vec<String> {
+        text_objects(&self.blocks, "plain_text")
+    }
+
     /// Every text in the message: the fallback and all `text` fields of its blocks.
     pub fn all_text(&self) -> String {
         fn collect(value: &Value, out: &mut String) {
@@ -278,6 +292,42 @@ impl StandinState {
     }
 }
 
+/// The texts of the text objects of `kind` (`plain_text` or `mrkdwn`) anywhere in `value`.
+fn text_objects(value: &Value, kind: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    visit_text_objects(value, &mut |object_kind, text| {
+        if object_kind == kind {
+            out.push(text.to_owned());
+        }
+    });
+    out
+}
+
+/// Calls `visit` with the type and text of every text object (`{"type": "plain_text" or
+/// "mrkdwn", "text": ...}`) in `value`.
+fn visit_text_objects(value: &Value, visit: &mut impl FnMut(&str, &str)) {
+    match value {
+        Value::Object(map) => {
+            if let (Some(Value::String(kind)), Some(Value::String(text))) =
+                (map.get("type"), map.get("text"))
+            {
+                if kind == "plain_text" || kind == "mrkdwn" {
+                    visit(kind, text);
+                }
+            }
+            map.values()
+                .for_each(|inner| visit_text_objects(inner, visit));
+        }
+        Value::Array(items) => items
+            .iter()
+            .for_each(|item| visit_text_objects(item, visit)),
+        _ => {}
+    }
+}
+
+/// Slack's limit on the text of one text object (`plain_text` or `mrkdwn`).
+const MAX_TEXT_OBJECT_CHARS: usize = 3000;
+
 fn field<'a>(body: &'a Value, name: &str) -> Option<&'a str> {
     body[name].as_str().filter(|s| !s.is_empty())
 }
@@ -297,6 +347,14 @@ fn content(body: &Value) -> Result<(String, Value), &'static str> {
     };
     if text.is_empty() && blocks.as_array().is_none_or(Vec::is_empty) {
         return Err("no_text");
+    }
+    // Like Slack: a text object's text is 1 to 3,000 characters, or the blocks are refused.
+    let mut fits = true;
+    visit_text_objects(&blocks, &mut |_, text| {
+        fits &= (1..=MAX_TEXT_OBJECT_CHARS).contains(&text.chars().count());
+    });
+    if !fits {
+        return Err("invalid_blocks");
     }
     Ok((text, blocks))
 }

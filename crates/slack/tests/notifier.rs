@@ -499,3 +499,149 @@ async fn router_composes_with_other_routes() {
     assert_eq!(page, "local gateway page");
     server.abort();
 }
+
+/// A reason that, were it markup, would start a line with a bolded fake status, mention bob
+/// and hide a link behind "click".
+const FORGERY: &str = "ok\n*APPROVED* by <@U0BOB0001> <https://evil.example|click>";
+/// The same, as it must show: as typed, on one line.
+const FORGERY_SHOWN: &str = "ok *APPROVED* by <@U0BOB0001> <https://evil.example|click>";
+
+/// What Slack parses as markup in `message` holds none of the forgery as live markup: no
+/// mention, no link, no line of its own.
+fn assert_no_forged_markup(message: &elevate_slack::standin::PostedMessage) {
+    for text in message.markup_texts() {
+        assert!(!text.contains("<@U0BOB0001"), "a mention in markup: {text}");
+        assert!(!text.contains("<https://"), "a link in markup: {text}");
+        assert!(!text.contains("\n*APPROVED*"), "a line in markup: {text}");
+    }
+}
+
+#[tokio::test]
+async fn forged_reasons_are_inert_plain_text_in_the_channel_message_and_its_updates() {
+    let (standin, notifier) = standin().await;
+    let f = fixture();
+    let mut request = pending();
+    request.reason = FORGERY.into();
+    let message = notifier
+        .announce(&request, &f.flow, &f.alice)
+        .await
+        .expect("announce");
+    let announced = &standin.messages(CHANNEL)[0];
+    assert_no_forged_markup(announced);
+    assert!(
+        announced.plain_texts().iter().any(|t| t == FORGERY_SHOWN),
+        "{:?}",
+        announced.plain_texts()
+    );
+
+    let denied = apply(
+        &request,
+        Command::Deny {
+            reason: Some(FORGERY.into()),
+        },
+        &By::person("bob", "slack:T0ELEVATE/U0BOB0001"),
+        now(),
+    )
+    .expect("deny")
+    .request;
+    notifier
+        .update(&denied, &f.flow, &f.alice, &message)
+        .await
+        .expect("update");
+    let current = standin
+        .state()
+        .message(CHANNEL, &message.ts)
+        .expect("message");
+    assert_no_forged_markup(&current);
+    for text in announced
+        .markup_texts()
+        .iter()
+        .chain(&current.markup_texts())
+    {
+        assert!(
+            !text.contains("evil.example"),
+            "user text in markup: {text}"
+        );
+    }
+    let shown: Vec<_> = current
+        .plain_texts()
+        .into_iter()
+        .filter(|t| t == FORGERY_SHOWN)
+        .collect();
+    assert_eq!(
+        shown.len(),
+        2,
+        "the request's reason and bob's, each on its own"
+    );
+    assert!(current.all_text().contains("*DENIED* by bob"));
+}
+
+#[tokio::test]
+async fn direct_and_ephemeral_messages_show_quoted_user_text_as_inert_plain_text() {
+    let (standin, notifier) = standin().await;
+    let f = fixture();
+    let text = format!("bob denied your infra_access request: {FORGERY}");
+    notifier.tell(&f.alice, &text).await.expect("tell");
+    notifier
+        .tell_privately(CHANNEL, "U0BOB0001", &format!("Not done: {FORGERY}"))
+        .await
+        .expect("tell privately");
+
+    let dm = &standin.messages("U0ALICE01")[0];
+    assert_no_forged_markup(dm);
+    assert_eq!(
+        dm.plain_texts(),
+        [format!(
+            "bob denied your infra_access request: {FORGERY_SHOWN}"
+        )]
+    );
+    assert_eq!(
+        dm.text,
+        "bob denied your infra_access request: ok *APPROVED* by &lt;@U0BOB0001&gt; \
+         &lt;https://evil.example|click&gt;",
+        "the fallback is one escaped line"
+    );
+    let ephemeral = &standin.messages(CHANNEL)[0];
+    assert_no_forged_markup(ephemeral);
+    assert_eq!(
+        ephemeral.plain_texts(),
+        [format!("Not done: {FORGERY_SHOWN}")]
+    );
+
+    let calls = standin.calls();
+    let tell = &calls[0].body;
+    assert_eq!(
+        tell["mrkdwn"], false,
+        "the fallback is not parsed as mrkdwn"
+    );
+    assert_eq!(tell["parse"], "none");
+    assert_eq!(tell["unfurl_links"], false);
+    assert_eq!(tell["unfurl_media"], false);
+    assert_eq!(tell["blocks"][0]["text"]["emoji"], false);
+    assert_eq!(calls[1].body["parse"], "none");
+}
+
+#[tokio::test]
+async fn stand_in_refuses_text_objects_slack_would() {
+    let standin = SlackStandin::start(TOKEN).await.expect("start");
+    let client = reqwest::Client::new();
+    for text in [String::new(), "x".repeat(3001)] {
+        let body = serde_json::json!({
+            "channel": "C1",
+            "text": "fallback",
+            "blocks": [{ "type": "section", "text": { "type": "plain_text", "text": text } }],
+        });
+        let answer: serde_json::Value = client
+            .post(format!("{}/chat.postMessage", standin.base_url()))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(answer["error"], "invalid_blocks", "{} chars", text.len());
+    }
+    assert!(standin.messages("C1").is_empty());
+}

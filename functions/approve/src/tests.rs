@@ -436,3 +436,31 @@ async fn a_slack_click_records_the_workspace_and_user_as_principal() {
         "{principal}"
     );
 }
+
+/// A reason given with an approval or a denial that would fake a line in Slack or reorder what
+/// the requester reads is refused with 400 `reason_invalid_characters` and decides nothing.
+#[tokio::test]
+async fn decision_reasons_that_could_forge_what_others_see_are_refused() {
+    let app = FakeApp::new(infra_config());
+    let id = pending(&app).await;
+    for fixture in ["apigw-approve-request.json", "apigw-deny-request.json"] {
+        for reason in [
+            "ok\n*APPROVED* by <@U0BOB0001> <https://evil.example|click>",
+            "fine \u{202E}deined",
+        ] {
+            let event = ApiEvent::fixture(fixture)
+                .id(id.as_str())
+                .caller(BOB_ARN)
+                .json(&json!({ "reason": reason }));
+            let (status, answer) = call(&app, &event).await;
+            assert_eq!(
+                (status, answer["error"].as_str()),
+                (400, Some("reason_invalid_characters")),
+                "{fixture} {reason:?}: {answer}"
+            );
+        }
+    }
+    assert_eq!(app.request(&id).state, State::Pending);
+    assert_eq!(escalations(&app), 0);
+    assert!(app.notifier.told("alice").is_empty());
+}

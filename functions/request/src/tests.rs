@@ -329,3 +329,36 @@ async fn the_announcement_failing_still_opens_the_request() {
         "the sweep announces it later"
     );
 }
+
+/// A reason that would fake a status line in Slack, and ones that would reorder or rewrite what
+/// approvers read: refused with 400 `reason_invalid_characters`, nothing stored or announced.
+#[tokio::test]
+async fn reasons_that_could_forge_what_others_see_are_refused() {
+    let app = FakeApp::new(infra_config());
+    for (reason, says) in [
+        (
+            "ok\n*APPROVED* by <@U0BOB0001> <https://evil.example|click>",
+            "a line break (U+000A) at character 3",
+        ),
+        (
+            "INC-42 \u{202E}gnp.exe",
+            "a bidirectional formatting character (U+202E)",
+        ),
+        (
+            "a\u{2067}b",
+            "a bidirectional formatting character (U+2067)",
+        ),
+        ("INC-42\u{1B}[2J", "a control character (U+001B)"),
+        ("INC-42\u{9B}", "a control character (U+009B)"),
+    ] {
+        let body = json!({"flow": "infra_access", "duration": "1h", "reason": reason});
+        let answer = call(&app, &create().json(&body)).await;
+        assert_refused(&answer, 400, "reason_invalid_characters");
+        let message = answer.1["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{reason:?}: {message}");
+    }
+    assert!(app.store.requests_all().is_empty(), "nothing written");
+    assert!(app.store.events_all().is_empty());
+    assert!(app.notifier.notices().is_empty(), "nothing announced");
+    assert!(app.scheduler.schedules().is_empty());
+}

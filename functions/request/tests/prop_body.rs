@@ -38,6 +38,7 @@ const CODES_400: &[&str] = &[
     "duration_not_allowed",
     "reason_required",
     "reason_too_long",
+    "reason_invalid_characters",
 ];
 
 const FIELDS: &[&str] = &["flow", "target", "duration", "reason"];

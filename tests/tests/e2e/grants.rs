@@ -53,6 +53,72 @@ async fn overlapping_grants_keep_the_membership_until_the_last_ends() {
     world.verified_audit(&long).await;
 }
 
+/// elevate's session-ending policy on the role, as IAM returns it; `None` when there is none.
+async fn ended_sessions_policy(world: &World) -> Option<String> {
+    match world
+        .iam
+        .get_role_policy()
+        .role_name(&world.escalated)
+        .policy_name(elevate_aws::sessions::POLICY_NAME)
+        .send()
+        .await
+    {
+        Ok(policy) => Some(elevate_aws::sessions::decode(policy.policy_document())),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_no_such_entity_exception()) =>
+        {
+            None
+        }
+        Err(err) => panic!("GetRolePolicy: {err:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sessions_end_with_the_last_grant_that_allowed_them() {
+    let world = World::new().await;
+    let role_id = world
+        .iam
+        .get_role()
+        .role_name(&world.escalated)
+        .send()
+        .await
+        .expect("GetRole")
+        .role()
+        .expect("role")
+        .role_id()
+        .to_owned();
+    let alice = format!("\"{role_id}:{}\"", world.users["alice"]);
+    let short = active(&world, "1h").await;
+    world.clock.advance(Duration::from_secs(600));
+    let long = active(&world, "2h").await;
+
+    let input = world.fire(&expire(&short)).await;
+    world.revoke_fn(input).await.expect("first expiry");
+    assert_eq!(world.stored(&short).await.sessions_ended, None);
+    assert!(
+        ended_sessions_policy(&world)
+            .await
+            .is_none_or(|policy| !policy.contains(&alice)),
+        "the 2h grant still allows alice's sessions"
+    );
+
+    let input = world.fire(&expire(&long)).await;
+    world.revoke_fn(input).await.expect("last expiry");
+    assert_eq!(
+        world.stored(&long).await.sessions_ended,
+        Some(elevate_core::model::SessionsEnded::Person)
+    );
+    let policy = ended_sessions_policy(&world).await.expect("policy written");
+    assert!(policy.contains(&alice), "{policy}");
+    let events = world.verified_audit(&long).await;
+    assert_eq!(
+        events.last().and_then(|e| e.sessions),
+        Some(elevate_core::model::SessionsEnded::Person)
+    );
+}
+
 #[tokio::test]
 async fn a_user_removed_by_hand_still_revokes_cleanly() {
     let world = World::new().await;

@@ -26,7 +26,7 @@ async fn active(world: &World) -> RequestId {
 
 /// The tests' elevate.toml, changed by `change`, now in force.
 fn reconfigure(world: &mut World, change: impl FnOnce(String) -> String) {
-    let text = change(config_text(&world.users, &world.admins));
+    let text = change(config_text(&world.users, &world.admins, &world.escalated));
     let config = Config::parse(&text).unwrap_or_else(|e| panic!("changed elevate.toml: {e}"));
     world.app.config = Arc::new(config);
 }

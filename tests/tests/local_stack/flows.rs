@@ -244,6 +244,32 @@ async fn an_early_revoke_removes_the_access_at_once() {
         "frank is still in {GROUP} after elevate revoke"
     );
     assert_eq!(stack.state("frank", &id), "REVOKED");
+
+    // ... and so are frank's sessions of the role the group allowed, read back from IAM.
+    let role = iam
+        .get_role()
+        .role_name("SymDemoEscalated")
+        .send()
+        .await
+        .expect("GetRole");
+    let role_id = role.role().expect("role").role_id().to_owned();
+    let policy = iam
+        .get_role_policy()
+        .role_name("SymDemoEscalated")
+        .policy_name("elevate-ended-sessions")
+        .send()
+        .await
+        .expect("elevate's policy on the role");
+    let document = elevate_aws::sessions::decode(policy.policy_document());
+    assert!(
+        document.contains(&format!("\"{role_id}:frank\"")),
+        "frank's sessions are not denied: {document}"
+    );
+    let shown = stack.run("frank", &["show", &id]);
+    assert!(
+        shown.stdout.contains("sessions") && shown.stdout.contains("ended: the roles deny"),
+        "{shown:?}"
+    );
 }
 
 #[tokio::test]

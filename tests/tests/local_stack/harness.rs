@@ -82,6 +82,7 @@ people = ["alice", "bob", "carol"]
 name = "admins"
 type = "iam_group"
 group = "SymDemoAdmins"
+roles = ["SymDemoEscalated"]
 "#;
 
 pub const GROUP: &str = "SymDemoAdmins";

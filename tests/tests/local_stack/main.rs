@@ -8,3 +8,4 @@ mod harness;
 
 mod browser;
 mod flows;
+mod openapi_fuzz;

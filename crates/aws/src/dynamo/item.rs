@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use elevate_core::audit::{Action, AuditEvent};
-use elevate_core::model::{Actor, MessageRef, Request, RequestId, State, Terms};
+use elevate_core::model::{Actor, MessageRef, Request, RequestId, SessionsEnded, State, Terms};
 use elevate_core::ports::StoreError;
 
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -49,6 +49,8 @@ pub(super) mod attr {
     pub const TERMS: &str = "terms";
     pub const KEPT_ACCESS_FOR: &str = "kept_access_for";
     pub const PRINCIPAL: &str = "principal";
+    pub const SESSIONS_ENDED: &str = "sessions_ended";
+    pub const SESSIONS: &str = "sessions";
 
     pub const REQUEST_ID: &str = "request_id";
     pub const SEQ: &str = "seq";
@@ -133,6 +135,10 @@ pub(super) fn request_attributes(r: &Request) -> Vec<(&'static str, Option<Attri
             attr::KEPT_ACCESS_FOR,
             r.kept_access_for.as_ref().map(|id| s(id.as_str())),
         ),
+        (
+            attr::SESSIONS_ENDED,
+            r.sessions_ended.map(|ended| s(ended.as_str())),
+        ),
         (attr::FAILURE, text(&r.failure)),
         (attr::MESSAGE, r.message.as_ref().map(message_attribute)),
         (attr::AUDIT_SEQ, Some(n(r.audit_seq))),
@@ -199,6 +205,9 @@ pub(super) fn event_item(e: &AuditEvent) -> Item {
     }
     if let Some(terms) = &e.terms {
         item.insert(attr::TERMS.to_owned(), terms_attribute(terms));
+    }
+    if let Some(sessions) = e.sessions {
+        item.insert(attr::SESSIONS.to_owned(), s(sessions.as_str()));
     }
     item
 }
@@ -312,6 +321,20 @@ impl Fields<'_> {
             .transpose()
     }
 
+    fn sessions_ended(&self, name: &str) -> Result<Option<SessionsEnded>, StoreError> {
+        let Some(text) = self.opt_s(name)? else {
+            return Ok(None);
+        };
+        match text.as_str() {
+            "person" => Ok(Some(SessionsEnded::Person)),
+            "all_sessions" => Ok(Some(SessionsEnded::AllSessions)),
+            other => Err(self.corrupt(
+                name,
+                format!("is `{other}` (expected person or all_sessions)"),
+            )),
+        }
+    }
+
     fn request_id(&self, name: &str) -> Result<RequestId, StoreError> {
         let text = self.s(name)?;
         text.parse().map_err(|e| self.corrupt(name, e))
@@ -376,6 +399,7 @@ pub(super) fn request_from_item(item: &Item) -> Result<Request, StoreError> {
                     .map_err(|e| f.corrupt(attr::KEPT_ACCESS_FOR, e))
             })
             .transpose()?,
+        sessions_ended: f.sessions_ended(attr::SESSIONS_ENDED)?,
         failure: f.opt_s(attr::FAILURE)?,
         message,
         audit_seq: f.u64(attr::AUDIT_SEQ)?,
@@ -415,6 +439,7 @@ pub(super) fn event_from_item(item: &Item) -> Result<AuditEvent, StoreError> {
         to: f.state(attr::TO)?,
         reason: f.opt_s(attr::REASON)?,
         terms: f.terms(attr::TERMS)?,
+        sessions: f.sessions_ended(attr::SESSIONS)?,
         prev_hash: f.s(attr::PREV_HASH)?,
         hash: f.s(attr::HASH)?,
     })
@@ -449,6 +474,7 @@ mod tests {
                         name: "admins".into(),
                         kind: TargetKind::IamGroup {
                             group: "SymDemoAdmins".into(),
+                            roles: Vec::new(),
                         },
                     },
                     person: Person {
@@ -477,6 +503,7 @@ mod tests {
         full.ended_at = Some(at("2026-11-25T10:30:00.5Z"));
         full.ended_by = Some("elevate:revoke".into());
         full.kept_access_for = Some(request.id.clone());
+        full.sessions_ended = Some(SessionsEnded::AllSessions);
         full.failure = Some("IAM said no".into());
         full.message = Some(MessageRef {
             channel: "C123".into(),
@@ -510,6 +537,14 @@ mod tests {
         let (_, event) = full_request();
         let item = event_item(&event);
         assert_eq!(event_from_item(&item).expect("parse"), event);
+        let mut ended = event.clone();
+        ended.sessions = Some(SessionsEnded::Person);
+        ended.hash = ended.computed_hash();
+        assert_eq!(
+            event_from_item(&event_item(&ended)).expect("parse"),
+            ended,
+            "how sessions were ended survives the table"
+        );
         assert_eq!(
             item.get("sk")
                 .and_then(|v| v.as_s().ok())

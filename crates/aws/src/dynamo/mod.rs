@@ -395,12 +395,14 @@ impl RequestStore for DynamoStore {
         found.item().map(request_from_item).transpose()
     }
 
-    #[instrument(skip_all, fields(request_id = %step.request.id, from = %step.from, to = %step.request.state), err)]
+    // No `err` here: a lost race (Conflict) is an expected answer, which the caller logs as
+    // such; a fault is logged by the function that returns it.
+    #[instrument(skip_all, fields(request_id = %step.request.id, from = %step.from, to = %step.request.state))]
     async fn transition(&self, step: &Transition) -> Result<(), StoreError> {
         self.write_transition(step, None).await
     }
 
-    #[instrument(skip_all, fields(request_id = %step.request.id, from = %step.from, to = %step.request.state, unchanged = %unchanged.id), err)]
+    #[instrument(skip_all, fields(request_id = %step.request.id, from = %step.from, to = %step.request.state, unchanged = %unchanged.id))]
     async fn transition_while(
         &self,
         step: &Transition,

@@ -12,6 +12,7 @@ fn group_target(group: &str) -> Target {
         name: "admins".into(),
         kind: TargetKind::IamGroup {
             group: group.to_owned(),
+            roles: Vec::new(),
         },
     }
 }

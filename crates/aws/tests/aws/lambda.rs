@@ -160,6 +160,7 @@ async fn iam_group_targets_are_not_handled_by_the_lambda_strategy() {
         name: "admins".into(),
         kind: TargetKind::IamGroup {
             group: "Admins".to_owned(),
+            roles: Vec::new(),
         },
     };
     let (request, _) = new_request("alice", Utc::now());

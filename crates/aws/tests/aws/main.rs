@@ -6,6 +6,7 @@ mod dynamo;
 mod iam;
 mod lambda;
 mod scheduler;
+mod sessions;
 
 use std::time::Duration;
 
@@ -55,6 +56,7 @@ pub fn new_request(requester: &str, now: DateTime<Utc>) -> (Request, AuditEvent)
                     name: "admins".into(),
                     kind: TargetKind::IamGroup {
                         group: "SymDemoAdmins".to_owned(),
+                        roles: Vec::new(),
                     },
                 },
                 person: person(requester, requester),

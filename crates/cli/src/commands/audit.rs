@@ -112,11 +112,19 @@ fn csv(events: &[AuditEvent]) -> String {
     text
 }
 
+/// One CSV field. A field a spreadsheet would read as a formula (starting with `=`, `+`, `-`,
+/// `@`, tab or carriage return: a reason such as `=HYPERLINK(...)`) gets a leading `'`, as
+/// OWASP's CSV injection guidance says, so it shows as the text it is.
 fn csv_field(field: &str) -> String {
+    let field = if field.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{field}")
+    } else {
+        field.to_owned()
+    };
     if field.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", field.replace('"', "\"\""))
     } else {
-        field.to_owned()
+        field
     }
 }
 
@@ -347,6 +355,24 @@ mod tests {
     fn csv_fields_are_quoted_when_needed() {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a, \"b\""), "\"a, \"\"b\"\"\"");
+    }
+
+    #[test]
+    fn csv_fields_that_a_spreadsheet_would_run_are_neutralised() {
+        assert_eq!(csv_field("=1+1"), "'=1+1");
+        assert_eq!(csv_field("+1"), "'+1");
+        assert_eq!(csv_field("-2+3"), "'-2+3");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("\t=1"), "'\t=1");
+        assert_eq!(csv_field("\r=1"), "\"'\r=1\"");
+        assert_eq!(
+            csv_field("=HYPERLINK(\"https://evil.example\",\"click\")"),
+            "\"'=HYPERLINK(\"\"https://evil.example\"\",\"\"click\"\")\""
+        );
+        // Only a leading character counts; elevate's own fields are untouched.
+        assert_eq!(csv_field("INC-42 = 1+1"), "INC-42 = 1+1");
+        assert_eq!(csv_field("2026-11-25T10:00:00Z"), "2026-11-25T10:00:00Z");
+        assert_eq!(csv_field(""), "");
     }
 
     #[test]

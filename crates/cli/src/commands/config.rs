@@ -70,7 +70,7 @@ fn durations(flow: &Flow) -> String {
 
 fn target_kind(kind: &TargetKind) -> String {
     match kind {
-        TargetKind::IamGroup { group } => format!("IAM group {group}"),
+        TargetKind::IamGroup { group, .. } => format!("IAM group {group}"),
         TargetKind::Lambda { function_arn } => format!("Lambda {function_arn}"),
     }
 }

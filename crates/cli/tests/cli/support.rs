@@ -286,6 +286,7 @@ pub fn pending_at(at: DateTime<Utc>) -> (Request, AuditEvent) {
                     name: "admins".into(),
                     kind: TargetKind::IamGroup {
                         group: "SymDemoAdmins".into(),
+                        roles: Vec::new(),
                     },
                 },
                 person: Person {

@@ -2,7 +2,7 @@
 
 use crate::events::ScheduledAction;
 use crate::machine::{self, Command};
-use crate::model::{By, Request, RequestId, State, Terms};
+use crate::model::{By, Request, RequestId, SessionsEnded, State, Terms};
 use crate::ports::{Membership, StoreError};
 
 use super::{App, Caller, ServiceError};
@@ -177,6 +177,7 @@ pub async fn revoke(
     id: &RequestId,
     reason: Option<String>,
 ) -> Result<Request, ServiceError> {
+    crate::rules::check_reason(reason.as_deref().unwrap_or_default())?;
     let request = app.load(id).await?;
     let may_revoke = request.requester == caller.name()
         || app
@@ -200,10 +201,16 @@ pub async fn revoke(
     Ok(request)
 }
 
+/// How long after a removal role sessions are still denied: IAM applies a removed group
+/// membership within seconds, so a session assumed in that window is ended too.
+pub const SESSION_END_MARGIN: chrono::Duration = chrono::Duration::seconds(10);
+
 /// Ends a grant (ACTIVE or FAILED): removes the access unless another grant of the same person
 /// on the same target still covers it, reads back that it is gone, and only then records the
 /// end. Any fault leaves the grant as it was and is returned, so the caller retries: a grant is
-/// never recorded as ended while its access is still there.
+/// never recorded as ended while its access is still there. When the target names the roles
+/// its group may assume, the person's sessions of them issued before the end are ended too,
+/// and read back, before the end is recorded.
 ///
 /// Keeping the access for another grant is recorded only while that grant is unchanged (one
 /// atomic write): when two overlapping grants end at once, one of them finds the other moved,
@@ -229,6 +236,14 @@ pub(crate) async fn end_grant(
                 .deescalate(&terms.target, &terms.person, &request)
                 .await?;
             read_back(app, &terms, Membership::Present, "removal").await?;
+            let before = app.clock.now() + SESSION_END_MARGIN;
+            if let Some(sessions) = app
+                .strategy
+                .end_sessions(&terms.target, &terms.person, before)
+                .await?
+            {
+                transition = transition.with_sessions_ended(sessions);
+            }
         }
 
         let written = match &covering {
@@ -293,8 +308,15 @@ async fn restore_for_late_grant(app: &App, ended: &Request, terms: &Terms) {
 /// Tells the world a grant ended.
 async fn ended(app: &App, request: Request) -> Request {
     tracing::info!(request_id = %request.id, state = %request.state, "access ended");
+    let sessions = match request.sessions_ended {
+        Some(SessionsEnded::Person) => " Your role sessions from it were ended too.",
+        Some(SessionsEnded::AllSessions) => {
+            " Every role session issued before now was ended too (yours included)."
+        }
+        None => "",
+    };
     let text = format!(
-        "Your {} access on {} has ended ({}).",
+        "Your {} access on {} has ended ({}).{sessions}",
         request.flow, request.target, request.state
     );
     app.tell(&request, Some(&text)).await;

@@ -211,4 +211,6 @@ impl App {
 }
 
 #[cfg(test)]
+mod sessions_tests;
+#[cfg(test)]
 mod tests;

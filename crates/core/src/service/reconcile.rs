@@ -116,7 +116,7 @@ pub async fn reconcile(app: &App, dry_run: bool) -> Result<Reconciliation, Servi
     // is checked (listed after the grants, so a member there proves nothing about orphans).
     let mut retired = BTreeMap::new();
     for (_, terms) in &grant_terms {
-        if let TargetKind::IamGroup { group } = &terms.target.kind {
+        if let TargetKind::IamGroup { group, .. } = &terms.target.kind {
             holders
                 .entry(group.to_ascii_lowercase())
                 .or_default()
@@ -152,7 +152,7 @@ pub async fn reconcile(app: &App, dry_run: bool) -> Result<Reconciliation, Servi
     }
 
     for (grant, terms) in &grant_terms {
-        let TargetKind::IamGroup { group } = &terms.target.kind else {
+        let TargetKind::IamGroup { group, .. } = &terms.target.kind else {
             continue;
         };
         let Some(present) = members.get(group).or_else(|| retired_members.get(group)) else {
@@ -191,7 +191,7 @@ pub async fn reconcile(app: &App, dry_run: bool) -> Result<Reconciliation, Servi
 fn configured_groups(app: &App) -> BTreeMap<String, Target> {
     let mut groups = BTreeMap::new();
     for target in app.config.flows.iter().flat_map(|f| f.targets.iter()) {
-        if let TargetKind::IamGroup { group } = &target.kind {
+        if let TargetKind::IamGroup { group, .. } = &target.kind {
             groups
                 .entry(group.clone())
                 .or_insert_with(|| target.clone());
@@ -230,7 +230,7 @@ fn standing_members(app: &App, group: &str) -> BTreeSet<String> {
         .iter()
         .filter(|flow| {
             flow.targets.iter().any(
-                |t| matches!(&t.kind, TargetKind::IamGroup { group: g } if g.eq_ignore_ascii_case(group)),
+                |t| matches!(&t.kind, TargetKind::IamGroup { group: g, .. } if g.eq_ignore_ascii_case(group)),
             )
         })
         .flat_map(|flow| flow.standing_members.iter().map(|m| m.to_ascii_lowercase()))
@@ -254,7 +254,7 @@ async fn remove_member(
         .find(|p| p.iam_user.eq_ignore_ascii_case(iam_user))
         .map(|p| p.name.clone());
     let access = |terms: &Terms| {
-        matches!(&terms.target.kind, TargetKind::IamGroup { group: g } if g.eq_ignore_ascii_case(group))
+        matches!(&terms.target.kind, TargetKind::IamGroup { group: g, .. } if g.eq_ignore_ascii_case(group))
             && terms.person.iam_user.eq_ignore_ascii_case(iam_user)
     };
     let mut history = Vec::new();
@@ -324,7 +324,7 @@ async fn missing_access(
         return Ok(None);
     }
     let group = match &terms.target.kind {
-        TargetKind::IamGroup { group } => group.clone(),
+        TargetKind::IamGroup { group, .. } => group.clone(),
         TargetKind::Lambda { function_arn } => function_arn.clone(),
     };
     let repair = |kind, detail: String| Repair {

@@ -91,6 +91,7 @@ pub async fn decide(
     decision: Decision,
     reason: Option<String>,
 ) -> Result<Request, ServiceError> {
+    crate::rules::check_reason(reason.as_deref().unwrap_or_default())?;
     let request = app.load(id).await?;
     let flow = app.flow_of(&request)?;
     flow.check_decider(decider.name(), &request)?;

@@ -28,6 +28,14 @@ fn harness() -> Harness {
 }
 
 impl Harness {
+    /// No request, audit event, Slack message or schedule exists.
+    fn assert_nothing_written(&self) {
+        assert!(self.store.requests_all().is_empty());
+        assert!(self.store.events_all().is_empty());
+        assert!(self.notifier.notices().is_empty());
+        assert!(self.scheduler.schedules().is_empty());
+    }
+
     /// `name` as an authenticated caller (signing as their IAM user).
     fn person(&self, name: &str) -> Caller<'_> {
         crate::testing::caller_of(self.app.config.person(name).unwrap())
@@ -141,10 +149,7 @@ async fn refused_requests_write_nothing() {
         assert_eq!(err.code(), code, "{err}");
         assert_eq!(err.kind(), ErrorKind::Invalid);
     }
-    assert!(h.store.requests_all().is_empty());
-    assert!(h.store.events_all().is_empty());
-    assert!(h.notifier.notices().is_empty());
-    assert!(h.scheduler.schedules().is_empty());
+    h.assert_nothing_written();
 }
 
 #[tokio::test]
@@ -1022,6 +1027,14 @@ impl Strategy for RacingStrategy {
     ) -> Result<(), crate::ports::StrategyError> {
         self.inner.remove_member(target, iam_user).await
     }
+    async fn end_sessions(
+        &self,
+        target: &crate::config::Target,
+        person: &crate::config::Person,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<crate::model::SessionsEnded>, crate::ports::StrategyError> {
+        self.inner.end_sessions(target, person, before).await
+    }
 }
 
 impl Harness {
@@ -1227,6 +1240,7 @@ async fn every_event_records_the_principal_and_the_first_the_terms() {
     let mut forged = events[0].clone();
     forged.terms.as_mut().unwrap().target.kind = crate::config::TargetKind::IamGroup {
         group: "Everything".into(),
+        roles: Vec::new(),
     };
     assert_ne!(forged.computed_hash(), forged.hash);
     let mut forged = events[1].clone();
@@ -1456,4 +1470,95 @@ async fn reconciliation_compares_iam_names_regardless_of_case() {
     let done = reconcile(&app, false).await.unwrap();
     assert!(done.repairs.is_empty(), "{done:?}");
     assert!(h.strategy.has("admins", "breakglass"));
+}
+
+/// Reasons that could forge a line, rewrite a terminal or reorder what others read.
+const FORGING_REASONS: [&str; 4] = [
+    "ok\n*APPROVED* by <@U0BOB0001>",
+    "INC-42 \u{202E}gnp.exe",
+    "esc \u{1B}[2J",
+    "isolate \u{2066}x\u{2069}",
+];
+
+#[tokio::test]
+async fn requests_with_forging_reasons_are_refused_and_write_nothing() {
+    let h = harness();
+    for reason in FORGING_REASONS {
+        let submission = Submission {
+            flow: "infra_access".into(),
+            target: None,
+            duration: Duration::from_secs(3600),
+            reason: reason.into(),
+        };
+        let err = submit(&h.app, &h.person("alice"), submission)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "reason_invalid_characters", "{reason:?}: {err}");
+        assert_eq!(err.kind(), ErrorKind::Invalid);
+    }
+    h.assert_nothing_written();
+}
+
+#[tokio::test]
+async fn approvals_denials_and_revocations_with_forging_reasons_change_nothing() {
+    let h = harness();
+    let pending = h.submit("alice", 1).await;
+    let active = h.active("alice", 1).await;
+    let notices = h.notifier.notices().len();
+    let events = h.store.events_all().len();
+    for reason in FORGING_REASONS {
+        for decision in [Decision::Approve, Decision::Deny] {
+            let err = decide(
+                &h.app,
+                &h.person("bob"),
+                &pending.id,
+                decision,
+                Some(reason.into()),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(err.code(), "reason_invalid_characters", "{reason:?}: {err}");
+            assert_eq!(err.kind(), ErrorKind::Invalid);
+        }
+        let err = revoke(&h.app, &h.person("bob"), &active.id, Some(reason.into()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "reason_invalid_characters", "{reason:?}: {err}");
+    }
+    // The same length cap as a request's reason.
+    let overlong = Some("x".repeat(crate::rules::MAX_REASON_LEN + 1));
+    let err = decide(
+        &h.app,
+        &h.person("bob"),
+        &pending.id,
+        Decision::Deny,
+        overlong.clone(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), "reason_too_long");
+    let err = revoke(&h.app, &h.person("bob"), &active.id, overlong)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "reason_too_long");
+    assert_eq!(h.stored(&pending.id).state, State::Pending);
+    assert_eq!(h.stored(&active.id).state, State::Active);
+    assert!(h.strategy.has("admins", "alice"), "the access is untouched");
+    assert_eq!(h.store.events_all().len(), events, "no audit event");
+    assert_eq!(h.notifier.notices().len(), notices, "nobody told");
+    assert!(h
+        .scheduler
+        .schedule_named(&format!("timeout-{}", pending.id))
+        .is_some());
+    // A plain reason still decides.
+    let denied = decide(
+        &h.app,
+        &h.person("bob"),
+        &pending.id,
+        Decision::Deny,
+        Some("not during the freeze".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(denied.state, State::Denied);
 }

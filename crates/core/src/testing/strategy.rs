@@ -5,8 +5,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::config::{Person, Target};
-use crate::model::Request;
+use chrono::{DateTime, Utc};
+
+use crate::config::{Person, Target, TargetKind};
+use crate::model::{Request, SessionsEnded};
 use crate::ports::{Membership, Strategy, StrategyError};
 
 use super::{injected, lock, take_failure};
@@ -24,6 +26,10 @@ struct StrategyInner {
     escalate_calls: u32,
     deescalate_calls: u32,
     is_member_calls: u32,
+    /// (target name, person name, issued before) of each end of sessions.
+    sessions_ended: Vec<(String, String, DateTime<Utc>)>,
+    fail_end_sessions: u32,
+    sessions_fall_back: bool,
 }
 
 /// [`Strategy`] in memory: a set of (target name, person name) memberships. Granting twice and
@@ -91,6 +97,21 @@ impl FakeStrategy {
     /// a read-back notices.
     pub fn ignore_deescalate(&self, n: u32) {
         lock(&self.inner).ineffective_deescalate = n;
+    }
+
+    /// The next `n` end_sessions calls answer `Unavailable` and end nothing.
+    pub fn fail_end_sessions(&self, n: u32) {
+        lock(&self.inner).fail_end_sessions = n;
+    }
+
+    /// end_sessions answers that the role had no room left, so every session was denied.
+    pub fn sessions_fall_back(&self, fall_back: bool) {
+        lock(&self.inner).sessions_fall_back = fall_back;
+    }
+
+    /// (target name, person name, issued before) of each end of sessions, in order.
+    pub fn sessions_ended(&self) -> Vec<(String, String, DateTime<Utc>)> {
+        lock(&self.inner).sessions_ended.clone()
     }
 
     /// is_member answers `Unknown` (a custom target that cannot be read back).
@@ -200,5 +221,31 @@ impl Strategy for FakeStrategy {
             .members
             .remove(&(target.name.to_string(), iam_user.to_owned()));
         Ok(())
+    }
+
+    /// Ends sessions when the target names roles, as the IAM adapter does.
+    async fn end_sessions(
+        &self,
+        target: &Target,
+        person: &Person,
+        before: DateTime<Utc>,
+    ) -> Result<Option<SessionsEnded>, StrategyError> {
+        let mut inner = lock(&self.inner);
+        if take_failure(&mut inner.fail_end_sessions) {
+            return Err(StrategyError::Unavailable(injected("end_sessions")));
+        }
+        let names_roles =
+            matches!(&target.kind, TargetKind::IamGroup { roles, .. } if !roles.is_empty());
+        if !names_roles {
+            return Ok(None);
+        }
+        inner
+            .sessions_ended
+            .push((target.name.to_string(), person.name.to_string(), before));
+        Ok(Some(if inner.sessions_fall_back {
+            SessionsEnded::AllSessions
+        } else {
+            SessionsEnded::Person
+        }))
     }
 }

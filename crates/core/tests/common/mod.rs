@@ -43,6 +43,7 @@ pub fn terms() -> Terms {
             name: "admins".into(),
             kind: TargetKind::IamGroup {
                 group: "SymDemoAdmins".into(),
+                roles: Vec::new(),
             },
         },
         person: Person {

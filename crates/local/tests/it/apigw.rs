@@ -351,7 +351,7 @@ async fn a_base64_answer_is_decoded() {
 
 /// The routes of template.yaml's HttpApi events as (method, path, function, IAM auth), read
 /// line by line: the template's CloudFormation tags keep plain YAML parsers out.
-fn template_routes() -> std::collections::BTreeSet<(String, String, String, bool)> {
+pub(crate) fn template_routes() -> std::collections::BTreeSet<(String, String, String, bool)> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
     let text = std::fs::read_to_string(path).expect("template.yaml");
     let value_after = |line: &str, key: &str| -> Option<String> {

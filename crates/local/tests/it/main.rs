@@ -5,5 +5,7 @@ mod common;
 mod apigw;
 mod identity;
 mod invoke_api;
+mod openapi;
 mod pump;
 mod sigv4;
+mod template;

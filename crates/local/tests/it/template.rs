@@ -1,0 +1,296 @@
+//! What template.yaml promises about the deployment defending itself and waking someone:
+//! least privilege on schedules, the Slack secret's resource policy, deletion protection, the
+//! Slack route's throttle, and the alarms. CloudFormation tags stay as tagged YAML values, so
+//! `!Ref X` is compared as such and never mistaken for the string "X".
+
+use std::collections::{BTreeSet, HashSet};
+
+use serde_norway::Value;
+
+fn template() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+    let text = std::fs::read_to_string(path).expect("template.yaml");
+    serde_norway::from_str(&text).expect("template.yaml is YAML")
+}
+
+/// A value written in the template's own notation, e.g. `!Ref AlarmTopicArn`.
+fn yaml(text: &str) -> Value {
+    serde_norway::from_str(text).expect("yaml")
+}
+
+fn resource<'t>(template: &'t Value, name: &str) -> &'t Value {
+    let found = &template["Resources"][name];
+    assert!(!found.is_null(), "template.yaml has no resource {name}");
+    found
+}
+
+fn resources_of_type<'t>(template: &'t Value, kind: &str) -> Vec<(String, &'t Value)> {
+    let all = template["Resources"].as_mapping().expect("Resources");
+    all.iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(name, r)| (name.as_str().expect("name").to_owned(), r))
+        .collect()
+}
+
+/// A scalar or a list of scalars, as IAM writes `Action` and `Resource`.
+fn one_or_many(value: &Value) -> Vec<&Value> {
+    match value.as_sequence() {
+        Some(items) => items.iter().collect(),
+        None => vec![value],
+    }
+}
+
+/// The statements of every policy a function's role holds: its inline `Statement`s and those
+/// of the managed policies it names with `!Ref`, under either branch of an `!If`.
+fn function_statements<'t>(template: &'t Value, function: &str) -> Vec<&'t Value> {
+    let mut statements = Vec::new();
+    let mut policies: Vec<&Value> = resource(template, function)["Properties"]["Policies"]
+        .as_sequence()
+        .map(|p| p.iter().collect())
+        .unwrap_or_default();
+    while let Some(policy) = policies.pop() {
+        let Value::Tagged(tagged) = policy else {
+            statements.extend(one_or_many(&policy["Statement"]));
+            continue;
+        };
+        if tagged.tag == "If" {
+            policies.extend(tagged.value.as_sequence().expect("!If")[1..].iter());
+        } else if tagged.tag == "Ref" {
+            let name = tagged.value.as_str().expect("!Ref");
+            if name.starts_with("AWS::") {
+                continue;
+            }
+            let managed = resource(template, name);
+            assert_eq!(
+                managed["Type"].as_str(),
+                Some("AWS::IAM::ManagedPolicy"),
+                "{function} names {name}"
+            );
+            statements.extend(one_or_many(
+                &managed["Properties"]["PolicyDocument"]["Statement"],
+            ));
+        } else {
+            panic!("{function}: unexpected policy {policy:?}");
+        }
+    }
+    statements
+}
+
+fn allows_any(statement: &Value, prefix: &str) -> bool {
+    statement["Effect"].as_str() == Some("Allow")
+        && one_or_many(&statement["Action"]).iter().any(|action| {
+            let action = action.as_str().expect("action");
+            action == "*" || action.starts_with(prefix)
+        })
+}
+
+/// The schedule names (the part after the group) a function may write or read.
+fn schedule_names(template: &Value, function: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for statement in function_statements(template, function) {
+        if !allows_any(statement, "scheduler:") {
+            continue;
+        }
+        for arn in one_or_many(&statement["Resource"]) {
+            let arn = arn.as_str().expect("resource");
+            let name = arn
+                .strip_prefix(
+                    "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/",
+                )
+                .unwrap_or_else(|| panic!("{function}: scheduler resource {arn} is broader than elevate's group"));
+            names.insert(name.to_owned());
+        }
+    }
+    names
+}
+
+#[test]
+fn each_function_reaches_only_the_schedules_its_use_cases_write() {
+    let template = template();
+    let names = |function| schedule_names(&template, function);
+    let set =
+        |names: &[&str]| -> BTreeSet<String> { names.iter().map(|n| (*n).to_owned()).collect() };
+    // request opens (and cancels) a request's time-out; it must not move or delete the end of
+    // a grant, which is what a `revoke-*` permission would let its callers' bugs do.
+    assert_eq!(names("RequestFunction"), set(&["timeout-*"]));
+    assert_eq!(names("ApproveFunction"), set(&["timeout-*"]));
+    assert_eq!(names("EscalateFunction"), set(&["revoke-*"]));
+    assert_eq!(names("RevokeFunction"), set(&["revoke-*", "timeout-*"]));
+}
+
+#[test]
+fn the_table_cannot_be_deleted_by_accident() {
+    let template = template();
+    let table = resource(&template, "Table");
+    assert_eq!(
+        table["Properties"]["DeletionProtectionEnabled"],
+        Value::Bool(true)
+    );
+    assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"));
+}
+
+#[test]
+fn only_elevate_functions_read_the_slack_secret() {
+    let template = template();
+    let policies = resources_of_type(&template, "AWS::SecretsManager::ResourcePolicy");
+    assert_eq!(policies.len(), 1, "one resource policy on the Slack secret");
+    let properties = &policies[0].1["Properties"];
+    assert_eq!(properties["SecretId"], yaml("!Ref SlackSecretArn"));
+    assert_eq!(properties["BlockPublicPolicy"], Value::Bool(true));
+
+    // The roles of exactly the functions whose own policies read the secret.
+    let readers: BTreeSet<String> = resources_of_type(&template, "AWS::Serverless::Function")
+        .into_iter()
+        .filter(|(name, _)| {
+            function_statements(&template, name).iter().any(|s| {
+                allows_any(s, "secretsmanager:GetSecretValue")
+                    && s["Resource"] == yaml("!Ref SlackSecretArn")
+            })
+        })
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(readers.len(), 4, "readers: {readers:?}");
+
+    let statements = one_or_many(&properties["ResourcePolicy"]["Statement"]);
+    assert_eq!(statements.len(), 1);
+    let deny = statements[0];
+    assert_eq!(deny["Effect"].as_str(), Some("Deny"));
+    assert_eq!(deny["Principal"].as_str(), Some("*"));
+    // Only reading is denied: administrators keep rotating, changing and deleting the secret
+    // and this policy.
+    assert_eq!(
+        deny["Action"].as_str(),
+        Some("secretsmanager:GetSecretValue")
+    );
+    let excepted: HashSet<Value> =
+        one_or_many(&deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"])
+            .into_iter()
+            .cloned()
+            .collect();
+    let expected: HashSet<Value> = readers
+        .iter()
+        .map(|f| yaml(&format!("!GetAtt {f}Role.Arn")))
+        .collect();
+    assert_eq!(excepted, expected);
+}
+
+#[test]
+fn the_unsigned_slack_route_has_its_own_lower_throttle() {
+    let template = template();
+    let api = &resource(&template, "Api")["Properties"];
+    let default = &api["DefaultRouteSettings"];
+    let slack = &api["RouteSettings"]["POST /slack/interactions"];
+    for limit in ["ThrottlingBurstLimit", "ThrottlingRateLimit"] {
+        let (slack, default) = (slack[limit].as_f64(), default[limit].as_f64());
+        assert!(
+            slack.zip(default).is_some_and(|(s, d)| s > 0.0 && s < d),
+            "{limit}: slack {slack:?}, default {default:?}"
+        );
+    }
+    // The key names a route that exists, unsigned at the gateway.
+    let event = &resource(&template, "ApproveFunction")["Properties"]["Events"]
+        ["SlackInteractions"]["Properties"];
+    assert_eq!(event["Method"].as_str(), Some("POST"));
+    assert_eq!(event["Path"].as_str(), Some("/slack/interactions"));
+    assert_eq!(event["Auth"]["Authorizer"].as_str(), Some("NONE"));
+}
+
+#[test]
+fn every_failure_alarm_notifies_the_topic_when_there_is_one() {
+    let template = template();
+    assert_eq!(
+        template["Parameters"]["AlarmTopicArn"]["Default"].as_str(),
+        Some("")
+    );
+    assert_eq!(
+        template["Conditions"]["HasAlarmTopic"],
+        yaml(r#"!Not [!Equals [!Ref AlarmTopicArn, ""]]"#)
+    );
+
+    // What each alarm watches: (namespace, metric, dimension value).
+    let mut watched = HashSet::new();
+    for (name, alarm) in resources_of_type(&template, "AWS::CloudWatch::Alarm") {
+        assert_eq!(alarm["Condition"].as_str(), Some("HasAlarmTopic"), "{name}");
+        let p = &alarm["Properties"];
+        assert_eq!(p["AlarmActions"], yaml("[!Ref AlarmTopicArn]"), "{name}");
+        assert_eq!(
+            p["TreatMissingData"].as_str(),
+            Some("notBreaching"),
+            "{name}"
+        );
+        assert_eq!(
+            p["ComparisonOperator"].as_str(),
+            Some("GreaterThanThreshold"),
+            "{name}"
+        );
+        assert_eq!(p["Threshold"].as_f64(), Some(0.0), "{name}");
+        let dimension = one_or_many(&p["Dimensions"])
+            .first()
+            .map(|d| d["Value"].clone())
+            .unwrap_or(Value::Null);
+        watched.insert((p["Namespace"].clone(), p["MetricName"].clone(), dimension));
+    }
+
+    let sqs = |queue: &str| {
+        (
+            yaml("AWS/SQS"),
+            yaml("ApproximateNumberOfMessagesVisible"),
+            yaml(&format!("!GetAtt {queue}.QueueName")),
+        )
+    };
+    let errors = |function: &str| {
+        (
+            yaml("AWS/Lambda"),
+            yaml("Errors"),
+            yaml(&format!("!Ref {function}")),
+        )
+    };
+    // Every queue of the template is a dead-letter queue.
+    let queues = resources_of_type(&template, "AWS::SQS::Queue");
+    assert_eq!(queues.len(), 2);
+    for (queue, _) in &queues {
+        assert!(
+            watched.contains(&sqs(queue)),
+            "no alarm on {queue}: {watched:#?}"
+        );
+    }
+    for function in ["RevokeFunction", "EscalateFunction"] {
+        assert!(
+            watched.contains(&errors(function)),
+            "no alarm on {function}'s errors"
+        );
+    }
+
+    // Repairs: a metric filter on the revoke function's logs (reconciliation) and on
+    // escalate's (an undone late escalation), with the pattern docs/contracts.md promises.
+    let contracts = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/contracts.md"
+    ))
+    .expect("docs/contracts.md");
+    let filters = resources_of_type(&template, "AWS::Logs::MetricFilter");
+    for log_group in ["RevokeLogGroup", "EscalateLogGroup"] {
+        let (name, filter) = filters
+            .iter()
+            .find(|(_, f)| f["Properties"]["LogGroupName"] == yaml(&format!("!Ref {log_group}")))
+            .unwrap_or_else(|| panic!("no metric filter on {log_group}"));
+        let p = &filter["Properties"];
+        let pattern = p["FilterPattern"].as_str().expect("pattern");
+        assert!(pattern.contains("$.fields.repair"), "{name}: {pattern}");
+        assert!(
+            contracts.contains(&format!("`{pattern}`")),
+            "{name}: docs/contracts.md does not state {pattern}"
+        );
+        let metric = &p["MetricTransformations"][0];
+        let repairs = (
+            metric["MetricNamespace"].clone(),
+            metric["MetricName"].clone(),
+            Value::Null,
+        );
+        assert!(
+            watched.contains(&repairs),
+            "no alarm on {name}'s metric {repairs:?}"
+        );
+    }
+    assert_eq!(watched.len(), 5, "{watched:#?}");
+}
