@@ -281,15 +281,8 @@ impl Strategy for IamGroupStrategy {
             let ended = self
                 .end_role_sessions(role, &person.iam_user, before)
                 .await?;
-            outcome = match (outcome, ended) {
-                (Some(SessionsEnded::AllSessions), _) | (_, Some(SessionsEnded::AllSessions)) => {
-                    Some(SessionsEnded::AllSessions)
-                }
-                (Some(SessionsEnded::Person), _) | (_, Some(SessionsEnded::Person)) => {
-                    Some(SessionsEnded::Person)
-                }
-                (None, None) => None,
-            };
+            // The widest ending of any role is what the grant's end did.
+            outcome = outcome.max(ended);
         }
         Ok(outcome)
     }

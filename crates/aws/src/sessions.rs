@@ -45,7 +45,7 @@ pub enum PlanError {
     NoRoom { budget: usize },
 }
 
-/// The session of a role one person's sessions are recognised by.
+/// What a role's sessions are recognised and pruned by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleSessions<'a> {
     /// The role's unique id (`AROA...`).
@@ -459,6 +459,25 @@ mod tests {
             document = Some(next.document);
             assert!(n < 100, "never fell back");
         }
+    }
+
+    #[test]
+    fn the_widest_ending_of_several_roles_is_the_grants() {
+        let ends = [
+            None,
+            Some(SessionsEnded::AllSessions),
+            Some(SessionsEnded::Person),
+        ];
+        assert_eq!(
+            ends.into_iter().fold(None, Option::max),
+            Some(SessionsEnded::AllSessions)
+        );
+        assert_eq!(
+            [None, Some(SessionsEnded::Person)]
+                .into_iter()
+                .fold(None, Option::max),
+            Some(SessionsEnded::Person)
+        );
     }
 
     #[test]

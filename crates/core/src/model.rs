@@ -180,8 +180,8 @@ pub struct Terms {
 }
 
 /// How the live role sessions of an ended grant were ended (iam_group targets that name the
-/// roles their group may assume).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// roles their group may assume). Ordered by how far the ending reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionsEnded {
     /// Each role denies the person's sessions issued before the end.
