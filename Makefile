@@ -79,4 +79,52 @@ deploy-strategy: ## Deploy infra/strategy.yaml (SymDemoAdmins, SymDemoEscalated,
 	aws cloudformation describe-stacks --stack-name $(STRATEGY_STACK) \
 		--query 'Stacks[0].Outputs' --output table
 
-.PHONY: help setup dev test bench lint validate sam-setup lambda-setup build build-x86 sam-build deploy deploy-strategy
+# The Slack app's manifest with a deployed stack's URLs: infra/slack-app-manifest.yaml without
+# its header comment, each ${Output} placeholder replaced by that output of the stack.
+SLACK_MANIFEST := target/slack-app-manifest.yaml
+define FILL_SLACK_MANIFEST
+import json, re, sys
+stack, outputs = sys.argv[1], json.loads(sys.argv[2] or "[]") or []
+outputs = {o["OutputKey"]: o["OutputValue"] for o in outputs}
+lines = sys.stdin.read().splitlines(keepends=True)
+while lines and lines[0].startswith("#"):
+    lines.pop(0)
+text = "".join(lines)
+placeholder = re.compile(r"\$$\{(\w+)\}")
+missing = sorted({name for name in placeholder.findall(text) if not outputs.get(name)})
+if missing:
+    sys.exit(f"slack-manifest: stack {stack} has no output {', '.join(missing)}: deploy this template.yaml first (make deploy)")
+sys.stdout.write(f"# The Slack app of stack {stack} (make slack-manifest STACK={stack})\n")
+sys.stdout.write(placeholder.sub(lambda m: outputs[m.group(1)], text))
+endef
+export FILL_SLACK_MANIFEST
+
+slack-manifest: export AWS_EC2_METADATA_DISABLED := false
+slack-manifest: ## The Slack app manifest with the URLs of a deployed stack: make slack-manifest STACK=<name>
+	@if [ -z "$(STACK)" ]; then \
+		echo "slack-manifest: name the deployed stack: make slack-manifest STACK=<stack name>" >&2; \
+		exit 1; \
+	fi
+	@set -euo pipefail; \
+	if [ -x $(SAM) ]; then \
+		read_outputs() { $(SAM) list stack-outputs --stack-name "$(STACK)" --output json; }; \
+	elif command -v aws >/dev/null; then \
+		read_outputs() { aws cloudformation describe-stacks --stack-name "$(STACK)" \
+			--query 'Stacks[0].Outputs' --output json; }; \
+	else \
+		echo "slack-manifest: neither SAM CLI ($(SAM), make sam-setup) nor the aws CLI is installed" >&2; \
+		exit 1; \
+	fi; \
+	outputs=$$(read_outputs) || { \
+		echo "slack-manifest: could not read the outputs of stack $(STACK) (deployed? AWS profile and region?)" >&2; \
+		exit 1; \
+	}; \
+	mkdir -p $(dir $(SLACK_MANIFEST)); \
+	python3 -c "$$FILL_SLACK_MANIFEST" "$(STACK)" "$$outputs" \
+		< infra/slack-app-manifest.yaml > $(SLACK_MANIFEST).tmp || { rm -f $(SLACK_MANIFEST).tmp; exit 1; }; \
+	mv $(SLACK_MANIFEST).tmp $(SLACK_MANIFEST); \
+	cat $(SLACK_MANIFEST); \
+	echo "slack-manifest: written to $(SLACK_MANIFEST); paste it at https://api.slack.com/apps," \
+		"Create New App > From an app manifest" >&2
+
+.PHONY: help setup dev test bench lint validate sam-setup lambda-setup build build-x86 sam-build deploy deploy-strategy slack-manifest

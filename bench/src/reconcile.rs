@@ -16,7 +16,7 @@ use elevate_core::machine::{self, Command};
 use elevate_core::model::By;
 use elevate_core::ports::{RequestStore, StrategyRouter, SystemClock};
 use elevate_core::service::{self, App, Reconciliation, RepairKind, Settings};
-use elevate_core::testing::{RecordingEscalation, RecordingInvoker};
+use elevate_core::testing::{RecordingEscalation, RecordingFollowUps, RecordingInvoker};
 use elevate_core::{Config, RequestId, State};
 use elevate_slack::standin::SlackStandin;
 use elevate_slack::SlackNotifier;
@@ -261,6 +261,7 @@ pub async fn run(n: usize) -> Result<ReconcileFigures, String> {
         )),
         notifier: Arc::new(SlackNotifier::new(slack.base_url(), BOT_TOKEN)),
         escalation: Arc::new(RecordingEscalation::new()),
+        follow_ups: Arc::new(RecordingFollowUps::new()),
         clock: Arc::new(SystemClock),
         settings: Settings {
             principal: "lambda:elevate-sweep".to_owned(),

@@ -23,11 +23,12 @@ use elevate_core::ports::{
     InvokeError, Invoker, Membership, RequestStore, Strategy, StrategyError, StrategyRouter,
 };
 use elevate_core::service::App;
-use elevate_core::testing::{FakeClock, InjectedFailure, Invocation};
+use elevate_core::testing::{FakeClock, InjectedFailure, Invocation, RecordingFollowUps};
 use elevate_core::{verify_chain, AuditEvent, Config, Person, Request, RequestId, Target};
 use elevate_http::testing::{body_json, ApiEvent};
 use elevate_runtime::{build_app, Env, EnvSpec, SlackSecrets};
 use elevate_slack::standin::SlackStandin;
+use elevate_slack::SlackNotifier;
 use elevate_testkit::{unique_name, Moto};
 use serde_json::Value;
 
@@ -115,6 +116,9 @@ pub struct World {
     pub app: App,
     pub clock: Arc<FakeClock>,
     pub invoker: Arc<Dispatcher>,
+    /// What Slack steps hand over to run after Slack is answered; [`World::approve_fn`] runs
+    /// them after answering, like Lambda.
+    pub follow_ups: Arc<RecordingFollowUps>,
     pub iam_strategy: Arc<Flaky>,
     pub signing_secret: String,
     pub table: String,
@@ -227,6 +231,8 @@ impl World {
             iam_group: iam_strategy.clone(),
             lambda: Arc::new(LambdaStrategy::new(invoker.clone())),
         });
+        let follow_ups = Arc::new(RecordingFollowUps::new());
+        app.follow_ups = follow_ups.clone();
 
         World {
             store: DynamoStore::new(dynamodb, table.clone()),
@@ -238,6 +244,7 @@ impl World {
             app,
             clock,
             invoker,
+            follow_ups,
             iam_strategy,
             signing_secret,
             table,
@@ -283,11 +290,35 @@ impl World {
         (response.status().as_u16(), body_json(&response))
     }
 
-    /// The approve function's answer.
+    /// The approve function's answer; then the follow-ups it handed over run, as Lambda
+    /// runs them after the answer.
     pub async fn approve_fn(&self, event: &ApiEvent) -> (u16, Value) {
-        let response =
-            elevate_approve::handle(&self.app, &self.signing_secret, event.request()).await;
-        (response.status().as_u16(), body_json(&response))
+        let slack = elevate_approve::Slack {
+            signing_secret: self.signing_secret.clone(),
+            views: Box::new(SlackNotifier::new(self.slack.base_url(), BOT_TOKEN)),
+        };
+        let response = elevate_approve::handle(&self.app, &slack, event.request()).await;
+        let answer = (response.status().as_u16(), body_json(&response));
+        self.run_follow_ups().await;
+        answer
+    }
+
+    /// Runs the follow-ups handed over so far (and any they hand over).
+    ///
+    /// # Panics
+    /// When one fails.
+    pub async fn run_follow_ups(&self) {
+        loop {
+            let work = self.follow_ups.take();
+            if work.is_empty() {
+                return;
+            }
+            for work in work {
+                if let Err(err) = elevate_core::service::follow_up(&self.app, &work).await {
+                    panic!("follow-up {work:?} failed: {err}");
+                }
+            }
+        }
     }
 
     /// A Slack click (`slack-interaction-approve.json` or `-deny`) by the Slack user

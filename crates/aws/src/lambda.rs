@@ -1,5 +1,5 @@
-//! Lambda: the [`Invoker`] of other functions, the [`Escalation`] that invokes escalate, and
-//! the [`Strategy`] of custom `lambda` targets, which speaks the JSON contract of
+//! Lambda: the [`Invoker`] of other functions, the [`Escalation`] that invokes escalate, the
+//! [`FollowUps`] that invoke a function again after Slack is answered, and the [`Strategy`] of custom `lambda` targets, which speaks the JSON contract of
 //! docs/contracts.md ("custom target").
 
 use std::sync::Arc;
@@ -9,9 +9,11 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use aws_sdk_lambda::Client;
 use elevate_core::config::{Person, Target, TargetKind};
-use elevate_core::events::EscalateEvent;
+use elevate_core::events::{EscalateEvent, FollowUp};
 use elevate_core::model::{Request, RequestId};
-use elevate_core::ports::{Escalation, InvokeError, Invoker, Membership, Strategy, StrategyError};
+use elevate_core::ports::{
+    Escalation, FollowUps, InvokeError, Invoker, Membership, Strategy, StrategyError,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::instrument;
@@ -118,6 +120,52 @@ impl Escalation for LambdaEscalation {
         let payload =
             serde_json::to_value(&event).map_err(|e| InvokeError::Unavailable(Box::new(e)))?;
         self.invoker.invoke_async(function, &payload).await
+    }
+}
+
+/// Runs [`FollowUp`]s by invoking a function asynchronously with them (Lambda queues the
+/// event, retries it on failure and hands the last failure to the function's `OnFailure`
+/// destination): the function that took the step runs its own follow-ups, and "End access
+/// now" goes to the revoke function, which holds the rights to remove access.
+pub struct LambdaFollowUps {
+    invoker: Arc<dyn Invoker>,
+    own: String,
+    revoke: String,
+}
+
+impl LambdaFollowUps {
+    /// `own`: this function's name; `revoke`: the revoke function's name or ARN.
+    pub fn new(
+        invoker: Arc<dyn Invoker>,
+        own: impl Into<String>,
+        revoke: impl Into<String>,
+    ) -> Self {
+        LambdaFollowUps {
+            invoker,
+            own: own.into(),
+            revoke: revoke.into(),
+        }
+    }
+
+    /// The function that runs `work`.
+    pub fn function_for(&self, work: &FollowUp) -> &str {
+        match work {
+            FollowUp::EndAccess { .. } => &self.revoke,
+            FollowUp::Opened { .. } | FollowUp::Decided { .. } | FollowUp::Refused { .. } => {
+                &self.own
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl FollowUps for LambdaFollowUps {
+    async fn defer(&self, work: &FollowUp) -> Result<(), InvokeError> {
+        let payload =
+            serde_json::to_value(work).map_err(|e| InvokeError::Unavailable(Box::new(e)))?;
+        self.invoker
+            .invoke_async(self.function_for(work), &payload)
+            .await
     }
 }
 

@@ -13,5 +13,5 @@ pub mod sessions;
 pub use dynamo::DynamoStore;
 pub use error::AwsError;
 pub use iam::IamGroupStrategy;
-pub use lambda::{LambdaEscalation, LambdaInvoker, LambdaStrategy};
+pub use lambda::{LambdaEscalation, LambdaFollowUps, LambdaInvoker, LambdaStrategy};
 pub use scheduler::{EventBridgeScheduler, SchedulerTarget};

@@ -5,7 +5,9 @@
 //!   invoke of escalate);
 //! - [`ScheduledAction`]: the input of every EventBridge Scheduler schedule (to revoke);
 //! - [`FailedInvocation`]: what Lambda hands an `OnFailure` destination once an asynchronous
-//!   invocation has failed every retry (escalate's failures, to revoke).
+//!   invocation has failed every retry (escalate's failures, to revoke);
+//! - [`FollowUp`]: the work that follows a step taken from Slack, run after Slack has been
+//!   answered (asynchronous invoke of approve itself, or of revoke for "End access now").
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -37,6 +39,49 @@ impl ScheduledAction {
             ScheduledAction::Expire { request_id } => format!("revoke-{request_id}"),
             ScheduledAction::Timeout { request_id } => format!("timeout-{request_id}"),
             ScheduledAction::Sweep => "sweep".to_owned(),
+        }
+    }
+}
+
+/// Work that follows a step taken from Slack. Slack wants its answer within 3 seconds, so
+/// the step itself (the request stored, the decision written) is taken before answering, and
+/// what may be slow (Slack messages, starting the escalation, ending access) runs after it:
+/// `{"follow_up": "opened"|"decided"|"refused"|"end_access", ...}`.
+///
+/// Each is safe to run again: a retried follow-up reads the request as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "follow_up", rename_all = "snake_case")]
+pub enum FollowUp {
+    /// A request opened from Slack is stored: announce it to the approvers, schedule its
+    /// time-out, and confirm it to the requester.
+    Opened { request_id: RequestId },
+    /// A decision taken from Slack is stored: show it, tell the requester, start the
+    /// escalation of an approval.
+    Decided { request_id: RequestId },
+    /// A Slack action elevate refused: tell `slack_user_id`, and only them, why.
+    Refused {
+        channel: String,
+        slack_user_id: String,
+        text: String,
+    },
+    /// "End access now", clicked by `slack_user_id` of workspace `team_id` in `channel`:
+    /// the revoke function (which may remove access) ends the grant.
+    EndAccess {
+        request_id: RequestId,
+        team_id: String,
+        slack_user_id: String,
+        channel: String,
+    },
+}
+
+impl FollowUp {
+    /// The request it is about, for logs.
+    pub fn request_id(&self) -> Option<&RequestId> {
+        match self {
+            FollowUp::Opened { request_id }
+            | FollowUp::Decided { request_id }
+            | FollowUp::EndAccess { request_id, .. } => Some(request_id),
+            FollowUp::Refused { .. } => None,
         }
     }
 }

@@ -263,8 +263,10 @@ pub trait Notifier: Send + Sync {
         requester: &Person,
         message: &MessageRef,
     ) -> Result<(), NotifyError>;
-    /// A direct message to one person.
-    async fn tell(&self, person: &Person, text: &str) -> Result<(), NotifyError>;
+    /// A direct message to `person` about `request` (they asked for it). While the request
+    /// is ACTIVE, the message offers its requester a way to end the access at once.
+    async fn tell(&self, person: &Person, request: &Request, text: &str)
+        -> Result<(), NotifyError>;
     /// A message only `person` sees, in `channel` (why a click was refused).
     async fn tell_privately(
         &self,
@@ -287,6 +289,13 @@ pub enum InvokeError {
 #[async_trait]
 pub trait Escalation: Send + Sync {
     async fn start(&self, request_id: &RequestId) -> Result<(), InvokeError>;
+}
+
+/// Runs a [`FollowUp`](crate::events::FollowUp) after the caller has been answered: in AWS,
+/// an asynchronous invoke (Lambda queues it and retries it on failure).
+#[async_trait]
+pub trait FollowUps: Send + Sync {
+    async fn defer(&self, work: &crate::events::FollowUp) -> Result<(), InvokeError>;
 }
 
 /// Invokes functions by name (custom targets, and the escalation's adapter).

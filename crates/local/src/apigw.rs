@@ -97,6 +97,13 @@ pub const ROUTES: &[Route] = &[
         function: functions::APPROVE,
         iam_auth: false,
     },
+    // Public: the `/elevate` slash command; the approve function checks Slack's signature.
+    Route {
+        method: "POST",
+        path: "/slack/commands",
+        function: functions::APPROVE,
+        iam_auth: false,
+    },
 ];
 
 /// The first route matching, with its path parameters.
@@ -562,13 +569,20 @@ mod tests {
                 "POST /slack/interactions",
                 None,
             ),
+            (
+                "POST",
+                "/slack/commands",
+                functions::APPROVE,
+                "POST /slack/commands",
+                None,
+            ),
         ];
         for (method, path, function, key, id) in cases {
             let (route, params) = match_route(ROUTES, method, path).expect(path);
             assert_eq!(route.function, function, "{path}");
             assert_eq!(route.route_key(), key);
             assert_eq!(params.get("id").map(String::as_str), id, "{path}");
-            assert_eq!(route.iam_auth, path != "/slack/interactions");
+            assert_eq!(route.iam_auth, !path.starts_with("/slack/"));
         }
     }
 
@@ -582,6 +596,7 @@ mod tests {
             ("GET", "/"),
             ("POST", "/requests/r1/approve/x"),
             ("GET", "/slack/interactions"),
+            ("GET", "/slack/commands"),
         ] {
             assert!(
                 match_route(ROUTES, method, path).is_none(),

@@ -1,11 +1,12 @@
 //! The functions of template.yaml, run in process behind the [`Dispatcher`]: each gets the
 //! event Lambda would give it and answers what Lambda would hand back.
 //!
-//! HTTP functions (request, approve) receive API Gateway payload 2.0 events, turned into an
-//! `http::Request` by lambda_http's own `LambdaRequest` conversion (so they see the same
-//! request, request context included, as under `lambda_http::run`), and answer payload 2.0
-//! responses. escalate, revoke and the example target get the JSON event as it is; an `Err`
-//! becomes the function error Lambda reports (`errorType`, `errorMessage`).
+//! The request function receives API Gateway payload 2.0 events, turned into an
+//! `http::Request` by lambda_http's own `LambdaRequest` conversion (so it sees the same
+//! request, request context included, as under `lambda_http::run`), and answers payload 2.0
+//! responses. approve, escalate, revoke and the example target get the JSON event as it is
+//! (approve and revoke turn API events into requests the same way); an `Err` becomes the
+//! function error Lambda reports (`errorType`, `errorMessage`).
 
 use std::sync::Arc;
 
@@ -44,8 +45,8 @@ pub struct ExampleTarget {
 pub struct Functions {
     pub request: App,
     pub approve: App,
-    /// The Slack signing secret approve verifies interactions with.
-    pub signing_secret: String,
+    /// What approve needs of Slack: the signing secret, the Web API that opens forms.
+    pub slack: elevate_approve::Slack,
     pub escalate: App,
     pub revoke: App,
     pub example_target: ExampleTarget,
@@ -80,12 +81,10 @@ impl Dispatcher for InProcess {
                     elevate_request::handle(&f.request, request).await,
                 ))
             }
-            APPROVE => {
-                let request = http_request(payload)?;
-                Ok(http_answer(
-                    elevate_approve::handle(&f.approve, &f.signing_secret, request).await,
-                ))
-            }
+            // An HTTP event, or a follow-up approve handed itself.
+            APPROVE => elevate_approve::handle_event(&f.approve, &f.slack, payload)
+                .await
+                .map_err(|error| function_error(error.into())),
             ESCALATE => match elevate_escalate::handle(&f.escalate, payload).await {
                 Ok(escalated) => serde_json::to_value(escalated).map_err(|e| {
                     DispatchError::failed("Runtime.SerializationError", e.to_string())

@@ -6,7 +6,8 @@
 //! - [`apigw`]: the HTTP API of docs/contracts.md: routes, caller check, payload 2.0 events.
 //! - [`invoke_api`]: the Lambda Invoke API (Event and RequestResponse).
 //! - [`pump`]: fires moto's schedules, which moto never does.
-//! - [`slack_page`]: the approver's page over the Slack stand-in, clicks signed like Slack's.
+//! - [`slack_page`]: Slack, locally: the stand-in's messages with working buttons, `/elevate`
+//!   and its modal, signed like Slack's.
 //! - [`bootstrap`]: the tutorial's resources and elevate's own, created in moto.
 //! - [`stack`]: `elevate-local up`, everything above on one port.
 //!

@@ -181,7 +181,7 @@ impl Stack {
             vars: function_variables(&names, &bootstrapped, &base_url, &config_path),
         };
         let functions = start_functions(&env, &functions_sdk).await?;
-        let signing_secret = functions.signing_secret.clone();
+        let signing_secret = functions.slack.signing_secret.clone();
         let dispatcher = Arc::new(InProcess::new(functions));
 
         let standin = StandinState::new(slack.bot_token.clone());
@@ -405,12 +405,12 @@ async fn start_functions(env: &FunctionEnv, sdk: &SdkConfig) -> Result<Functions
             .map_err(|e| fail(function, &e))?;
         let app = elevate_runtime::build_app(&env, config, sdk, &slack)
             .map_err(|e| fail(function, &e))?;
-        Ok::<_, UpError>((app, slack))
+        Ok::<_, UpError>((app, slack, env.slack_api_url))
     };
-    let (request, _) = app(functions::REQUEST, EnvSpec::REQUEST).await?;
-    let (approve, slack) = app(functions::APPROVE, EnvSpec::APPROVE).await?;
-    let (escalate, _) = app(functions::ESCALATE, EnvSpec::ESCALATE).await?;
-    let (revoke, _) = app(functions::REVOKE, EnvSpec::REVOKE).await?;
+    let (request, ..) = app(functions::REQUEST, EnvSpec::REQUEST).await?;
+    let (approve, slack, slack_api_url) = app(functions::APPROVE, EnvSpec::APPROVE).await?;
+    let (escalate, ..) = app(functions::ESCALATE, EnvSpec::ESCALATE).await?;
+    let (revoke, ..) = app(functions::REVOKE, EnvSpec::REVOKE).await?;
     let group = env.get("EXAMPLE_TARGET_GROUP").ok_or_else(|| {
         fail(
             functions::EXAMPLE_TARGET,
@@ -420,7 +420,13 @@ async fn start_functions(env: &FunctionEnv, sdk: &SdkConfig) -> Result<Functions
     Ok(Functions {
         request,
         approve,
-        signing_secret: slack.signing_secret,
+        slack: elevate_approve::Slack {
+            signing_secret: slack.signing_secret,
+            views: Box::new(
+                elevate_slack::SlackNotifier::new(slack_api_url, slack.bot_token)
+                    .with_timeout(elevate_approve::VIEWS_TIMEOUT),
+            ),
+        },
         escalate,
         revoke,
         example_target: ExampleTarget {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use elevate_aws::{
-    DynamoStore, EventBridgeScheduler, IamGroupStrategy, LambdaEscalation, LambdaInvoker,
-    LambdaStrategy, SchedulerTarget,
+    DynamoStore, EventBridgeScheduler, IamGroupStrategy, LambdaEscalation, LambdaFollowUps,
+    LambdaInvoker, LambdaStrategy, SchedulerTarget,
 };
 use elevate_core::ports::{Invoker, StrategyRouter, SystemClock};
 use elevate_core::service::{App, Settings};
@@ -56,7 +56,13 @@ pub fn build_app(
             env.slack_api_url.clone(),
             slack.bot_token.clone(),
         )),
-        escalation: Arc::new(escalation(env, invoker)),
+        escalation: Arc::new(escalation(env, invoker.clone())),
+        // A function's follow-ups run in the function itself, "End access now" in revoke.
+        follow_ups: Arc::new(LambdaFollowUps::new(
+            invoker,
+            env.function_name.clone(),
+            schedules.revoke_function_arn.clone(),
+        )),
         clock: Arc::new(SystemClock),
         settings: Settings {
             principal: format!("lambda:{}", env.function_name),
@@ -85,6 +91,8 @@ pub enum StartError {
 pub struct Started {
     pub app: App,
     pub slack: SlackSecrets,
+    /// The environment it was started with.
+    pub env: Env,
 }
 
 /// The cold start every function shares: JSON logs, the environment of `spec`, the flows
@@ -97,7 +105,7 @@ pub async fn start(spec: EnvSpec) -> Result<Started, StartError> {
         let sdk = crate::aws_config().await;
         let slack = crate::slack_secrets(&sdk, &env.slack_secret_arn).await?;
         let app = build_app(&env, config, &sdk, &slack)?;
-        Ok::<_, StartError>(Started { app, slack })
+        Ok::<_, StartError>(Started { app, slack, env })
     }
     .await;
     if let Err(err) = &result {

@@ -15,15 +15,19 @@ use elevate_core::{format_duration, Flow, Person, Request, State};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::interaction::{APPROVE_ACTION, DENY_ACTION};
+use crate::interaction::{APPROVE_ACTION, DENY_ACTION, END_ACCESS_ACTION};
 
 /// `block_id` of the Approve/Deny buttons.
 pub const DECISION_BLOCK: &str = "decision";
+/// `block_id` of the End access now button of a requester's direct message.
+pub const END_ACCESS_BLOCK: &str = "end_access";
 
 // Slack's limits are 3000 characters for a section's text and 2000 for a field; user text
 // (reasons, failures) is cut well below so the whole message is never refused.
 const MAX_SECTION_CHARS: usize = 2500;
 const MAX_FIELD_CHARS: usize = 1500;
+// Slack's limits for a confirm dialog's texts.
+const MAX_CONFIRM_TEXT_CHARS: usize = 300;
 
 /// A message body for `chat.postMessage` / `chat.update`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -86,6 +90,40 @@ pub fn notice(text: &str) -> Message {
         text: escape(&truncate(&one_line(text), MAX_SECTION_CHARS)),
         blocks: vec![plain_section(text, MAX_SECTION_CHARS)],
     }
+}
+
+/// [`notice`] of `text` about `request`, sent to its requester. While the request is ACTIVE
+/// it carries an End access now button (with a confirmation, as ending cannot be undone), so
+/// whoever no longer needs the access can give it back from the message that told them.
+pub fn notice_about(text: &str, request: &Request) -> Message {
+    let mut message = notice(text);
+    if request.state == State::Active {
+        let mut end = button("End access now", END_ACCESS_ACTION, "danger", request);
+        end["confirm"] = json!({
+            "title": { "type": "plain_text", "text": "End access now?" },
+            "text": {
+                "type": "plain_text",
+                "text": fit(
+                    &format!(
+                        "Your {} access on {} ends at once, before its expiry. To use it \
+                         again, request it again.",
+                        request.flow, request.target
+                    ),
+                    MAX_CONFIRM_TEXT_CHARS,
+                ),
+                "emoji": false,
+            },
+            "confirm": { "type": "plain_text", "text": "End access" },
+            "deny": { "type": "plain_text", "text": "Keep it" },
+            "style": "danger",
+        });
+        message.blocks.push(json!({
+            "type": "actions",
+            "block_id": END_ACCESS_BLOCK,
+            "elements": [end],
+        }));
+    }
+    message
 }
 
 /// The one-line plain-text summary of `request` (the message's fallback `text`).
@@ -249,8 +287,9 @@ fn state_summary(request: &Request) -> String {
     }
 }
 
-fn state_line(request: &Request) -> String {
-    let icon = match request.state {
+/// The emoji that goes with `state` wherever elevate shows it.
+pub(crate) fn state_icon(state: State) -> &'static str {
+    match state {
         State::Pending => ":hourglass_flowing_sand:",
         State::Approved => ":white_check_mark:",
         State::Active => ":unlock:",
@@ -259,7 +298,11 @@ fn state_line(request: &Request) -> String {
         State::Cancelled => ":heavy_multiplication_x:",
         State::TimedOut => ":alarm_clock:",
         State::Failed => ":warning:",
-    };
+    }
+}
+
+fn state_line(request: &Request) -> String {
+    let icon = state_icon(request.state);
     let summary = escape(&state_summary(request));
     // Bold the state name, which always leads the summary.
     let name = request.state.as_str();
@@ -267,7 +310,7 @@ fn state_line(request: &Request) -> String {
     format!("{icon} *{name}*{rest}")
 }
 
-fn when(t: DateTime<Utc>) -> String {
+pub(crate) fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
@@ -298,16 +341,25 @@ fn truncate(text: &str, max_chars: usize) -> String {
     }
 }
 
+/// `text` in at most `max_chars` characters (a Slack field limit), a cut marked with `…`.
+pub(crate) fn fit(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        text.to_owned()
+    } else {
+        truncate(text, max_chars.saturating_sub(1))
+    }
+}
+
 /// Slack's mrkdwn treats `&`, `<` and `>` as control characters; user text must not inject
 /// mentions or links.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use elevate_core::model::{By, Terms};
@@ -317,11 +369,11 @@ mod tests {
 
     use super::*;
 
-    fn at(secs: i64) -> DateTime<Utc> {
+    pub(crate) fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("time")
     }
 
-    fn alice() -> Person {
+    pub(crate) fn alice() -> Person {
         Person {
             name: "alice".into(),
             iam_user: "alice".into(),
@@ -330,7 +382,7 @@ mod tests {
         }
     }
 
-    fn flow() -> Flow {
+    pub(crate) fn flow() -> Flow {
         Flow {
             name: "infra_access".into(),
             description: "Assume SymDemoEscalated".into(),
@@ -349,7 +401,7 @@ mod tests {
         }
     }
 
-    fn pending(reason: &str) -> Request {
+    pub(crate) fn pending(reason: &str) -> Request {
         let new = NewRequest {
             flow: "infra_access".into(),
             target: "admins".into(),
@@ -405,7 +457,7 @@ mod tests {
     }
 
     /// The request in every state, reached through the real state machine.
-    fn every_state() -> Vec<Request> {
+    pub(crate) fn every_state() -> Vec<Request> {
         let p = pending("debug prod incident #42");
         let approved = step(
             &p,
@@ -712,5 +764,80 @@ mod tests {
             .chars()
             .count();
         assert!((1..=3000).contains(&chars), "text of {chars} chars");
+    }
+
+    #[test]
+    fn the_end_access_button_is_only_on_active_requests() {
+        let text = "Your access to admins is ACTIVE until 2023-11-14 23:44 UTC";
+        for request in every_state() {
+            let message = notice_about(text, &request);
+            assert_eq!(message.text, notice(text).text);
+            assert_eq!(message.blocks[0], notice(text).blocks[0]);
+            let buttons = buttons(&message);
+            if request.state != State::Active {
+                assert!(buttons.is_empty(), "{}", request.state);
+                assert_eq!(message.blocks.len(), 1);
+                continue;
+            }
+            assert_eq!(buttons.len(), 1);
+            let button = buttons[0];
+            assert_eq!(button["action_id"], END_ACCESS_ACTION);
+            assert_eq!(button["value"], request.id.as_str());
+            assert_eq!(button["style"], "danger");
+            assert_eq!(button["text"]["text"], "End access now");
+            assert_eq!(message.blocks[1]["block_id"], END_ACCESS_BLOCK);
+            let confirm = &button["confirm"];
+            assert_eq!(confirm["title"]["text"], "End access now?");
+            assert_eq!(confirm["confirm"]["text"], "End access");
+            assert_eq!(confirm["deny"]["text"], "Keep it");
+            let says = confirm["text"]["text"].as_str().unwrap_or_default();
+            assert!(says.contains("ends at once"), "{says}");
+            assert!(
+                says.contains("infra_access") && says.contains("admins"),
+                "{says}"
+            );
+            // Slack's limits of a confirm dialog.
+            for (field, max) in [("title", 100), ("text", 300), ("confirm", 30), ("deny", 30)] {
+                let chars = confirm[field]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .count();
+                assert!((1..=max).contains(&chars), "{field}: {chars} chars");
+                assert_eq!(confirm[field]["type"], "plain_text");
+            }
+
+            // Clicking it asks to end that request's access.
+            let click = crate::interaction::block_actions_body(
+                "U0ALICE01",
+                "alice",
+                "D0ALICEDM",
+                "1700000000.000300",
+                button["action_id"].as_str().unwrap_or_default(),
+                button["value"].as_str().unwrap_or_default(),
+            );
+            let clicked = crate::Interaction::parse(click.as_bytes())
+                .and_then(|i| i.clicked())
+                .expect("click");
+            assert_eq!(clicked, crate::Clicked::EndAccess(request.id.clone()));
+        }
+    }
+
+    #[test]
+    fn the_end_access_confirmation_stays_within_slack_limits() {
+        let mut active = every_state()
+            .into_iter()
+            .find(|r| r.state == State::Active)
+            .expect("active");
+        active.target = "t".repeat(1000).into();
+        let message = notice_about("ACTIVE", &active);
+        let text = buttons(&message)[0]["confirm"]["text"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .count();
+        assert_eq!(text, 300);
+        assert_eq!(fit("abc", 3), "abc");
+        assert_eq!(fit("abcd", 3), "ab…");
     }
 }

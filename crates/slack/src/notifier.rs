@@ -1,5 +1,5 @@
 //! [`Notifier`] over the Slack Web API (`chat.postMessage`, `chat.update`,
-//! `chat.postEphemeral`) with a bot token.
+//! `chat.postEphemeral`) with a bot token, and `views.open` for the request modal.
 
 use std::fmt;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::blocks::{notice, request_message};
+use crate::blocks::{notice, notice_about, request_message};
 
 /// Slack's own Web API base.
 pub const DEFAULT_BASE_URL: &str = "https://slack.com/api";
@@ -89,6 +89,17 @@ impl SlackNotifier {
 
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// Opens `view` (a modal, see [`crate::modal::request_modal`]) for whoever's action gave
+    /// `trigger_id`; Slack accepts a trigger for 3 seconds, once.
+    pub async fn open_view(&self, trigger_id: &str, view: &Value) -> Result<(), NotifyError> {
+        self.call(
+            "views.open",
+            &json!({ "trigger_id": trigger_id, "view": view }),
+        )
+        .await
+        .map(drop)
     }
 
     #[tracing::instrument(skip_all, fields(method = method), err(level = "warn", Display))]
@@ -180,9 +191,15 @@ impl Notifier for SlackNotifier {
 
     /// `text` may quote user text (a denial's reason, an error), so it goes as a `plain_text`
     /// block on one line; the fallback `text` is escaped and sent with `mrkdwn: false` and
-    /// `parse: "none"`, so Slack neither formats nor links it, and nothing unfurls.
-    async fn tell(&self, person: &Person, text: &str) -> Result<(), NotifyError> {
-        let message = notice(text);
+    /// `parse: "none"`, so Slack neither formats nor links it, and nothing unfurls. About an
+    /// ACTIVE grant, the message carries the End access now button.
+    async fn tell(
+        &self,
+        person: &Person,
+        request: &Request,
+        text: &str,
+    ) -> Result<(), NotifyError> {
+        let message = notice_about(text, request);
         // A user id as channel makes Slack deliver to the bot's DM with that user.
         self.call(
             "chat.postMessage",
@@ -219,5 +236,117 @@ impl Notifier for SlackNotifier {
         )
         .await
         .map(drop)
+    }
+}
+
+/// Against the recording stand-in, which answers and checks like Slack.
+#[cfg(all(test, feature = "standin"))]
+mod tests {
+    use elevate_core::{Config, State};
+
+    use super::*;
+    use crate::blocks::tests::{alice, every_state};
+    use crate::interaction::{
+        parse_payload, view_submission_body, Payload, RequestForm, END_ACCESS_ACTION,
+    };
+    use crate::modal::{access_value, request_modal, REQUEST_CALLBACK};
+    use crate::standin::SlackStandin;
+
+    const TOKEN: &str = "xoxb-test-token";
+
+    const CONFIG: &str = r#"
+[[people]]
+name = "alice"
+iam_user = "alice"
+slack_id = "U0ALICE01"
+email = "alice@example.com"
+
+[[people]]
+name = "bob"
+iam_user = "bob"
+slack_id = "U0BOB0001"
+email = "bob@example.com"
+
+[[flows]]
+name = "infra_access"
+max_duration = "4h"
+[flows.approvers]
+channel = "C0APPROVALS"
+people = ["alice", "bob"]
+[[flows.targets]]
+name = "admins"
+type = "iam_group"
+group = "SymDemoAdmins"
+"#;
+
+    #[tokio::test]
+    async fn only_the_message_about_an_active_grant_offers_to_end_it() {
+        let standin = SlackStandin::start(TOKEN).await.expect("start");
+        let notifier = SlackNotifier::new(standin.base_url(), TOKEN);
+        let requests = every_state();
+        for request in &requests {
+            notifier
+                .tell(
+                    &alice(),
+                    request,
+                    &format!("Your request is {}", request.state),
+                )
+                .await
+                .expect("tell");
+        }
+        let told = standin.messages("U0ALICE01");
+        assert_eq!(told.len(), State::ALL.len());
+        for (message, request) in told.iter().zip(&requests) {
+            let buttons = message.buttons();
+            if request.state == State::Active {
+                assert_eq!(buttons.len(), 1, "{}", message.text);
+                assert_eq!(buttons[0].action_id, END_ACCESS_ACTION);
+                assert_eq!(buttons[0].value.as_deref(), Some(request.id.as_str()));
+            } else {
+                assert!(buttons.is_empty(), "{}", message.text);
+            }
+        }
+        standin.stop().await;
+    }
+
+    #[tokio::test]
+    async fn open_view_opens_the_request_modal_once_per_trigger() {
+        let standin = SlackStandin::start(TOKEN).await.expect("start");
+        let notifier = SlackNotifier::new(standin.base_url(), TOKEN);
+        let config = Config::parse(CONFIG).expect("config");
+        let alice = config.person("alice").expect("alice");
+        let view = request_modal(&config, alice, "C0DEV").expect("modal");
+
+        let trigger = standin.state().issue_trigger("U0ALICE01");
+        notifier.open_view(&trigger, &view).await.expect("opened");
+        let opened = standin.state().views();
+        assert_eq!(opened.len(), 1);
+        assert_eq!(opened[0].trigger_id, trigger);
+        assert_eq!(opened[0].view["callback_id"], REQUEST_CALLBACK);
+        assert_eq!(opened[0].view["blocks"], view["blocks"]);
+
+        // A trigger is good once; an unknown one is refused, not retried.
+        for trigger in [trigger.as_str(), "1.2.unknown"] {
+            let err = notifier
+                .open_view(trigger, &view)
+                .await
+                .expect_err("refused");
+            assert!(matches!(err, NotifyError::Refused(_)), "{err}");
+        }
+
+        // What the opened modal submits is read back as it was filled in.
+        let form = RequestForm {
+            access: Some(access_value("infra_access", "admins")),
+            duration: Some("2h".into()),
+            reason: Some("debug prod incident #42".into()),
+        };
+        let body = view_submission_body("U0ALICE01", "alice", &opened[0].view, &form);
+        let Ok(Payload::ViewSubmission(submission)) = parse_payload(body.as_bytes()) else {
+            panic!("not a submission: {body}");
+        };
+        assert_eq!(submission.view_id, opened[0].id);
+        assert_eq!(submission.private_metadata, "C0DEV");
+        assert_eq!(submission.form, form);
+        standin.stop().await;
     }
 }

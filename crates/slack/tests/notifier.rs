@@ -189,7 +189,7 @@ async fn tell_sends_a_direct_message_and_tell_privately_an_ephemeral_one() {
     let f = fixture();
 
     notifier
-        .tell(&f.alice, "Your access to admins is ACTIVE")
+        .tell(&f.alice, &pending(), "Your access to admins is ACTIVE")
         .await
         .expect("tell");
     notifier
@@ -226,7 +226,10 @@ async fn a_wrong_token_is_refused() {
         matches!(&err, NotifyError::Refused(e) if e.contains("invalid_auth")),
         "{err:?}"
     );
-    let err = notifier.tell(&f.alice, "hi").await.expect_err("refused");
+    let err = notifier
+        .tell(&f.alice, &pending(), "hi")
+        .await
+        .expect_err("refused");
     assert!(matches!(err, NotifyError::Refused(_)));
 
     assert!(standin.messages(CHANNEL).is_empty());
@@ -254,7 +257,10 @@ async fn slack_refusals_and_transient_errors_are_told_apart() {
     );
 
     standin.state().set_failure(Some("channel_not_found"));
-    let err = notifier.tell(&f.alice, "hi").await.expect_err("refused");
+    let err = notifier
+        .tell(&f.alice, &pending(), "hi")
+        .await
+        .expect_err("refused");
     assert!(
         matches!(&err, NotifyError::Refused(e) if e.contains("channel_not_found")),
         "{err:?}"
@@ -262,23 +268,32 @@ async fn slack_refusals_and_transient_errors_are_told_apart() {
 
     standin.state().set_failure(Some("ratelimited"));
     let err = notifier
-        .tell(&f.alice, "hi")
+        .tell(&f.alice, &pending(), "hi")
         .await
         .expect_err("rate limited");
     assert!(matches!(err, NotifyError::Unavailable(_)), "{err:?}");
 
     standin.state().set_failure(None);
-    notifier.tell(&f.alice, "hi").await.expect("works again");
+    notifier
+        .tell(&f.alice, &pending(), "hi")
+        .await
+        .expect("works again");
 }
 
 #[tokio::test]
 async fn a_stand_in_that_is_down_is_unavailable() {
     let (standin, notifier) = standin().await;
     let f = fixture();
-    notifier.tell(&f.alice, "before").await.expect("up");
+    notifier
+        .tell(&f.alice, &pending(), "before")
+        .await
+        .expect("up");
     standin.stop().await;
 
-    let err = notifier.tell(&f.alice, "after").await.expect_err("down");
+    let err = notifier
+        .tell(&f.alice, &pending(), "after")
+        .await
+        .expect_err("down");
     assert!(matches!(err, NotifyError::Unavailable(_)), "{err:?}");
 
     // Nothing listening at all.
@@ -302,7 +317,7 @@ async fn dropping_the_stand_in_closes_its_port() {
     let f = fixture();
     let deadline = Instant::now() + WAIT;
     loop {
-        match notifier.tell(&f.alice, "anyone?").await {
+        match notifier.tell(&f.alice, &pending(), "anyone?").await {
             Err(NotifyError::Unavailable(_)) => break,
             other => assert!(Instant::now() < deadline, "still answering: {other:?}"),
         }
@@ -320,7 +335,10 @@ async fn a_slow_slack_times_out_as_unavailable() {
     let f = fixture();
 
     let started = Instant::now();
-    let err = notifier.tell(&f.alice, "slow").await.expect_err("timeout");
+    let err = notifier
+        .tell(&f.alice, &pending(), "slow")
+        .await
+        .expect_err("timeout");
     assert!(matches!(err, NotifyError::Unavailable(_)), "{err:?}");
     assert!(
         started.elapsed() < Duration::from_secs(1),
@@ -335,7 +353,7 @@ async fn answers_that_are_not_slack_are_unavailable() {
     // Wrong base: the server answers 404 instead of a Web API answer.
     let notifier = SlackNotifier::new(format!("http://{}/not-api", standin.addr()), TOKEN);
     let err = notifier
-        .tell(&fixture().alice, "hi")
+        .tell(&fixture().alice, &pending(), "hi")
         .await
         .expect_err("404");
     assert!(matches!(err, NotifyError::Unavailable(_)), "{err:?}");
@@ -456,8 +474,14 @@ async fn wait_for_wakes_up_on_new_calls_and_gives_up_after_its_timeout() {
             .wait_for(|r| r.messages_in("U0ALICE01").count() == 2, WAIT)
             .await
     });
-    notifier.tell(&f.alice, "one").await.expect("tell");
-    notifier.tell(&f.alice, "two").await.expect("tell");
+    notifier
+        .tell(&f.alice, &pending(), "one")
+        .await
+        .expect("tell");
+    notifier
+        .tell(&f.alice, &pending(), "two")
+        .await
+        .expect("tell");
     let recording = waiter.await.expect("join").expect("condition met");
     assert_eq!(recording.messages_in("U0ALICE01").count(), 2);
 
@@ -581,7 +605,10 @@ async fn direct_and_ephemeral_messages_show_quoted_user_text_as_inert_plain_text
     let (standin, notifier) = standin().await;
     let f = fixture();
     let text = format!("bob denied your infra_access request: {FORGERY}");
-    notifier.tell(&f.alice, &text).await.expect("tell");
+    notifier
+        .tell(&f.alice, &pending(), &text)
+        .await
+        .expect("tell");
     notifier
         .tell_privately(CHANNEL, "U0BOB0001", &format!("Not done: {FORGERY}"))
         .await

@@ -7,7 +7,9 @@
 use elevate_core::service::Decision;
 use elevate_core::RequestId;
 use elevate_slack::interaction::{APPROVE_ACTION, DENY_ACTION};
-use elevate_slack::{action_id, block_actions_body, Interaction, InteractionError};
+use elevate_slack::{
+    action_id, block_actions_body, Clicked, Interaction, InteractionError, END_ACCESS_ACTION,
+};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Value};
@@ -201,12 +203,18 @@ fn check(body: &[u8]) -> Result<(), TestCaseError> {
     prop_assert!(!interaction.user_id.is_empty());
     prop_assert!(!interaction.channel_id.is_empty());
     prop_assert!(!interaction.message_ts.is_empty());
-    match interaction.click() {
-        Ok(click) => {
+    match interaction.clicked() {
+        Ok(Clicked::Decide(click)) => {
             let action = &interaction.actions[0];
             prop_assert_eq!(action_id(click.decision), action.action_id.as_str());
             let value = action.value.as_deref().unwrap_or_default();
             prop_assert_eq!(Ok(click.request_id), value.parse::<RequestId>());
+        }
+        Ok(Clicked::EndAccess(id)) => {
+            let action = &interaction.actions[0];
+            prop_assert_eq!(END_ACCESS_ACTION, action.action_id.as_str());
+            let value = action.value.as_deref().unwrap_or_default();
+            prop_assert_eq!(Ok(id), value.parse::<RequestId>());
         }
         Err(InteractionError::NoAction) => prop_assert!(interaction.actions.is_empty()),
         Err(InteractionError::UnknownAction(_) | InteractionError::BadRequestId(_)) => {}
@@ -319,7 +327,9 @@ proptest! {
         prop_assert_eq!(&interaction.user_name, &user_name);
         prop_assert_eq!(&interaction.channel_id, &channel);
         prop_assert_eq!(&interaction.message_ts, &ts);
-        let click = interaction.click().unwrap();
+        let Ok(Clicked::Decide(click)) = interaction.clicked() else {
+            panic!("an approve or deny click");
+        };
         prop_assert_eq!(click.decision, if approve { Decision::Approve } else { Decision::Deny });
         prop_assert_eq!(click.request_id, id);
     }

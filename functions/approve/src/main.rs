@@ -1,14 +1,28 @@
-//! elevate-approve: wiring only. The handler is [`elevate_approve::handle`].
+//! elevate-approve: wiring only. The handler is [`elevate_approve::handle_event`].
 
+use elevate_approve::Slack;
 use elevate_runtime::EnvSpec;
-use lambda_http::{service_fn, Error, Request};
+use elevate_slack::SlackNotifier;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let started = elevate_runtime::start(EnvSpec::APPROVE).await?;
-    let (app, signing_secret) = (&started.app, started.slack.signing_secret.as_str());
-    lambda_http::run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(elevate_approve::handle(app, signing_secret, request).await)
+    let app = &started.app;
+    let slack = &Slack {
+        signing_secret: started.slack.signing_secret.clone(),
+        // The form must open within Slack's 3 s for the whole answer.
+        views: Box::new(
+            SlackNotifier::new(
+                started.env.slack_api_url.clone(),
+                started.slack.bot_token.clone(),
+            )
+            .with_timeout(elevate_approve::VIEWS_TIMEOUT),
+        ),
+    };
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        elevate_approve::handle_event(app, slack, event.payload).await
     }))
     .await
 }

@@ -33,9 +33,40 @@ async fn pending(app: &FakeApp) -> RequestId {
     .id
 }
 
+/// The views opened, shared with the test.
+#[derive(Clone, Default)]
+struct RecordingViews(std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>);
+
+#[async_trait::async_trait]
+impl crate::Views for RecordingViews {
+    async fn open(
+        &self,
+        trigger_id: &str,
+        view: &Value,
+    ) -> Result<(), elevate_core::ports::NotifyError> {
+        self.0
+            .lock()
+            .expect("views")
+            .push((trigger_id.to_owned(), view.clone()));
+        Ok(())
+    }
+}
+
+/// The approve function's answer to `event`; then the follow-ups it handed over run, as
+/// Lambda runs them after the answer.
 async fn call(app: &FakeApp, event: &ApiEvent) -> (u16, Value) {
-    let response = handle(&app.app, SECRET, event.request()).await;
-    (response.status().as_u16(), body_json(&response))
+    call_with(app, event, &RecordingViews::default()).await
+}
+
+async fn call_with(app: &FakeApp, event: &ApiEvent, views: &RecordingViews) -> (u16, Value) {
+    let slack = crate::Slack {
+        signing_secret: SECRET.to_owned(),
+        views: Box::new(views.clone()),
+    };
+    let response = handle(&app.app, &slack, event.request()).await;
+    let answer = (response.status().as_u16(), body_json(&response));
+    app.run_follow_ups().await;
+    answer
 }
 
 fn now(app: &FakeApp) -> i64 {
@@ -463,4 +494,320 @@ async fn decision_reasons_that_could_forge_what_others_see_are_refused() {
     assert_eq!(app.request(&id).state, State::Pending);
     assert_eq!(escalations(&app), 0);
     assert!(app.notifier.told("alice").is_empty());
+}
+
+/// A signed Slack call to `path` (`/slack/commands` or `/slack/interactions`) with `body`.
+fn slack_call(app: &FakeApp, path: &str, body: &str) -> ApiEvent {
+    let mut event = ApiEvent::fixture(APPROVE);
+    event.0["rawPath"] = Value::from(path);
+    event.0["routeKey"] = Value::from(format!("POST {path}"));
+    event.0["requestContext"]["http"]["path"] = Value::from(path);
+    event.0["requestContext"]["routeKey"] = Value::from(format!("POST {path}"));
+    event.slack_body(body.as_bytes(), SECRET, now(app))
+}
+
+fn command(app: &FakeApp, user: &str, text: &str) -> ApiEvent {
+    let body = elevate_slack::slash_command_body(
+        "T0ELEVATE",
+        user,
+        "someone",
+        "C0GENERAL",
+        text,
+        "1.2.trigger",
+    );
+    slack_call(app, "/slack/commands", &body)
+}
+
+fn form(
+    access: Option<&str>,
+    duration: Option<&str>,
+    reason: Option<&str>,
+) -> elevate_slack::RequestForm {
+    elevate_slack::RequestForm {
+        access: access.map(str::to_owned),
+        duration: duration.map(str::to_owned),
+        reason: reason.map(str::to_owned),
+    }
+}
+
+/// alice submits the request form opened for her with `form`.
+async fn submit_form(app: &FakeApp, user: &str, form: &elevate_slack::RequestForm) -> (u16, Value) {
+    let person = app.app.config.person("alice").expect("alice");
+    let mut view =
+        elevate_slack::request_modal(&app.app.config, person, "C0GENERAL").expect("form");
+    view["id"] = Value::from("V0FORM");
+    let body = elevate_slack::view_submission_body(user, "alice", &view, form);
+    call(app, &slack_call(app, "/slack/interactions", &body)).await
+}
+
+fn infra_admins() -> String {
+    elevate_slack::access_value("infra_access", "admins")
+}
+
+#[tokio::test]
+async fn the_command_opens_the_request_form_for_a_known_person() {
+    let app = FakeApp::new(infra_config());
+    let views = RecordingViews::default();
+    let (status, body) = call_with(&app, &command(&app, "U0ALICE01", ""), &views).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, Value::Null, "an empty answer; the form is the answer");
+    let opened = views.0.lock().expect("views").clone();
+    assert_eq!(opened.len(), 1);
+    assert_eq!(opened[0].0, "1.2.trigger");
+    assert_eq!(opened[0].1["callback_id"], elevate_slack::REQUEST_CALLBACK);
+    assert!(opened[0].1.to_string().contains(&infra_admins()));
+    assert!(
+        app.store.requests_all().is_empty(),
+        "opening the form stores nothing"
+    );
+}
+
+#[tokio::test]
+async fn the_command_refuses_strangers_and_forgeries_and_helps_everyone_else() {
+    let app = FakeApp::new(infra_config());
+    let views = RecordingViews::default();
+    let (status, body) = call_with(&app, &command(&app, "U0STRANGER", ""), &views).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["response_type"], "ephemeral");
+    assert!(body.to_string().contains("not a person"), "{body}");
+    assert!(
+        views.0.lock().expect("views").is_empty(),
+        "no form for a stranger"
+    );
+
+    let mut forged = command(&app, "U0ALICE01", "");
+    let other = command(&app, "U0BOB0001", "");
+    forged.0["headers"]["x-slack-signature"] = other.0["headers"]["x-slack-signature"].clone();
+    let (status, body) = call_with(&app, &forged, &views).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(views.0.lock().expect("views").is_empty());
+
+    let (status, body) = call(&app, &command(&app, "U0ALICE01", "frobnicate")).await;
+    assert_eq!(status, 200);
+    assert!(body.to_string().contains("frobnicate"), "{body}");
+    assert!(body.to_string().contains("/elevate list"), "{body}");
+}
+
+#[tokio::test]
+async fn the_list_command_answers_with_the_persons_own_requests() {
+    let app = FakeApp::new(infra_config());
+    let id = pending(&app).await;
+    let (status, body) = call(&app, &command(&app, "U0ALICE01", "list")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["response_type"], "ephemeral");
+    assert!(body.to_string().contains(id.as_str()), "{body}");
+    let (_, body) = call(&app, &command(&app, "U0BOB0001", "list")).await;
+    assert!(
+        !body.to_string().contains(id.as_str()),
+        "bob sees only his: {body}"
+    );
+}
+
+#[tokio::test]
+async fn a_submitted_form_opens_the_request_and_announces_it_after_the_answer() {
+    let app = FakeApp::new(infra_config());
+    let (status, body) = submit_form(
+        &app,
+        "U0ALICE01",
+        &form(
+            Some(&infra_admins()),
+            Some("1h"),
+            Some("INC-4211: restore the export"),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, Value::Null, "an empty answer closes the form");
+    let requests = app.store.requests_all();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request.requester, "alice");
+    assert_eq!(request.state, State::Pending);
+    assert_eq!(request.target, "admins");
+    assert_eq!(request.duration, std::time::Duration::from_secs(3600));
+    assert_eq!(request.reason, "INC-4211: restore the export");
+    assert!(request.message.is_some(), "announced by the follow-up");
+    assert!(app
+        .scheduler
+        .schedule_named(&format!("timeout-{}", request.id))
+        .is_some());
+}
+
+#[tokio::test]
+async fn a_refused_form_shows_the_error_on_its_field_and_stores_nothing() {
+    let app = FakeApp::new(infra_config());
+    let admins = infra_admins();
+    let cases = [
+        (
+            form(Some(&admins), Some("8h"), Some("INC-1")),
+            "duration",
+            "4h",
+        ),
+        (
+            form(Some(&admins), Some("1h"), Some("   ")),
+            "reason",
+            "reason",
+        ),
+        (
+            form(Some(&admins), Some("1h"), Some("a\u{1b}[31mred")),
+            "reason",
+            "character",
+        ),
+        (form(Some(&admins), Some("1h"), None), "reason", "reason"),
+        (form(None, Some("1h"), Some("INC-1")), "access", "Choose"),
+        (
+            form(Some(&admins), None, Some("INC-1")),
+            "duration",
+            "Choose",
+        ),
+        (
+            form(
+                Some(&elevate_slack::access_value("prod_root", "admins")),
+                Some("1h"),
+                Some("INC-1"),
+            ),
+            "access",
+            "prod_root",
+        ),
+    ];
+    for (form, block, says) in cases {
+        let (status, body) = submit_form(&app, "U0ALICE01", &form).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["response_action"], "errors", "{form:?}: {body}");
+        let error = body["errors"][block].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{form:?}: `{block}` says {body}");
+    }
+    let (_, body) = submit_form(
+        &app,
+        "U0STRANGER",
+        &form(Some(&admins), Some("1h"), Some("INC-1")),
+    )
+    .await;
+    assert_eq!(body["response_action"], "errors", "{body}");
+    assert!(body.to_string().contains("not a person"), "{body}");
+    assert!(app.store.requests_all().is_empty());
+    assert!(app.notifier.notices().is_empty());
+}
+
+#[tokio::test]
+async fn end_access_now_revokes_as_the_requester() {
+    let app = FakeApp::new(infra_config());
+    let id = app.approved().await;
+    service::escalate(&app.app, &id)
+        .await
+        .expect("escalate")
+        .expect("active");
+    let body = elevate_slack::block_actions_body(
+        "U0ALICE01",
+        "alice",
+        "D0ALICE",
+        "1700000000.000200",
+        elevate_slack::END_ACCESS_ACTION,
+        id.as_str(),
+    );
+    let (status, answer) = call(&app, &slack_call(&app, "/slack/interactions", &body)).await;
+    assert_eq!(status, 200, "{answer}");
+    let request = app.request(&id);
+    assert_eq!(request.state, State::Revoked);
+    let events = app.store.events_all();
+    let last = events
+        .iter()
+        .filter(|e| e.request_id == id)
+        .max_by_key(|e| e.seq)
+        .expect("events");
+    assert_eq!(last.action, Action::Revoke);
+    assert_eq!(last.principal.as_deref(), Some("slack:T0ELEVATE/U0ALICE01"));
+}
+
+#[tokio::test]
+async fn follow_ups_and_odd_events_reach_the_function_as_events() {
+    let app = FakeApp::new(infra_config());
+    let id = pending(&app).await;
+    let slack = crate::Slack {
+        signing_secret: SECRET.to_owned(),
+        views: Box::new(RecordingViews::default()),
+    };
+    let err = crate::handle_event(&app.app, &slack, json!({"hello": "world"}))
+        .await
+        .expect_err("not an event of approve's");
+    assert!(err.to_string().contains("follow-up"), "{err}");
+    let decided = json!({"follow_up": "decided", "request_id": id});
+    crate::handle_event(&app.app, &slack, decided)
+        .await
+        .expect("a follow-up of a PENDING request only shows it");
+    let missing =
+        json!({"follow_up": "decided", "request_id": "01a211fc-a620-7d31-9f6e-2b7c4d8e1a06"});
+    assert!(
+        crate::handle_event(&app.app, &slack, missing)
+            .await
+            .is_err(),
+        "a follow-up that fails is an error, so Lambda retries it"
+    );
+}
+
+#[tokio::test]
+async fn slack_is_answered_before_anything_slow_and_nothing_is_lost_after() {
+    let app = FakeApp::new(infra_config());
+    let id = pending(&app).await;
+    app.notifier.clear();
+    let slack = crate::Slack {
+        signing_secret: SECRET.to_owned(),
+        views: Box::new(RecordingViews::default()),
+    };
+    // The answer, before Lambda runs the follow-up.
+    let response = handle(
+        &app.app,
+        &slack,
+        click(&app, APPROVE, &id, "U0BOB0001").request(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        app.request(&id).state,
+        State::Approved,
+        "the decision is stored first"
+    );
+    assert!(
+        app.notifier.notices().is_empty(),
+        "no Slack call before the answer"
+    );
+    assert!(
+        app.escalation.started().is_empty(),
+        "no escalation before the answer"
+    );
+    assert_eq!(
+        app.follow_ups.deferred(),
+        [elevate_core::events::FollowUp::Decided {
+            request_id: id.clone()
+        }]
+    );
+    // The follow-up, as Lambda delivers it: the event approve receives.
+    for work in app.follow_ups.take() {
+        let event = serde_json::to_value(&work).expect("json");
+        crate::handle_event(&app.app, &slack, event)
+            .await
+            .expect("follow-up");
+    }
+    assert_eq!(app.escalation.started(), std::slice::from_ref(&id));
+    assert!(app.notifier.notices().iter().any(|n| matches!(
+        n,
+        Notice::Update { request, .. } if request.state == State::Approved
+    )));
+}
+
+#[tokio::test]
+async fn end_access_now_is_not_approves_to_run() {
+    let app = FakeApp::new(infra_config());
+    let id = app.approved().await;
+    let slack = crate::Slack {
+        signing_secret: SECRET.to_owned(),
+        views: Box::new(RecordingViews::default()),
+    };
+    let event = json!({"follow_up": "end_access", "request_id": id, "team_id": "T0ELEVATE",
+        "slack_user_id": "U0ALICE01", "channel": "D0ALICE"});
+    let err = crate::handle_event(&app.app, &slack, event)
+        .await
+        .expect_err("revoke's");
+    assert!(matches!(err, crate::ApproveError::NotMine), "{err}");
+    assert_eq!(app.request(&id).state, State::Approved);
 }

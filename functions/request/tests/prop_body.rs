@@ -8,7 +8,8 @@ use std::sync::Arc;
 use base64::Engine;
 use elevate_core::service::{App, Settings};
 use elevate_core::testing::{
-    FakeClock, FakeScheduler, FakeStrategy, MemoryStore, RecordingEscalation, RecordingNotifier,
+    FakeClock, FakeScheduler, FakeStrategy, MemoryStore, RecordingEscalation, RecordingFollowUps,
+    RecordingNotifier,
 };
 use elevate_core::Config;
 use elevate_http::{json_body, ApiError};
@@ -85,6 +86,7 @@ fn fakes(config: &Arc<Config>) -> Fakes {
         scheduler: scheduler.clone(),
         notifier: Arc::new(RecordingNotifier::new()),
         escalation: Arc::new(RecordingEscalation::new()),
+        follow_ups: Arc::new(RecordingFollowUps::new()),
         clock: Arc::new(FakeClock::new(FakeClock::start())),
         settings: Settings::default(),
     };

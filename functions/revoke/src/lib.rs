@@ -1,4 +1,4 @@
-//! The revoke function. It receives four kinds of event, one [`Event`] variant each:
+//! The revoke function. It receives these kinds of event, one [`Event`] variant each:
 //!
 //! - an API Gateway HTTP API event (`requestContext.http`): `POST /requests/{id}/revoke`
 //!   `{"reason"?}` by the requester or an approver, and `GET /reconcile`, answered like the
@@ -6,12 +6,14 @@
 //! - a schedule's input ([`ScheduledAction`]): `{"action":"expire"|"timeout","request_id"}`
 //!   ends a grant at expiry or an unanswered request, `{"action":"sweep"}` runs the sweep;
 //! - escalate's `OnFailure` destination record ([`FailedInvocation`]): escalate failed every
-//!   retry, so the request becomes FAILED with the error.
+//!   retry, so the request becomes FAILED with the error;
+//! - a [`FollowUp`] handed over by approve: `{"follow_up":"end_access",...}`, the requester's
+//!   click on "End access now" in Slack.
 //!
 //! Faults of scheduled and destination events are returned as `Err`, so the platform retries
 //! them; duplicate or late deliveries find the request moved on and do nothing.
 
-use elevate_core::events::{EscalateEvent, FailedInvocation, ScheduledAction};
+use elevate_core::events::{EscalateEvent, FailedInvocation, FollowUp, ScheduledAction};
 use elevate_core::service::{self, App, ServiceError, SweepReport};
 use elevate_core::RequestId;
 pub use elevate_http::http_response;
@@ -27,7 +29,7 @@ use serde_json::{json, Value};
 
 /// One event. The variants' shapes do not overlap: only an API event has
 /// `requestContext.http`, only a destination record has `requestPayload`, only a schedule's
-/// input has `action`.
+/// input has `action`, only a follow-up has `follow_up`.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum Event {
@@ -35,6 +37,7 @@ pub enum Event {
     /// escalate's OnFailure destination: the request it could not escalate, and why.
     EscalationFailed(Box<FailedInvocation<EscalateEvent>>),
     Scheduled(ScheduledAction),
+    FollowUp(FollowUp),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +69,7 @@ impl Event {
     pub fn parse(value: Value) -> Result<Event, RevokeError> {
         serde_json::from_value(value).map_err(|_| {
             RevokeError::BadEvent(
-                "expected an API Gateway v2 event, a schedule's {\"action\": \"expire\"|\"timeout\", \"request_id\"} or {\"action\": \"sweep\"}, or a Lambda destination record of escalate"
+                "expected an API Gateway v2 event, a schedule's {\"action\": \"expire\"|\"timeout\", \"request_id\"} or {\"action\": \"sweep\"}, a Lambda destination record of escalate, or a follow-up {\"follow_up\": ...}"
                     .to_owned(),
             )
         })
@@ -86,6 +89,14 @@ pub async fn handle(app: &App, event: Value) -> Result<Value, RevokeError> {
             let id = &record.request_payload.request_id;
             escalation_failed(app, id, &record.failure()).await
         }
+        Event::FollowUp(work @ FollowUp::EndAccess { .. }) => {
+            service::follow_up(app, &work).await?;
+            Ok(json!({ "follow_up": "done" }))
+        }
+        // The others are approve's (its own Slack steps).
+        Event::FollowUp(_) => Err(RevokeError::BadEvent(
+            "only End access now is the revoke function's follow-up".to_owned(),
+        )),
     }
 }
 

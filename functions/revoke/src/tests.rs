@@ -317,3 +317,62 @@ async fn an_http_fault_is_a_500_answer_not_an_error() {
     assert_eq!(answer["statusCode"], 500);
     assert_eq!(app.request(&id).state, State::Active);
 }
+
+#[tokio::test]
+async fn end_access_now_from_slack_revokes_as_the_requester() {
+    let app = FakeApp::new(infra_config());
+    let id = active(&app, 1).await;
+    let event = json!({
+        "follow_up": "end_access",
+        "request_id": id,
+        "team_id": "T0ELEVATE",
+        "slack_user_id": "U0ALICE01",
+        "channel": "D0ALICE",
+    });
+    assert!(matches!(
+        Event::parse(event.clone()),
+        Ok(Event::FollowUp(_))
+    ));
+    handle(&app.app, event).await.expect("ended");
+    let request = app.request(&id);
+    assert_eq!(request.state, State::Revoked);
+    assert_eq!(
+        app.store
+            .events_all()
+            .into_iter()
+            .filter(|e| e.request_id == id)
+            .max_by_key(|e| e.seq)
+            .and_then(|e| e.principal),
+        Some("slack:T0ELEVATE/U0ALICE01".to_owned())
+    );
+    assert!(app
+        .scheduler
+        .schedule_named(&format!("revoke-{id}"))
+        .is_none());
+
+    // Again (a second click, or Lambda's retry): nothing changes, and nothing more is said.
+    let again = json!({
+        "follow_up": "end_access",
+        "request_id": id,
+        "team_id": "T0ELEVATE",
+        "slack_user_id": "U0ALICE01",
+        "channel": "D0ALICE",
+    });
+    let notices = app.notifier.notices().len();
+    handle(&app.app, again)
+        .await
+        .expect("not an error to retry");
+    assert_eq!(app.request(&id).state, State::Revoked);
+    assert_eq!(app.notifier.notices().len(), notices);
+}
+
+#[tokio::test]
+async fn approves_follow_ups_are_not_revokes_to_run() {
+    let app = FakeApp::new(infra_config());
+    let id = app
+        .submit("alice", "infra_access", Duration::from_secs(3600))
+        .await;
+    let event = json!({"follow_up": "opened", "request_id": id});
+    let err = handle(&app.app, event).await.expect_err("approve's");
+    assert!(matches!(err, RevokeError::BadEvent(_)), "{err}");
+}

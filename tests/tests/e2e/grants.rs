@@ -53,26 +53,21 @@ async fn overlapping_grants_keep_the_membership_until_the_last_ends() {
     world.verified_audit(&long).await;
 }
 
-/// elevate's session-ending policy on the role, as IAM returns it; `None` when there is none.
+/// elevate's session-ending policies on the role, as IAM returns them, one after another;
+/// `None` when there are none.
 async fn ended_sessions_policy(world: &World) -> Option<String> {
-    match world
-        .iam
-        .get_role_policy()
-        .role_name(&world.escalated)
-        .policy_name(elevate_aws::sessions::POLICY_NAME)
-        .send()
+    let role = elevate_aws::iam::IamGroupStrategy::new(world.iam.clone())
+        .read_role(&world.escalated)
         .await
-    {
-        Ok(policy) => Some(elevate_aws::sessions::decode(policy.policy_document())),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_no_such_entity_exception()) =>
-        {
-            None
-        }
-        Err(err) => panic!("GetRolePolicy: {err:?}"),
-    }
+        .expect("read the role")
+        .expect("the role");
+    let ours: Vec<String> = role
+        .policies
+        .into_iter()
+        .filter(|(name, _)| name.starts_with(elevate_aws::sessions::POLICY_PREFIX))
+        .map(|(_, document)| document)
+        .collect();
+    (!ours.is_empty()).then(|| ours.join("\n"))
 }
 
 #[tokio::test]

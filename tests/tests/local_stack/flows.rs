@@ -246,23 +246,19 @@ async fn an_early_revoke_removes_the_access_at_once() {
     assert_eq!(stack.state("frank", &id), "REVOKED");
 
     // ... and so are frank's sessions of the role the group allowed, read back from IAM.
-    let role = iam
-        .get_role()
-        .role_name("SymDemoEscalated")
-        .send()
+    let role = elevate_aws::iam::IamGroupStrategy::new(iam.clone())
+        .read_role("SymDemoEscalated")
         .await
-        .expect("GetRole");
-    let role_id = role.role().expect("role").role_id().to_owned();
-    let policy = iam
-        .get_role_policy()
-        .role_name("SymDemoEscalated")
-        .policy_name("elevate-ended-sessions")
-        .send()
-        .await
-        .expect("elevate's policy on the role");
-    let document = elevate_aws::sessions::decode(policy.policy_document());
+        .expect("read the role")
+        .expect("the role");
+    let frank = format!("{}frank-", elevate_aws::sessions::POLICY_PREFIX);
+    let (_, document) = role
+        .policies
+        .iter()
+        .find(|(name, _)| name.starts_with(&frank))
+        .expect("elevate's policy for frank on the role");
     assert!(
-        document.contains(&format!("\"{role_id}:frank\"")),
+        document.contains(&format!("\"{}:frank\"", role.role_id)),
         "frank's sessions are not denied: {document}"
     );
     let shown = stack.run("frank", &["show", &id]);

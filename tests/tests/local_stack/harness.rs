@@ -87,6 +87,55 @@ roles = ["SymDemoEscalated"]
 
 pub const GROUP: &str = "SymDemoAdmins";
 
+/// What the Slack tests add to [`CONFIG`] on a stack of their own: people no other test asks
+/// as, and `billing_access`, which only heidi may request.
+pub const SLACK_CONFIG_EXTRA: &str = r#"
+[[people]]
+name = "heidi"
+iam_user = "heidi"
+slack_id = "U0HEIDI01"
+email = "heidi@healthy-health.example"
+
+[[people]]
+name = "ivan"
+iam_user = "ivan"
+slack_id = "U0IVAN001"
+email = "ivan@healthy-health.example"
+
+[[people]]
+name = "judy"
+iam_user = "judy"
+slack_id = "U0JUDY001"
+email = "judy@healthy-health.example"
+
+[[people]]
+name = "ken"
+iam_user = "ken"
+slack_id = "U0KEN0001"
+email = "ken@healthy-health.example"
+
+[[flows]]
+name = "billing_access"
+description = "Read the billing console through membership of SymDemoBilling"
+max_duration = "1h"
+reason_required = true
+allow_self_approval = false
+pending_timeout = "30m"
+requesters = ["heidi"]
+
+[flows.approvers]
+channel = "C0APPROVALS"
+people = ["alice", "bob"]
+
+[[flows.targets]]
+name = "billing"
+type = "iam_group"
+group = "SymDemoBilling"
+"#;
+
+/// The approvers' channel of both flows.
+pub const APPROVALS_CHANNEL: &str = "C0APPROVALS";
+
 /// `target/<profile>`, where the binaries are.
 fn bin_dir() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
@@ -165,9 +214,14 @@ pub struct LocalStack {
 impl LocalStack {
     /// Starts a stack of its own with [`CONFIG`].
     pub fn start() -> LocalStack {
+        LocalStack::start_with(CONFIG)
+    }
+
+    /// Starts a stack of its own with `config` as its elevate.toml.
+    pub fn start_with(config_text: &str) -> LocalStack {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("elevate.toml");
-        std::fs::write(&config, CONFIG).expect("write elevate.toml");
+        std::fs::write(&config, config_text).expect("write elevate.toml");
         let state = dir.path().join("state");
         let log = std::fs::File::create(dir.path().join("stack.log")).expect("log file");
         let mut child = Command::new(elevate_local_bin())
@@ -237,6 +291,13 @@ impl LocalStack {
         SHARED.get_or_init(LocalStack::start)
     }
 
+    /// The stack the Slack tests share: [`CONFIG`] and [`SLACK_CONFIG_EXTRA`], so that their
+    /// people and the flow only some may request touch no other test.
+    pub fn slack_shared() -> &'static LocalStack {
+        static SLACK: OnceLock<LocalStack> = OnceLock::new();
+        SLACK.get_or_init(|| LocalStack::start_with(&format!("{CONFIG}{SLACK_CONFIG_EXTRA}")))
+    }
+
     pub fn log(&self) -> String {
         tail(&self.dir.path().join("stack.log"))
     }
@@ -302,6 +363,86 @@ impl LocalStack {
             .await
             .expect("messages JSON");
         view["messages"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `GET /slack/messages?as=<person>`: what the page shows that person (their direct and
+    /// ephemeral messages, the views opened for them).
+    pub async fn slack_view_as(&self, person: &str) -> Value {
+        self.http
+            .get(format!("{}/slack/messages", self.api_url))
+            .query(&[("as", person)])
+            .send()
+            .await
+            .expect("GET /slack/messages?as=")
+            .json()
+            .await
+            .expect("messages JSON")
+    }
+
+    /// Every view the stand-in opened, for anyone, newest first.
+    pub async fn slack_views(&self) -> Vec<Value> {
+        let view: Value = self
+            .http
+            .get(format!("{}/slack/messages", self.api_url))
+            .send()
+            .await
+            .expect("GET /slack/messages")
+            .json()
+            .await
+            .expect("messages JSON");
+        view["views"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `POST /slack/<route>` of the Slack page (`command`, `submit`, `click`, `close`) with
+    /// `body`: its answer, once the page accepted the call.
+    pub async fn slack_page(&self, route: &str, body: Value) -> Value {
+        let answer = self
+            .http
+            .post(format!("{}/slack/{route}", self.api_url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST /slack/{route}: {e}"));
+        let status = answer.status();
+        let text = answer.text().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "POST /slack/{route} {body}: {status} {text}\n{}",
+            self.log()
+        );
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST /slack/{route}: {e}: {text}"))
+    }
+
+    /// Waits until a message of the Slack stand-in satisfies `found`, at most `within`.
+    pub async fn wait_for_message(
+        &self,
+        what: &str,
+        within: Duration,
+        found: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(message) = self.messages().await.into_iter().rev().find(|m| found(m)) {
+                return message;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} in the Slack stand-in after {within:?}:\n{:#?}\n{}",
+                self.messages().await,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// `elevate list --json` as `profile`: that person's requests, oldest first.
+    pub fn requests_of(&self, profile: &str) -> Vec<Value> {
+        let listed = self.run(profile, &["--json", "list"]);
+        assert!(listed.ok(), "elevate list: {listed:?}");
+        let answer: Value = serde_json::from_str(&listed.stdout).expect("list --json");
+        let mut requests = answer["requests"].as_array().cloned().unwrap_or_default();
+        requests.sort_by_key(|r| r["created_at"].as_str().unwrap_or_default().to_owned());
+        requests
     }
 
     /// The message announcing `requester`'s newest request still awaiting a decision, once it

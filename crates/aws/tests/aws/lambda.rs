@@ -300,3 +300,40 @@ async fn an_escalation_is_an_asynchronous_invoke_of_escalate_with_the_request() 
     );
     assert_eq!(invoker.calls().len(), 1, "nothing invoked");
 }
+
+/// A function's own Slack follow-ups go back to it; End access now goes to revoke, which may
+/// remove access. Each is sent as the `FollowUp` JSON, asynchronously.
+#[tokio::test]
+async fn follow_ups_go_to_the_function_that_may_run_them() {
+    use elevate_aws::LambdaFollowUps;
+    use elevate_core::events::FollowUp;
+    use elevate_core::ports::FollowUps;
+    use elevate_core::testing::RecordingInvoker;
+
+    let invoker = Arc::new(RecordingInvoker::new());
+    let revoke = "arn:aws:lambda:us-east-1:123456789012:function:elevate-revoke";
+    let follow_ups = LambdaFollowUps::new(invoker.clone(), "elevate-approve", revoke);
+    let id: elevate_core::RequestId = "01a211fc-a620-7d31-9f6e-2b7c4d8e1a05".parse().expect("id");
+    let decided = FollowUp::Decided {
+        request_id: id.clone(),
+    };
+    let end = FollowUp::EndAccess {
+        request_id: id.clone(),
+        team_id: "T0ELEVATE".into(),
+        slack_user_id: "U0ALICE01".into(),
+        channel: "D0ALICE".into(),
+    };
+    follow_ups.defer(&decided).await.expect("decided");
+    follow_ups.defer(&end).await.expect("end access");
+    let calls = invoker.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].function, "elevate-approve");
+    assert_eq!(calls[1].function, revoke);
+    assert!(calls.iter().all(|c| c.asynchronous));
+    assert_eq!(
+        calls[0].payload,
+        json!({"follow_up": "decided", "request_id": id.as_str()})
+    );
+    let sent: FollowUp = serde_json::from_value(calls[1].payload.clone()).expect("a FollowUp");
+    assert_eq!(sent, end);
+}

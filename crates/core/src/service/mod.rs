@@ -5,6 +5,7 @@ mod error;
 mod grant;
 mod query;
 mod reconcile;
+mod slack;
 mod submit;
 mod sweep;
 
@@ -16,13 +17,20 @@ pub use error::{ErrorKind, ServiceError};
 pub use grant::{end_by_schedule, escalate, fail, revoke, time_out};
 pub use query::{audit_export, list, show, AuditExport, AuditHead, Scope};
 pub use reconcile::{reconcile, reconcile_preview, Reconciliation, Repair, RepairKind};
-pub use submit::{cancel, decide, decide_from_slack, submit, Decision, SlackOutcome, Submission};
+pub use slack::{
+    decide_from_slack, end_access_from_slack, follow_up, slack_caller, submit_from_slack,
+    SlackOutcome,
+};
+pub use submit::{cancel, decide, submit, Decision, Submission};
 pub use sweep::{sweep, SweepReport};
 
 use crate::config::{Config, Flow, Person};
 use crate::machine::{self, Command, Transition};
 use crate::model::{By, Request, RequestId, Terms};
-use crate::ports::{Clock, Escalation, Notifier, RequestStore, Scheduler, StoreError, Strategy};
+use crate::ports::{
+    Clock, Escalation, FollowUps, Notifier, NotifyError, RequestStore, Scheduler, StoreError,
+    Strategy,
+};
 
 /// Knobs of the use cases that are not in the flows file.
 #[derive(Debug, Clone)]
@@ -33,7 +41,8 @@ pub struct Settings {
     /// How much earlier than expiry the revocation is scheduled. EventBridge Scheduler fires
     /// up to a minute late, so the revoke function is woken early and waits out the rest.
     pub revoke_lead: Duration,
-    /// An APPROVED request not escalated after this long is escalated again by the sweep.
+    /// An APPROVED request not escalated, or a PENDING one not announced, after this long is
+    /// escalated or announced again by the sweep (until then its own follow-up does it).
     pub escalation_retry_after: Duration,
     /// An APPROVED request still not escalated after this long is marked FAILED.
     pub escalation_deadline: Duration,
@@ -59,6 +68,8 @@ pub struct App {
     pub scheduler: Arc<dyn Scheduler>,
     pub notifier: Arc<dyn Notifier>,
     pub escalation: Arc<dyn Escalation>,
+    /// Work that runs after Slack has been answered (see [`FollowUp`](crate::events::FollowUp)).
+    pub follow_ups: Arc<dyn FollowUps>,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
 }
@@ -167,39 +178,60 @@ impl App {
     /// Tells the world about a step: the Slack message shows the request's new state, and the
     /// requester gets `text` in a direct message. Best effort, like both of those.
     pub(crate) async fn tell(&self, request: &Request, text: Option<&str>) {
-        self.refresh_message(request).await;
-        if let Some(text) = text {
-            self.tell_requester(request, text).await;
-        }
+        // Each failure is logged where it happens.
+        let _ = self.tell_checked(request, text).await;
     }
 
-    /// Shows the request's new state in its Slack message. Best effort: Slack being down must
-    /// not undo or block a grant, so a failure is logged, not returned.
-    pub(crate) async fn refresh_message(&self, request: &Request) {
+    /// [`App::tell`], returning the first failure worth retrying (Slack unavailable): a
+    /// follow-up retries then. A refusal (a deleted channel, say) is logged only.
+    pub(crate) async fn tell_checked(
+        &self,
+        request: &Request,
+        text: Option<&str>,
+    ) -> Result<(), NotifyError> {
+        let shown = self.refresh_message(request).await;
+        let told = match text {
+            Some(text) => self.tell_requester(request, text).await,
+            None => Ok(()),
+        };
+        shown.and(told)
+    }
+
+    /// Shows the request's new state in its Slack message. Slack being down must not undo or
+    /// block a grant, so a failure is logged; it is returned when it is worth retrying.
+    pub(crate) async fn refresh_message(&self, request: &Request) -> Result<(), NotifyError> {
         let Some(message) = &request.message else {
-            return;
+            return Ok(());
         };
         let (Some(flow), Ok(terms)) = (self.config.flow(&request.flow), self.terms(request)) else {
             tracing::info!(request_id = %request.id, "flow no longer configured; Slack message left as it is");
-            return;
+            return Ok(());
         };
-        if let Err(err) = self
+        let result = self
             .notifier
             .update(request, flow, &terms.person, message)
-            .await
-        {
-            tracing::warn!(request_id = %request.id, error = %err, "could not update the Slack message");
-        }
+            .await;
+        retry_worthy(result, || {
+            format!(
+                "could not update the Slack message of request {}",
+                request.id
+            )
+        })
     }
 
-    /// A direct message to the requester; best effort like [`App::refresh_message`].
-    pub(crate) async fn tell_requester(&self, request: &Request, text: &str) {
+    /// A direct message to the requester; like [`App::refresh_message`].
+    pub(crate) async fn tell_requester(
+        &self,
+        request: &Request,
+        text: &str,
+    ) -> Result<(), NotifyError> {
         let Ok(terms) = self.terms(request) else {
-            return;
+            return Ok(());
         };
-        if let Err(err) = self.notifier.tell(&terms.person, text).await {
-            tracing::warn!(request_id = %request.id, error = %err, "could not message the requester");
-        }
+        let result = self.notifier.tell(&terms.person, request, text).await;
+        retry_worthy(result, || {
+            format!("could not message the requester of request {}", request.id)
+        })
     }
 
     pub(crate) async fn load(&self, id: &RequestId) -> Result<Request, ServiceError> {
@@ -210,7 +242,28 @@ impl App {
     }
 }
 
+/// Logs a failure to tell Slack (`what` says what failed), and keeps it only when a retry
+/// may help.
+fn retry_worthy(
+    result: Result<(), NotifyError>,
+    what: impl FnOnce() -> String,
+) -> Result<(), NotifyError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(err @ NotifyError::Unavailable(_)) => {
+            tracing::warn!(error = %err, "{}", what());
+            Err(err)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "{}", what());
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod sessions_tests;
+#[cfg(test)]
+mod slack_tests;
 #[cfg(test)]
 mod tests;

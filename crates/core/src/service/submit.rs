@@ -29,6 +29,19 @@ pub async fn submit(
     caller: &Caller<'_>,
     submission: Submission,
 ) -> Result<Request, ServiceError> {
+    let mut request = open(app, caller, submission).await?;
+    if let Err(err) = announce(app, &mut request).await {
+        tracing::error!(request_id = %request.id, error = %err, "could not announce the request or schedule its time-out; the sweep will");
+    }
+    Ok(request)
+}
+
+/// The first half of [`submit`]: checks the request against its flow and stores it.
+pub(crate) async fn open(
+    app: &App,
+    caller: &Caller<'_>,
+    submission: Submission,
+) -> Result<Request, ServiceError> {
     let flow = app
         .config
         .flow(&submission.flow)
@@ -40,33 +53,37 @@ pub async fn submit(
         &submission.reason,
     )?;
     let now = app.clock.now();
-    let (mut request, event) = machine::open(RequestId::generate(now), new, &caller.principal, now);
+    let (request, event) = machine::open(RequestId::generate(now), new, &caller.principal, now);
     tracing::Span::current().record("request_id", tracing::field::display(&request.id));
     app.store.create(&request, &event).await?;
-    tracing::info!(duration = %format_duration(request.duration), "request opened");
+    tracing::info!(request_id = %request.id, duration = %format_duration(request.duration), "request opened");
+    Ok(request)
+}
 
-    match app.notifier.announce(&request, flow, caller.person).await {
-        Ok(message) => match app.store.set_message(&request.id, &message).await {
-            Ok(()) => request.message = Some(message),
-            Err(err) => {
-                tracing::error!(error = %err, "announced, but could not record the Slack message")
-            }
-        },
-        Err(err) => {
-            tracing::error!(error = %err, "could not announce the request; the sweep will retry")
-        }
+/// The second half of [`submit`]: posts a stored PENDING request to its approvers (unless it
+/// already was) and schedules its time-out. Returns whether it posted; `request` gets its
+/// Slack message. Stops at the first fault, which the caller logs or retries: the sweep
+/// announces what is left unannounced.
+pub(crate) async fn announce(app: &App, request: &mut Request) -> Result<bool, ServiceError> {
+    if request.state != State::Pending {
+        return Ok(false);
+    }
+    let posted = request.message.is_none();
+    if posted {
+        let flow = app.flow_of(request)?;
+        let terms = app.terms(request)?;
+        let message = app.notifier.announce(request, flow, &terms.person).await?;
+        let recorded = app.store.set_message(&request.id, &message).await;
+        request.message = Some(message);
+        recorded?;
     }
     let timeout = ScheduledAction::Timeout {
         request_id: request.id.clone(),
     };
-    if let Err(err) = app
-        .scheduler
+    app.scheduler
         .schedule(request.pending_until, &timeout)
-        .await
-    {
-        tracing::error!(error = %err, "could not schedule the time-out; the sweep will time it out");
-    }
-    Ok(request)
+        .await?;
+    Ok(posted)
 }
 
 /// Approve or deny.
@@ -91,6 +108,20 @@ pub async fn decide(
     decision: Decision,
     reason: Option<String>,
 ) -> Result<Request, ServiceError> {
+    let request = record_decision(app, decider, id, decision, reason).await?;
+    // Logged where it failed; the sweep starts an escalation left unstarted.
+    let _ = after_decision(app, &request).await;
+    Ok(request)
+}
+
+/// The first half of [`decide`]: checks the decider and writes the decision.
+pub(crate) async fn record_decision(
+    app: &App,
+    decider: &Caller<'_>,
+    id: &RequestId,
+    decision: Decision,
+    reason: Option<String>,
+) -> Result<Request, ServiceError> {
     crate::rules::check_reason(reason.as_deref().unwrap_or_default())?;
     let request = app.load(id).await?;
     let flow = app.flow_of(&request)?;
@@ -109,10 +140,20 @@ pub async fn decide(
         return Err(already_decided(&app.load(id).await?));
     };
     tracing::info!(state = %request.state, "request decided");
+    Ok(request)
+}
 
-    if decision == Decision::Approve {
+/// What follows a decision: an approval starts its escalation, the time-out schedule goes,
+/// the Slack message shows the decision and a denied requester is told. It goes by the
+/// request's state now, so a request that moved on in the meantime is only shown as it is
+/// (and starting an escalation twice escalates once). Every step is tried; the first fault
+/// worth retrying is returned (the escalation not started, Slack unavailable), after logging.
+pub(crate) async fn after_decision(app: &App, request: &Request) -> Result<(), ServiceError> {
+    let mut fault = None;
+    if request.state == State::Approved {
         if let Err(err) = app.escalation.start(&request.id).await {
-            tracing::error!(error = %err, "could not start the escalation; the sweep will retry");
+            tracing::error!(request_id = %request.id, error = %err, "could not start the escalation; it is retried (the sweep too)");
+            fault = Some(err.into());
         }
     }
     let timeout = ScheduledAction::Timeout {
@@ -120,22 +161,21 @@ pub async fn decide(
     }
     .schedule_name();
     if let Err(err) = app.scheduler.cancel(&timeout).await {
-        tracing::warn!(error = %err, "could not delete the time-out schedule; it will find the request decided");
+        tracing::warn!(request_id = %request.id, error = %err, "could not delete the time-out schedule; it will find the request decided");
     }
-    let denied = (decision == Decision::Deny).then(|| {
+    let denied = (request.state == State::Denied).then(|| {
+        let by = request.decided_by.as_deref().unwrap_or("an approver");
         let why = request
             .decision_reason
             .as_deref()
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
-        format!(
-            "{} denied your {} request{why}",
-            decider.name(),
-            request.flow
-        )
+        format!("{by} denied your {} request{why}", request.flow)
     });
-    app.tell(&request, denied.as_deref()).await;
-    Ok(request)
+    if let Err(err) = app.tell_checked(request, denied.as_deref()).await {
+        fault = fault.or(Some(err.into()));
+    }
+    fault.map_or(Ok(()), Err)
 }
 
 /// Refuses to approve terms that elevate.toml no longer gives: the requester offboarded or no
@@ -191,51 +231,6 @@ fn already_decided(request: &Request) -> ServiceError {
         "request {} is already {}{by}",
         request.id, request.state
     ))
-}
-
-/// What happened to a click in Slack.
-#[derive(Debug)]
-pub enum SlackOutcome {
-    Decided(Box<Request>),
-    /// Refused; the clicker was told why in an ephemeral message. Nothing changed.
-    Refused(ServiceError),
-}
-
-/// A click on Approve or Deny in Slack, by `slack_user_id` of workspace `team_id` (from the
-/// signed payload). Refusals (unknown Slack user, not an approver, self-approval, already
-/// decided) are told to the clicker privately and change nothing; faults are returned as
-/// `Err`.
-pub async fn decide_from_slack(
-    app: &App,
-    team_id: &str,
-    slack_user_id: &str,
-    channel: &str,
-    id: &RequestId,
-    decision: Decision,
-) -> Result<SlackOutcome, ServiceError> {
-    let result = match app.config.person_by_slack_id(slack_user_id) {
-        Some(person) => {
-            let clicker = Caller::new(person, format!("slack:{team_id}/{slack_user_id}"));
-            decide(app, &clicker, id, decision, None).await
-        }
-        None => Err(ServiceError::Forbidden(format!(
-            "Slack user {slack_user_id} is not a person in elevate.toml, so elevate cannot take the click"
-        ))),
-    };
-    match result {
-        Ok(request) => Ok(SlackOutcome::Decided(Box::new(request))),
-        Err(err) if err.is_refusal() => {
-            if let Err(notify) = app
-                .notifier
-                .tell_privately(channel, slack_user_id, &format!("Not done: {err}"))
-                .await
-            {
-                tracing::warn!(error = %notify, "could not tell the clicker why their click was refused");
-            }
-            Ok(SlackOutcome::Refused(err))
-        }
-        Err(err) => Err(err),
-    }
 }
 
 /// The requester withdraws a PENDING request.

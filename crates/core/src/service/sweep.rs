@@ -2,12 +2,12 @@
 
 use serde::Serialize;
 
-use crate::events::ScheduledAction;
 use crate::machine::Command;
 use crate::model::State;
 
 use super::grant::{end_grant, fail, time_out};
 use super::reconcile::reconcile;
+use super::submit::announce;
 use super::{App, ServiceError};
 
 /// What one sweep did. Errors are counted and logged; the next sweep tries again.
@@ -26,7 +26,8 @@ pub struct SweepReport {
 
 /// ACTIVE grants past expiry are ended; FAILED grants have their access removed and end;
 /// APPROVED requests never escalated are escalated again, then failed after the deadline;
-/// PENDING requests past their time-out time out, and unannounced ones are announced; then
+/// PENDING requests past their time-out time out, and those still unannounced a while after
+/// they were opened (see [`Settings::escalation_retry_after`](super::Settings)) are announced; then
 /// reconciliation repairs any difference between the managed groups and the grants.
 pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
     let mut report = SweepReport::default();
@@ -74,8 +75,13 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
         if request.pending_until <= now {
             let result = time_out(app, &request.id).await.map(|r| r.is_some());
             note(result, &mut report.timed_out, &mut report.errors);
-        } else if request.message.is_none() {
-            let result = announce(app, &request).await;
+        } else if request.message.is_none()
+            && (now - request.created_at).to_std().unwrap_or_default()
+                >= app.settings.escalation_retry_after
+        {
+            // A request just opened is being announced by its own follow-up.
+            let mut request = request;
+            let result = announce(app, &mut request).await;
             note(result, &mut report.announced, &mut report.errors);
         }
     }
@@ -104,19 +110,4 @@ fn note(result: Result<bool, ServiceError>, counter: &mut usize, errors: &mut us
             tracing::error!(error = %err, "sweep step failed; the next sweep retries");
         }
     }
-}
-
-/// Announces a request whose announcement failed when it was opened, and schedules its time-out.
-async fn announce(app: &App, request: &crate::model::Request) -> Result<bool, ServiceError> {
-    let flow = app.flow_of(request)?;
-    let terms = app.terms(request)?;
-    let message = app.notifier.announce(request, flow, &terms.person).await?;
-    app.store.set_message(&request.id, &message).await?;
-    let timeout = ScheduledAction::Timeout {
-        request_id: request.id.clone(),
-    };
-    app.scheduler
-        .schedule(request.pending_until, &timeout)
-        .await?;
-    Ok(true)
 }

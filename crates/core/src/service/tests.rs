@@ -159,9 +159,15 @@ async fn a_request_survives_slack_being_down_and_the_sweep_announces_it() {
     let request = h.submit("alice", 1).await;
     assert_eq!(h.stored(&request.id).message, None);
 
+    // Just opened: its own follow-up may still be announcing it.
+    let report = sweep(&h.app).await.unwrap();
+    assert_eq!(report.announced, 0);
+    h.clock.advance(h.app.settings.escalation_retry_after);
     let report = sweep(&h.app).await.unwrap();
     assert_eq!(report.announced, 1);
     assert!(h.stored(&request.id).message.is_some());
+    let report = sweep(&h.app).await.unwrap();
+    assert_eq!(report.announced, 0, "announced once");
 }
 
 #[tokio::test]
@@ -313,6 +319,13 @@ async fn slack_refusals_are_told_privately_and_change_nothing() {
     .await
     .unwrap();
     assert!(matches!(outcome, SlackOutcome::Refused(_)));
+    // Slack was answered; the refusals are told after.
+    assert!(h
+        .notifier
+        .notices()
+        .iter()
+        .all(|n| !matches!(n, Notice::TellPrivately { .. })));
+    h.run_follow_ups().await;
 
     let private: Vec<_> = h
         .notifier

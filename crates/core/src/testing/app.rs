@@ -6,7 +6,8 @@ use crate::config::Config;
 use crate::model::RequestId;
 
 use super::{
-    FakeClock, FakeScheduler, FakeStrategy, MemoryStore, RecordingEscalation, RecordingNotifier,
+    FakeClock, FakeScheduler, FakeStrategy, MemoryStore, RecordingEscalation, RecordingFollowUps,
+    RecordingNotifier,
 };
 
 /// The flows config the fixtures are written for (`infra/elevate.toml`).
@@ -47,6 +48,7 @@ pub struct FakeApp {
     pub scheduler: Arc<FakeScheduler>,
     pub notifier: Arc<RecordingNotifier>,
     pub escalation: Arc<RecordingEscalation>,
+    pub follow_ups: Arc<RecordingFollowUps>,
     pub clock: Arc<FakeClock>,
 }
 
@@ -62,6 +64,7 @@ impl FakeApp {
         let scheduler = Arc::new(FakeScheduler::new());
         let notifier = Arc::new(RecordingNotifier::new());
         let escalation = Arc::new(RecordingEscalation::new());
+        let follow_ups = Arc::new(RecordingFollowUps::new());
         let clock = Arc::new(FakeClock::new(now));
         let app = crate::service::App {
             config: Arc::new(config),
@@ -70,6 +73,7 @@ impl FakeApp {
             scheduler: scheduler.clone(),
             notifier: notifier.clone(),
             escalation: escalation.clone(),
+            follow_ups: follow_ups.clone(),
             clock: clock.clone(),
             settings: crate::service::Settings::default(),
         };
@@ -80,6 +84,7 @@ impl FakeApp {
             scheduler,
             notifier,
             escalation,
+            follow_ups,
             clock,
         }
     }
@@ -152,6 +157,24 @@ impl FakeApp {
             .person(name)
             .unwrap_or_else(|| panic!("no person {name}"))
             .clone()
+    }
+
+    /// Runs the follow-ups deferred so far (and any they defer), like Lambda after the answer.
+    ///
+    /// # Panics
+    /// When one fails.
+    pub async fn run_follow_ups(&self) {
+        loop {
+            let work = self.follow_ups.take();
+            if work.is_empty() {
+                return;
+            }
+            for work in work {
+                if let Err(err) = crate::service::follow_up(&self.app, &work).await {
+                    panic!("follow-up {work:?} failed: {err}");
+                }
+            }
+        }
     }
 
     /// The stored request.

@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::config::{Flow, Person};
-use crate::model::{MessageRef, Request};
+use crate::model::{MessageRef, Request, RequestId, State};
 use crate::ports::{Notifier, NotifyError};
 
 use super::{injected, lock, take_failure};
@@ -25,6 +25,9 @@ pub enum Notice {
     },
     Tell {
         person: String,
+        /// The request the message is about, and its state when it was sent.
+        request_id: RequestId,
+        state: State,
         text: String,
     },
     TellPrivately {
@@ -69,7 +72,9 @@ impl RecordingNotifier {
             .notices
             .iter()
             .filter_map(|n| match n {
-                Notice::Tell { person: p, text } if p == person => Some(text.clone()),
+                Notice::Tell {
+                    person: p, text, ..
+                } if p == person => Some(text.clone()),
                 _ => None,
             })
             .collect()
@@ -126,10 +131,17 @@ impl Notifier for RecordingNotifier {
         Ok(())
     }
 
-    async fn tell(&self, person: &Person, text: &str) -> Result<(), NotifyError> {
+    async fn tell(
+        &self,
+        person: &Person,
+        request: &Request,
+        text: &str,
+    ) -> Result<(), NotifyError> {
         let mut inner = self.enter()?;
         inner.notices.push(Notice::Tell {
             person: person.name.to_string(),
+            request_id: request.id.clone(),
+            state: request.state,
             text: text.to_owned(),
         });
         Ok(())

@@ -322,10 +322,13 @@ async fn notifier_and_invoker_record() {
         .expect("announce");
     assert_eq!(first.channel, "C0APPROVALS");
     assert!(second.ts > first.ts);
-    notifier.tell(alice, "you are in").await.expect("tell");
+    notifier
+        .tell(alice, &request, "you are in")
+        .await
+        .expect("tell");
     assert_eq!(notifier.told("alice"), ["you are in"]);
     notifier.fail_next(1);
-    assert!(notifier.tell(alice, "lost").await.is_err());
+    assert!(notifier.tell(alice, &request, "lost").await.is_err());
     assert_eq!(notifier.notices().len(), 3);
 
     let invoker = RecordingInvoker::new();

@@ -5,6 +5,7 @@ mod common;
 mod apigw;
 mod identity;
 mod invoke_api;
+mod manifest;
 mod openapi;
 mod pump;
 mod sigv4;

@@ -1,6 +1,6 @@
 //! docs/openapi.yaml describes the API template.yaml deploys: the same routes, each behind the
-//! same gate (API Gateway's IAM authorizer, or none for Slack's callback, which the approve
-//! function checks itself), and every error answer in the documented `{"error","message"}` body.
+//! same gate (API Gateway's IAM authorizer, or none for Slack's slash command and interactivity
+//! callbacks, which the approve function checks itself), and every error answer in the documented `{"error","message"}` body.
 //! The local stack's fuzz (tests/tests/local_stack/openapi_fuzz.rs) holds the answers to it.
 
 use std::collections::BTreeSet;
@@ -131,9 +131,9 @@ fn the_document_has_exactly_the_routes_of_template_yaml_each_with_its_auth() {
             "{method} {path}: one way in, SigV4 or Slack's signature: {schemes:?}"
         );
         if !schemes.contains("sigv4") {
-            assert_eq!(
-                path, "/slack/interactions",
-                "only Slack's callback is unsigned"
+            assert!(
+                ["/slack/commands", "/slack/interactions"].contains(&path.as_str()),
+                "{method} {path}: only Slack's callbacks are unsigned"
             );
             assert!(schemes.contains("slackSignature"), "{schemes:?}");
         }
@@ -214,5 +214,34 @@ fn every_operation_documents_its_path_parameters_and_its_refusals_in_the_error_b
                 );
             }
         }
+    }
+}
+
+#[test]
+fn the_slack_routes_take_slack_s_signed_form_posts() {
+    let doc = openapi();
+    let slack: Vec<_> = operations(&doc)
+        .into_iter()
+        .filter(|(_, _, operation)| schemes(&doc, operation).contains("slackSignature"))
+        .collect();
+    let paths: BTreeSet<&str> = slack.iter().map(|(_, path, _)| path.as_str()).collect();
+    assert_eq!(
+        paths,
+        BTreeSet::from(["/slack/commands", "/slack/interactions"])
+    );
+    // The timestamp is part of the signature (as X-Amz-Date is of SigV4's), so the scheme
+    // describes it: a case without it is refused as unsigned, not as a bad parameter.
+    let scheme = &doc["components"]["securitySchemes"]["slackSignature"];
+    assert_eq!(scheme["in"], "header");
+    assert_eq!(scheme["name"], "X-Slack-Signature");
+    assert!(text(&scheme["description"]).contains("X-Slack-Request-Timestamp"));
+    for (method, path, operation) in slack {
+        let route = format!("{method} {path}");
+        let body = &resolve(&doc, &operation["requestBody"])["content"];
+        let form = &body["application/x-www-form-urlencoded"]["schema"];
+        assert!(
+            form["properties"].as_mapping().is_some(),
+            "{route}: not a form body: {body:?}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! What template.yaml promises about the deployment defending itself and waking someone:
-//! least privilege on schedules, the Slack secret's resource policy, deletion protection, the
-//! Slack route's throttle, and the alarms. CloudFormation tags stay as tagged YAML values, so
+//! least privilege on schedules, functions and role policies, the Slack secret's resource policy,
+//! deletion protection, the unsigned Slack routes and their throttle, failed asynchronous work
+//! kept for an operator, and the alarms. CloudFormation tags stay as tagged YAML values, so
 //! `!Ref X` is compared as such and never mistaken for the string "X".
 
 use std::collections::{BTreeSet, HashSet};
@@ -174,25 +175,216 @@ fn only_elevate_functions_read_the_slack_secret() {
     assert_eq!(excepted, expected);
 }
 
+/// The routes Slack posts to: the only ones API Gateway lets through unsigned.
+const SLACK_ROUTES: [&str; 2] = ["POST /slack/commands", "POST /slack/interactions"];
+
+/// Every `HttpApi` event of every function as (function, "METHOD /path", its event).
+fn http_routes(template: &Value) -> Vec<(String, String, &Value)> {
+    let mut routes = Vec::new();
+    for (function, resource) in resources_of_type(template, "AWS::Serverless::Function") {
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for event in events.values() {
+            if event["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let p = &event["Properties"];
+            let key = format!(
+                "{} {}",
+                p["Method"].as_str().expect("Method"),
+                p["Path"].as_str().expect("Path")
+            );
+            routes.push((function.clone(), key, p));
+        }
+    }
+    routes
+}
+
 #[test]
-fn the_unsigned_slack_route_has_its_own_lower_throttle() {
+fn only_the_slack_routes_skip_the_iam_authorizer_and_the_approve_function_serves_them() {
+    let template = template();
+    let api = &resource(&template, "Api")["Properties"];
+    assert_eq!(api["Auth"]["DefaultAuthorizer"].as_str(), Some("AWS_IAM"));
+    let mut unsigned = BTreeSet::new();
+    for (function, key, event) in http_routes(&template) {
+        assert_eq!(event["ApiId"], yaml("!Ref Api"), "{key}");
+        match &event["Auth"] {
+            Value::Null => {}
+            auth => {
+                assert_eq!(auth["Authorizer"].as_str(), Some("NONE"), "{key}: {auth:?}");
+                unsigned.insert((function, key));
+            }
+        }
+    }
+    let expected: BTreeSet<(String, String)> = SLACK_ROUTES
+        .iter()
+        .map(|key| ("ApproveFunction".to_owned(), (*key).to_owned()))
+        .collect();
+    assert_eq!(unsigned, expected);
+}
+
+#[test]
+fn each_unsigned_slack_route_has_its_own_lower_throttle() {
     let template = template();
     let api = &resource(&template, "Api")["Properties"];
     let default = &api["DefaultRouteSettings"];
-    let slack = &api["RouteSettings"]["POST /slack/interactions"];
-    for limit in ["ThrottlingBurstLimit", "ThrottlingRateLimit"] {
-        let (slack, default) = (slack[limit].as_f64(), default[limit].as_f64());
-        assert!(
-            slack.zip(default).is_some_and(|(s, d)| s > 0.0 && s < d),
-            "{limit}: slack {slack:?}, default {default:?}"
+    // Each throttled route exists: API Gateway refuses settings of a route it does not have.
+    let routes: BTreeSet<String> = http_routes(&template)
+        .into_iter()
+        .map(|(_, key, _)| key)
+        .collect();
+    let throttled: BTreeSet<String> = api["RouteSettings"]
+        .as_mapping()
+        .expect("RouteSettings")
+        .keys()
+        .map(|key| key.as_str().expect("route key").to_owned())
+        .collect();
+    assert!(
+        throttled.is_subset(&routes),
+        "{throttled:?} not in {routes:?}"
+    );
+    for route in SLACK_ROUTES {
+        let slack = &api["RouteSettings"][route];
+        for limit in ["ThrottlingBurstLimit", "ThrottlingRateLimit"] {
+            let (slack, default) = (slack[limit].as_f64(), default[limit].as_f64());
+            assert!(
+                slack.zip(default).is_some_and(|(s, d)| s > 0.0 && s < d),
+                "{route} {limit}: {slack:?}, default {default:?}"
+            );
+        }
+    }
+}
+
+/// What a function may invoke (`lambda:InvokeFunction`), as written in the template.
+fn invocable(template: &Value, function: &str) -> HashSet<Value> {
+    function_statements(template, function)
+        .into_iter()
+        .filter(|s| allows_any(s, "lambda:InvokeFunction"))
+        .flat_map(|s| one_or_many(&s["Resource"]).into_iter().cloned())
+        .collect()
+}
+
+#[test]
+fn approve_invokes_only_itself_escalate_and_revoke_and_passes_only_the_scheduler_role() {
+    let template = template();
+    // Its own ARN is spelled from the same name as its FunctionName (!GetAtt on itself would
+    // be a circular reference).
+    assert_eq!(
+        resource(&template, "ApproveFunction")["Properties"]["FunctionName"],
+        yaml("!Sub ${AWS::StackName}-approve")
+    );
+    let expected: HashSet<Value> = [
+        "!Sub arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-approve",
+        "!GetAtt EscalateFunction.Arn",
+        "!GetAtt RevokeFunction.Arn",
+    ]
+    .into_iter()
+    .map(yaml)
+    .collect();
+    assert_eq!(invocable(&template, "ApproveFunction"), expected);
+
+    // It opens requests now, so it creates their time-outs (`timeout-*` only, asserted above)
+    // and passes the scheduler's role, to the scheduler only.
+    let statements = function_statements(&template, "ApproveFunction");
+    let creates = statements.iter().any(|s| {
+        allows_any(s, "scheduler:CreateSchedule")
+            && one_or_many(&s["Resource"]).iter().all(|r| {
+                r.as_str()
+                    .is_some_and(|r| r.ends_with("/${ScheduleGroup}/timeout-*"))
+            })
+    });
+    assert!(creates, "approve cannot create time-out schedules");
+    let passes: Vec<&&Value> = statements
+        .iter()
+        .filter(|s| allows_any(s, "iam:PassRole"))
+        .collect();
+    assert!(!passes.is_empty());
+    for pass in passes {
+        assert_eq!(pass["Resource"], yaml("!GetAtt SchedulerRole.Arn"));
+        assert_eq!(
+            pass["Condition"]["StringEquals"]["iam:PassedToService"].as_str(),
+            Some("scheduler.amazonaws.com")
         );
     }
-    // The key names a route that exists, unsigned at the gateway.
-    let event = &resource(&template, "ApproveFunction")["Properties"]["Events"]
-        ["SlackInteractions"]["Properties"];
-    assert_eq!(event["Method"].as_str(), Some("POST"));
-    assert_eq!(event["Path"].as_str(), Some("/slack/interactions"));
-    assert_eq!(event["Auth"]["Authorizer"].as_str(), Some("NONE"));
+    for statement in statements {
+        for resource in one_or_many(&statement["Resource"]) {
+            assert_ne!(resource.as_str(), Some("*"), "{statement:?}");
+        }
+    }
+}
+
+#[test]
+fn asynchronous_work_that_fails_every_retry_lands_in_the_alarmed_queue() {
+    let template = template();
+    let queue = yaml("!GetAtt FailedInvocationQueue.Arn");
+    let alarmed = resources_of_type(&template, "AWS::CloudWatch::Alarm")
+        .iter()
+        .any(|(_, alarm)| {
+            alarm["Properties"]["Dimensions"][0]["Value"]
+                == yaml("!GetAtt FailedInvocationQueue.QueueName")
+        });
+    assert!(alarmed, "no alarm on the FailedInvocationQueue");
+
+    // approve's own follow-ups and what it hands to revoke ("End access now"); escalate's
+    // failures go to revoke, which records them.
+    for function in ["ApproveFunction", "RevokeFunction", "EscalateFunction"] {
+        let config = &resource(&template, function)["Properties"]["EventInvokeConfig"];
+        assert_eq!(
+            config["MaximumRetryAttempts"].as_u64(),
+            Some(2),
+            "{function}"
+        );
+        // Both retries fit (Lambda waits about 1 and then 2 minutes), within Lambda's 6 hours.
+        let age = config["MaximumEventAgeInSeconds"].as_u64().expect("age");
+        assert!((300..=21_600).contains(&age), "{function}: {age}");
+        let on_failure = &config["DestinationConfig"]["OnFailure"];
+        let destination = &on_failure["Destination"];
+        if function == "EscalateFunction" {
+            assert_eq!(on_failure["Type"].as_str(), Some("Lambda"));
+            assert_eq!(destination, &yaml("!GetAtt RevokeFunction.Arn"));
+        } else {
+            assert_eq!(on_failure["Type"].as_str(), Some("SQS"), "{function}");
+            assert_eq!(destination, &queue, "{function}");
+        }
+    }
+}
+
+#[test]
+fn only_revoke_writes_and_prunes_inline_policies_of_the_escalation_roles() {
+    let template = template();
+    let policy = &resource(&template, "SessionEndPolicy");
+    assert_eq!(policy["Condition"].as_str(), Some("HasEscalationRoles"));
+    let statements = one_or_many(&policy["Properties"]["PolicyDocument"]["Statement"]);
+    let actions: BTreeSet<&str> = statements
+        .iter()
+        .flat_map(|s| one_or_many(&s["Action"]))
+        .map(|a| a.as_str().expect("action"))
+        .collect();
+    assert_eq!(
+        actions,
+        BTreeSet::from([
+            "iam:GetRole",
+            "iam:ListRolePolicies",
+            "iam:GetRolePolicy",
+            "iam:PutRolePolicy",
+            "iam:DeleteRolePolicy",
+        ])
+    );
+    for statement in statements {
+        assert_eq!(statement["Resource"], yaml("!Ref EscalationRoleArns"));
+    }
+
+    let writers: BTreeSet<String> = resources_of_type(&template, "AWS::Serverless::Function")
+        .into_iter()
+        .filter(|(name, _)| {
+            function_statements(&template, name).iter().any(|s| {
+                allows_any(s, "iam:PutRolePolicy") || allows_any(s, "iam:DeleteRolePolicy")
+            })
+        })
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(writers, BTreeSet::from(["RevokeFunction".to_owned()]));
 }
 
 #[test]

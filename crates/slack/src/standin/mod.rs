@@ -1,10 +1,24 @@
 //! A Slack Web API stand-in for tests and the local stack: it answers `chat.postMessage`,
-//! `chat.update` and `chat.postEphemeral` like Slack (HTTP 200, `{"ok":...}`), checks the bot
-//! token, and records every call and the current content of every message.
+//! `chat.update`, `chat.postEphemeral` and `views.open` like Slack (HTTP 200, `{"ok":...}`),
+//! checks the bot token, and records every call, the current content of every message and every
+//! opened modal.
+//!
+//! Blocks and views are checked against Slack's documented shapes and limits ([`limits`]): what
+//! real Slack would refuse is refused here too, with Slack's error (`invalid_blocks`,
+//! `invalid_arguments`) and a `response_metadata.messages` entry saying what was wrong where.
+//! Trigger ids work like Slack's: [`StandinState::issue_trigger`] hands one out (as an
+//! interaction payload would), good for one `views.open` within 3 seconds.
 //!
 //! [`router`] is composable: the local gateway merges it with its own routes and reads the same
 //! [`StandinState`]. [`SlackStandin::start`] serves it alone on an ephemeral port for tests.
 
+pub mod limits;
+#[cfg(test)]
+mod tests;
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -15,24 +29,32 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use self::limits::MAX_MESSAGE_TEXT_CHARS;
+pub use self::limits::{check_message_blocks, check_view};
 use crate::interaction::Action;
+
+/// How long a trigger id stays good: Slack's "trigger_id expires 3 seconds after it's sent".
+const TRIGGER_LIFETIME: TimeDelta = TimeDelta::seconds(3);
 
 /// One Web API call as the stand-in received it (the token is never recorded).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Call {
-    /// `chat.postMessage`, `chat.update` or `chat.postEphemeral`.
+    /// `chat.postMessage`, `chat.update`, `chat.postEphemeral` or `views.open`.
     pub method: String,
     /// The JSON body; the raw text as a JSON string when it was not JSON.
     pub body: Value,
     pub at: DateTime<Utc>,
     /// The Slack error it was answered with, `None` when it succeeded.
     pub error: Option<String>,
+    /// For refused blocks and views: what was wrong and where, as the answer's
+    /// `response_metadata.messages` said it (without the `[ERROR] ` prefix).
+    pub detail: Option<String>,
 }
 
 impl Call {
@@ -116,12 +138,27 @@ impl PostedMessage {
     }
 }
 
+/// A modal opened by `views.open`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpenedView {
+    /// Slack's view id: `V` and uppercase letters and digits.
+    pub id: String,
+    pub trigger_id: String,
+    /// The user the trigger was issued for, who sees the modal.
+    pub user_id: String,
+    /// The view as Slack answered it: the one sent, with `id`, `state`, `hash` and the rest.
+    pub view: Value,
+    pub opened_at: DateTime<Utc>,
+}
+
 /// A snapshot of everything the stand-in has seen.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Recording {
     pub calls: Vec<Call>,
     /// In the order they were posted.
     pub messages: Vec<PostedMessage>,
+    /// In the order they were opened.
+    pub views: Vec<OpenedView>,
 }
 
 impl Recording {
@@ -143,6 +180,16 @@ struct Inner {
     last_ts_micros: i64,
     failure: Option<String>,
     delay: Duration,
+    /// Trigger ids handed out, by id.
+    triggers: HashMap<String, Trigger>,
+    /// How many trigger ids were handed out (their middle part).
+    issued: u64,
+}
+
+struct Trigger {
+    user_id: String,
+    issued_at: DateTime<Utc>,
+    used: bool,
 }
 
 struct Shared {
@@ -164,7 +211,32 @@ impl std::fmt::Debug for StandinState {
     }
 }
 
-type Outcome = Result<Value, &'static str>;
+/// Why a call was refused: Slack's error code and, for blocks and views, what was wrong.
+#[derive(Debug)]
+struct Refusal {
+    error: String,
+    detail: Option<String>,
+}
+
+impl Refusal {
+    fn with_detail(error: &str, detail: String) -> Self {
+        Self {
+            error: error.to_owned(),
+            detail: Some(detail),
+        }
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(error: &str) -> Self {
+        Self {
+            error: error.to_owned(),
+            detail: None,
+        }
+    }
+}
+
+type Outcome = Result<Value, Refusal>;
 
 impl StandinState {
     /// A stand-in that accepts calls bearing `bot_token` only.
@@ -208,6 +280,43 @@ impl StandinState {
         self.lock().recording.message(channel, ts).cloned()
     }
 
+    /// The modals opened so far, in the order they were opened.
+    pub fn views(&self) -> Vec<OpenedView> {
+        self.lock().recording.views.clone()
+    }
+
+    pub fn view(&self, id: &str) -> Option<OpenedView> {
+        self.lock()
+            .recording
+            .views
+            .iter()
+            .find(|v| v.id == id)
+            .cloned()
+    }
+
+    /// A new trigger id for `user_id`, as Slack puts one in an interaction or slash command
+    /// payload (`<seconds>.<digits>.<hex>`): good for one `views.open` within 3 seconds.
+    pub fn issue_trigger(&self, user_id: &str) -> String {
+        let now = Utc::now();
+        let mut inner = self.lock();
+        inner.issued += 1;
+        let id = format!(
+            "{}.{}.{:012x}",
+            now.timestamp(),
+            inner.issued,
+            random(inner.issued) & 0xffff_ffff_ffff
+        );
+        inner.triggers.insert(
+            id.clone(),
+            Trigger {
+                user_id: user_id.to_owned(),
+                issued_at: now,
+                used: false,
+            },
+        );
+        id
+    }
+
     /// Waits until `predicate` holds for the recording, and returns the recording that
     /// satisfied it; `None` after `timeout`.
     pub async fn wait_for(
@@ -240,9 +349,13 @@ impl StandinState {
         self.lock().delay = delay;
     }
 
-    /// Forgets every call and message (failure and delay settings stay).
+    /// Forgets every call, message, view and trigger id (failure and delay settings stay).
     pub fn clear(&self) {
-        self.lock().recording = Recording::default();
+        {
+            let mut inner = self.lock();
+            inner.recording = Recording::default();
+            inner.triggers.clear();
+        }
         self.shared.changed.send_modify(|n| *n += 1);
     }
 
@@ -253,11 +366,12 @@ impl StandinState {
         body: &[u8],
         act: fn(&mut Inner, &Value, DateTime<Utc>) -> Outcome,
     ) -> Json<Value> {
+        // When Slack received it: a trigger id is judged then, however slow the answer.
+        let now = Utc::now();
         let delay = self.lock().delay;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let now = Utc::now();
         let parsed: Option<Value> = serde_json::from_slice(body).ok();
         let token = headers
             .get(AUTHORIZATION)
@@ -266,28 +380,39 @@ impl StandinState {
         let outcome = {
             let mut inner = self.lock();
             let outcome = match (token, &parsed, inner.failure.clone()) {
-                (None, _, _) => Err("not_authed".to_owned()),
+                (None, _, _) => Err(Refusal::from("not_authed")),
                 (Some(token), _, _) if token != self.shared.bot_token => {
-                    Err("invalid_auth".to_owned())
+                    Err(Refusal::from("invalid_auth"))
                 }
-                (_, _, Some(failure)) => Err(failure),
-                (_, Some(body @ Value::Object(_)), None) => {
-                    act(&mut inner, body, now).map_err(str::to_owned)
-                }
-                (_, _, None) => Err("invalid_json".to_owned()),
+                (_, _, Some(failure)) => Err(Refusal::from(failure.as_str())),
+                (_, Some(body @ Value::Object(_)), None) => act(&mut inner, body, now),
+                (_, _, None) => Err(Refusal::from("invalid_json")),
             };
+            let refusal = outcome.as_ref().err();
             inner.recording.calls.push(Call {
                 method: method.to_owned(),
                 body: parsed.unwrap_or_else(|| Value::String(String::from_utf8_lossy(body).into())),
                 at: now,
-                error: outcome.as_ref().err().cloned(),
+                error: refusal.map(|r| r.error.clone()),
+                detail: refusal.and_then(|r| r.detail.clone()),
             });
             outcome
         };
         self.shared.changed.send_modify(|n| *n += 1);
         Json(match outcome {
             Ok(answer) => answer,
-            Err(error) => json!({ "ok": false, "error": error }),
+            Err(Refusal {
+                error,
+                detail: None,
+            }) => json!({ "ok": false, "error": error }),
+            Err(Refusal {
+                error,
+                detail: Some(detail),
+            }) => json!({
+                "ok": false,
+                "error": error,
+                "response_metadata": { "messages": [format!("[ERROR] {detail}")] },
+            }),
         })
     }
 }
@@ -325,38 +450,69 @@ fn visit_text_objects(value: &Value, visit: &mut impl FnMut(&str, &str)) {
     }
 }
 
-/// Slack's limit on the text of one text object (`plain_text` or `mrkdwn`).
-const MAX_TEXT_OBJECT_CHARS: usize = 3000;
-
 fn field<'a>(body: &'a Value, name: &str) -> Option<&'a str> {
     body[name].as_str().filter(|s| !s.is_empty())
 }
 
-/// Slack refuses a message without text or blocks.
-fn content(body: &Value) -> Result<(String, Value), &'static str> {
+/// A message's text and blocks, refused like Slack refuses them: without either (`no_text`),
+/// with too long a text (`msg_too_long`), or with blocks Slack would not take
+/// (`invalid_blocks`, see [`check_message_blocks`]).
+fn content(body: &Value) -> Result<(String, Value), Refusal> {
     let text = field(body, "text").unwrap_or_default().to_owned();
+    let invalid = |detail: &str| Refusal::with_detail("invalid_blocks", detail.to_owned());
     let blocks = match &body["blocks"] {
         Value::Array(blocks) => Value::Array(blocks.clone()),
         // Slack also takes blocks as a JSON string.
         Value::String(text) => match serde_json::from_str(text) {
             Ok(blocks @ Value::Array(_)) => blocks,
-            _ => return Err("invalid_blocks"),
+            _ => {
+                return Err(invalid(
+                    "blocks must be a JSON array [json-pointer:/blocks]",
+                ))
+            }
         },
         Value::Null => Value::Array(Vec::new()),
-        _ => return Err("invalid_blocks"),
+        _ => return Err(invalid("blocks must be an array [json-pointer:/blocks]")),
     };
     if text.is_empty() && blocks.as_array().is_none_or(Vec::is_empty) {
-        return Err("no_text");
+        return Err("no_text".into());
     }
-    // Like Slack: a text object's text is 1 to 3,000 characters, or the blocks are refused.
-    let mut fits = true;
-    visit_text_objects(&blocks, &mut |_, text| {
-        fits &= (1..=MAX_TEXT_OBJECT_CHARS).contains(&text.chars().count());
-    });
-    if !fits {
-        return Err("invalid_blocks");
+    if text.chars().count() > MAX_MESSAGE_TEXT_CHARS {
+        return Err("msg_too_long".into());
     }
+    check_message_blocks(&blocks).map_err(|detail| invalid(&detail))?;
     Ok((text, blocks))
+}
+
+/// A view as `views.open` takes it: an object, or one encoded as a JSON string.
+fn view_argument(body: &Value) -> Result<Value, Refusal> {
+    let invalid = |detail: &str| Refusal::with_detail("invalid_arguments", detail.to_owned());
+    match &body["view"] {
+        view @ Value::Object(_) => Ok(view.clone()),
+        Value::String(text) => match serde_json::from_str(text) {
+            Ok(view @ Value::Object(_)) => Ok(view),
+            _ => Err(invalid("view must be a JSON object [json-pointer:/view]")),
+        },
+        Value::Null => Err(invalid("missing required field: view [json-pointer:/view]")),
+        _ => Err(invalid("view must be a JSON object [json-pointer:/view]")),
+    }
+}
+
+/// A number no test can guess, different on every call.
+fn random(salt: u64) -> u64 {
+    RandomState::new().hash_one(salt)
+}
+
+/// Slack's view id: `V` and ten uppercase letters and digits.
+fn view_id(salt: u64) -> String {
+    const ALPHABET: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut n = random(salt);
+    let mut id = String::from("V");
+    for _ in 0..10 {
+        id.push(char::from(ALPHABET[(n % 36) as usize]));
+        n /= 36;
+    }
+    id
 }
 
 impl Inner {
@@ -407,7 +563,7 @@ impl Inner {
             .find(|m| m.channel == channel && m.ts == ts)
             .ok_or("message_not_found")?;
         if message.visible_to.is_some() {
-            return Err("cant_update_message");
+            return Err("cant_update_message".into());
         }
         // Like Slack: fields left out keep their previous value.
         if !text.is_empty() {
@@ -419,6 +575,76 @@ impl Inner {
         message.updated_at = Some(now);
         message.edits += 1;
         Ok(json!({ "ok": true, "channel": channel, "ts": ts, "text": message.text }))
+    }
+
+    /// `views.open`. The view is checked before the trigger, so a refused view leaves its
+    /// trigger unused.
+    fn open_view(&mut self, body: &Value, now: DateTime<Utc>) -> Outcome {
+        let mut view = view_argument(body)?;
+        check_view(&view).map_err(|detail| Refusal::with_detail("invalid_arguments", detail))?;
+        let Some(fields) = view.as_object_mut() else {
+            return Err("invalid_arguments".into());
+        };
+        let trigger_id = field(body, "trigger_id").ok_or_else(|| {
+            Refusal::with_detail(
+                "invalid_arguments",
+                "missing required field: trigger_id [json-pointer:/trigger_id]".to_owned(),
+            )
+        })?;
+        let trigger = self
+            .triggers
+            .get_mut(trigger_id)
+            .ok_or("invalid_trigger_id")?;
+        if trigger.used || now - trigger.issued_at > TRIGGER_LIFETIME {
+            return Err("expired_trigger_id".into());
+        }
+        trigger.used = true;
+        let user_id = trigger.user_id.clone();
+        let salt = self.recording.views.len() as u64;
+        let id = loop {
+            let id = view_id(salt);
+            if self.recording.views.iter().all(|v| v.id != id) {
+                break id;
+            }
+        };
+        let answered = [
+            ("id", json!(id)),
+            ("team_id", json!("T0STANDIN")),
+            ("app_id", json!("A0STANDIN")),
+            ("bot_id", json!("B0STANDIN")),
+            ("root_view_id", json!(id)),
+            ("previous_view_id", Value::Null),
+            ("state", json!({ "values": {} })),
+            (
+                "hash",
+                json!(format!(
+                    "{}.{:08}",
+                    now.timestamp(),
+                    random(salt) % 100_000_000
+                )),
+            ),
+        ];
+        for (key, value) in answered {
+            fields.insert(key.to_owned(), value);
+        }
+        let defaults = [
+            ("private_metadata", json!("")),
+            ("callback_id", json!("")),
+            ("external_id", json!("")),
+            ("clear_on_close", json!(false)),
+            ("notify_on_close", json!(false)),
+        ];
+        for (key, value) in defaults {
+            fields.entry(key).or_insert(value);
+        }
+        self.recording.views.push(OpenedView {
+            id,
+            trigger_id: trigger_id.to_owned(),
+            user_id,
+            view: view.clone(),
+            opened_at: now,
+        });
+        Ok(json!({ "ok": true, "view": view }))
     }
 
     fn post_ephemeral(&mut self, body: &Value, now: DateTime<Utc>) -> Outcome {
@@ -468,14 +694,25 @@ async fn post_ephemeral(
         .await
 }
 
-/// The Web API routes (`/api/chat.postMessage`, `/api/chat.update`, `/api/chat.postEphemeral`)
-/// over `state`, ready to be merged into a bigger router; the notifier's base URL is then
-/// `<that server>/api`.
+async fn open_view(
+    State(state): State<StandinState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Json<Value> {
+    state
+        .handle("views.open", &headers, &body, Inner::open_view)
+        .await
+}
+
+/// The Web API routes (`/api/chat.postMessage`, `/api/chat.update`, `/api/chat.postEphemeral`,
+/// `/api/views.open`) over `state`, ready to be merged into a bigger router; the notifier's base
+/// URL is then `<that server>/api`.
 pub fn router(state: StandinState) -> Router {
     Router::new()
         .route("/api/chat.postMessage", post(post_message))
         .route("/api/chat.update", post(update))
         .route("/api/chat.postEphemeral", post(post_ephemeral))
+        .route("/api/views.open", post(open_view))
         .with_state(state)
 }
 
