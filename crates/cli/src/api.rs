@@ -12,6 +12,7 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use chrono::{DateTime, SecondsFormat, Utc};
+pub use elevate_core::ports::AuditWindow;
 pub use elevate_core::service::{AuditExport, AuditHead, Decision};
 use elevate_core::{AuditEvent, Request, RequestId, State};
 use http::Method;
@@ -378,14 +379,24 @@ impl Client {
         .await
     }
 
+    /// One page of the audit trail in `window` (`GET /audit`, auditors only): the first, or
+    /// the one `cursor` (the `next` of the page before) points at.
     pub async fn audit(
         &self,
-        since: Option<DateTime<Utc>>,
+        window: &AuditWindow,
+        cursor: Option<&str>,
     ) -> Result<Answer<AuditExport>, ApiError> {
-        let query: Vec<(&str, String)> = since
-            .map(|at| ("since", at.to_rfc3339_opts(SecondsFormat::Secs, true)))
-            .into_iter()
-            .collect();
+        let time = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(since) = window.since {
+            query.push(("since", time(since)));
+        }
+        if let Some(until) = window.until {
+            query.push(("until", time(until)));
+        }
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor.to_owned()));
+        }
         self.call(Method::GET, &["audit"], &query, None).await
     }
 

@@ -142,7 +142,7 @@ fn parse_state(text: &str) -> Result<State, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Export the audit trail (auditors only)
+    /// Export the audit trail (auditors only), page by page, any size
     Export(ExportArgs),
     /// Verify the hash chains of an export, or of the trail fetched now
     #[command(after_help = EXIT_CODES)]
@@ -159,9 +159,12 @@ pub enum ExportFormat {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Only events since this time (RFC 3339, e.g. 2026-11-01T00:00:00Z)
+    /// Only events at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z)
     #[arg(long)]
     pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only events before this time (RFC 3339)
+    #[arg(long)]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
     #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
     pub format: ExportFormat,
     /// Write here instead of standard output

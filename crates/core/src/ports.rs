@@ -29,6 +29,31 @@ pub enum StoreError {
     Unavailable(#[source] BoxError),
     #[error("stored item is corrupt: {0}")]
     Corrupt(String),
+    /// A page cursor this store did not hand out (or no longer reads).
+    #[error("not a cursor of this export: {0}")]
+    BadCursor(String),
+}
+
+/// The audit events an export asks for: at or after `since`, before `until` (either end open).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditWindow {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl AuditWindow {
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        self.since.is_none_or(|since| at >= since) && self.until.is_none_or(|until| at < until)
+    }
+}
+
+/// One page of an audit export.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditPage {
+    /// In time order within the page, each page after the one before.
+    pub events: Vec<AuditEvent>,
+    /// The cursor of the next page (opaque, URL-safe); `None` on the last page.
+    pub next: Option<String>,
 }
 
 /// What a store checks before every write of a request with its audit event: both describe
@@ -87,6 +112,16 @@ pub trait RequestStore: Send + Sync {
         &self,
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<AuditEvent>, StoreError>;
+    /// One page of the audit events in `window`: at most `limit` events from where `after`
+    /// (the `next` of the page before; `None` for the first page) says. Reads about one page
+    /// of items, so an export of any size runs in bounded memory. Pages are in time order
+    /// (a page may be empty only when it is the last).
+    async fn audit_page(
+        &self,
+        window: &AuditWindow,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -175,6 +175,9 @@ fn summary(stack: &Stack) -> String {
             "Then open {} to approve as {approver}: {requester} joins {group} until the time is up.",
             info.slack_page
         ),
+        format!(
+            "Or, without the CLI: on that page, run /elevate as {requester}, fill in the form, approve as {approver}."
+        ),
     ];
     lines.join("\n")
 }

@@ -6,7 +6,7 @@
 //! | `GET /requests?scope=mine\|to_approve&state=S` | 200 `{"requests"}` |
 //! | `GET /requests/{id}` | 200 `{"request","audit"}` |
 //! | `POST /requests/{id}/cancel` | 200 `{"request"}` |
-//! | `GET /audit?since=RFC3339` | 200 `{"events","heads"}` |
+//! | `GET /audit?since=&until=&cursor=` | 200 `{"events","heads","next"?}`, one page |
 //!
 //! The caller is the IAM principal API Gateway verified; see [`elevate_http::caller`].
 
@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use elevate_core::model::parse_duration;
+use elevate_core::ports::AuditWindow;
 use elevate_core::service::{self, App, Scope, Submission};
 use elevate_core::{State, TargetName};
 use lambda_http::http::Method;
@@ -161,18 +162,40 @@ async fn cancel(app: &App, request: &Request, id: &str) -> Result<Response<Body>
 
 async fn audit(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let person = caller(app, request)?;
-    let since = match query(request, "since").filter(|s| !s.is_empty()) {
-        Some(text) => Some(
-            DateTime::parse_from_rfc3339(&text)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|err| {
-                    ApiError::bad_request(format!(
-                        "since `{text}` is not an RFC 3339 time such as 2026-11-01T00:00:00Z: {err}"
-                    ))
-                })?,
-        ),
-        None => None,
+    let window = AuditWindow {
+        since: time_param(request, "since")?,
+        until: time_param(request, "until")?,
     };
-    let export = service::audit_export(app, &person, since).await?;
+    if let (Some(since), Some(until)) = (window.since, window.until) {
+        if until <= since {
+            return Err(ApiError::bad_request(format!(
+                "until ({until}) must be after since ({since})"
+            )));
+        }
+    }
+    let cursor = query(request, "cursor").filter(|c| !c.is_empty());
+    if cursor.as_ref().is_some_and(|c| c.len() > MAX_CURSOR_CHARS) {
+        return Err(ApiError::bad_request(
+            "cursor is not one this API handed out (too long)".to_owned(),
+        ));
+    }
+    let export = service::audit_export(app, &person, window, cursor.as_deref()).await?;
     Ok(json_response(200, &export))
+}
+
+/// Longer than any cursor the store hands out.
+const MAX_CURSOR_CHARS: usize = 4096;
+
+/// An optional RFC 3339 time in the query string.
+fn time_param(request: &Request, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    match query(request, name).filter(|s| !s.is_empty()) {
+        Some(text) => DateTime::parse_from_rfc3339(&text)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|err| {
+                ApiError::bad_request(format!(
+                    "{name} `{text}` is not an RFC 3339 time such as 2026-11-01T00:00:00Z: {err}"
+                ))
+            }),
+        None => Ok(None),
+    }
 }

@@ -362,3 +362,72 @@ async fn reasons_that_could_forge_what_others_see_are_refused() {
     assert!(app.notifier.notices().is_empty(), "nothing announced");
     assert!(app.scheduler.schedules().is_empty());
 }
+
+/// Lambda refuses an answer over 6 MB; no page of an export comes near it.
+const LAMBDA_ANSWER_LIMIT: usize = 6 * 1024 * 1024;
+
+#[tokio::test]
+async fn an_export_larger_than_a_lambda_answer_comes_in_pages() {
+    let app = FakeApp::new(infra_config());
+    let id = created(&app).await;
+    let request = app.request(&id);
+    let first = app
+        .store
+        .events_all()
+        .into_iter()
+        .next()
+        .expect("the request's event");
+    // 8,000 more requests, each with a reason of 1,000 three-byte characters: about 30 MB.
+    let reason = "€".repeat(1000);
+    for n in 0..8000_i64 {
+        let at = first.at + chrono::Duration::milliseconds(n);
+        let id = elevate_core::RequestId::generate(at);
+        let mut other = request.clone();
+        other.id = id.clone();
+        let mut event = first.clone();
+        event.request_id = id;
+        event.at = at;
+        event.reason = Some(reason.clone());
+        app.store.insert_unchecked(other, vec![event]);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut total_bytes = 0;
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let query = match &cursor {
+            Some(cursor) => format!("since=2026-01-01T00:00:00Z&cursor={cursor}"),
+            None => "since=2026-01-01T00:00:00Z".to_owned(),
+        };
+        let export = ApiEvent::fixture("apigw-audit-export.json").query(&query);
+        let (status, body) = call(&app, &export).await;
+        assert_eq!(status, 200, "{body}");
+        let bytes = body.to_string().len();
+        assert!(
+            bytes < LAMBDA_ANSWER_LIMIT / 2,
+            "page {pages} is {bytes} bytes"
+        );
+        total_bytes += bytes;
+        for event in body["events"].as_array().expect("events") {
+            let key = (event["request_id"].to_string(), event["seq"].to_string());
+            assert!(seen.insert(key), "an event twice: {event}");
+        }
+        pages += 1;
+        match body["next"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 8001, "every event, once");
+    assert!(
+        total_bytes > LAMBDA_ANSWER_LIMIT,
+        "{total_bytes} bytes in all"
+    );
+    assert!(pages >= 16, "{pages} pages");
+
+    let foreign = ApiEvent::fixture("apigw-audit-export.json").query("cursor=not-a-cursor");
+    assert_refused(&call(&app, &foreign).await, 400, "bad_request");
+    let backwards = ApiEvent::fixture("apigw-audit-export.json")
+        .query("since=2026-12-01T00:00:00Z&until=2026-11-01T00:00:00Z");
+    assert_refused(&call(&app, &backwards).await, 400, "bad_request");
+}

@@ -8,20 +8,29 @@
 //! - audit event: `pk = REQ#<id>`, `sk = EVT#<seq, 10 digits>`, every `AuditEvent` field, plus
 //!   `gsi3pk = AUDIT#<yyyy-mm-dd>` / `gsi3sk = <at>#<id>#<seq>` (GSI `by_day`).
 //!
-//! `audit_since` uses the `by_day` GSI rather than a table Scan: only audit events carry
-//! `gsi3pk`, so the index is sparse and holds nothing but events. An export from a recent date
-//! is one Query per day (events of day D are `gsi3pk = AUDIT#D`, in time order by `gsi3sk`);
-//! a full export, or one reaching back more than [`MAX_DAY_QUERIES`] days, scans the sparse
-//! index, which still reads only events, never requests.
+//! `audit_since` and `audit_page` use the `by_day` GSI rather than a table Scan: only audit
+//! events carry `gsi3pk`, so the index is sparse and holds nothing but events. An export from a
+//! recent date is one Query per day (events of day D are `gsi3pk = AUDIT#D`, in time order by
+//! `gsi3sk`); a full export, or one spanning more than [`MAX_DAY_QUERIES`] days, scans the
+//! sparse index, which still reads only events, never requests. `audit_page` reads one page of
+//! items per call (`Limit`, continuing from the cursor's `ExclusiveStartKey`); a day-by-day
+//! export is in time order across pages, a scanned one only within each page (see
+//! [`DynamoStore::audit_page`]).
+//!
+//! The requests of one requester in open states only (the covering-grant checks) come from
+//! `by_state`, one Query per state filtered on the requester: the open requests of everyone
+//! are few, while a requester's history grows without end.
 //!
 //! Timestamps are RFC 3339 in UTC with nine fractional digits: they round-trip exactly and sort
 //! as strings, which the sort keys rely on.
 //!
 //! Layout: this file holds the store itself ([`DynamoStore`] and its [`RequestStore`] impl:
 //! queries, transactions, the transition writes, cancellation handling); `item.rs` the item
-//! codec (attribute names, keys, requests and events to and from items); `table.rs` the table
-//! setup ([`DynamoStore::create_table`] and the GSI names and definitions).
+//! codec (attribute names, keys, requests and events to and from items); `cursor.rs` the page
+//! cursors of `audit_page`; `table.rs` the table setup ([`DynamoStore::create_table`] and the
+//! GSI names and definitions).
 
+mod cursor;
 mod item;
 mod table;
 
@@ -36,10 +45,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use elevate_core::audit::AuditEvent;
 use elevate_core::machine::Transition;
 use elevate_core::model::{MessageRef, Request, RequestId, State};
-use elevate_core::ports::{check_pair, BoxError, RequestStore, StoreError};
+use elevate_core::ports::{check_pair, AuditPage, AuditWindow, BoxError, RequestStore, StoreError};
 use tracing::instrument;
 
 use crate::error::AwsError;
+use cursor::Position;
 use item::{
     attr, day_key, event_from_item, event_item, message_attribute, n, request_attributes,
     request_from_item, request_item, request_pk, requester_key, s, state_key, timestamp, Item,
@@ -48,8 +58,8 @@ use item::{
 
 pub use table::{BY_DAY, BY_REQUESTER, BY_STATE};
 
-/// Above this many days, `audit_since` scans the `by_day` index once instead of querying it
-/// day by day.
+/// Above this many days, `audit_since` and `audit_page` scan the `by_day` index instead of
+/// querying it day by day.
 pub const MAX_DAY_QUERIES: i64 = 62;
 
 /// Attempts of a transaction that DynamoDB cancelled because another transaction was writing
@@ -125,7 +135,7 @@ impl DynamoStore {
         pk_attr: &str,
         pk: String,
         newest_first: bool,
-        states: &[State],
+        keep: Keep<'_>,
     ) -> Result<Vec<Request>, StoreError> {
         let mut query = self
             .client
@@ -136,16 +146,25 @@ impl DynamoStore {
             .expression_attribute_names("#pk", pk_attr)
             .expression_attribute_values(":pk", s(pk))
             .scan_index_forward(!newest_first);
-        if !states.is_empty() {
-            let mut wanted = Vec::new();
-            for (i, state) in states.iter().enumerate() {
-                let placeholder = format!(":state{i}");
-                query = query.expression_attribute_values(&placeholder, s(state.as_str()));
-                wanted.push(placeholder);
+        match keep {
+            Keep::All => {}
+            Keep::States(states) => {
+                let mut wanted = Vec::new();
+                for (i, state) in states.iter().enumerate() {
+                    let placeholder = format!(":state{i}");
+                    query = query.expression_attribute_values(&placeholder, s(state.as_str()));
+                    wanted.push(placeholder);
+                }
+                query = query
+                    .filter_expression(format!("#state IN ({})", wanted.join(", ")))
+                    .expression_attribute_names("#state", attr::STATE);
             }
-            query = query
-                .filter_expression(format!("#state IN ({})", wanted.join(", ")))
-                .expression_attribute_names("#state", attr::STATE);
+            Keep::Requester(requester) => {
+                query = query
+                    .filter_expression("#requester = :requester")
+                    .expression_attribute_names("#requester", attr::REQUESTER)
+                    .expression_attribute_values(":requester", s(requester));
+            }
         }
         let items = query
             .into_paginator()
@@ -155,6 +174,146 @@ impl DynamoStore {
             .await
             .map_err(|e| self.unavailable(&format!("Query {index}"), e))?;
         items.iter().map(request_from_item).collect()
+    }
+
+    /// The requests of `requester` in `states`, all of them open: one Query of `by_state` per
+    /// state, which reads the open requests of everyone (few) rather than the requester's whole
+    /// history. Newest first, as from `by_requester`.
+    async fn open_requests_of(
+        &self,
+        requester: &str,
+        states: &[State],
+    ) -> Result<Vec<Request>, StoreError> {
+        let mut found: Vec<Request> = Vec::new();
+        for (i, state) in states.iter().enumerate() {
+            if states[..i].contains(state) {
+                continue;
+            }
+            let in_state = self
+                .query_requests(
+                    BY_STATE,
+                    attr::GSI2PK,
+                    state_key(*state),
+                    true,
+                    Keep::Requester(requester),
+                )
+                .await?;
+            // The index may still show a request that just moved under its old state too: one
+            // copy of each, as one query of `by_requester` would give.
+            for request in in_state {
+                if !found.iter().any(|r| r.id == request.id) {
+                    found.push(request);
+                }
+            }
+        }
+        found.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        Ok(found)
+    }
+
+    /// One page of an export, day by day through `by_day` from `day` (after `after` in it):
+    /// the items in time order, and where the next page starts unless this is the last.
+    async fn page_by_day(
+        &self,
+        window: &AuditWindow,
+        mut day: NaiveDate,
+        mut after: Option<Item>,
+        limit: usize,
+    ) -> Result<(Vec<Item>, Option<Position>), StoreError> {
+        let last = last_day(window);
+        let mut items = Vec::new();
+        while day <= last {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_DAY)
+                .expression_attribute_names("#pk", attr::GSI3PK)
+                .expression_attribute_values(":day", s(day_key(day)))
+                .limit(page_limit(limit - items.len()))
+                .set_exclusive_start_key(after.take());
+            // `gsi3sk` is `<at>#<id>#<seq>`: it sorts after the bare timestamp of its own
+            // instant, so `>= since` keeps the events at `since`, and `BETWEEN since AND until`
+            // (inclusive) or `< until` leaves out those at `until`.
+            let (since, until) = (window.since.map(timestamp), window.until.map(timestamp));
+            let condition = match (&since, &until) {
+                (Some(_), Some(_)) => "#pk = :day AND #sk BETWEEN :since AND :until",
+                (Some(_), None) => "#pk = :day AND #sk >= :since",
+                (None, Some(_)) => "#pk = :day AND #sk < :until",
+                (None, None) => "#pk = :day",
+            };
+            query = query.key_condition_expression(condition);
+            if since.is_some() || until.is_some() {
+                query = query.expression_attribute_names("#sk", attr::GSI3SK);
+            }
+            if let Some(since) = since {
+                query = query.expression_attribute_values(":since", s(since));
+            }
+            if let Some(until) = until {
+                query = query.expression_attribute_values(":until", s(until));
+            }
+            let output = query
+                .send()
+                .await
+                .map_err(|e| self.unavailable(&format!("Query {BY_DAY}"), e))?;
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(key) => after = Some(key),
+                None => day = day + chrono::Days::new(1),
+            }
+            if items.len() >= limit {
+                let next = (day <= last).then_some(Position::Day { day, after });
+                return Ok((items, next));
+            }
+        }
+        Ok((items, None))
+    }
+
+    /// One page of an export from a scan of `by_day` (after `after`): the items in no
+    /// particular order, and where the next page starts unless this is the last.
+    async fn page_by_scan(
+        &self,
+        window: &AuditWindow,
+        mut after: Option<Item>,
+        limit: usize,
+    ) -> Result<(Vec<Item>, Option<Position>), StoreError> {
+        let mut items = Vec::new();
+        loop {
+            let mut scan = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .index_name(BY_DAY)
+                .limit(page_limit(limit - items.len()))
+                .set_exclusive_start_key(after.take());
+            let mut filter = Vec::new();
+            if let Some(since) = window.since {
+                filter.push("#at >= :since");
+                scan = scan.expression_attribute_values(":since", s(timestamp(since)));
+            }
+            if let Some(until) = window.until {
+                filter.push("#at < :until");
+                scan = scan.expression_attribute_values(":until", s(timestamp(until)));
+            }
+            if !filter.is_empty() {
+                scan = scan
+                    .filter_expression(filter.join(" AND "))
+                    .expression_attribute_names("#at", attr::AT);
+            }
+            let output = scan
+                .send()
+                .await
+                .map_err(|e| self.unavailable(&format!("Scan {BY_DAY}"), e))?;
+            // `Limit` counts the items read before the filter: a read may keep fewer, even
+            // none, so read on until the page is full or the index ends.
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                None => return Ok((items, None)),
+                Some(key) if items.len() >= limit => {
+                    return Ok((items, Some(Position::Scan { after: Some(key) })))
+                }
+                Some(key) => after = Some(key),
+            }
+        }
     }
 
     /// Events of one UTC day at or after `since`.
@@ -200,6 +359,45 @@ impl DynamoStore {
             .await
             .map_err(|e| self.unavailable(&format!("Scan {BY_DAY}"), e))
     }
+}
+
+/// What a listing keeps of an index partition, filtered by DynamoDB before the items travel.
+enum Keep<'a> {
+    All,
+    States(&'a [State]),
+    Requester(&'a str),
+}
+
+/// The last day an export walked day by day reads: the day of the last instant before
+/// `until`, or, with no end, up to tomorrow (a clock a little ahead of ours may already have
+/// written events there).
+fn last_day(window: &AuditWindow) -> NaiveDate {
+    match window.until {
+        Some(until) => (until - chrono::Duration::nanoseconds(1)).date_naive(),
+        None => {
+            let today = Utc::now().date_naive();
+            today.max(window.since.map_or(today, |since| since.date_naive())) + chrono::Days::new(1)
+        }
+    }
+}
+
+/// Where the first page of the export of `window` starts: day by day from the day of `since`
+/// when that spans a few days, else a scan.
+fn first_position(window: &AuditWindow) -> Position {
+    match window.since {
+        Some(since) if (last_day(window) - since.date_naive()).num_days() <= MAX_DAY_QUERIES => {
+            Position::Day {
+                day: since.date_naive(),
+                after: None,
+            }
+        }
+        _ => Position::Scan { after: None },
+    }
+}
+
+/// DynamoDB's `Limit` for a read that may fill `room` more events of a page.
+fn page_limit(room: usize) -> i32 {
+    i32::try_from(room).unwrap_or(i32::MAX)
 }
 
 enum TransactFailure {
@@ -444,18 +642,26 @@ impl RequestStore for DynamoStore {
         requester: &str,
         states: &[State],
     ) -> Result<Vec<Request>, StoreError> {
+        if !states.is_empty() && states.iter().all(|state| !state.is_final()) {
+            return self.open_requests_of(requester, states).await;
+        }
+        let keep = if states.is_empty() {
+            Keep::All
+        } else {
+            Keep::States(states)
+        };
         self.query_requests(
             BY_REQUESTER,
             attr::GSI1PK,
             requester_key(requester),
             true,
-            states,
+            keep,
         )
         .await
     }
 
     async fn list_by_state(&self, state: State) -> Result<Vec<Request>, StoreError> {
-        self.query_requests(BY_STATE, attr::GSI2PK, state_key(state), false, &[])
+        self.query_requests(BY_STATE, attr::GSI2PK, state_key(state), false, Keep::All)
             .await
     }
 
@@ -509,5 +715,48 @@ impl RequestStore for DynamoStore {
             .collect::<Result<Vec<_>, _>>()?;
         events.sort_by(|a, b| (a.at, &a.request_id, a.seq).cmp(&(b.at, &b.request_id, b.seq)));
         Ok(events)
+    }
+
+    /// Day by day through `by_day` when the window has a start and spans at most
+    /// [`MAX_DAY_QUERIES`] days (to `until`, or to tomorrow): then pages follow each other in
+    /// time order. Otherwise (the whole trail, or a long window) a scan of `by_day`, whose
+    /// pages are each in time order but not after one another: the events of one request may
+    /// be spread over several pages in any order, so a reader orders or verifies them per
+    /// request.
+    ///
+    /// No `err` on the span: a refused cursor is the caller's mistake, answered as such.
+    #[instrument(skip_all, fields(since = ?window.since, until = ?window.until, limit))]
+    async fn audit_page(
+        &self,
+        window: &AuditWindow,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        let position = match after {
+            Some(text) => cursor::decode(window, text)?,
+            None => first_position(window),
+        };
+        if window
+            .since
+            .zip(window.until)
+            .is_some_and(|(since, until)| until <= since)
+        {
+            return Ok(AuditPage::default());
+        }
+        // A page of nothing would never end an export.
+        let limit = limit.max(1);
+        let (items, next) = match position {
+            Position::Day { day, after } => self.page_by_day(window, day, after, limit).await?,
+            Position::Scan { after } => self.page_by_scan(window, after, limit).await?,
+        };
+        let mut events = items
+            .iter()
+            .map(event_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        events.sort_by(|a, b| (a.at, &a.request_id, a.seq).cmp(&(b.at, &b.request_id, b.seq)));
+        Ok(AuditPage {
+            events,
+            next: next.map(|position| cursor::encode(window, &position)),
+        })
     }
 }

@@ -1,10 +1,12 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{Duration, Utc};
+use elevate_aws::dynamo::{BY_REQUESTER, BY_STATE};
 use elevate_aws::DynamoStore;
+use elevate_core::audit::AuditEvent;
 use elevate_core::machine::{apply, Command, Transition};
 use elevate_core::model::{MessageRef, RequestId, State};
-use elevate_core::ports::{RequestStore, StoreError};
+use elevate_core::ports::{AuditPage, AuditWindow, RequestStore, StoreError};
 use elevate_core::verify_chain;
 use elevate_testkit::{unique_name, Moto};
 
@@ -461,5 +463,303 @@ async fn a_transition_while_another_request_is_unchanged_fails_once_that_request
         store.audit_events(&fresh.id).await.expect("events").len(),
         1,
         "no audit event of the refused write"
+    );
+}
+
+/// Every page of the export of `window`, checking the promises of each: at most `limit`
+/// events, in time order, and only the last one may be empty.
+async fn pages(store: &DynamoStore, window: &AuditWindow, limit: usize) -> Vec<Vec<AuditEvent>> {
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .audit_page(window, after.as_deref(), limit)
+            .await
+            .expect("page");
+        assert!(page.events.len() <= limit, "at most {limit} events a page");
+        assert!(
+            page.events
+                .is_sorted_by_key(|e| (e.at, e.request_id.clone(), e.seq)),
+            "a page is in time order"
+        );
+        assert!(
+            page.next.is_none() || !page.events.is_empty(),
+            "only the last page may be empty"
+        );
+        pages.push(page.events);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return pages,
+        }
+    }
+}
+
+/// A trail over four recent days, in time order: one event the day before the others, two on
+/// the next day, two opened at the same instant the day after, and an approval on the last.
+async fn seed_trail(store: &DynamoStore) -> Vec<AuditEvent> {
+    let day0 = (Utc::now() - Duration::days(3))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc();
+    let mut trail = Vec::new();
+    let mut opened = Vec::new();
+    for at in [
+        day0 - Duration::hours(2),
+        day0 + Duration::hours(9),
+        day0 + Duration::hours(15),
+        day0 + Duration::days(1) + Duration::hours(9),
+        day0 + Duration::days(1) + Duration::hours(9),
+    ] {
+        let (request, event) = new_request("alice", at);
+        store.create(&request, &event).await.expect("create");
+        trail.push(event);
+        opened.push(request);
+    }
+    let approved = approve(
+        &opened[1],
+        "bob",
+        day0 + Duration::days(2) + Duration::hours(8),
+    );
+    store.transition(&approved).await.expect("approve");
+    trail.push(approved.event);
+    trail.sort_by_key(|e| (e.at, e.request_id.clone(), e.seq));
+    assert_eq!(store.audit_since(None).await.expect("trail"), trail);
+    trail
+}
+
+#[tokio::test]
+async fn audit_pages_walk_the_days_in_time_order_within_the_window() {
+    let moto = Moto::start().await;
+    let (store, _) = store(&moto).await;
+    let trail = seed_trail(&store).await;
+    let window = |since: Option<usize>, until: Option<usize>| AuditWindow {
+        since: since.map(|i| trail[i].at),
+        until: until.map(|i| trail[i].at),
+    };
+
+    // From the first event of a day on: across three days, limit 2 over 5 events.
+    let paged = pages(&store, &window(Some(1), None), 2).await;
+    assert!(paged.len() >= 3, "{paged:?}");
+    assert_eq!(paged.concat(), trail[1..]);
+    for limit in [1, 3, 5, 100] {
+        assert_eq!(
+            pages(&store, &window(Some(0), None), limit).await.concat(),
+            trail,
+            "limit {limit}"
+        );
+    }
+
+    // `since` is inclusive, `until` exclusive, to the nanosecond.
+    assert_eq!(
+        pages(&store, &window(Some(2), Some(5)), 2).await.concat(),
+        trail[2..5]
+    );
+    let nanosecond = Duration::nanoseconds(1);
+    let just_after = AuditWindow {
+        since: Some(trail[2].at + nanosecond),
+        until: Some(trail[5].at + nanosecond),
+    };
+    assert_eq!(pages(&store, &just_after, 2).await.concat(), trail[3..]);
+    let one_day = AuditWindow {
+        since: Some(trail[3].at),
+        until: Some(trail[3].at + Duration::hours(1)),
+    };
+    assert_eq!(
+        pages(&store, &one_day, 1).await.concat(),
+        trail[3..5],
+        "two events at one instant, a page each"
+    );
+
+    // An empty window, or one with nothing in it, is one empty last page.
+    for empty in [
+        window(Some(2), Some(2)),
+        window(Some(4), Some(1)),
+        AuditWindow {
+            since: Some(Utc::now() + Duration::hours(1)),
+            until: None,
+        },
+    ] {
+        let page = store.audit_page(&empty, None, 2).await.expect("page");
+        assert_eq!(page, AuditPage::default(), "{empty:?}");
+    }
+}
+
+#[tokio::test]
+async fn audit_pages_of_the_whole_trail_or_a_long_window_scan_the_index() {
+    let moto = Moto::start().await;
+    let (store, _) = store(&moto).await;
+    let trail = seed_trail(&store).await;
+    let by_time = |mut events: Vec<AuditEvent>| {
+        events.sort_by_key(|e| (e.at, e.request_id.clone(), e.seq));
+        events
+    };
+
+    // The whole trail: each page in time order, every event exactly once.
+    let paged = pages(&store, &AuditWindow::default(), 2).await;
+    assert!(paged.len() >= 3, "{paged:?}");
+    assert_eq!(by_time(paged.concat()), trail);
+
+    // Reaching back further than the day-by-day walk goes, or with only an end: a scan that
+    // keeps to the window.
+    let long = AuditWindow {
+        since: Some(Utc::now() - Duration::days(100)),
+        until: Some(trail[5].at),
+    };
+    assert_eq!(by_time(pages(&store, &long, 2).await.concat()), trail[..5]);
+    let until = AuditWindow {
+        since: None,
+        until: Some(trail[3].at),
+    };
+    assert_eq!(by_time(pages(&store, &until, 1).await.concat()), trail[..3]);
+}
+
+#[tokio::test]
+async fn audit_page_cursors_of_another_window_or_tampered_are_refused() {
+    let moto = Moto::start().await;
+    let (store, _) = store(&moto).await;
+    let trail = seed_trail(&store).await;
+    let bad_cursor = |result: Result<AuditPage, StoreError>| match result {
+        Err(StoreError::BadCursor(why)) => why,
+        other => panic!("expected BadCursor, got {other:?}"),
+    };
+
+    for window in [
+        AuditWindow {
+            since: Some(trail[0].at),
+            until: None,
+        },
+        AuditWindow::default(),
+    ] {
+        let next = store
+            .audit_page(&window, None, 2)
+            .await
+            .expect("page")
+            .next
+            .expect("more pages");
+        let other = AuditWindow {
+            since: Some(trail[1].at),
+            ..window
+        };
+        let why = bad_cursor(store.audit_page(&other, Some(&next), 2).await);
+        assert!(why.contains("not of this one"), "{why}");
+        bad_cursor(store.audit_page(&window, Some("not a cursor"), 2).await);
+        bad_cursor(
+            store
+                .audit_page(&window, Some(&format!("{next}A")), 2)
+                .await,
+        );
+        bad_cursor(store.audit_page(&window, Some(&next[4..]), 2).await);
+        // Still good once the refused ones were tried.
+        let second = store
+            .audit_page(&window, Some(&next), 2)
+            .await
+            .expect("page");
+        assert!(!second.events.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn open_requests_of_a_requester_are_listed_from_the_state_index() {
+    let moto = Moto::start().await;
+    let (store, client) = store(&moto).await;
+    let t0 = Utc::now() - Duration::days(2);
+
+    // A long history of ended requests, one grant that is ACTIVE and one request PENDING,
+    // and someone else's open requests.
+    for i in 0..30 {
+        let (request, event) = new_request("alice", t0 + Duration::minutes(i));
+        store.create(&request, &event).await.expect("create");
+        store
+            .transition(&deny(&request, "bob", t0 + Duration::minutes(i)))
+            .await
+            .expect("deny");
+    }
+    let (grant, created) = new_request("alice", t0 + Duration::hours(1));
+    store.create(&grant, &created).await.expect("create");
+    let approved = approve(&grant, "bob", t0 + Duration::hours(1));
+    store.transition(&approved).await.expect("approve");
+    let active = apply(
+        &approved.request,
+        Command::Activate,
+        &by_system("escalate"),
+        t0 + Duration::hours(1),
+    )
+    .expect("activate");
+    store.transition(&active).await.expect("activate");
+    let (pending, created) = new_request("alice", t0 + Duration::hours(2));
+    store.create(&pending, &created).await.expect("create");
+    for i in 0..3 {
+        let (theirs, created) = new_request("bob", t0 + Duration::hours(i));
+        store.create(&theirs, &created).await.expect("create");
+    }
+
+    let open = [State::Active, State::Approved, State::Pending];
+    let listed = store.list_by_requester("alice", &open).await.expect("open");
+    assert_eq!(
+        listed,
+        vec![
+            store.get(&pending.id).await.expect("get").expect("pending"),
+            active.request.clone(),
+        ],
+        "alice's open requests, newest first"
+    );
+    let filtered: Vec<_> = store
+        .list_by_requester("alice", &[])
+        .await
+        .expect("all")
+        .into_iter()
+        .filter(|r| open.contains(&r.state))
+        .collect();
+    assert_eq!(listed, filtered, "the same as her whole history filtered");
+    assert_eq!(
+        store
+            .list_by_requester("alice", &[State::Active, State::Active])
+            .await
+            .expect("active"),
+        vec![active.request.clone()],
+        "a state asked twice, listed once"
+    );
+    assert_eq!(
+        store
+            .list_by_requester("alice", &[State::Denied])
+            .await
+            .expect("ended")
+            .len(),
+        30
+    );
+    assert_eq!(
+        store
+            .list_by_requester("alice", &[State::Active, State::Denied])
+            .await
+            .expect("mixed")
+            .len(),
+        31,
+        "with a final state asked, from her history"
+    );
+
+    // What each index would have DynamoDB read (the store does not report what it read): the
+    // ACTIVE partition of the state index is one item, her history 32.
+    let read = |index: &'static str, pk: &'static str, key: String| {
+        let client = client.clone();
+        let table = store.table().to_owned();
+        async move {
+            client
+                .query()
+                .table_name(table)
+                .index_name(index)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", pk)
+                .expression_attribute_values(":pk", AttributeValue::S(key))
+                .send()
+                .await
+                .expect("query")
+                .scanned_count()
+        }
+    };
+    assert_eq!(read(BY_STATE, "gsi2pk", "STATE#ACTIVE".to_owned()).await, 1);
+    assert_eq!(
+        read(BY_REQUESTER, "gsi1pk", "REQUESTER#alice".to_owned()).await,
+        32
     );
 }

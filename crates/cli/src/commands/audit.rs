@@ -1,9 +1,14 @@
 //! `audit export` and `audit verify`.
 //!
-//! The jsonl export is one JSON object per line: first `{"export": {"exported_at", "since"}}`,
-//! then every event exactly as the API sent it, then `{"head": {"request_id", "audit_seq",
-//! "audit_head"}}` per request, the stored end of its chain, which catches a deleted last event.
-//! `audit verify --file` reads that back.
+//! The jsonl export is one JSON object per line: first `{"export": {"exported_at", "since",
+//! "until"}}`, then every event exactly as the API sent it, then `{"head": {"request_id",
+//! "audit_seq", "audit_head"}}` per request, the stored end of its chain, which catches a
+//! deleted last event. `audit verify --file` reads that back.
+//!
+//! The export pages through `GET /audit` and writes each page as it comes, so a trail of any
+//! size goes through in bounded memory (the heads, one per request, are kept until the end). A
+//! file is written under a temporary name and renamed when the last page is in: a failed
+//! export leaves no file that looks complete.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -16,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Exit;
-use crate::api::{AuditHead, Client};
+use crate::api::{AuditHead, AuditWindow, Client};
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::output::{self, Out, Table};
 
@@ -27,89 +32,141 @@ struct ExportInfo {
     /// Events before this were left out, so chains may start past their first event.
     #[serde(default)]
     since: Option<DateTime<Utc>>,
+    /// Events at or after this were left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<DateTime<Utc>>,
 }
 
 pub async fn export(client: &Client, args: ExportArgs, out: Out) -> anyhow::Result<Exit> {
-    let answer = client.audit(args.since).await?;
-    // Events are written as the API sent them, not as this CLI understood them.
-    let raw_events = answer
-        .json
-        .get("events")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let export = answer.value;
-    let text = match args.format {
-        ExportFormat::Jsonl => jsonl(
-            &ExportInfo {
-                exported_at: Utc::now(),
-                since: args.since,
-            },
-            &raw_events,
-            &export.heads,
-        ),
-        ExportFormat::Csv => csv(&export.events),
+    let window = AuditWindow {
+        since: args.since,
+        until: args.until,
     };
-    let requests = export
-        .events
-        .iter()
-        .map(|e| e.request_id.as_str())
-        .collect::<std::collections::HashSet<_>>()
-        .len();
     match &args.output {
         Some(path) => {
-            std::fs::write(path, text)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            let partial = path.with_extension("partial");
+            let file = std::fs::File::create(&partial)
+                .with_context(|| format!("cannot write {}", partial.display()))?;
+            let mut writer = std::io::BufWriter::new(file);
+            let written = write_export(client, &window, args.format, &mut writer, out).await;
+            let done = written.and_then(|counts| {
+                writer
+                    .into_inner()
+                    .map_err(|e| e.into_error())
+                    .and_then(|file| file.sync_all())
+                    .with_context(|| format!("cannot write {}", partial.display()))?;
+                std::fs::rename(&partial, path)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                Ok(counts)
+            });
+            let (events, requests) = match done {
+                Ok(counts) => counts,
+                Err(err) => {
+                    let _ = std::fs::remove_file(&partial);
+                    return Err(err);
+                }
+            };
             out.progress(format!(
                 "exported {} of {} to {}",
-                output::count(export.events.len(), "event"),
+                output::count(events, "event"),
                 output::count(requests, "request"),
                 path.display()
             ));
         }
         None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(text.as_bytes())
-                .context("cannot write the export")?;
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            write_export(client, &window, args.format, &mut stdout, out).await?;
+            stdout.flush().context("cannot write the export")?;
         }
     }
     Ok(Exit::Ok)
 }
 
-fn jsonl(info: &ExportInfo, events: &[Value], heads: &[AuditHead]) -> String {
-    let mut lines = vec![serde_json::json!({ "export": info }).to_string()];
-    lines.extend(events.iter().map(Value::to_string));
-    lines.extend(
-        heads
-            .iter()
-            .map(|head| serde_json::json!({ "head": head }).to_string()),
-    );
-    let mut text = lines.join("\n");
-    text.push('\n');
-    text
+/// Pages through the trail in `window`, writing each page to `to` as it comes; returns how
+/// many events and requests were written.
+async fn write_export(
+    client: &Client,
+    window: &AuditWindow,
+    format: ExportFormat,
+    to: &mut impl Write,
+    out: Out,
+) -> anyhow::Result<(usize, usize)> {
+    let fail = |e: std::io::Error| anyhow::Error::new(e).context("cannot write the export");
+    match format {
+        ExportFormat::Jsonl => {
+            let info = ExportInfo {
+                exported_at: Utc::now(),
+                since: window.since,
+                until: window.until,
+            };
+            writeln!(to, "{}", serde_json::json!({ "export": info })).map_err(fail)?;
+        }
+        ExportFormat::Csv => writeln!(to, "{CSV_HEADER}").map_err(fail)?,
+    }
+    let mut heads: BTreeMap<String, AuditHead> = BTreeMap::new();
+    let mut events = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let answer = client.audit(window, cursor.as_deref()).await?;
+        match format {
+            // Events are written as the API sent them, not as this CLI understood them.
+            ExportFormat::Jsonl => {
+                for event in answer
+                    .json
+                    .get("events")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    writeln!(to, "{event}").map_err(fail)?;
+                }
+            }
+            ExportFormat::Csv => {
+                for event in &answer.value.events {
+                    writeln!(to, "{}", csv_row(event)).map_err(fail)?;
+                }
+            }
+        }
+        events += answer.value.events.len();
+        for head in answer.value.heads {
+            heads.insert(head.request_id.to_string(), head);
+        }
+        match answer.value.next {
+            Some(next) => {
+                out.progress(format!(
+                    "exported {} so far…",
+                    output::count(events, "event")
+                ));
+                cursor = Some(next);
+            }
+            None => break,
+        }
+    }
+    if format == ExportFormat::Jsonl {
+        for head in heads.values() {
+            writeln!(to, "{}", serde_json::json!({ "head": head })).map_err(fail)?;
+        }
+    }
+    Ok((events, heads.len()))
 }
 
-fn csv(events: &[AuditEvent]) -> String {
-    let mut text = String::from("request_id,seq,at,actor,action,from,to,reason,prev_hash,hash\n");
-    for e in events {
-        let fields = [
-            e.request_id.to_string(),
-            e.seq.to_string(),
-            e.at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-            e.actor.to_string(),
-            e.action.to_string(),
-            e.from.map(|s| s.to_string()).unwrap_or_default(),
-            e.to.to_string(),
-            e.reason.clone().unwrap_or_default(),
-            e.prev_hash.clone(),
-            e.hash.clone(),
-        ];
-        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        text.push_str(&row.join(","));
-        text.push('\n');
-    }
-    text
+const CSV_HEADER: &str = "request_id,seq,at,actor,action,from,to,reason,prev_hash,hash";
+
+fn csv_row(e: &AuditEvent) -> String {
+    let fields = [
+        e.request_id.to_string(),
+        e.seq.to_string(),
+        e.at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        e.actor.to_string(),
+        e.action.to_string(),
+        e.from.map(|s| s.to_string()).unwrap_or_default(),
+        e.to.to_string(),
+        e.reason.clone().unwrap_or_default(),
+        e.prev_hash.clone(),
+        e.hash.clone(),
+    ];
+    let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+    row.join(",")
 }
 
 /// One CSV field. A field a spreadsheet would read as a formula (starting with `=`, `+`, `-`,
@@ -151,15 +208,21 @@ pub fn verify_file(path: &Path, out: Out) -> anyhow::Result<Exit> {
 }
 
 pub async fn verify_api(client: &Client, out: Out) -> anyhow::Result<Exit> {
-    let export = client.audit(None).await?.value;
-    Ok(report(
-        Trail {
-            events: export.events,
-            heads: export.heads,
-            ..Trail::default()
-        },
-        out,
-    ))
+    let mut trail = Trail::default();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = client
+            .audit(&AuditWindow::default(), cursor.as_deref())
+            .await?
+            .value;
+        trail.events.extend(page.events);
+        trail.heads.extend(page.heads);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(report(trail, out))
 }
 
 fn read_jsonl(text: &str) -> anyhow::Result<Trail> {

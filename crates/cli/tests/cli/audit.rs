@@ -167,3 +167,102 @@ fn verify_refuses_a_csv_file() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("--format jsonl"), "{}", run.stderr);
 }
+
+/// The API's answer split in two pages: the first request's trail, then the second's.
+fn two_pages() -> (Value, Value) {
+    let trails = two_trails();
+    let mut first = audit_answer(&trails[..1]);
+    first["next"] = Value::from("cursor-of-page-2");
+    (first, audit_answer(&trails[1..]))
+}
+
+#[test]
+fn export_follows_the_pages_with_the_same_window_and_writes_them_all() {
+    let (first, second) = two_pages();
+    let api = TestApi::start(move |seen| {
+        let query = seen.query.clone().unwrap_or_default();
+        if query.contains("cursor=cursor-of-page-2") {
+            (200, second.clone())
+        } else {
+            (200, first.clone())
+        }
+    });
+    let elevate = Elevate::new().api(&api);
+    let path = elevate.home().join("audit.jsonl");
+    let run = elevate.run(&[
+        "audit",
+        "export",
+        "--since",
+        "2026-11-01T00:00:00Z",
+        "--until",
+        "2026-12-01T00:00:00Z",
+        "--output",
+        path.to_str().expect("path"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("exported 5 events of 2 requests"),
+        "{}",
+        run.stderr
+    );
+    let seen = api.seen();
+    assert_eq!(seen.len(), 2, "two pages");
+    for page in &seen {
+        let query = page.query.clone().unwrap_or_default();
+        assert!(
+            query.contains("since=2026-11-01T00%3A00%3A00Z")
+                || query.contains("since=2026-11-01T00:00:00Z"),
+            "{query}"
+        );
+        assert!(query.contains("until="), "{query}");
+    }
+    assert!(!seen[0].query.clone().unwrap_or_default().contains("cursor"));
+    let run = verify_file(&elevate, &path);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("2 requests: 2 OK, 0 tampered"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_export_that_fails_midway_leaves_no_file() {
+    let (first, _) = two_pages();
+    let api = TestApi::start(move |seen| {
+        if seen.query.clone().unwrap_or_default().contains("cursor=") {
+            (500, api_error("internal", "the store is unavailable"))
+        } else {
+            (200, first.clone())
+        }
+    });
+    let elevate = Elevate::new().api(&api);
+    let path = elevate.home().join("audit.jsonl");
+    let run = elevate.run(&["audit", "export", "--output", path.to_str().expect("path")]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(!path.exists(), "no export that looks complete");
+    assert!(
+        !path.with_extension("partial").exists(),
+        "and no partial file left behind"
+    );
+}
+
+#[test]
+fn verify_pages_through_the_trail_fetched_now() {
+    let (first, second) = two_pages();
+    let api = TestApi::start(move |seen| {
+        if seen.query.clone().unwrap_or_default().contains("cursor=") {
+            (200, second.clone())
+        } else {
+            (200, first.clone())
+        }
+    });
+    let run = Elevate::new().api(&api).run(&["audit", "verify"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(api.seen().len(), 2);
+    assert!(
+        run.stderr.contains("2 requests: 2 OK, 0 tampered"),
+        "{}",
+        run.stderr
+    );
+}

@@ -49,6 +49,7 @@ impl From<StoreError> for ServiceError {
         match err {
             StoreError::Conflict(what) => ServiceError::Conflict(what),
             StoreError::NotFound(id) => ServiceError::NotFound(id),
+            StoreError::BadCursor(why) => ServiceError::BadRequest(why),
             other => ServiceError::Store(other),
         }
     }

@@ -189,7 +189,21 @@ pub async fn follow_up(app: &App, work: &FollowUp) -> Result<(), ServiceError> {
                     }
                     Ok(())
                 }
-                other => other,
+                Err(err) => {
+                    // Retried by Lambda; meanwhile the person knows their click was not lost.
+                    let text = format!(
+                        "elevate could not end your access yet ({err}); it tries again. `elevate revoke {request_id}` works too."
+                    );
+                    if let Err(notify) = app
+                        .notifier
+                        .tell_privately(channel, slack_user_id, &text)
+                        .await
+                    {
+                        tracing::warn!(error = %notify, "could not tell the person their End access now is retried");
+                    }
+                    Err(err)
+                }
+                Ok(()) => Ok(()),
             }
         }
     }

@@ -383,3 +383,28 @@ async fn the_same_form_submitted_again_is_the_same_request() {
     assert_ne!(later.id, first.id);
     assert_eq!(app.store.requests_all().len(), 3);
 }
+
+#[tokio::test]
+async fn end_access_now_that_fails_is_retried_and_the_person_told() {
+    let app = FakeApp::new(sample_config());
+    let id = app.approved().await;
+    escalate(&app.app, &id).await.unwrap().unwrap();
+    end_access_from_slack(&app.app, TEAM, ALICE, "D0ALICE", &id)
+        .await
+        .unwrap();
+    let work = app.follow_ups.take();
+    app.strategy.fail_deescalate(1);
+    let err = follow_up(&app.app, &work[0]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Fault, "{err}");
+    assert_eq!(app.request(&id).state, State::Active);
+    let last = app.notifier.notices().into_iter().last().unwrap();
+    assert!(
+        matches!(last, Notice::TellPrivately { ref person_slack_id, ref text, .. }
+            if person_slack_id == ALICE && text.contains("could not end your access yet")),
+        "{last:?}"
+    );
+    // Lambda's retry ends it.
+    follow_up(&app.app, &work[0]).await.unwrap();
+    assert_eq!(app.request(&id).state, State::Revoked);
+    assert!(!app.strategy.has("admins", "alice"));
+}

@@ -608,6 +608,14 @@ impl crate::ports::RequestStore for RacingStore {
     ) -> Result<Vec<crate::audit::AuditEvent>, crate::ports::StoreError> {
         self.inner.audit_since(since).await
     }
+    async fn audit_page(
+        &self,
+        window: &crate::ports::AuditWindow,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::ports::AuditPage, crate::ports::StoreError> {
+        self.inner.audit_page(window, after, limit).await
+    }
 }
 
 #[tokio::test]
@@ -969,17 +977,18 @@ async fn queries_respect_who_is_asking() {
     assert_eq!(audit.len(), 1);
 
     assert_eq!(
-        audit_export(&h.app, &h.person("alice"), None)
+        audit_export(&h.app, &h.person("alice"), Default::default(), None)
             .await
             .unwrap_err()
             .kind(),
         ErrorKind::Forbidden
     );
-    let export = audit_export(&h.app, &h.person("carol"), None)
+    let export = audit_export(&h.app, &h.person("carol"), Default::default(), None)
         .await
         .unwrap();
     assert_eq!(export.events.len(), 2);
     assert_eq!(export.heads.len(), 2);
+    assert_eq!(export.next, None, "one page");
 }
 
 /// The strategy of `h`, with one thing happening just before the first escalation (or the

@@ -5,11 +5,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditEvent;
 use crate::machine::Transition;
 use crate::model::{MessageRef, Request, RequestId, State};
-use crate::ports::{check_pair, RequestStore, StoreError};
+use crate::ports::{check_pair, AuditPage, AuditWindow, RequestStore, StoreError};
 
 use super::{injected, lock, take_failure};
 
@@ -84,6 +85,47 @@ impl MemoryStore {
             return Err(StoreError::Unavailable(injected("store")));
         }
         Ok(inner)
+    }
+}
+
+/// The cursor of a page of `audit_page`: the window of the export and the last event given so
+/// far (by time, request and sequence), as hex of its JSON (URL-safe).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageCursor {
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+    request_id: RequestId,
+    seq: u64,
+}
+
+impl PageCursor {
+    fn after(window: &AuditWindow, last: &AuditEvent) -> String {
+        let cursor = PageCursor {
+            since: window.since,
+            until: window.until,
+            at: last.at,
+            request_id: last.request_id.clone(),
+            seq: last.seq,
+        };
+        hex::encode(serde_json::to_vec(&cursor).unwrap_or_default())
+    }
+
+    fn read(window: &AuditWindow, text: &str) -> Result<PageCursor, StoreError> {
+        let cursor: PageCursor = hex::decode(text)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .ok_or_else(|| {
+                StoreError::BadCursor(format!("`{text}` is not a cursor of an audit export"))
+            })?;
+        if cursor.since != window.since || cursor.until != window.until {
+            return Err(StoreError::BadCursor(format!(
+                "a cursor of the export since {:?} until {:?}, not of this one (since {:?}, until {:?})",
+                cursor.since, cursor.until, window.since, window.until
+            )));
+        }
+        Ok(cursor)
     }
 }
 
@@ -243,5 +285,36 @@ impl RequestStore for MemoryStore {
             .collect();
         found.sort_by(|a, b| (a.at, &a.request_id, a.seq).cmp(&(b.at, &b.request_id, b.seq)));
         Ok(found)
+    }
+
+    async fn audit_page(
+        &self,
+        window: &AuditWindow,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<AuditPage, StoreError> {
+        let inner = self.enter()?;
+        let start = after
+            .map(|text| PageCursor::read(window, text))
+            .transpose()?;
+        let start = start
+            .as_ref()
+            .map(|cursor| (cursor.at, &cursor.request_id, cursor.seq));
+        let mut found: Vec<&AuditEvent> = inner
+            .events
+            .values()
+            .flat_map(|events| events.values())
+            .filter(|e| window.contains(e.at))
+            .filter(|e| start.is_none_or(|start| (e.at, &e.request_id, e.seq) > start))
+            .collect();
+        found.sort_by(|a, b| (a.at, &a.request_id, a.seq).cmp(&(b.at, &b.request_id, b.seq)));
+        // As the adapter: a page of nothing would never end an export.
+        let limit = limit.max(1);
+        let next = (found.len() > limit).then(|| PageCursor::after(window, found[limit - 1]));
+        found.truncate(limit);
+        Ok(AuditPage {
+            events: found.into_iter().cloned().collect(),
+            next,
+        })
     }
 }

@@ -361,3 +361,190 @@ fn sample_config_has_what_the_docs_say() {
     assert_eq!(infra.max_duration, Duration::from_secs(4 * 3600));
     assert!(config.flow("custom").is_some());
 }
+
+/// Five events over three days: two requests on the first, two opened at the same instant on
+/// the second, an approval on the third. In time order (ties by request id).
+async fn seed_trail(store: &MemoryStore) -> Vec<AuditEvent> {
+    let clock = FakeClock::default();
+    let day = chrono::Duration::days(1);
+    let start = FakeClock::start();
+    let mut opened = Vec::new();
+    for at in [
+        start,
+        start + chrono::Duration::hours(6),
+        start + day,
+        start + day,
+    ] {
+        clock.set(at);
+        let (request, event) = new_request(&clock, "alice");
+        store.create(&request, &event).await.expect("create");
+        opened.push(request);
+    }
+    let approved = apply(
+        &opened[0],
+        Command::Approve { reason: None },
+        &By::person("bob", "arn:aws:iam::123456789012:user/bob"),
+        start + day * 2,
+    )
+    .expect("approve");
+    store.transition(&approved).await.expect("approve");
+    let trail = store.audit_since(None).await.expect("trail");
+    assert_eq!(trail.len(), 5);
+    trail
+}
+
+/// Every page of the export of `window`, checking that only the last may be empty.
+async fn pages(
+    store: &MemoryStore,
+    window: &crate::ports::AuditWindow,
+    limit: usize,
+) -> Vec<Vec<AuditEvent>> {
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .audit_page(window, after.as_deref(), limit)
+            .await
+            .expect("page");
+        assert!(
+            page.events.len() <= limit.max(1),
+            "at most {limit} events a page"
+        );
+        let last = page.next.is_none();
+        assert!(last || !page.events.is_empty(), "an empty page is the last");
+        pages.push(page.events);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return pages,
+        }
+    }
+}
+
+#[tokio::test]
+async fn audit_pages_give_every_event_of_the_trail_once_in_time_order() {
+    let store = MemoryStore::new();
+    let trail = seed_trail(&store).await;
+    let whole = crate::ports::AuditWindow::default();
+    let paged = pages(&store, &whole, 2).await;
+    assert_eq!(
+        paged.iter().map(Vec::len).collect::<Vec<_>>(),
+        [2, 2, 1],
+        "limit 2 over 5 events, across days and within one"
+    );
+    assert_eq!(paged.concat(), trail);
+    for limit in [1, 3, 5, 6, 100] {
+        assert_eq!(
+            pages(&store, &whole, limit).await.concat(),
+            trail,
+            "{limit}"
+        );
+    }
+    assert_eq!(
+        pages(&store, &whole, 5).await.len(),
+        1,
+        "an exact fit is one page"
+    );
+    assert_eq!(
+        pages(&store, &whole, 0).await.len(),
+        5,
+        "a limit of 0 reads as 1"
+    );
+}
+
+#[tokio::test]
+async fn audit_pages_keep_to_the_window() {
+    let store = MemoryStore::new();
+    let trail = seed_trail(&store).await;
+    let window = |since: Option<usize>, until: Option<usize>| crate::ports::AuditWindow {
+        since: since.map(|i| trail[i].at),
+        until: until.map(|i| trail[i].at),
+    };
+    // `since` is inclusive, `until` exclusive.
+    assert_eq!(
+        pages(&store, &window(Some(1), Some(4)), 2).await.concat(),
+        trail[1..4]
+    );
+    assert_eq!(
+        pages(&store, &window(Some(2), None), 1).await.concat(),
+        trail[2..]
+    );
+    assert_eq!(
+        pages(&store, &window(None, Some(2)), 1).await.concat(),
+        trail[..2]
+    );
+    let just_after = crate::ports::AuditWindow {
+        since: Some(trail[1].at + chrono::Duration::nanoseconds(1)),
+        until: Some(trail[4].at + chrono::Duration::nanoseconds(1)),
+    };
+    assert_eq!(pages(&store, &just_after, 2).await.concat(), trail[2..]);
+
+    // An empty window, or one with nothing in it, is one empty last page.
+    for empty in [
+        window(Some(2), Some(2)),
+        window(Some(3), Some(1)),
+        crate::ports::AuditWindow {
+            since: Some(trail[4].at + chrono::Duration::seconds(1)),
+            until: None,
+        },
+    ] {
+        let page = store.audit_page(&empty, None, 2).await.expect("page");
+        assert_eq!(page, crate::ports::AuditPage::default(), "{empty:?}");
+    }
+}
+
+#[tokio::test]
+async fn audit_page_cursors_of_another_window_or_tampered_are_refused() {
+    let store = MemoryStore::new();
+    let trail = seed_trail(&store).await;
+    let window = crate::ports::AuditWindow {
+        since: Some(trail[0].at),
+        until: None,
+    };
+    let first = store.audit_page(&window, None, 2).await.expect("page");
+    let next = first.next.expect("more");
+    let other = crate::ports::AuditWindow {
+        since: Some(trail[1].at),
+        until: None,
+    };
+    let refused = |result: Result<crate::ports::AuditPage, StoreError>| {
+        matches!(result, Err(StoreError::BadCursor(_)))
+    };
+    assert!(refused(store.audit_page(&other, Some(&next), 2).await));
+    assert!(refused(
+        store
+            .audit_page(&crate::ports::AuditWindow::default(), Some(&next), 2)
+            .await
+    ));
+    assert!(refused(
+        store.audit_page(&window, Some("not a cursor"), 2).await
+    ));
+    assert!(refused(
+        store.audit_page(&window, Some(&next[2..]), 2).await
+    ));
+    assert!(refused(
+        store
+            .audit_page(&window, Some(&hex::encode(b"{\"at\": 1}")), 2)
+            .await
+    ));
+    let second = store
+        .audit_page(&window, Some(&next), 2)
+        .await
+        .expect("page");
+    assert_eq!(second.events, trail[2..4]);
+}
+
+#[tokio::test]
+async fn listing_open_states_matches_the_whole_history_filtered() {
+    let store = MemoryStore::new();
+    let trail = seed_trail(&store).await;
+    let open = [State::Active, State::Approved, State::Pending];
+    let listed = store.list_by_requester("alice", &open).await.expect("open");
+    let all = store.list_by_requester("alice", &[]).await.expect("all");
+    let expected: Vec<Request> = all
+        .into_iter()
+        .filter(|r| open.contains(&r.state))
+        .collect();
+    assert_eq!(listed, expected);
+    assert_eq!(listed.len(), 4);
+    assert_eq!(listed[3].id, trail[0].request_id, "newest first");
+}
