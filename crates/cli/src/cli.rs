@@ -70,6 +70,9 @@ pub enum Command {
     /// Export or verify the audit trail
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The access review for auditors: every request in a window, as CSV or HTML
+    #[command(long_about = REPORT_ABOUT)]
+    Report(ReportArgs),
     /// Check the flows config file
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -179,6 +182,74 @@ pub struct VerifyArgs {
     pub file: Option<PathBuf>,
 }
 
+/// `elevate report --help`.
+const REPORT_ABOUT: &str = "\
+The access review an auditor asks for each quarter (SOC 2 user access review, HIPAA access \
+authorization): every request whose trail has an event in the window, one row each, sorted by \
+person, target and time. A row says who asked for what (the target and the IAM group or Lambda \
+target behind it), when and why; how it was decided (approved, denied, cancelled, timed out, \
+or still pending), by whom and when, and whether the requester approved their own request; \
+when the access started and how it ended (expired on time, revoked early and by whom, failed, \
+still active at the end of the window) and whether live role sessions were ended with it; and \
+the principal (IAM ARN or slack:<team>/<user>) behind each step.
+
+The report reads the audit trail of the window (GET /audit, auditors only) and, for a request \
+opened before the window, that request (GET /requests/{id}), so every row names its person \
+and target. CSV opens in any spreadsheet, fields that would run as formulas neutralised; HTML \
+is one self-contained page (summary, a timeline with one lane per person and target, the \
+table) to read, print or attach to the evidence.";
+
+/// The first or last moment of a report: a time, or a duration back from now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    At(chrono::DateTime<chrono::Utc>),
+    Ago(Duration),
+}
+
+impl When {
+    pub fn at(self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        match self {
+            When::At(at) => at,
+            When::Ago(ago) => {
+                now - chrono::Duration::from_std(ago).unwrap_or(chrono::Duration::MAX)
+            }
+        }
+    }
+}
+
+fn parse_when(text: &str) -> Result<When, String> {
+    if let Ok(at) = text.trim().parse::<chrono::DateTime<chrono::Utc>>() {
+        return Ok(When::At(at));
+    }
+    parse_duration(text).map(When::Ago).map_err(|_| {
+        format!("`{text}` is neither a duration back from now (90d, 12h) nor an RFC 3339 time (2026-11-01T00:00:00Z)")
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// One row per request, for spreadsheets
+    Csv,
+    /// One self-contained page: summary, timeline, table
+    Html,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Start of the window: a duration back from now (90d, 12h) or an RFC 3339 time
+    #[arg(long, default_value = "90d", value_parser = parse_when, value_name = "WHEN")]
+    pub since: When,
+    /// End of the window (default: now); the report shows the requests as they stood then
+    #[arg(long, value_parser = parse_when, value_name = "WHEN")]
+    pub until: Option<When>,
+    /// csv, or html (default: html when --output ends in .html or .htm, else csv)
+    #[arg(long, value_enum)]
+    pub format: Option<ReportFormat>,
+    /// Write here instead of standard output
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate elevate.toml and summarize it (works offline)
@@ -211,5 +282,18 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn report_windows_take_a_duration_back_or_a_time() {
+        let now: chrono::DateTime<chrono::Utc> = "2026-12-01T12:00:00Z".parse().expect("now");
+        let at = |text: &str| parse_when(text).map(|when| when.at(now).to_rfc3339());
+        assert_eq!(at("90d").as_deref(), Ok("2026-09-02T12:00:00+00:00"));
+        assert_eq!(at("12h").as_deref(), Ok("2026-12-01T00:00:00+00:00"));
+        assert_eq!(
+            at("2026-11-01T00:00:00Z").as_deref(),
+            Ok("2026-11-01T00:00:00+00:00")
+        );
+        assert!(parse_when("last quarter").is_err());
     }
 }

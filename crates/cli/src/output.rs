@@ -1,7 +1,10 @@
 //! How things look: progress on stderr, tables and times for people, JSON for machines.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use chrono::{DateTime, Local, Utc};
 use elevate_core::model::SessionsEnded;
 use elevate_core::{format_duration, AuditEvent, Request};
@@ -43,6 +46,54 @@ impl Out {
     pub fn json(&self, value: &Value) {
         let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
         self.result(text);
+    }
+}
+
+/// A file written under a temporary name (`<name>.partial`) and renamed when complete, so a
+/// run that fails midway leaves no file that looks complete, and no partial one either.
+pub struct PartialFile {
+    path: PathBuf,
+    partial: PathBuf,
+    writer: BufWriter<File>,
+    renamed: bool,
+}
+
+impl PartialFile {
+    pub fn create(path: &Path) -> anyhow::Result<PartialFile> {
+        let partial = path.with_extension("partial");
+        let file = File::create(&partial)
+            .with_context(|| format!("cannot write {}", partial.display()))?;
+        Ok(PartialFile {
+            path: path.to_owned(),
+            partial,
+            writer: BufWriter::new(file),
+            renamed: false,
+        })
+    }
+
+    pub fn writer(&mut self) -> &mut BufWriter<File> {
+        &mut self.writer
+    }
+
+    /// Flushes to disk and gives the file its name.
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        self.writer
+            .flush()
+            .and_then(|()| self.writer.get_ref().sync_all())
+            .with_context(|| format!("cannot write {}", self.partial.display()))?;
+        std::fs::rename(&self.partial, &self.path)
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        self.renamed = true;
+        Ok(())
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        // Unfinished, or the rename failed: the partial file must not stay behind.
+        if !self.renamed {
+            let _ = std::fs::remove_file(&self.partial);
+        }
     }
 }
 

@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Exit;
-use crate::api::{AuditHead, AuditWindow, Client};
+use crate::api::{Answer, AuditExport, AuditHead, AuditWindow, Client};
 use crate::cli::{ExportArgs, ExportFormat};
-use crate::output::{self, Out, Table};
+use crate::output::{self, Out, PartialFile, Table};
 
 /// The first line of a jsonl export.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,28 +44,10 @@ pub async fn export(client: &Client, args: ExportArgs, out: Out) -> anyhow::Resu
     };
     match &args.output {
         Some(path) => {
-            let partial = path.with_extension("partial");
-            let file = std::fs::File::create(&partial)
-                .with_context(|| format!("cannot write {}", partial.display()))?;
-            let mut writer = std::io::BufWriter::new(file);
-            let written = write_export(client, &window, args.format, &mut writer, out).await;
-            let done = written.and_then(|counts| {
-                writer
-                    .into_inner()
-                    .map_err(|e| e.into_error())
-                    .and_then(|file| file.sync_all())
-                    .with_context(|| format!("cannot write {}", partial.display()))?;
-                std::fs::rename(&partial, path)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                Ok(counts)
-            });
-            let (events, requests) = match done {
-                Ok(counts) => counts,
-                Err(err) => {
-                    let _ = std::fs::remove_file(&partial);
-                    return Err(err);
-                }
-            };
+            let mut file = PartialFile::create(path)?;
+            let (events, requests) =
+                write_export(client, &window, args.format, file.writer(), out).await?;
+            file.finish()?;
             out.progress(format!(
                 "exported {} of {} to {}",
                 output::count(events, "event"),
@@ -80,6 +62,25 @@ pub async fn export(client: &Client, args: ExportArgs, out: Out) -> anyhow::Resu
         }
     }
     Ok(Exit::Ok)
+}
+
+/// Pages through the trail in `window`, first page to last, handing each to `page` as it comes:
+/// a trail of any size goes through in bounded memory when `page` keeps only what it needs.
+pub(super) async fn each_page(
+    client: &Client,
+    window: &AuditWindow,
+    mut page: impl FnMut(Answer<AuditExport>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut cursor: Option<String> = None;
+    loop {
+        let answer = client.audit(window, cursor.as_deref()).await?;
+        let next = answer.value.next.clone();
+        page(answer)?;
+        match next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
 }
 
 /// Pages through the trail in `window`, writing each page to `to` as it comes; returns how
@@ -105,9 +106,7 @@ async fn write_export(
     }
     let mut heads: BTreeMap<String, AuditHead> = BTreeMap::new();
     let mut events = 0;
-    let mut cursor: Option<String> = None;
-    loop {
-        let answer = client.audit(window, cursor.as_deref()).await?;
+    each_page(client, window, |answer| {
         match format {
             // Events are written as the API sent them, not as this CLI understood them.
             ExportFormat::Jsonl => {
@@ -131,17 +130,15 @@ async fn write_export(
         for head in answer.value.heads {
             heads.insert(head.request_id.to_string(), head);
         }
-        match answer.value.next {
-            Some(next) => {
-                out.progress(format!(
-                    "exported {} so far…",
-                    output::count(events, "event")
-                ));
-                cursor = Some(next);
-            }
-            None => break,
+        if answer.value.next.is_some() {
+            out.progress(format!(
+                "exported {} so far…",
+                output::count(events, "event")
+            ));
         }
-    }
+        Ok(())
+    })
+    .await?;
     if format == ExportFormat::Jsonl {
         for head in heads.values() {
             writeln!(to, "{}", serde_json::json!({ "head": head })).map_err(fail)?;
@@ -172,7 +169,7 @@ fn csv_row(e: &AuditEvent) -> String {
 /// One CSV field. A field a spreadsheet would read as a formula (starting with `=`, `+`, `-`,
 /// `@`, tab or carriage return: a reason such as `=HYPERLINK(...)`) gets a leading `'`, as
 /// OWASP's CSV injection guidance says, so it shows as the text it is.
-fn csv_field(field: &str) -> String {
+pub(super) fn csv_field(field: &str) -> String {
     let field = if field.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{field}")
     } else {
@@ -209,19 +206,12 @@ pub fn verify_file(path: &Path, out: Out) -> anyhow::Result<Exit> {
 
 pub async fn verify_api(client: &Client, out: Out) -> anyhow::Result<Exit> {
     let mut trail = Trail::default();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = client
-            .audit(&AuditWindow::default(), cursor.as_deref())
-            .await?
-            .value;
-        trail.events.extend(page.events);
-        trail.heads.extend(page.heads);
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+    each_page(client, &AuditWindow::default(), |answer| {
+        trail.events.extend(answer.value.events);
+        trail.heads.extend(answer.value.heads);
+        Ok(())
+    })
+    .await?;
     Ok(report(trail, out))
 }
 

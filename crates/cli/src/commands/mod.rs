@@ -3,6 +3,7 @@
 mod audit;
 mod config;
 mod decide;
+mod report;
 mod request;
 mod show;
 
@@ -113,6 +114,7 @@ async fn dispatch(cli: Cli, out: Out) -> anyhow::Result<Exit> {
             Some(path) => audit::verify_file(&path, out),
             None => audit::verify_api(&connect(global).await?, out).await,
         },
+        Command::Report(args) => report::report(&connect(global).await?, args, out).await,
         Command::Config(ConfigCommand::Check(args)) => config::check(args, out),
         Command::Reconcile(args) => {
             if !args.dry_run {

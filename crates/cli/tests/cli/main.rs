@@ -2,5 +2,6 @@
 
 mod audit;
 mod config;
+mod report;
 mod requests;
 mod support;

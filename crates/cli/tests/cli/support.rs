@@ -272,32 +272,56 @@ pub fn by(actor: &Actor) -> By {
 
 /// A PENDING request by alice through `infra_access`, created at `at`, and its first event.
 pub fn pending_at(at: DateTime<Utc>) -> (Request, AuditEvent) {
+    pending_for(
+        at,
+        "alice",
+        ("admins", group("SymDemoAdmins")),
+        "fix the prod bucket policy",
+        StdDuration::from_secs(3600),
+    )
+}
+
+/// The kind of an `iam_group` target.
+pub fn group(name: &str) -> TargetKind {
+    TargetKind::IamGroup {
+        group: name.into(),
+        roles: Vec::new(),
+    }
+}
+
+/// A PENDING request by `person` through `infra_access` on `target` (its name and kind), for
+/// `duration`, created at `at`, and its first event.
+pub fn pending_for(
+    at: DateTime<Utc>,
+    person: &str,
+    target: (&str, TargetKind),
+    reason: &str,
+    duration: StdDuration,
+) -> (Request, AuditEvent) {
+    let (target, kind) = target;
     open(
         RequestId::generate(at),
         NewRequest {
             flow: "infra_access".into(),
-            target: "admins".into(),
-            requester: "alice".into(),
-            reason: "fix the prod bucket policy".into(),
-            duration: StdDuration::from_secs(3600),
+            target: target.into(),
+            requester: person.into(),
+            reason: reason.into(),
+            duration,
             pending_timeout: StdDuration::from_secs(1800),
             terms: Terms {
                 target: Target {
-                    name: "admins".into(),
-                    kind: TargetKind::IamGroup {
-                        group: "SymDemoAdmins".into(),
-                        roles: Vec::new(),
-                    },
+                    name: target.into(),
+                    kind,
                 },
                 person: Person {
-                    name: "alice".into(),
-                    iam_user: "alice".into(),
-                    slack_id: "U0ALICE".into(),
-                    email: "alice@example.com".into(),
+                    name: person.into(),
+                    iam_user: person.into(),
+                    slack_id: format!("U0{}", person.to_uppercase()),
+                    email: format!("{person}@example.com"),
                 },
             },
         },
-        &principal_of("alice"),
+        &principal_of(person),
         at,
     )
 }
