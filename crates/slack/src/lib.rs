@@ -23,3 +23,33 @@ pub use modal::{
 };
 pub use notifier::SlackNotifier;
 pub use signature::{sign, verify, SignatureError};
+
+/// The small elevate.toml the crate's unit tests render messages and forms for: alice and bob,
+/// flow `infra_access` (target `admins`, IAM group `SymDemoAdmins`, up to 4h) approved in
+/// `C0APPROVALS`.
+#[cfg(test)]
+pub(crate) const TEST_CONFIG: &str = r#"
+[[people]]
+name = "alice"
+iam_user = "alice"
+slack_id = "U0ALICE01"
+email = "alice@example.com"
+
+[[people]]
+name = "bob"
+iam_user = "bob"
+slack_id = "U0BOB0001"
+email = "bob@example.com"
+
+[[flows]]
+name = "infra_access"
+description = "Assume the escalated role"
+max_duration = "4h"
+[flows.approvers]
+channel = "C0APPROVALS"
+people = ["alice", "bob"]
+[[flows.targets]]
+name = "admins"
+type = "iam_group"
+group = "SymDemoAdmins"
+"#;

@@ -254,30 +254,7 @@ mod tests {
 
     const TOKEN: &str = "xoxb-test-token";
 
-    const CONFIG: &str = r#"
-[[people]]
-name = "alice"
-iam_user = "alice"
-slack_id = "U0ALICE01"
-email = "alice@example.com"
-
-[[people]]
-name = "bob"
-iam_user = "bob"
-slack_id = "U0BOB0001"
-email = "bob@example.com"
-
-[[flows]]
-name = "infra_access"
-max_duration = "4h"
-[flows.approvers]
-channel = "C0APPROVALS"
-people = ["alice", "bob"]
-[[flows.targets]]
-name = "admins"
-type = "iam_group"
-group = "SymDemoAdmins"
-"#;
+    use crate::TEST_CONFIG as CONFIG;
 
     #[tokio::test]
     async fn only_the_message_about_an_active_grant_offers_to_end_it() {

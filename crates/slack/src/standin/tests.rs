@@ -287,31 +287,7 @@ async fn standin_wait_for_wakes_on_views_and_clear_forgets_them() {
     assert_eq!(answer["error"], "invalid_trigger_id");
 }
 
-const CONFIG: &str = r#"
-[[people]]
-name = "alice"
-iam_user = "alice"
-slack_id = "U0ALICE01"
-email = "alice@example.com"
-
-[[people]]
-name = "bob"
-iam_user = "bob"
-slack_id = "U0BOB0001"
-email = "bob@example.com"
-
-[[flows]]
-name = "infra_access"
-description = "Assume the escalated role"
-max_duration = "4h"
-[flows.approvers]
-channel = "C0APPROVALS"
-people = ["alice", "bob"]
-[[flows.targets]]
-name = "admins"
-type = "iam_group"
-group = "SymDemoAdmins"
-"#;
+use crate::TEST_CONFIG as CONFIG;
 
 /// elevate's own messages, in the states a request moves through, with the longest user text
 /// they can carry.
