@@ -65,7 +65,12 @@ pub fn cargo(args: &[&str]) -> Result<Duration, BuildError> {
     let command = format!("cargo {}", args.join(" "));
     eprintln!("elevate-bench: {command}");
     let started = Instant::now();
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    // A jobserver inherited from a surrounding make or cargo may be gone by now.
+    for name in ["MAKEFLAGS", "MFLAGS", "CARGO_MAKEFLAGS"] {
+        cargo.env_remove(name);
+    }
+    let status = cargo
         .args(args)
         .current_dir(workspace_root())
         .status()
@@ -82,15 +87,18 @@ pub fn cargo(args: &[&str]) -> Result<Duration, BuildError> {
     Ok(started.elapsed())
 }
 
-/// The local gateway binary, brought up to date with `cargo build -p elevate-local` (a
-/// second or two when it already is), once per process.
+/// The local gateway binary, brought up to date once per process with the build
+/// tests/tests/local_stack/harness.rs uses: `--workspace --all-targets` is the feature set
+/// `make test` compiles, so under `make test` there is nothing left to build, where
+/// `-p elevate-local` alone would compile every dependency a second time (and once ran a fresh
+/// machine out of disk).
 pub fn ensure_local_gateway() -> Result<PathBuf, BuildError> {
     static BUILT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
     let mut built = BUILT
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !*built {
-        cargo(&["build", "--quiet", "-p", "elevate-local"])?;
+        cargo(&["build", "--quiet", "--workspace", "--all-targets"])?;
         *built = true;
     }
     Ok(local_gateway())

@@ -2,9 +2,11 @@
 //! (on free ports, in a temporary state dir, stopped when the harness lets go of it), and the
 //! `elevate` CLI run as its users do, with the profiles the stack wrote.
 //!
-//! The binaries are built once per test binary with `cargo build -p elevate -p elevate-local`
+//! The binaries are built once per test binary with `cargo build --workspace --all-targets`
 //! (through `$CARGO`, the cargo running the tests, into the same target directory), so
-//! `cargo test -p elevate-tests` alone tests the current code of both.
+//! `cargo test -p elevate-tests` alone tests the current code of both. It is the feature set
+//! `make test` builds with, so after `cargo test --workspace --all-targets` it has nothing to
+//! compile; a narrower build (`-p elevate-local`) would compile every dependency a second time.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+/// The build that brings the binaries up to date; bench/src/binaries.rs builds the same way.
+const BUILD: &[&str] = &["build", "--quiet", "--workspace", "--all-targets"];
 
 /// How long the stack may take to start (moto, the bootstrap, the first build of the functions'
 /// clients) on a small, busy machine.
@@ -158,17 +163,14 @@ fn bin_dir() -> &'static Path {
             build.env_remove(name);
         }
         build
-            .args(["build", "--quiet", "-p", "elevate", "-p", "elevate-local"])
+            .args(BUILD)
             .arg("--manifest-path")
             .arg(workspace.join("Cargo.toml"));
         if profile != "debug" {
             build.args(["--profile", profile]);
         }
         let status = build.status().expect("run cargo build");
-        assert!(
-            status.success(),
-            "cargo build -p elevate -p elevate-local failed"
-        );
+        assert!(status.success(), "cargo {} failed", BUILD.join(" "));
         for bin in ["elevate", "elevate-local"] {
             assert!(
                 dir.join(bin).is_file(),
