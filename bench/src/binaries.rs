@@ -50,6 +50,11 @@ pub fn local_gateway() -> PathBuf {
     target_dir().join("debug").join("elevate-local")
 }
 
+/// `target/debug/elevate`: the CLI as the local stack's tests build it.
+pub fn cli() -> PathBuf {
+    target_dir().join("debug").join("elevate")
+}
+
 /// `target/release/<name>`: a function built for this machine.
 pub fn release_function(name: &str) -> PathBuf {
     target_dir().join("release").join(name)

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use elevate_core::{verify_chain, Action, Request, RequestId, State};
+use elevate_local::bootstrap::ANCHOR_SCHEDULE;
 use serde::Serialize;
 
 use crate::moto::{MotoError, MotoReader};
@@ -74,11 +75,11 @@ pub async fn audit_tally(moto: &MotoReader, requests: &[Request]) -> Result<Audi
     Ok(tally)
 }
 
-/// Schedules of the group other than a sweep.
+/// Schedules of the group other than the stack's recurring ones (the sweep and the anchor).
 pub fn leftover_schedules(names: &[String]) -> Vec<String> {
     names
         .iter()
-        .filter(|name| !name.contains("sweep"))
+        .filter(|name| !name.contains("sweep") && name.as_str() != ANCHOR_SCHEDULE)
         .cloned()
         .collect()
 }
@@ -213,10 +214,11 @@ mod tests {
     }
 
     #[test]
-    fn a_sweep_schedule_may_stay() {
+    fn the_sweep_and_anchor_schedules_may_stay() {
         let names = vec![
             "sweep".to_owned(),
             "elevate-sweep".to_owned(),
+            ANCHOR_SCHEDULE.to_owned(),
             "revoke-0193f0c2-8d4e-7b6a-9c1d-2e3f4a5b6c7d".to_owned(),
         ];
         assert_eq!(

@@ -10,6 +10,8 @@
 //! - [`scenarios`]: the double-click and fault proofs, checked by [`checks`].
 //! - [`measure`], [`init`], [`report`]: the figures of `make bench`.
 //! - [`reconcile`]: one reconciliation pass over many ACTIVE grants, in process against moto.
+//! - [`history`]: the same latencies with 100,000 historical requests in the table, and an
+//!   `audit export` of their 500,000 events.
 
 pub mod binaries;
 pub mod checks;
@@ -17,6 +19,7 @@ pub mod client;
 pub mod config;
 pub mod faults;
 pub mod harness;
+pub mod history;
 pub mod init;
 pub mod measure;
 pub mod moto;

@@ -10,6 +10,7 @@ use elevate_bench::binaries::{self, FUNCTIONS};
 use elevate_bench::config::BenchConfig;
 use elevate_bench::faults::FaultPlan;
 use elevate_bench::harness::Harness;
+use elevate_bench::history::{self, HistoryFigures, HistoryOptions};
 use elevate_bench::init::{self, InitResult};
 use elevate_bench::measure::{self, ApprovalFigures, LatenessFigures};
 use elevate_bench::reconcile::{self, ReconcileFigures};
@@ -18,6 +19,7 @@ use elevate_bench::scenarios::{
     self, DoubleClickOptions, DoubleClickReport, FaultOptions, FaultReport,
 };
 use elevate_bench::stack::StackOptions;
+use elevate_bench::stats::Summary;
 use serde::Serialize;
 
 /// Targets of issue 5.
@@ -29,6 +31,12 @@ const BINARY_BYTES: u64 = 8_000_000;
 /// One reconciliation pass over 500 ACTIVE grants.
 const RECONCILE_MS: f64 = 5000.0;
 const RECONCILE_GRANTS: usize = 500;
+/// Targets of issue 13: with 100,000 historical requests in the table, the latencies within
+/// 20 % of the empty table's; an export of 500,000 events in less than 100 MiB.
+const HISTORY_REQUESTS: usize = 100_000;
+const HISTORY_SLOWDOWN: f64 = 1.2;
+const EXPORT_EVENTS: usize = 500_000;
+const EXPORT_RSS_MIB: f64 = 100.0;
 
 #[derive(Parser, Debug)]
 #[command(about = "Benchmark elevate against the local stack (make bench)")]
@@ -55,6 +63,9 @@ enum Phase {
     Faults,
     /// In process against moto only: needs no build.
     Reconcile,
+    /// Approvals and lateness on an empty table, then with 100,000 historical requests
+    /// seeded, then `audit export` of the whole trail (one stack, archive pump off).
+    History,
 }
 
 struct Sizes {
@@ -64,6 +75,7 @@ struct Sizes {
     fault_grants: usize,
     init_starts: usize,
     reconcile_grants: usize,
+    history_requests: usize,
 }
 
 impl Sizes {
@@ -75,6 +87,7 @@ impl Sizes {
             fault_grants: 100,
             init_starts: 9,
             reconcile_grants: RECONCILE_GRANTS,
+            history_requests: HISTORY_REQUESTS,
         }
     }
 
@@ -86,6 +99,7 @@ impl Sizes {
             fault_grants: 20,
             init_starts: 3,
             reconcile_grants: 60,
+            history_requests: 5_000,
         }
     }
 }
@@ -122,6 +136,7 @@ struct Results {
     concurrency: Option<DoubleClickReport>,
     faults: Option<FaultReport>,
     reconcile: Option<ReconcileFigures>,
+    history: Option<HistoryFigures>,
     rows: Vec<Row>,
     errors: Vec<String>,
 }
@@ -284,6 +299,152 @@ async fn phase_reconcile(results: &mut Results, sizes: &Sizes) -> Result<(), Str
     Ok(())
 }
 
+async fn phase_history(results: &mut Results, sizes: &Sizes) -> Result<(), String> {
+    let requesters = sizes.approvals.max(sizes.lateness_grants);
+    eprintln!(
+        "elevate-bench: history ({} approvals and {} lateness grants on an empty table, then with {} historical requests; one stack, archive pump off)",
+        sizes.approvals, sizes.lateness_grants, sizes.history_requests
+    );
+    let mut options = StackOptions::new(BenchConfig::new(requesters));
+    options.archive_pump = false;
+    let harness = Harness::start(options).await.map_err(|e| e.to_string())?;
+    let figures = history::run(
+        Arc::new(harness),
+        &HistoryOptions {
+            approvals: sizes.approvals,
+            lateness_grants: sizes.lateness_grants,
+            lateness_window: Duration::from_secs(55),
+            requests: sizes.history_requests,
+            in_flight: 4,
+            cli: binaries::cli(),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    results.history = Some(figures);
+    Ok(())
+}
+
+/// A figure on the empty and the seeded table, and whether the seeded one is within 20 %.
+fn history_row(
+    metric: &str,
+    empty: Option<&Summary>,
+    seeded: Option<&Summary>,
+    pick: fn(&Summary) -> f64,
+    samples: usize,
+) -> Row {
+    let (e, s) = (empty.map_or(f64::NAN, pick), seeded.map_or(f64::NAN, pick));
+    let counted = |x: Option<&Summary>| x.map_or(0, |x| x.count);
+    let n = counted(empty).min(counted(seeded));
+    let change = (s / e - 1.0) * 100.0;
+    Row::new(
+        format!("{metric}, empty / seeded table (n={n})"),
+        format!("{} / {} ({change:+.0} %)", fmt_ms(e), fmt_ms(s)),
+    )
+    .target(
+        format!("seeded ≤ empty + {:.0} %", (HISTORY_SLOWDOWN - 1.0) * 100.0),
+        s <= e * HISTORY_SLOWDOWN && n >= samples,
+    )
+}
+
+fn history_rows(h: &HistoryFigures, rows: &mut Vec<Row>) {
+    let approval = |pass: &history::Pass| {
+        pass.approval
+            .as_ref()
+            .and_then(|a| a.from_click_answer.as_ref())
+            .cloned()
+    };
+    let lateness = |pass: &history::Pass| {
+        pass.revoke_lateness
+            .as_ref()
+            .and_then(|l| l.lateness.as_ref())
+            .cloned()
+    };
+    let (ea, sa) = (approval(&h.empty), approval(&h.seeded));
+    let (el, sl) = (lateness(&h.empty), lateness(&h.seeded));
+    rows.push(history_row(
+        "history: approval → membership p50",
+        ea.as_ref(),
+        sa.as_ref(),
+        |s| s.p50_ms,
+        h.approvals,
+    ));
+    rows.push(history_row(
+        "history: approval → membership p99",
+        ea.as_ref(),
+        sa.as_ref(),
+        |s| s.p99_ms,
+        h.approvals,
+    ));
+    rows.push(history_row(
+        "history: revoke lateness p50",
+        el.as_ref(),
+        sl.as_ref(),
+        |s| s.p50_ms,
+        0,
+    ));
+    rows.push(history_row(
+        "history: revoke lateness p99",
+        el.as_ref(),
+        sl.as_ref(),
+        |s| s.p99_ms,
+        h.lateness_grants,
+    ));
+    rows.push(Row::new(
+        "  (load average before → after: empty pass / seeded pass)",
+        format!(
+            "{:.1} → {:.1} / {:.1} → {:.1}",
+            h.empty.load_before, h.empty.load_after, h.seeded.load_before, h.seeded.load_after
+        ),
+    ));
+    match &h.seed {
+        Some(seed) => rows.push(Row::new(
+            format!(
+                "  (seeded: {} requests, {} events, {} to {}, {} BatchWriteItem calls)",
+                seed.requests,
+                seed.events,
+                seed.from.format("%Y-%m-%d"),
+                seed.to.format("%Y-%m-%d"),
+                seed.batches
+            ),
+            format!(
+                "{:.0} s ({:.0} items/s)",
+                seed.seconds,
+                (seed.requests + seed.events) as f64 / seed.seconds
+            ),
+        )),
+        None => rows.push(Row::new("history seeding", "failed").target("", false)),
+    }
+    match &h.export {
+        Some(x) => {
+            let rss = x.peak_rss_mib();
+            rows.push(
+                Row::new(
+                    format!(
+                        "audit export of the whole trail: {} events, {} requests, {:.0} MB; time / peak RSS",
+                        x.events,
+                        x.heads,
+                        x.bytes as f64 / 1e6
+                    ),
+                    format!("{:.0} s / {rss:.1} MiB", x.seconds),
+                )
+                .target(
+                    format!("≥ {EXPORT_EVENTS} events, < {EXPORT_RSS_MIB} MiB"),
+                    x.problems.is_empty() && x.events >= EXPORT_EVENTS && rss < EXPORT_RSS_MIB,
+                ),
+            );
+            rows.push(Row::new(
+                "  (audit verify --file of the export)",
+                match (&x.verify_exit, x.verify_seconds) {
+                    (Some(exit), Some(took)) => format!("{exit} in {took:.0} s"),
+                    _ => "not run".to_owned(),
+                },
+            ));
+        }
+        None => rows.push(Row::new("audit export", "not run").target("", false)),
+    }
+}
+
 fn rows(results: &Results) -> Vec<Row> {
     let mut rows = Vec::new();
     let nan = f64::NAN;
@@ -430,7 +591,31 @@ fn rows(results: &Results) -> Vec<Row> {
         }
         None => rows.push(Row::new("reconciliation pass", "not run").target("", false)),
     }
+    match &results.history {
+        Some(h) => history_rows(h, &mut rows),
+        None => rows.push(Row::new("history", "not run").target("", false)),
+    }
     rows
+}
+
+/// The problems of one pass of the history phase's measurements.
+fn pass_problems(p: &history::Pass) -> Vec<&String> {
+    p.approval
+        .iter()
+        .flat_map(|a| a.problems.iter())
+        .chain(p.revoke_lateness.iter().flat_map(|l| l.problems.iter()))
+        .collect()
+}
+
+/// Every problem the history phase noted, its measurements' included.
+fn history_problems(h: &HistoryFigures) -> impl Iterator<Item = &String> {
+    let pass = pass_problems;
+    h.problems
+        .iter()
+        .chain(h.seed.iter().flat_map(|s| s.problems.iter()))
+        .chain(h.export.iter().flat_map(|x| x.problems.iter()))
+        .chain(pass(&h.empty))
+        .chain(pass(&h.seeded))
 }
 
 #[tokio::main]
@@ -465,6 +650,7 @@ async fn main() -> anyhow::Result<()> {
         concurrency: None,
         faults: None,
         reconcile: None,
+        history: None,
         rows: Vec::new(),
         errors: Vec::new(),
     };
@@ -486,6 +672,7 @@ async fn main() -> anyhow::Result<()> {
             Phase::Concurrency => phase_concurrency(&mut results, &sizes).await,
             Phase::Faults => phase_faults(&mut results, &sizes).await,
             Phase::Reconcile => phase_reconcile(&mut results, &sizes).await,
+            Phase::History => phase_history(&mut results, &sizes).await,
         };
         let name = format!("{phase:?}").to_lowercase();
         if let Err(err) = outcome {
@@ -532,6 +719,7 @@ async fn main() -> anyhow::Result<()> {
         .chain(results.concurrency.iter().flat_map(|c| c.violations.iter()))
         .chain(results.faults.iter().flat_map(|f| f.violations.iter()))
         .chain(results.reconcile.iter().flat_map(|r| r.problems.iter()))
+        .chain(results.history.iter().flat_map(history_problems))
         .take(40)
     {
         println!("! {problem}");

@@ -141,6 +141,9 @@ pub struct StackOptions {
     /// `RUST_LOG` of the gateway (its log goes to `<state dir>/stack.log`); default
     /// `ELEVATE_BENCH_STACK_LOG`, else `warn`.
     pub log_filter: String,
+    /// `false`: `--no-archive-pump`, the table's stream is not pumped to the archive function
+    /// (the history phase seeds hundreds of thousands of events it does not want archived).
+    pub archive_pump: bool,
 }
 
 impl StackOptions {
@@ -151,6 +154,7 @@ impl StackOptions {
             moto_port: None,
             log_filter: std::env::var("ELEVATE_BENCH_STACK_LOG")
                 .unwrap_or_else(|_| "warn".to_owned()),
+            archive_pump: true,
         }
     }
 }
@@ -201,6 +205,9 @@ impl Stack {
         if let Some(endpoint) = &options.functions_aws_endpoint {
             command.arg("--functions-aws-endpoint").arg(endpoint);
         }
+        if !options.archive_pump {
+            command.arg("--no-archive-pump");
+        }
         command
             .env("RUST_LOG", &options.log_filter)
             .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -246,7 +253,7 @@ impl Stack {
     }
 
     /// A path of stack.json, relative ones taken from the state directory's parent.
-    fn resolve(&self, path: &str) -> PathBuf {
+    pub fn resolve(&self, path: &str) -> PathBuf {
         let path = Path::new(path);
         if path.is_absolute() || path.exists() {
             path.to_path_buf()

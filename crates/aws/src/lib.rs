@@ -1,8 +1,9 @@
-//! AWS adapters of elevate's ports: one module per port. Each adapter is given its SDK client
-//! and resource names; none reads the environment (endpoints and credentials come from the
-//! `SdkConfig` the caller built). SDK errors become port errors with the SDK error kept as the
-//! source ([`AwsError`]).
+//! AWS adapters of elevate's ports: one module per port, and the audit archive on S3
+//! ([`S3Archive`]). Each adapter is given its SDK client and resource names; none reads the
+//! environment (endpoints and credentials come from the `SdkConfig` the caller built). SDK
+//! errors become port errors with the SDK error kept as the source ([`AwsError`]).
 
+pub mod archive;
 pub mod dynamo;
 pub mod error;
 pub mod iam;
@@ -10,6 +11,7 @@ pub mod lambda;
 pub mod scheduler;
 pub mod sessions;
 
+pub use archive::{ArchiveUrlError, S3Archive};
 pub use dynamo::DynamoStore;
 pub use error::AwsError;
 pub use iam::IamGroupStrategy;

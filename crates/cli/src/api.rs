@@ -220,9 +220,13 @@ pub struct RequestDetail {
     pub audit: Vec<AuditEvent>,
 }
 
+/// One page of `GET /requests`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RequestList {
     pub requests: Vec<Request>,
+    /// The cursor of the next page; absent on the last.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// The body of `POST /requests`.
@@ -338,10 +342,14 @@ impl Client {
             .await
     }
 
+    /// One page of at most `limit` requests of `scope`: the first, or the one `cursor` (the
+    /// `next` of the page before) points at.
     pub async fn list_requests(
         &self,
         scope: Scope,
         state: Option<State>,
+        limit: usize,
+        cursor: Option<&str>,
     ) -> Result<Answer<RequestList>, ApiError> {
         let mut query = vec![(
             "scope",
@@ -352,6 +360,10 @@ impl Client {
         )];
         if let Some(state) = state {
             query.push(("state", state.as_str().to_owned()));
+        }
+        query.push(("limit", limit.to_string()));
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor.to_owned()));
         }
         self.call(Method::GET, &["requests"], &query, None).await
     }

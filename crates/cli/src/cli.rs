@@ -18,7 +18,7 @@ Exit status:
   6  request --wait: granting the access FAILED
   7  request --wait: the grant already ended (EXPIRED or REVOKED)
   8  request --wait: --timeout passed while the request was still undecided
-  9  audit verify: the audit trail was tampered with";
+  9  audit verify: the audit trail was tampered with (with --archive: it differs from the archive)";
 
 /// Just-in-time, peer-approved, self-expiring AWS access.
 #[derive(Debug, Parser)]
@@ -136,6 +136,10 @@ pub struct ListArgs {
     /// Only requests in this state (PENDING, ACTIVE, ...)
     #[arg(long, value_parser = parse_state)]
     pub state: Option<State>,
+    /// Stop after this many requests (default: all of them, fetched and printed a page at a
+    /// time)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
 }
 
 fn parse_state(text: &str) -> Result<State, String> {
@@ -147,8 +151,9 @@ fn parse_state(text: &str) -> Result<State, String> {
 pub enum AuditCommand {
     /// Export the audit trail (auditors only), page by page, any size
     Export(ExportArgs),
-    /// Verify the hash chains of an export, or of the trail fetched now
-    #[command(after_help = EXIT_CODES)]
+    /// Verify the hash chains of an export, or of the trail fetched now (and compare it with
+    /// the write-once archive)
+    #[command(long_about = VERIFY_ABOUT, after_help = EXIT_CODES)]
     Verify(VerifyArgs),
 }
 
@@ -178,8 +183,57 @@ pub struct ExportArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// A jsonl export to verify (default: fetch the trail from the API)
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "archive")]
     pub file: Option<PathBuf>,
+    /// Also compare the trail with the write-once archive in this bucket (s3://bucket or
+    /// s3://bucket/prefix), read with your AWS credentials
+    #[arg(long, value_parser = parse_archive_url, value_name = "S3_URL")]
+    pub archive: Option<ArchiveUrl>,
+}
+
+/// `elevate audit verify --help`.
+const VERIFY_ABOUT: &str = "\
+Verifies the hash chain of every request: of a jsonl export (--file, offline), or of the trail \
+fetched now from the API (GET /audit, auditors only), each chain against the head its request \
+stores.
+
+With --archive s3://bucket[/prefix], the trail fetched now is also compared with the write-once \
+archive that the stack keeps in an S3 bucket under Object Lock: every archived event, the \
+anchors (every chain head pinned periodically, hourly by default, each anchor chained to the \
+previous by its hash) and the recorded \
+changes of archived events in the table. Each difference is one line naming the request and \
+event: an event altered, deleted or inserted in the table, events reordered, a request missing \
+from the table, a chain that does not verify on either side, a head an anchor pins that the \
+table or the archive lacks, an anchor altered or missing, an event changed in the table after \
+it was archived. Events younger than five minutes may still be on their way to the archive \
+and are not counted as inserted. A summary follows: requests and events in the table, events \
+in the archive, anchors and the latest one's time.
+
+The archive is read with your own AWS credentials (--profile, environment, SSO), not through \
+the API: they need s3:ListBucket and s3:GetObject on the bucket. The S3 endpoint is the SDK's \
+usual one (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL points it elsewhere, e.g. at the local \
+stack).";
+
+/// Where the write-once archive is: `s3://bucket` or `s3://bucket/prefix`, checked before any
+/// call is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveUrl(String);
+
+impl ArchiveUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ArchiveUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn parse_archive_url(text: &str) -> Result<ArchiveUrl, String> {
+    elevate_aws::archive::parse_url(text).map_err(|err| err.to_string())?;
+    Ok(ArchiveUrl(text.trim().to_owned()))
 }
 
 /// `elevate report --help`.
@@ -295,5 +349,13 @@ mod tests {
             Ok("2026-11-01T00:00:00+00:00")
         );
         assert!(parse_when("last quarter").is_err());
+    }
+
+    #[test]
+    fn archive_urls_are_checked_before_anything_runs() {
+        let url = parse_archive_url(" s3://elevate-audit/prod ").expect("url");
+        assert_eq!(url.as_str(), "s3://elevate-audit/prod");
+        let err = parse_archive_url("https://elevate-audit.s3.amazonaws.com").expect_err("https");
+        assert!(err.contains("s3://<bucket>"), "{err}");
     }
 }

@@ -153,8 +153,13 @@ impl Table {
     }
 
     pub fn render(&self) -> String {
+        self.render_in(&self.widths())
+    }
+
+    /// How wide each column's widest cell is.
+    fn widths(&self) -> Vec<usize> {
         let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
-        let widths: Vec<usize> = (0..columns)
+        (0..columns)
             .map(|c| {
                 self.rows
                     .iter()
@@ -163,7 +168,11 @@ impl Table {
                     .max()
                     .unwrap_or(0)
             })
-            .collect();
+            .collect()
+    }
+
+    /// The rows with columns `widths` wide (each at least as wide as its widest cell).
+    fn render_in(&self, widths: &[usize]) -> String {
         let mut out = String::new();
         for row in &self.rows {
             let mut line = String::new();
@@ -184,18 +193,19 @@ impl Table {
     }
 }
 
-/// The `list` table.
-pub fn requests_table(requests: &[Request]) -> String {
-    let mut table = Table::new(&[
-        "ID",
-        "FLOW",
-        "TARGET",
-        "REQUESTER",
-        "STATE",
-        "DURATION",
-        "CREATED",
-        "EXPIRES",
-    ]);
+const REQUEST_COLUMNS: [&str; 8] = [
+    "ID",
+    "FLOW",
+    "TARGET",
+    "REQUESTER",
+    "STATE",
+    "DURATION",
+    "CREATED",
+    "EXPIRES",
+];
+
+fn requests_rows(requests: &[Request]) -> Table {
+    let mut table = Table::new(&REQUEST_COLUMNS);
     for r in requests {
         table.row(vec![
             r.id.to_string(),
@@ -208,7 +218,82 @@ pub fn requests_table(requests: &[Request]) -> String {
             r.expires_at.map_or_else(|| "-".to_owned(), timestamp),
         ]);
     }
-    table.render()
+    table
+}
+
+/// The `list` table.
+pub fn requests_table(requests: &[Request]) -> String {
+    requests_rows(requests).render()
+}
+
+/// The `list` table a page at a time, for a listing of any length: the header comes with the
+/// first rows, and the columns are as wide as the rows so far need (a later page with a longer
+/// cell widens them from there on). One page alone is [`requests_table`].
+#[derive(Debug, Default)]
+pub struct RequestsTable {
+    /// Empty until rows were printed.
+    widths: Vec<usize>,
+}
+
+impl RequestsTable {
+    /// The lines of `requests`, after those of the pages before; `None` for no requests.
+    pub fn page(&mut self, requests: &[Request]) -> Option<String> {
+        if requests.is_empty() {
+            return None;
+        }
+        let table = requests_rows(requests);
+        let first = self.widths.is_empty();
+        let page = table.widths();
+        self.widths = page
+            .iter()
+            .enumerate()
+            .map(|(c, width)| (*width).max(self.widths.get(c).copied().unwrap_or(0)))
+            .collect();
+        let text = table.render_in(&self.widths);
+        if first {
+            Some(text)
+        } else {
+            text.split_once('\n').map(|(_header, rows)| rows.to_owned())
+        }
+    }
+}
+
+/// `{"requests": [...]}` written a request at a time, as `serde_json::to_string_pretty` writes
+/// the whole object: one request is held back until the next shows whether a comma follows.
+#[derive(Debug, Default)]
+pub struct JsonRequests {
+    held: Option<String>,
+}
+
+impl JsonRequests {
+    pub fn push(&mut self, out: &Out, request: &Value) {
+        let text = serde_json::to_string_pretty(request).unwrap_or_else(|_| request.to_string());
+        let indented = text
+            .lines()
+            .map(|line| format!("    {line}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        match self.held.replace(indented) {
+            Some(before) => out.result(format!("{before},")),
+            None => out.result("{\n  \"requests\": ["),
+        }
+    }
+
+    /// Closes the object; `next` (when the listing was cut short) is the cursor of the rest.
+    pub fn finish(self, out: &Out, next: Option<&str>) {
+        let comma = if next.is_some() { "," } else { "" };
+        match self.held {
+            Some(last) => {
+                out.result(last);
+                out.result(format!("  ]{comma}"));
+            }
+            None => out.result(format!("{{\n  \"requests\": []{comma}")),
+        }
+        if let Some(next) = next {
+            out.result(format!("  \"next\": {}", Value::from(next)));
+        }
+        out.result("}");
+    }
 }
 
 /// The `show` view of one request.

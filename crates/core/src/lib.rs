@@ -1,6 +1,7 @@
 //! The domain of elevate: requests and their state machine, flow rules, the flows config file,
 //! the hash-chained audit trail, and the ports the adapters implement. No AWS or Lambda crates.
 
+pub mod archive;
 pub mod audit;
 pub mod config;
 pub mod events;

@@ -12,6 +12,7 @@ use crate::config::{Flow, Person, Target};
 use crate::events::ScheduledAction;
 use crate::machine::Transition;
 use crate::model::{MessageRef, Request, RequestId, SessionsEnded, State};
+use crate::names::FlowName;
 use crate::names::TargetName;
 
 /// A failure of an outside system, with its source kept for the log.
@@ -29,8 +30,9 @@ pub enum StoreError {
     Unavailable(#[source] BoxError),
     #[error("stored item is corrupt: {0}")]
     Corrupt(String),
-    /// A page cursor this store did not hand out (or no longer reads).
-    #[error("not a cursor of this export: {0}")]
+    /// A page cursor this store did not hand out for this export or listing (or no longer
+    /// reads).
+    #[error("not a cursor of this query: {0}")]
     BadCursor(String),
 }
 
@@ -55,6 +57,149 @@ pub struct AuditPage {
     /// The cursor of the next page (opaque, URL-safe); `None` on the last page.
     pub next: Option<String>,
 }
+
+/// Which requests a listing reads, page by page ([`RequestStore::list_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListQuery {
+    /// The requests of `requester`, newest first; only those in `state` when given.
+    Requester {
+        requester: String,
+        state: Option<State>,
+    },
+    /// The requests in `state`, oldest first; only those `decider` may decide when given.
+    State {
+        state: State,
+        decider: Option<Decider>,
+    },
+}
+
+/// Whom a listing of requests in one state is for: the requests of `flows` (those the person
+/// approves), less the person's own requests in a flow not also in `self_approval`. The same
+/// rule as [`Flow::check_decider`], so a store can keep exactly those while it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decider {
+    pub person: String,
+    pub flows: Vec<FlowName>,
+    /// The flows of `flows` that let their approvers decide their own requests.
+    pub self_approval: Vec<FlowName>,
+}
+
+impl ListQuery {
+    /// Whether `request` belongs to the listing (ordering and paging aside).
+    pub fn keeps(&self, request: &Request) -> bool {
+        match self {
+            ListQuery::Requester { requester, state } => {
+                request.requester == *requester && state.is_none_or(|s| request.state == s)
+            }
+            ListQuery::State { state, decider } => {
+                request.state == *state && decider.as_ref().is_none_or(|d| d.may_decide(request))
+            }
+        }
+    }
+
+    /// Newest first (a requester's), or oldest first (a state's).
+    pub fn newest_first(&self) -> bool {
+        matches!(self, ListQuery::Requester { .. })
+    }
+
+    /// The requests a store reads for this listing, in creation order (or its reverse), to
+    /// keep those of the listing. A requester's requests in an open state come from all the
+    /// requests in that state: the open requests of everyone are few, while a requester's
+    /// history grows without end. Their requests in a final state, or in any, come from their
+    /// history.
+    pub fn partition(&self) -> ListPartition<'_> {
+        match self {
+            ListQuery::Requester {
+                state: Some(state), ..
+            } if !state.is_final() => ListPartition::State(*state),
+            ListQuery::Requester { requester, .. } => ListPartition::Requester(requester),
+            ListQuery::State { state, .. } => ListPartition::State(*state),
+        }
+    }
+
+    /// What a cursor of this listing is bound to.
+    pub fn binding(&self) -> ListBinding {
+        match self {
+            ListQuery::Requester { requester, state } => ListBinding {
+                of: ListOf::Requester,
+                who: Some(requester.clone()),
+                state: *state,
+            },
+            ListQuery::State { state, decider } => ListBinding {
+                of: ListOf::State,
+                who: decider.as_ref().map(|d| d.person.clone()),
+                state: Some(*state),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ListQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.binding().fmt(f)
+    }
+}
+
+/// The requests a listing reads from: one requester's, or those in one state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListPartition<'a> {
+    Requester(&'a str),
+    State(State),
+}
+
+/// What a listing's cursor is bound to: its kind, whose it is, and its state. A decider's
+/// flows are not part of it: they come from elevate.toml, and the next page after a change
+/// of the file reads on from the same place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListBinding {
+    pub of: ListOf,
+    pub who: Option<String>,
+    pub state: Option<State>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListOf {
+    /// A requester's requests.
+    Requester,
+    /// The requests in one state (that one person may decide, or all).
+    State,
+}
+
+impl std::fmt::Display for ListBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state.map(|s| format!("{s} ")).unwrap_or_default();
+        let who = self.who.as_deref().unwrap_or("?");
+        match (self.of, &self.who) {
+            (ListOf::Requester, _) => write!(f, "the {state}requests of {who}"),
+            (ListOf::State, Some(_)) => write!(f, "the {state}requests {who} may decide"),
+            (ListOf::State, None) => write!(f, "the {state}requests"),
+        }
+    }
+}
+
+impl Decider {
+    pub fn may_decide(&self, request: &Request) -> bool {
+        self.flows.contains(&request.flow)
+            && (request.requester != self.person || self.self_approval.contains(&request.flow))
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListPage {
+    /// In the listing's order, each page after the one before.
+    pub requests: Vec<Request>,
+    /// The cursor of the next page (opaque, URL-safe); `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// How many items a store reads at most for one page of a listing that filters what it reads
+/// (say a requester's DENIED requests from their whole history). A page that reaches it ends
+/// early, with fewer requests than asked (even none) and a `next`, so one call's work stays
+/// bounded however few items match.
+pub const LIST_READ_BUDGET: usize = 1000;
 
 /// What a store checks before every write of a request with its audit event: both describe
 /// the same step, or the audit chain would lie. A pair that disagrees is a bug of the caller,
@@ -97,14 +242,29 @@ pub trait RequestStore: Send + Sync {
     /// Records where the request was announced. Not a state change, so no audit event.
     async fn set_message(&self, id: &RequestId, message: &MessageRef) -> Result<(), StoreError>;
     /// Requests of one requester, newest first: those in any of `states`, or all of them
-    /// when `states` is empty.
+    /// when `states` is empty. Reads them all: for internal checks on open states (few), not
+    /// for listings people page through, which use [`RequestStore::list_page`].
     async fn list_by_requester(
         &self,
         requester: &str,
         states: &[State],
     ) -> Result<Vec<Request>, StoreError>;
-    /// Requests in one state, oldest first.
+    /// Requests in one state, oldest first. Reads them all: for the sweep and reconciliation,
+    /// which act on every open request.
     async fn list_by_state(&self, state: State) -> Result<Vec<Request>, StoreError>;
+    /// One page of the listing `query`: at most `limit` requests (at least 1 is asked for)
+    /// from where `after` (the `next` of the page before; `None` for the first page) says, in
+    /// the listing's order. Reads only what the page needs: the items of one index partition
+    /// from the cursor on, up to one past the page, or [`LIST_READ_BUDGET`] items when a filter
+    /// keeps few of them (then the page may hold fewer requests, even none, and still have a
+    /// `next`). The listing ends where `next` is absent. A cursor handed out for another query,
+    /// or altered, is `BadCursor`.
+    async fn list_page(
+        &self,
+        query: &ListQuery,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, StoreError>;
     /// The audit events of one request, by sequence number.
     async fn audit_events(&self, id: &RequestId) -> Result<Vec<AuditEvent>, StoreError>;
     /// Every audit event at or after `since` (all when `None`), ordered by time.

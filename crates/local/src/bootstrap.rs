@@ -1,8 +1,9 @@
 //! What `elevate-local up` creates in moto before the functions start: the tutorial's
 //! escalation strategy (role `SymDemoEscalated`, group `SymDemoAdmins` allowed to assume it, the
 //! demo bucket only that role may use: infra/strategy.yaml), the groups the flows grant,
-//! elevate's table, schedule group and Slack secret, and one IAM user with an access key per
-//! person. Everything tolerates finding it already there.
+//! elevate's table (with its stream), schedule group (with the sweep and anchor schedules),
+//! Slack secret and audit archive bucket (Object Lock, COMPLIANCE), and one IAM user with an
+//! access key per person. Everything tolerates finding it already there.
 
 use std::fmt;
 use std::path::Path;
@@ -33,6 +34,13 @@ pub const CUSTOM_TARGET_GROUP: &str = "SymDemoCustom";
 /// The role the schedules name (moto's Scheduler never assumes it).
 pub const SCHEDULER_ROLE: &str = "elevate-local-scheduler";
 pub const REGION: &str = "us-east-1";
+/// The default retention of the local archive bucket: long enough for any local run, short
+/// enough that moto's data is no burden (the template keeps years).
+pub const ARCHIVE_RETENTION_DAYS: i32 = 1;
+/// The anchor schedule's name and expression (template.yaml's `AnchorSchedule`, at its default
+/// `AnchorIntervalMinutes`).
+pub const ANCHOR_SCHEDULE: &str = "anchor";
+pub const ANCHOR_EXPRESSION: &str = "rate(60 minutes)";
 
 /// A bootstrap step failed: which one, and what moto said.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +73,8 @@ pub struct Names {
     pub table: String,
     pub schedule_group: String,
     pub slack_secret: String,
+    /// The audit archive's bucket (`ELEVATE_ARCHIVE_BUCKET`).
+    pub archive_bucket: String,
 }
 
 impl Default for Names {
@@ -73,6 +83,7 @@ impl Default for Names {
             table: "elevate-local".to_owned(),
             schedule_group: "elevate-local".to_owned(),
             slack_secret: "elevate-local/slack".to_owned(),
+            archive_bucket: format!("elevate-local-archive-{MOTO_ACCOUNT_ID}"),
         }
     }
 }
@@ -113,6 +124,8 @@ pub struct Bootstrapped {
     pub demo_bucket: Option<String>,
     pub scheduler_role_arn: String,
     pub slack_secret_arn: String,
+    /// The audit archive's bucket, under Object Lock.
+    pub archive_bucket: String,
     pub users: LocalUsers,
 }
 
@@ -221,7 +234,11 @@ pub async fn bootstrap(
             "Statement": [{
                 "Effect": "Allow",
                 "Action": "lambda:InvokeFunction",
-                "Resource": [functions::function_arn(functions::REVOKE), functions::function_arn(functions::ESCALATE)],
+                "Resource": [
+                    functions::function_arn(functions::REVOKE),
+                    functions::function_arn(functions::ESCALATE),
+                    functions::function_arn(functions::ARCHIVE),
+                ],
             }],
         }),
     )
@@ -234,13 +251,17 @@ pub async fn bootstrap(
         .await
         .map_err(|e| BootstrapError::new(format!("schedule group {}", names.schedule_group), e))?;
     sweep_schedule(sdk, &names.schedule_group, &scheduler_role_arn).await?;
+    anchor_schedule(sdk, &names.schedule_group, &scheduler_role_arn).await?;
+    archive_bucket(sdk, &names.archive_bucket).await?;
     let slack_secret_arn = slack_secret(sdk, &names.slack_secret, slack).await?;
 
     let users = LocalUsers::provision(&iam, config)
         .await
         .map_err(|e| BootstrapError::new("local users", e))?;
+    // The profiles' `endpoint_url` is moto, so that what people run with them (the CLI's
+    // archive reads, the AWS CLI) reaches the local AWS, never the real one.
     users
-        .write_profiles(aws_dir, REGION)
+        .write_profiles_with_endpoint(aws_dir, REGION, Some(moto_endpoint))
         .map_err(|e| BootstrapError::new("AWS profiles", e))?;
 
     Ok(Bootstrapped {
@@ -249,6 +270,7 @@ pub async fn bootstrap(
         demo_bucket,
         scheduler_role_arn,
         slack_secret_arn,
+        archive_bucket: names.archive_bucket.clone(),
         users,
     })
 }
@@ -260,14 +282,56 @@ async fn sweep_schedule(
     group: &str,
     role_arn: &str,
 ) -> Result<(), BootstrapError> {
+    let sweep = ScheduledAction::Sweep;
+    let input = serde_json::to_string(&sweep)
+        .map_err(|e| BootstrapError::new(format!("sweep schedule in {group}"), e))?;
+    ensure_schedule(
+        sdk,
+        group,
+        &sweep.schedule_name(),
+        "rate(5 minutes)",
+        &functions::function_arn(functions::REVOKE),
+        role_arn,
+        input,
+    )
+    .await
+}
+
+/// template.yaml's `AnchorSchedule`: the archive function's anchor of every chain head, which
+/// the pump fires like any other schedule.
+async fn anchor_schedule(
+    sdk: &SdkConfig,
+    group: &str,
+    role_arn: &str,
+) -> Result<(), BootstrapError> {
+    ensure_schedule(
+        sdk,
+        group,
+        ANCHOR_SCHEDULE,
+        ANCHOR_EXPRESSION,
+        &functions::function_arn(functions::ARCHIVE),
+        role_arn,
+        elevate_archive::ANCHOR_INPUT.to_owned(),
+    )
+    .await
+}
+
+/// A recurring schedule invoking `target_arn` with `input`, unless one of that name exists.
+async fn ensure_schedule(
+    sdk: &SdkConfig,
+    group: &str,
+    name: &str,
+    expression: &str,
+    target_arn: &str,
+    role_arn: &str,
+    input: String,
+) -> Result<(), BootstrapError> {
     use aws_sdk_scheduler::types::{
         FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target,
     };
-    let step = || format!("sweep schedule in {group}");
-    let sweep = ScheduledAction::Sweep;
-    let input = serde_json::to_string(&sweep).map_err(|e| BootstrapError::new(step(), e))?;
+    let step = || format!("{name} schedule in {group}");
     let target = Target::builder()
-        .arn(functions::function_arn(functions::REVOKE))
+        .arn(target_arn)
         .role_arn(role_arn)
         .input(input)
         .build()
@@ -278,9 +342,9 @@ async fn sweep_schedule(
         .map_err(|e| BootstrapError::new(step(), e))?;
     let created = aws_sdk_scheduler::Client::new(sdk)
         .create_schedule()
-        .name(sweep.schedule_name())
+        .name(name)
         .group_name(group)
-        .schedule_expression("rate(5 minutes)")
+        .schedule_expression(expression)
         .flexible_time_window(window)
         .target(target)
         .state(ScheduleState::Enabled)
@@ -297,6 +361,14 @@ async fn sweep_schedule(
         }
         Err(err) => Err(sdk_error(step(), err)),
     }
+}
+
+/// template.yaml's `ArchiveBucket`, locally: Object Lock with a default COMPLIANCE retention.
+async fn archive_bucket(sdk: &SdkConfig, bucket: &str) -> Result<(), BootstrapError> {
+    let s3 = aws_sdk_s3::Client::new(sdk);
+    elevate_aws::S3Archive::create_bucket(&s3, bucket, ARCHIVE_RETENTION_DAYS)
+        .await
+        .map_err(|e| BootstrapError::new(format!("archive bucket {bucket}"), e))
 }
 
 /// The role's ARN and id, created with an hour's maximum session unless it exists.

@@ -6,7 +6,8 @@
 //! request, request context included, as under `lambda_http::run`), and answers payload 2.0
 //! responses. approve, escalate, revoke and the example target get the JSON event as it is
 //! (approve and revoke turn API events into requests the same way); an `Err` becomes the
-//! function error Lambda reports (`errorType`, `errorMessage`).
+//! function error Lambda reports (`errorType`, `errorMessage`). The archive function gets the
+//! table's stream batches from [`crate::streams`] and its anchor task from the anchor schedule.
 
 use std::sync::Arc;
 
@@ -23,9 +24,10 @@ pub const APPROVE: &str = "elevate-approve";
 pub const ESCALATE: &str = "elevate-escalate";
 pub const REVOKE: &str = "elevate-revoke";
 pub const EXAMPLE_TARGET: &str = "elevate-example-target";
+pub const ARCHIVE: &str = "elevate-archive";
 
 /// Every function the local stack runs, by the name it has in template.yaml.
-pub const NAMES: [&str; 5] = [REQUEST, APPROVE, ESCALATE, REVOKE, EXAMPLE_TARGET];
+pub const NAMES: [&str; 6] = [REQUEST, APPROVE, ESCALATE, REVOKE, EXAMPLE_TARGET, ARCHIVE];
 
 /// The ARN a function has in the local account (what schedules and flow targets name).
 pub fn function_arn(name: &str) -> String {
@@ -50,6 +52,7 @@ pub struct Functions {
     pub escalate: App,
     pub revoke: App,
     pub example_target: ExampleTarget,
+    pub archive: elevate_archive::Archiver,
 }
 
 /// The [`Dispatcher`] running [`Functions`] in process.
@@ -98,6 +101,10 @@ impl Dispatcher for InProcess {
                 let target = &f.example_target;
                 Ok(elevate_example_target::handle(&target.iam, &target.group, payload).await)
             }
+            // A stream batch (answered with its batchItemFailures) or the anchor task.
+            ARCHIVE => elevate_archive::handle(&f.archive, payload)
+                .await
+                .map_err(|error| function_error(error.into())),
             other => Err(DispatchError::UnknownFunction(other.to_owned())),
         }
     }

@@ -153,6 +153,17 @@ impl LocalUsers {
     /// (`[<person>]` with the key), for `AWS_CONFIG_FILE` / `AWS_SHARED_CREDENTIALS_FILE`.
     /// Both files are replaced; the credentials file is readable by its owner only.
     pub fn write_profiles(&self, dir: &Path, region: &str) -> Result<(), IdentityError> {
+        self.write_profiles_with_endpoint(dir, region, None)
+    }
+
+    /// [`LocalUsers::write_profiles`], each profile also with the SDKs' standard `endpoint_url`
+    /// when one is given: every AWS call made with the profile goes there.
+    pub fn write_profiles_with_endpoint(
+        &self,
+        dir: &Path,
+        region: &str,
+        endpoint_url: Option<&str>,
+    ) -> Result<(), IdentityError> {
         let write_error = |path: &Path| {
             let path = path.display().to_string();
             move |source| IdentityError::Write { path, source }
@@ -166,6 +177,9 @@ impl LocalUsers {
         for user in &self.users {
             let person = &user.caller.person;
             config.push_str(&format!("\n[profile {person}]\nregion = {region}\n"));
+            if let Some(endpoint) = endpoint_url {
+                config.push_str(&format!("endpoint_url = {endpoint}\n"));
+            }
             credentials.push_str(&format!(
                 "\n[{person}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
                 user.caller.access_key, user.secret_access_key

@@ -6,6 +6,8 @@
 //! - [`apigw`]: the HTTP API of docs/contracts.md: routes, caller check, payload 2.0 events.
 //! - [`invoke_api`]: the Lambda Invoke API (Event and RequestResponse).
 //! - [`pump`]: fires moto's schedules, which moto never does.
+//! - [`streams`]: delivers the table's stream to the archive function, as Lambda's event source
+//!   mapping does.
 //! - [`slack_page`]: Slack, locally: the stand-in's messages with working buttons, `/elevate`
 //!   and its modal, signed like Slack's.
 //! - [`bootstrap`]: the tutorial's resources and elevate's own, created in moto.
@@ -24,3 +26,4 @@ pub mod pump;
 pub mod sigv4;
 pub mod slack_page;
 pub mod stack;
+pub mod streams;

@@ -47,6 +47,10 @@ struct UpArgs {
     /// the stack (and moto) stopped however it exits
     #[arg(long)]
     stop_on_stdin_eof: bool,
+    /// Leave the archive stream pump off: audit events are not delivered to the archive
+    /// function (`make bench` seeds a history it does not want archived into moto's S3)
+    #[arg(long)]
+    no_archive_pump: bool,
 }
 
 fn main() -> ExitCode {
@@ -82,6 +86,7 @@ async fn up(args: UpArgs) -> ExitCode {
         port: args.port,
         moto_port: args.moto_port,
         functions_aws_endpoint: args.functions_aws_endpoint,
+        archive_pump: !args.no_archive_pump,
     };
     let stack = tokio::select! {
         started = Stack::up(options) => match started {
@@ -151,6 +156,10 @@ fn summary(stack: &Stack) -> String {
         format!("  API          {}", info.api_url),
         format!("  Slack page   {}", info.slack_page),
         format!("  moto         {}", info.moto_endpoint),
+        format!(
+            "  archive      {} (elevate audit verify --archive {})",
+            info.archive_bucket, info.archive_url
+        ),
         format!(
             "  created      SymDemoAdmins, SymDemoEscalated, {bucket}, table {}, schedule group {},",
             info.table, info.schedule_group

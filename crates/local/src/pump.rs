@@ -581,6 +581,17 @@ pub struct PumpHandle {
 }
 
 impl PumpHandle {
+    /// The handle of a pump spawned as `task`, which ends once `stop` fires.
+    pub(crate) fn from_parts(
+        stop: tokio::sync::oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<()>,
+    ) -> Self {
+        PumpHandle {
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
     /// Stops polling and waits for the pump to end (invocations under way are abandoned).
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

@@ -1,6 +1,7 @@
-//! `elevate-local up`: moto, the tutorial's resources, the four functions in process behind
-//! the API routes, the Lambda Invoke API, the Scheduler pump and the Slack stand-in with its
-//! page, all on one loopback port (docs/contracts.md, "Local stack").
+//! `elevate-local up`: moto, the tutorial's resources, the functions in process behind the API
+//! routes, the Lambda Invoke API, the Scheduler pump, the table's stream pump (to the archive
+//! function) and the Slack stand-in with its page, all on one loopback port (docs/contracts.md,
+//! "Local stack").
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -12,7 +13,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use elevate_core::config::Config;
-use elevate_runtime::{Env, EnvSpec};
+use elevate_runtime::{ArchiveEnv, Env, EnvSpec};
 use elevate_slack::standin::StandinState;
 use elevate_testkit::Moto;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,10 @@ use crate::functions::{self, ExampleTarget, Functions, InProcess};
 use crate::invoke_api::{self, AsyncPolicy};
 use crate::pump::{Pump, PumpConfig, PumpHandle};
 use crate::slack_page::SlackPage;
+use crate::streams::{KeyPrefix, StreamPump, StreamPumpConfig};
+
+/// template.yaml's `FilterCriteria` of the archive function's stream mapping: audit events only.
+const ARCHIVE_FILTER: (&str, &str) = ("sk", "EVT#");
 
 /// What `elevate-local up` is told.
 #[derive(Debug, Clone)]
@@ -40,6 +45,9 @@ pub struct UpOptions {
     /// Where the functions (not the bootstrap, not the pump) send their AWS calls; moto when
     /// `None`.
     pub functions_aws_endpoint: Option<String>,
+    /// Pump the table's stream to the archive function (`false`: `--no-archive-pump`, for a
+    /// bench that seeds a history it does not want archived into moto's S3).
+    pub archive_pump: bool,
 }
 
 impl Default for UpOptions {
@@ -50,6 +58,7 @@ impl Default for UpOptions {
             port: 4000,
             moto_port: 0,
             functions_aws_endpoint: None,
+            archive_pump: true,
         }
     }
 }
@@ -94,6 +103,10 @@ pub struct StackInfo {
     pub moto_endpoint: String,
     pub table: String,
     pub schedule_group: String,
+    /// The audit archive's bucket in moto, and the same as `s3://<bucket>` for
+    /// `elevate audit verify --archive`.
+    pub archive_bucket: String,
+    pub archive_url: String,
     pub aws_config_file: String,
     pub aws_credentials_file: String,
     pub signing_secret: String,
@@ -112,7 +125,7 @@ impl std::fmt::Debug for StackInfo {
     }
 }
 
-/// A running stack. [`Stack::stop`] (or dropping it) stops the gateway, the pump and moto.
+/// A running stack. [`Stack::stop`] (or dropping it) stops the gateway, the pumps and moto.
 pub struct Stack {
     info: StackInfo,
     addr: SocketAddr,
@@ -123,6 +136,7 @@ pub struct Stack {
     stop_server: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     pump: Option<PumpHandle>,
+    stream_pump: Option<PumpHandle>,
     /// Killed on drop, after everything that talks to it.
     moto: Option<Moto>,
 }
@@ -220,10 +234,21 @@ impl Stack {
 
         let pump = Pump::new(
             aws_sdk_scheduler::Client::new(&aws),
-            dispatcher,
+            dispatcher.clone(),
             PumpConfig::new(names.schedule_group.clone()),
         )
         .spawn();
+        let (attribute, prefix) = ARCHIVE_FILTER;
+        let stream_pump = options.archive_pump.then(|| {
+            StreamPump::new(
+                aws_sdk_dynamodb::Client::new(&aws),
+                aws_sdk_dynamodbstreams::Client::new(&aws),
+                dispatcher,
+                StreamPumpConfig::new(names.table.clone(), functions::ARCHIVE)
+                    .with_filter(KeyPrefix::new(attribute, prefix)),
+            )
+            .spawn()
+        });
 
         let aws_config_file = aws_dir.join("config");
         let aws_credentials_file = aws_dir.join("credentials");
@@ -234,6 +259,8 @@ impl Stack {
             moto_endpoint,
             table: names.table.clone(),
             schedule_group: names.schedule_group.clone(),
+            archive_bucket: names.archive_bucket.clone(),
+            archive_url: format!("s3://{}", names.archive_bucket),
             aws_config_file: aws_config_file.display().to_string(),
             aws_credentials_file: aws_credentials_file.display().to_string(),
             signing_secret: slack.signing_secret.clone(),
@@ -258,6 +285,7 @@ impl Stack {
             stop_server: Some(stop_server),
             server: Some(server),
             pump: Some(pump),
+            stream_pump,
             moto: Some(moto),
         };
         stack.write_stack_json()?;
@@ -302,10 +330,13 @@ impl Stack {
         &self.stack_json
     }
 
-    /// Stops the pump and the gateway (letting open requests finish), then moto, and removes
+    /// Stops the pumps and the gateway (letting open requests finish), then moto, and removes
     /// stack.json.
     pub async fn stop(mut self) {
         if let Some(pump) = self.pump.take() {
+            pump.stop().await;
+        }
+        if let Some(pump) = self.stream_pump.take() {
             pump.stop().await;
         }
         if let Some(stop) = self.stop_server.take() {
@@ -333,6 +364,7 @@ impl Drop for Stack {
             server.abort();
         }
         self.pump.take();
+        self.stream_pump.take();
         self.moto.take();
         if self.stack_json.exists() {
             let _ = std::fs::remove_file(&self.stack_json);
@@ -383,6 +415,7 @@ fn function_variables(
         ),
         ("SLACK_API_URL", format!("{base_url}/api")),
         ("ELEVATE_CONFIG_PATH", config_path.display().to_string()),
+        ("ELEVATE_ARCHIVE_BUCKET", names.archive_bucket.clone()),
         (
             "EXAMPLE_TARGET_GROUP",
             bootstrap::CUSTOM_TARGET_GROUP.to_owned(),
@@ -433,7 +466,18 @@ async fn start_functions(env: &FunctionEnv, sdk: &SdkConfig) -> Result<Functions
             iam: aws_sdk_iam::Client::new(sdk),
             group: group.to_owned(),
         },
+        archive: archiver(env, sdk)?,
     })
+}
+
+/// The archive function's cold start, as `elevate_runtime::start_archive` does it: its own
+/// environment (the table and the bucket; no flows, no Slack).
+fn archiver(env: &FunctionEnv, sdk: &SdkConfig) -> Result<elevate_archive::Archiver, UpError> {
+    let mut archive_env = ArchiveEnv::from_lookup(|name| env.get(name).map(str::to_owned))
+        .map_err(|e| UpError::Function(format!("{}: {e}", functions::ARCHIVE)))?;
+    archive_env.function_name = functions::ARCHIVE.to_owned();
+    let parts = elevate_runtime::build_archive(&archive_env, sdk);
+    Ok(elevate_archive::Archiver::from_parts(parts))
 }
 
 /// Points Lambda clients at the gateway, the way `AWS_ENDPOINT_URL_LAMBDA` does.
@@ -539,6 +583,8 @@ mod tests {
             moto_endpoint: String::new(),
             table: String::new(),
             schedule_group: String::new(),
+            archive_bucket: String::new(),
+            archive_url: String::new(),
             aws_config_file: String::new(),
             aws_credentials_file: String::new(),
             signing_secret: "very-secret".into(),

@@ -6,15 +6,16 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use elevate_aws::{
     DynamoStore, EventBridgeScheduler, IamGroupStrategy, LambdaEscalation, LambdaFollowUps,
-    LambdaInvoker, LambdaStrategy, SchedulerTarget,
+    LambdaInvoker, LambdaStrategy, S3Archive, SchedulerTarget,
 };
-use elevate_core::ports::{Invoker, StrategyRouter, SystemClock};
+use elevate_core::archive::Archive;
+use elevate_core::ports::{Invoker, RequestStore, StrategyRouter, SystemClock};
 use elevate_core::service::{App, Settings};
 use elevate_core::Config;
 use elevate_slack::SlackNotifier;
 
 use crate::config::ConfigLoadError;
-use crate::env::{Env, EnvError, EnvSpec};
+use crate::env::{ArchiveEnv, Env, EnvError, EnvSpec};
 use crate::secrets::{SecretsError, SlackSecrets};
 
 /// The App of a function with the adapters of the real world: DynamoDB, IAM (and custom target
@@ -114,6 +115,43 @@ pub async fn start(spec: EnvSpec) -> Result<Started, StartError> {
     result
 }
 
+/// What the archive function works with: the table (the anchors read its audit events) and
+/// the archive in S3. Neither Slack nor the scheduler.
+#[derive(Clone)]
+pub struct ArchiveParts {
+    pub store: Arc<dyn RequestStore>,
+    pub archive: Arc<dyn Archive>,
+}
+
+/// The archive function's adapters over SDK clients of `sdk`: [`DynamoStore`] on
+/// `ELEVATE_TABLE`, [`S3Archive`] on `ELEVATE_ARCHIVE_BUCKET` under `ELEVATE_ARCHIVE_PREFIX`.
+pub fn build_archive(env: &ArchiveEnv, sdk: &SdkConfig) -> ArchiveParts {
+    ArchiveParts {
+        store: Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            env.table.clone(),
+        )),
+        archive: Arc::new(S3Archive::new(
+            aws_sdk_s3::Client::new(sdk),
+            env.bucket.clone(),
+            &env.prefix,
+        )),
+    }
+}
+
+/// The archive function's cold start: JSON logs, its environment ([`ArchiveEnv`]), the SDK
+/// config, and its adapters. No flows config and no Slack secret: it reads neither.
+pub async fn start_archive() -> Result<(ArchiveEnv, ArchiveParts), StartError> {
+    crate::init_tracing();
+    let env = ArchiveEnv::from_env().inspect_err(|err| {
+        tracing::error!(error = %err, "cannot start");
+    })?;
+    let sdk = crate::aws_config().await;
+    let parts = build_archive(&env, &sdk);
+    tracing::info!(table = %env.table, bucket = %env.bucket, prefix = %env.prefix, "archive started");
+    Ok((env, parts))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +206,22 @@ mod tests {
         );
         let app = build_app(&env, config, &sdk, &secrets()).expect("app");
         assert!(app.config.flow("infra_access").is_some());
+    }
+
+    /// Without a region or credentials, as at a cold start before the first call resolves them.
+    #[test]
+    fn builds_the_archive_parts() {
+        let env = ArchiveEnv::from_lookup(|name| match name {
+            "ELEVATE_TABLE" => Some("elevate".into()),
+            "ELEVATE_ARCHIVE_BUCKET" => Some("elevate-archive".into()),
+            _ => None,
+        })
+        .expect("env");
+        let sdk = SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let ArchiveParts { store, archive } = build_archive(&env, &sdk);
+        drop((store, archive));
     }
 
     #[test]

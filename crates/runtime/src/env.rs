@@ -40,6 +40,66 @@ impl EnvSpec {
     };
 }
 
+/// The environment of the archive function, which needs none of the others' groups (no
+/// scheduler, no escalation, no Slack): `ELEVATE_TABLE`, `ELEVATE_ARCHIVE_BUCKET` and an
+/// optional `ELEVATE_ARCHIVE_PREFIX`. Read with [`ArchiveEnv::from_env`]; built into the
+/// function's adapters by [`crate::build_archive`].
+///
+/// (Not an [`EnvSpec`]: every function's [`Env`] requires the scheduler and Slack variables,
+/// and an `EnvSpec` field more would break the struct literals of its users.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveEnv {
+    /// `ELEVATE_TABLE`: the anchors read the audit events from it.
+    pub table: String,
+    /// `ELEVATE_ARCHIVE_BUCKET`: the S3 bucket (with Object Lock) of the archive.
+    pub bucket: String,
+    /// `ELEVATE_ARCHIVE_PREFIX`: the folder of the archive in the bucket, empty for none
+    /// (leading and trailing `/` removed).
+    pub prefix: String,
+    /// Like [`Env::function_name`].
+    pub function_name: String,
+}
+
+impl ArchiveEnv {
+    /// Reads the process environment. An empty variable counts as unset.
+    pub fn from_env() -> Result<ArchiveEnv, EnvError> {
+        ArchiveEnv::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables through `lookup` (tests and the local stack pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<ArchiveEnv, EnvError> {
+        let optional = |name: &'static str| {
+            lookup(name)
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
+        let required = |name: &'static str| optional(name).ok_or(EnvError::Missing(name));
+        let table = required("ELEVATE_TABLE")?;
+        let bucket = required("ELEVATE_ARCHIVE_BUCKET")?;
+        let (bucket, _) =
+            elevate_aws::archive::parse_url(&format!("s3://{bucket}")).map_err(|err| {
+                EnvError::Invalid {
+                    name: "ELEVATE_ARCHIVE_BUCKET",
+                    message: err.why,
+                }
+            })?;
+        let prefix = optional("ELEVATE_ARCHIVE_PREFIX").unwrap_or_default();
+        let prefix = prefix.trim_matches('/').to_owned();
+        if prefix.contains("//") {
+            return Err(EnvError::Invalid {
+                name: "ELEVATE_ARCHIVE_PREFIX",
+                message: format!("`{prefix}` has an empty folder (`//`)"),
+            });
+        }
+        Ok(ArchiveEnv {
+            table,
+            bucket,
+            prefix,
+            function_name: function_name(&lookup),
+        })
+    }
+}
+
 /// What the schedules are made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchedulerEnv {
@@ -116,12 +176,7 @@ impl Env {
             });
         }
         let config_path = optional("ELEVATE_CONFIG_PATH").map(PathBuf::from);
-        let function_name = optional("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| {
-            std::env::current_exe()
-                .ok()
-                .and_then(|path| path.file_stem()?.to_str().map(str::to_owned))
-                .unwrap_or_else(|| "elevate".to_owned())
-        });
+        let function_name = function_name(&lookup);
 
         Ok(Env {
             table,
@@ -148,6 +203,19 @@ impl Env {
             .as_deref()
             .ok_or(EnvError::Missing("ELEVATE_ESCALATE_FUNCTION"))
     }
+}
+
+/// `AWS_LAMBDA_FUNCTION_NAME` (set by Lambda), else the executable's name.
+fn function_name(lookup: &impl Fn(&str) -> Option<String>) -> String {
+    lookup("AWS_LAMBDA_FUNCTION_NAME")
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+        .unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|path| path.file_stem()?.to_str().map(str::to_owned))
+                .unwrap_or_else(|| "elevate".to_owned())
+        })
 }
 
 #[cfg(test)]
@@ -269,6 +337,50 @@ mod tests {
             ] {
                 assert_eq!(read(spec, &vars), Err(EnvError::Missing(name)), "{spec:?}");
             }
+        }
+    }
+
+    #[test]
+    fn the_archive_needs_its_bucket_and_the_table_only() {
+        let vars = HashMap::from([
+            ("ELEVATE_TABLE", "elevate"),
+            ("ELEVATE_ARCHIVE_BUCKET", "elevate-archive-123"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "elevate-archive"),
+        ]);
+        let read = |vars: &HashMap<&str, &str>| {
+            ArchiveEnv::from_lookup(|name| vars.get(name).map(|v| (*v).to_owned()))
+        };
+        let env = read(&vars).expect("env");
+        assert_eq!(
+            env,
+            ArchiveEnv {
+                table: "elevate".into(),
+                bucket: "elevate-archive-123".into(),
+                prefix: String::new(),
+                function_name: "elevate-archive".into(),
+            }
+        );
+
+        let mut with_prefix = vars.clone();
+        with_prefix.insert("ELEVATE_ARCHIVE_PREFIX", "/prod/audit/");
+        assert_eq!(read(&with_prefix).expect("env").prefix, "prod/audit");
+
+        for name in ["ELEVATE_TABLE", "ELEVATE_ARCHIVE_BUCKET"] {
+            let mut without = vars.clone();
+            without.insert(name, " ");
+            assert_eq!(read(&without), Err(EnvError::Missing(name)));
+        }
+        for (name, bad) in [
+            ("ELEVATE_ARCHIVE_BUCKET", "s3://elevate-archive"),
+            ("ELEVATE_ARCHIVE_PREFIX", "prod//audit"),
+        ] {
+            let mut vars = vars.clone();
+            vars.insert(name, bad);
+            let err = read(&vars).expect_err(bad);
+            assert!(
+                matches!(&err, EnvError::Invalid { name: named, .. } if *named == name),
+                "{err}"
+            );
         }
     }
 

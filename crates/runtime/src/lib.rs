@@ -1,7 +1,8 @@
 //! What every elevate function's `main` shares: the environment read once into [`Env`], the
 //! flows config (embedded at build time, or read from `ELEVATE_CONFIG_PATH`), JSON logs, the
 //! AWS SDK config and the Slack secrets, and the [`App`](elevate_core::service::App) built from
-//! them ([`start`], [`build_app`]).
+//! them ([`start`], [`build_app`]). The archive function needs less: its own [`ArchiveEnv`] and
+//! the table and archive adapters ([`start_archive`], [`build_archive`]).
 //!
 //! ```no_run
 //! # async fn main_body() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,10 +20,10 @@ mod config;
 mod env;
 mod secrets;
 
-pub use app::{build_app, start, StartError, Started};
+pub use app::{build_app, build_archive, start, start_archive, ArchiveParts, StartError, Started};
 pub use aws_config::SdkConfig;
 pub use config::{embedded_config, load_config, load_config_from, ConfigLoadError};
-pub use env::{Env, EnvError, EnvSpec, SchedulerEnv, DEFAULT_SLACK_API_URL};
+pub use env::{ArchiveEnv, Env, EnvError, EnvSpec, SchedulerEnv, DEFAULT_SLACK_API_URL};
 pub use secrets::{slack_secrets, SecretsError, SlackSecrets};
 
 use tracing_subscriber::EnvFilter;

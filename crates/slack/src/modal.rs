@@ -39,8 +39,9 @@ const MAX_OPTION_VALUE: usize = 150;
 const MAX_PLACEHOLDER: usize = 150;
 const MAX_HINT: usize = 2000;
 
-/// Requests `/elevate list` shows; the CLI lists them all.
-const MAX_LISTED: usize = 20;
+/// Requests `/elevate list` shows (the newest page of the person's requests); the CLI lists
+/// them all.
+pub const MAX_LISTED: usize = 20;
 /// Field errors are shown under a form field: a sentence or two.
 const MAX_ERROR_CHARS: usize = 300;
 /// Longest flow or target name shown in a list line.
@@ -441,9 +442,10 @@ fn ephemeral(message: Message) -> Value {
 }
 
 /// The answer to `/elevate list`: the user's requests, newest first, one line each (no
-/// reasons: they are the user's text). At most 20; the CLI lists them all.
-pub fn requests_answer(requests: &[Request]) -> Value {
-    if requests.is_empty() {
+/// reasons: they are the user's text). At most 20; the CLI lists them all. `older` says that
+/// the user has older requests than those given (which are then not all of them).
+pub fn requests_answer(requests: &[Request], older: bool) -> Value {
+    if requests.is_empty() && !older {
         return ephemeral_answer("You have no requests.");
     }
     let mut newest: Vec<&Request> = requests.iter().collect();
@@ -464,21 +466,35 @@ pub fn requests_answer(requests: &[Request]) -> Value {
         })
     }));
     let more = newest.len().saturating_sub(MAX_LISTED);
-    if more > 0 {
+    let (more, total) = match (more, older) {
+        (0, false) => (None, format!("You have {}.", count(newest.len()))),
+        (more, false) => (
+            Some(format!(
+                "{more} older {}",
+                if more == 1 { "one" } else { "ones" }
+            )),
+            format!("You have {}.", count(newest.len())),
+        ),
+        (_, true) => (
+            Some("older ones".to_owned()),
+            format!(
+                "You have more than {}.",
+                count(newest.len().min(MAX_LISTED))
+            ),
+        ),
+    };
+    if let Some(more) = more {
         blocks.push(json!({
             "type": "context",
             "elements": [{
                 "type": "mrkdwn",
-                "text": format!(
-                    "…and {more} older {}: `elevate list` shows them all.",
-                    if more == 1 { "one" } else { "ones" }
-                ),
+                "text": format!("…and {more}: `elevate list` shows them all."),
             }],
         }));
     }
     json!({
         "response_type": "ephemeral",
-        "text": format!("You have {}.", count(newest.len())),
+        "text": total,
         "blocks": blocks,
     })
 }
@@ -1139,11 +1155,11 @@ group = "Root"
     #[test]
     fn requests_answer_lists_the_newest_twenty_without_reasons() {
         assert_eq!(
-            requests_answer(&[]),
+            requests_answer(&[], false),
             ephemeral_answer("You have no requests.")
         );
         assert_eq!(
-            requests_answer(&[])["blocks"][0]["text"]["text"],
+            requests_answer(&[], false)["blocks"][0]["text"]["text"],
             "You have no requests."
         );
 
@@ -1152,7 +1168,7 @@ group = "Root"
         let mut requests = newest.clone();
         requests.swap(3, 17);
         requests.swap(0, 24);
-        let answer = requests_answer(&requests);
+        let answer = requests_answer(&requests, false);
         assert_eq!(answer["response_type"], "ephemeral");
         assert_eq!(answer["text"], "You have 25 requests.");
         assert_no_markup_of_forgery(&answer);
@@ -1181,7 +1197,7 @@ group = "Root"
         assert!(blocks.len() <= 50, "a message holds at most 50 blocks");
 
         // Every state has its line; an ACTIVE grant says until when.
-        let answer = requests_answer(&every_state());
+        let answer = requests_answer(&every_state(), false);
         let lines = answer.to_string();
         for state in State::ALL {
             assert!(lines.contains(&format!("*{state}*")), "{state}");
@@ -1194,7 +1210,7 @@ group = "Root"
     fn requests_answer_keeps_names_inside_code_spans() {
         let mut request = pending("ok");
         request.target = "`<!channel> *bold* <https://x|y>`".into();
-        let answer = requests_answer(&[request]);
+        let answer = requests_answer(&[request], false);
         assert_eq!(answer["text"], "You have 1 request.");
         let line = text(&answer["blocks"][1]["text"]["text"]);
         assert!(
@@ -1233,15 +1249,22 @@ group = "Root"
 
     #[test]
     fn one_more_request_than_listed_is_said_so() {
-        let answer = requests_answer(&listed(21));
+        let answer = requests_answer(&listed(21), false);
         assert_eq!(answer["blocks"].as_array().map(Vec::len), Some(22));
         assert!(answer.to_string().contains("…and 1 older one:"));
         assert_eq!(
-            requests_answer(&listed(20))["blocks"]
+            requests_answer(&listed(20), false)["blocks"]
                 .as_array()
                 .map(Vec::len),
             Some(21)
         );
+        // The newest page of a longer history: how many older ones is not known.
+        let answer = requests_answer(&listed(20), true);
+        assert_eq!(answer["blocks"].as_array().map(Vec::len), Some(22));
+        assert_eq!(answer["text"], "You have more than 20 requests.");
+        assert!(answer
+            .to_string()
+            .contains("…and older ones: `elevate list`"));
     }
 
     /// The stand-in's independent reading of Slack's limits takes what is built here.
@@ -1258,9 +1281,10 @@ group = "Root"
             }
         }
         for answer in [
-            requests_answer(&[]),
-            requests_answer(&listed(25)),
-            requests_answer(&every_state()),
+            requests_answer(&[], false),
+            requests_answer(&listed(25), false),
+            requests_answer(&listed(20), true),
+            requests_answer(&every_state(), false),
             ephemeral_answer(&FORGERY.repeat(1000)),
             help_answer(None),
             help_answer(Some(&FORGERY.repeat(1000))),

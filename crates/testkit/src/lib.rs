@@ -42,9 +42,11 @@ const START_ATTEMPTS: usize = 3;
 /// requests handled at the same time undo each other (a lost race wipes the winner's write).
 /// DynamoDB serializes writes to an item; this makes moto handle one request at a time (still
 /// accepting connections on its threads), and marks its answers so the harness can check.
-/// Serialized, moto must be quick: the file also replaces four of its slow paths (whole-table
-/// copies in transactions, whole-table sorts in queries, a quadratic expression check, listing
-/// its own package per request) with ones that give the same answers to valid requests.
+/// Serialized, moto must be quick: the file also replaces its slow paths (whole-table copies in
+/// transactions, whole-table sorts and passes in queries and index scans, quadratic expression
+/// and item size checks, the generic serializer walking every attribute value, listing its own
+/// package per request) with ones that give the same answers to valid requests, and drops the
+/// stream records of a cancelled transaction as DynamoDB does.
 const SITECUSTOMIZE: &str = include_str!("sitecustomize.py");
 const SERIALIZED_HEADER: &str = "x-elevate-testkit: one-request-at-a-time";
 

@@ -57,6 +57,10 @@ try:
 
     def _transact_touching_only_its_items(self, transact_items):
         saved = []
+        # A cancelled transaction writes nothing, so it leaves no stream record either (moto
+        # writes the operations whose conditions held before it cancels, and each write adds a
+        # record to the table's stream).
+        streams = {}
         for entry in transact_items:
             for op in entry.values():
                 table = self.tables.get(op.get("TableName")) if isinstance(op, dict) else None
@@ -64,11 +68,24 @@ try:
                 if key is not None:
                     current = table.get_item(*key)
                     saved.append((table, key, None if current is None else _copy.deepcopy(current)))
+                    shard = table.stream_shard
+                    if shard is not None and id(shard) not in streams:
+                        streams[id(shard)] = (shard, len(shard.items))
         _ddb.copy = _NoTableCopy()
         try:
             return _transact_write_items(self, transact_items)
         except Exception:
+            for shard, length in streams.values():
+                if len(shard.items) >= length:
+                    del shard.items[length:]
             for table, (hash_value, range_value), item in reversed(saved):
+                # The key index (below) follows the items put back, as it follows writes.
+                index = table.__dict__.get("_elevate_key_index")
+                if index is not None:
+                    try:
+                        index.moved(table.get_item(hash_value, range_value), item)
+                    except Exception:
+                        table.__dict__.pop("_elevate_key_index", None)
                 if range_value is None:
                     if item is None:
                         table.items.pop(hash_value, None)
@@ -90,10 +107,20 @@ except Exception:  # moto changed: its own (slow, whole-table) rollback still wo
 # filtering: each Query costs O(n log n) Python calls (~80 ms at 3,000 items), so the queries
 # of `make bench` alone saturate it. These give the same answers, in the same order, faster:
 # - the full listing sorts on plain key values (what DynamoType compares) instead;
+# - a Query of the table looks only at the items of its partition;
 # - an index Query looks only at the items that carry the index's hash key value (the others
-#   never match), sorted the same way.
+#   never match), sorted the same way. On a table with a stream, every write goes through
+#   StreamShard.add(old, new): an index of the table's items by the value of each index hash
+#   key attribute is built on the first index Query (one pass) and kept up to date there, so a
+#   Query reads its partition only. Without a stream, or if anything about it is unexpected,
+#   the items carrying the value are found by a pass over every item, as before;
+# - a Scan of an index (a whole-trail `audit export` pages through one) sorts the index's items
+#   once per table version (until the next write) and starts each page at its
+#   ExclusiveStartKey by bisection, instead of sorting and walking the whole index per page.
 try:
+    import bisect as _bisect
     import inspect as _inspect
+    from moto.dynamodb.models.table import StreamShard as _StreamShard
     from moto.dynamodb.models.table import Table as _Table
 
     def _sort_key(item):
@@ -108,7 +135,87 @@ try:
         else:
             yield from table.items.values()
 
-    # The table an index Query on this thread is answering, and the items it may look at.
+    def _value_key(value):
+        # What DynamoType's == and hash compare.
+        return value.type, value.cast_value
+
+    class _KeyIndex:
+        """A table's items by the value of each index hash key attribute."""
+
+        def __init__(self, table):
+            self.attrs = frozenset(
+                key["AttributeName"]
+                for index in table.all_indexes()
+                for key in index.schema
+                if key["KeyType"] == "HASH"
+            )
+            self.buckets = {name: {} for name in self.attrs}
+            # Index Scans sorted for the table as it is now: dropped at every write.
+            self.scans = {}
+            for item in _items_of(table):
+                self.add(item)
+
+        def add(self, item):
+            key = (item.hash_key, item.range_key)
+            for name in self.attrs:
+                value = item.attrs.get(name)
+                if value is not None:
+                    self.buckets[name].setdefault(_value_key(value), {})[key] = item
+
+        def remove(self, item):
+            key = (item.hash_key, item.range_key)
+            for name in self.attrs:
+                value = item.attrs.get(name)
+                if value is None:
+                    continue
+                values = self.buckets[name]
+                bucket = values.get(_value_key(value))
+                if bucket is not None:
+                    bucket.pop(key, None)
+                    if not bucket:
+                        del values[_value_key(value)]
+
+        def moved(self, old, new):
+            self.scans.clear()
+            if old is not None:
+                self.remove(old)
+            if new is not None:
+                self.add(new)
+
+    def _key_index(table, names):
+        """The table's key index, covering the attributes `names`; None when it has none."""
+        if table.stream_shard is None or table.__dict__.get("_elevate_key_index_failed"):
+            return None
+        index = table.__dict__.get("_elevate_key_index")
+        if index is None or not names <= index.attrs:
+            table._elevate_key_index = None
+            try:
+                index = _KeyIndex(table)
+            except Exception:
+                table._elevate_key_index_failed = True
+                return None
+            table._elevate_key_index = index
+        return index if names <= index.attrs else None
+
+    def _drop_key_index(table):
+        table.__dict__.pop("_elevate_key_index", None)
+
+    _stream_add = _StreamShard.add
+
+    def _add_and_index(self, old, new):
+        # The write is already in the table: the index follows it whatever the stream does.
+        table = getattr(self, "table", None)
+        index = table.__dict__.get("_elevate_key_index") if table is not None else None
+        if index is not None:
+            try:
+                index.moved(old, new)
+            except Exception:
+                _drop_key_index(table)
+        return _stream_add(self, old, new)
+
+    _StreamShard.add = _add_and_index
+
+    # The table a Query on this thread is answering, and the items it may look at.
     _index_query = threading.local()
 
     def _all_items(self):
@@ -122,21 +229,58 @@ try:
     _query = _Table.query
     _query_signature = _inspect.signature(_query)
 
+    def _partition(table, hash_key):
+        """The items whose table hash key is `hash_key`."""
+        if table.range_key_attr:
+            found = table.items.get(hash_key)
+            return list(found.values()) if found else []
+        found = table.items.get(hash_key)
+        return [] if found is None else [found]
+
+    def _indexed(table, conditions):
+        """The items that may match the hash key `conditions` of an index Query, from the key
+        index (the smallest of their buckets); None when the table has no key index."""
+        index = _key_index(table, {name for name, _ in conditions})
+        if index is None:
+            return None
+        smallest = None
+        for name, value in conditions:
+            bucket = index.buckets[name].get(_value_key(value), {})
+            if smallest is None or len(bucket) < len(smallest):
+                smallest = bucket
+        return list(smallest.values())
+
     def _query_on_candidates(self, *args, **kwargs):
         called = _query_signature.bind(self, *args, **kwargs).arguments
         conditions = list(called.get("hash_key_conditions") or [])
-        if not called.get("index_name") or not conditions:
+        hash_key = called.get("hash_key")
+        if called.get("index_name"):
+            if not conditions:
+                return _query(self, *args, **kwargs)
+
+            def matches(item):
+                for name, value in conditions:
+                    found = item.attrs.get(name)
+                    if found is None or found != value:
+                        return False
+                return True
+
+            def candidates():
+                try:
+                    found = _indexed(self, conditions)
+                except Exception:
+                    found = None
+                if found is None:
+                    found = _items_of(self)
+                return sorted(filter(matches, found), key=_sort_key)
+
+        elif hash_key is not None:
+
+            def candidates():
+                return sorted(_partition(self, hash_key), key=_sort_key)
+
+        else:
             return _query(self, *args, **kwargs)
-
-        def matches(item):
-            for name, value in conditions:
-                found = item.attrs.get(name)
-                if found is None or found != value:
-                    return False
-            return True
-
-        def candidates():
-            return sorted(filter(matches, _items_of(self)), key=_sort_key)
 
         _index_query.answering = (self, candidates)
         try:
@@ -145,7 +289,107 @@ try:
             _index_query.answering = None
 
     _Table.query = _query_on_candidates
-except Exception:  # moto changed: its own (slower) Query still answers
+
+    # The page of an index Scan on this thread: what has_idx_items answers for it.
+    _index_scan = threading.local()
+
+    _has_idx_items = _Table.has_idx_items
+
+    def _has_idx_items_of_page(self, index_name):
+        answering = getattr(_index_scan, "answering", None)
+        if answering is not None and answering[0] is self:
+            return list(answering[1])
+        return _has_idx_items(self, index_name)
+
+    _Table.has_idx_items = _has_idx_items_of_page
+
+    def _sorted_index(table, index_name):
+        """The items of an index in the order moto's Scan sorts them, with their sort keys;
+        None when that order is not plain string order or the table has no key index."""
+        index = table.get_index(index_name)
+        hash_keys = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
+        range_keys = [k["AttributeName"] for k in index.schema if k["KeyType"] == "RANGE"]
+        keys = _key_index(table, set(hash_keys[:1]))
+        if keys is None or not hash_keys:
+            return None
+        cached = keys.scans.get(index_name)
+        if cached is not None:
+            return cached
+        # As moto's Scan: the index's first hash and range keys, then the table's.
+        hash_attrs = [hash_keys[0], table.hash_key_attr]
+        if range_keys:
+            range_attrs = [range_keys[0], table.range_key_attr]
+        else:
+            range_attrs = [table.range_key_attr]
+        sort_attrs = table._generate_attr_to_sort_by(hash_attrs, range_attrs)
+        columns = {k["AttributeName"] for k in index.schema}
+        decorated = []
+        for bucket in keys.buckets[hash_keys[0]].values():
+            for item in bucket.values():
+                if not columns.issubset(item.attrs):
+                    continue
+                values = [item.attrs[name] for name in sort_attrs]
+                if any(value.type != "S" for value in values):
+                    return None
+                decorated.append((tuple(value.value for value in values), item))
+        decorated.sort(key=lambda pair: pair[0])
+        cached = (sort_attrs, [k for k, _ in decorated], [item for _, item in decorated])
+        keys.scans[index_name] = cached
+        return cached
+
+    def _scan_page(table, index_name, start_key, limit):
+        """The items a Scan page of an index may read (those after `start_key`, one more than
+        `limit`); None to let moto read them all."""
+        found = _sorted_index(table, index_name)
+        if found is None:
+            return None
+        sort_attrs, keys, items = found
+        start = 0
+        if start_key is not None:
+            wanted = []
+            for name in sort_attrs:
+                value = start_key.get(name)
+                if not isinstance(value, dict) or list(value) != ["S"]:
+                    return None
+                wanted.append(value["S"])
+            start = _bisect.bisect_right(keys, tuple(wanted))
+        if limit is None:
+            return items[start:]
+        return items[start : start + int(limit) + 1]
+
+    _scan = _Table.scan
+    _scan_signature = _inspect.signature(_scan)
+
+    def _scan_from_start_key(self, *args, **kwargs):
+        called = _scan_signature.bind(self, *args, **kwargs)
+        arguments = called.arguments
+        segments = arguments.get("segments") or (None, None)
+        if (
+            not arguments.get("index_name")
+            or arguments.get("filters")
+            or tuple(segments) != (None, None)
+        ):
+            return _scan(self, *args, **kwargs)
+        try:
+            page = _scan_page(
+                self,
+                arguments["index_name"],
+                arguments.get("exclusive_start_key"),
+                arguments.get("limit"),
+            )
+        except Exception:
+            page = None
+        if page is None:
+            return _scan(self, *args, **kwargs)
+        arguments["exclusive_start_key"] = None
+        _index_scan.answering = (self, page)
+        try:
+            return _scan(*called.args, **called.kwargs)
+        finally:
+            _index_scan.answering = None
+
+    _Table.scan = _scan_from_start_key
+except Exception:  # moto changed: its own (slower) Query and Scan still answer
     pass
 
 # An UpdateExpression may hold one SET, one REMOVE, one ADD and one DELETE clause. moto checks
@@ -163,6 +407,80 @@ try:
 
     _ActionCountValidator.traverse = _count_at_the_root
 except Exception:  # moto changed: its own check still runs
+    pass
+
+# moto builds an item attribute by attribute, and each attribute set re-sizes every attribute
+# already set (its 400 KB check), which is quadratic in the attributes (a request item has ~30,
+# some nested): most of a write's time. Summing the sizes as they are set refuses the same
+# items at the same attribute, with the same error.
+try:
+    import inspect as _inspect_module
+    from moto.dynamodb.exceptions import ItemSizeTooLarge as _ItemSizeTooLarge
+    from moto.dynamodb.models import dynamo_type as _dynamo_type
+    from moto.dynamodb.models.utilities import bytesize as _bytesize
+
+    _item_size_limit = 405000
+    # The limit moto's check holds, read from it: if it is not where it was, leave it alone.
+    if "405000" not in _inspect_module.getsource(_dynamo_type.LimitedSizeDict.__setitem__):
+        raise ValueError("moto's item size check changed")
+
+    def _item_init(self, hash_key, range_key, attrs):
+        self.hash_key = hash_key
+        self.range_key = range_key
+        self.attrs = _dynamo_type.LimitedSizeDict()
+        size = 0
+        for key, value in attrs.items():
+            value = _dynamo_type.DynamoType(value)
+            size += _bytesize(key) + value.size()
+            if size > _item_size_limit:
+                raise _ItemSizeTooLarge
+            dict.__setitem__(self.attrs, key, value)
+
+    _dynamo_type.Item.__init__ = _item_init
+except Exception:  # moto changed: its own (quadratic) check still runs
+    pass
+
+# moto serializes every attribute value of an answer through the generic shape walker, member
+# by member of the AttributeValue shape (ten look-ups with name aliases each): a Query or Scan
+# page of 500 items took a second. A value already in DynamoDB's JSON form (one of S, N, BOOL,
+# NULL, SS, NS, L, M, holding only such values) serializes to itself, so it is passed as is.
+try:
+    from moto.core import serialize as _serialize
+
+    _serialize_structure = _serialize.BaseJSONSerializer._serialize_type_structure
+    _scalar_types = {"S": str, "N": str, "BOOL": bool, "NULL": bool}
+
+    def _wire_form(value, depth=0):
+        if type(value) is not dict or len(value) != 1 or depth > 32:
+            return False
+        ((kind, inner),) = value.items()
+        scalar = _scalar_types.get(kind)
+        if scalar is not None:
+            return type(inner) is scalar
+        if kind in ("SS", "NS"):
+            return type(inner) is list and all(type(x) is str for x in inner)
+        if kind == "L":
+            return type(inner) is list and all(_wire_form(x, depth + 1) for x in inner)
+        if kind == "M":
+            return type(inner) is dict and all(
+                type(k) is str and _wire_form(v, depth + 1) for k, v in inner.items()
+            )
+        return False
+
+    def _attribute_value_as_is(self, serialized, value, shape, key):
+        if (
+            key
+            and shape.name == "AttributeValue"
+            and self.operation_model.service_model.service_name
+            in ("dynamodb", "dynamodbstreams")
+            and _wire_form(value)
+        ):
+            self._default_serialize(serialized, value, shape, key)
+            return
+        _serialize_structure(self, serialized, value, shape, key)
+
+    _serialize.BaseJSONSerializer._serialize_type_structure = _attribute_value_as_is
+except Exception:  # moto changed: its own serializer still answers
     pass
 
 # moto finds the service of every request by listing its own package directory (a listdir and

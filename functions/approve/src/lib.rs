@@ -337,15 +337,21 @@ async fn slash_command(
                 }
             }
         }
-        Verb::List => match service::list(app, &caller, Scope::Mine, None).await {
-            Ok(requests) => Ok(json_response(200, &modal::requests_answer(&requests))),
-            Err(err) => {
-                tracing::error!(slack_user = %command.user_id, error = %err, "could not list requests for Slack");
-                Ok(ephemeral(
+        // The newest page only: the person's history is not read for a glance at it.
+        Verb::List => {
+            match service::list(app, &caller, Scope::Mine, None, None, modal::MAX_LISTED).await {
+                Ok(page) => Ok(json_response(
+                    200,
+                    &modal::requests_answer(&page.requests, page.next.is_some()),
+                )),
+                Err(err) => {
+                    tracing::error!(slack_user = %command.user_id, error = %err, "could not list requests for Slack");
+                    Ok(ephemeral(
                     "elevate could not list your requests just now; try again, or run `elevate list`.",
                 ))
+                }
             }
-        },
+        }
         Verb::Help { unknown } => Ok(json_response(200, &modal::help_answer(unknown.as_deref()))),
     }
 }

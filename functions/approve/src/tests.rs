@@ -604,6 +604,32 @@ async fn the_list_command_answers_with_the_persons_own_requests() {
 }
 
 #[tokio::test]
+async fn the_list_command_reads_the_newest_page_only() {
+    let app = FakeApp::new(infra_config());
+    let mut ids = Vec::new();
+    for _ in 0..25 {
+        ids.push(pending(&app).await);
+        app.clock.advance(std::time::Duration::from_secs(60));
+    }
+    let reads = app.store.list_reads();
+    let (status, body) = call(&app, &command(&app, "U0ALICE01", "list")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.store.list_reads() - reads,
+        21,
+        "the newest 20 and one to know there are more"
+    );
+    let text = body.to_string();
+    assert!(text.contains(ids[24].as_str()), "the newest: {body}");
+    assert!(
+        !text.contains(ids[4].as_str()),
+        "not the 21st newest: {body}"
+    );
+    assert!(text.contains("older ones"), "{body}");
+    assert_eq!(body["text"], "You have more than 20 requests.");
+}
+
+#[tokio::test]
 async fn a_submitted_form_opens_the_request_and_announces_it_after_the_answer() {
     let app = FakeApp::new(infra_config());
     let (status, body) = submit_form(

@@ -3,7 +3,7 @@
 //! | route | answer |
 //! | --- | --- |
 //! | `POST /requests` `{"flow","target"?,"duration":"1h" or seconds,"reason"}` | 201 `{"request"}` |
-//! | `GET /requests?scope=mine\|to_approve&state=S` | 200 `{"requests"}` |
+//! | `GET /requests?scope=mine\|to_approve&state=S&limit=N&cursor=C` | 200 `{"requests","next"?}`, one page |
 //! | `GET /requests/{id}` | 200 `{"request","audit"}` |
 //! | `POST /requests/{id}/cancel` | 200 `{"request"}` |
 //! | `GET /audit?since=&until=&cursor=` | 200 `{"events","heads","next"?}`, one page |
@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use elevate_core::model::parse_duration;
 use elevate_core::ports::AuditWindow;
-use elevate_core::service::{self, App, Scope, Submission};
+use elevate_core::service::{self, App, Scope, Submission, LIST_PAGE_DEFAULT, LIST_PAGE_MAX};
 use elevate_core::{State, TargetName};
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
@@ -133,11 +133,26 @@ async fn list(app: &App, request: &Request) -> Result<Response<Body>, ApiError> 
         ),
         None => None,
     };
-    let requests = service::list(app, &person, scope, state).await?;
-    Ok(json_response(
-        200,
-        &serde_json::json!({ "requests": requests }),
-    ))
+    let limit = match query(request, "limit").filter(|l| !l.is_empty()) {
+        None => LIST_PAGE_DEFAULT,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=LIST_PAGE_MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "limit `{}` is not a whole number from 1 to {LIST_PAGE_MAX}",
+                    text.chars().take(40).collect::<String>()
+                ))
+            })?,
+    };
+    let cursor = cursor_param(request)?;
+    let page = service::list(app, &person, scope, state, cursor.as_deref(), limit).await?;
+    let mut answer = serde_json::json!({ "requests": page.requests });
+    if let Some(next) = page.next {
+        answer["next"] = serde_json::Value::from(next);
+    }
+    Ok(json_response(200, &answer))
 }
 
 async fn show(app: &App, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
@@ -173,18 +188,24 @@ async fn audit(app: &App, request: &Request) -> Result<Response<Body>, ApiError>
             )));
         }
     }
-    let cursor = query(request, "cursor").filter(|c| !c.is_empty());
-    if cursor.as_ref().is_some_and(|c| c.len() > MAX_CURSOR_CHARS) {
-        return Err(ApiError::bad_request(
-            "cursor is not one this API handed out (too long)".to_owned(),
-        ));
-    }
+    let cursor = cursor_param(request)?;
     let export = service::audit_export(app, &person, window, cursor.as_deref()).await?;
     Ok(json_response(200, &export))
 }
 
 /// Longer than any cursor the store hands out.
 const MAX_CURSOR_CHARS: usize = 4096;
+
+/// The `cursor` of a page after the first (absent or empty for the first).
+fn cursor_param(request: &Request) -> Result<Option<String>, ApiError> {
+    let cursor = query(request, "cursor").filter(|c| !c.is_empty());
+    if cursor.as_ref().is_some_and(|c| c.len() > MAX_CURSOR_CHARS) {
+        return Err(ApiError::bad_request(
+            "cursor is not one this API handed out (too long)".to_owned(),
+        ));
+    }
+    Ok(cursor)
+}
 
 /// An optional RFC 3339 time in the query string.
 fn time_param(request: &Request, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {

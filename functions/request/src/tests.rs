@@ -226,6 +226,129 @@ async fn lists_mine_and_to_approve() {
     }
 }
 
+/// Every page of `GET /requests?<query>` with `limit`, following `next`: the ids of each page.
+async fn list_pages(app: &FakeApp, caller: &str, query: &str, limit: usize) -> Vec<Vec<Value>> {
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut raw = format!("{query}&limit={limit}");
+        if let Some(cursor) = &cursor {
+            raw.push_str(&format!("&cursor={cursor}"));
+        }
+        let event = ApiEvent::fixture("apigw-list-requests.json")
+            .caller(caller)
+            .query(&raw);
+        let (status, body) = call(app, &event).await;
+        assert_eq!(status, 200, "{body}");
+        let requests = body["requests"].as_array().expect("requests");
+        assert!(requests.len() <= limit, "{body}");
+        pages.push(requests.iter().map(|r| r["id"].clone()).collect());
+        assert!(pages.len() < 100, "a listing that does not end");
+        match body.get("next") {
+            Some(next) => cursor = Some(next.as_str().expect("next is text").to_owned()),
+            None => return pages,
+        }
+    }
+}
+
+#[tokio::test]
+async fn mine_pages_through_the_history_newest_page_first() {
+    let app = FakeApp::new(infra_config());
+    let mut ids = Vec::new();
+    for _ in 0..7 {
+        ids.push(Value::from(created(&app).await.as_str()));
+        app.clock.advance(std::time::Duration::from_secs(60));
+    }
+    ids.reverse();
+
+    let pages = list_pages(&app, ALICE_ARN, "scope=mine", 3).await;
+    assert_eq!(pages, [&ids[..3], &ids[3..6], &ids[6..]]);
+
+    // bob approves them all: oldest first, in pages too.
+    let mut oldest_first = ids.clone();
+    oldest_first.reverse();
+    let pages = list_pages(&app, BOB_ARN, "scope=to_approve", 2).await;
+    assert_eq!(pages.len(), 4);
+    assert_eq!(pages.concat(), oldest_first);
+    assert_eq!(
+        list_pages(&app, BOB_ARN, "scope=to_approve&state=EXPIRED", 2).await,
+        [Vec::<Value>::new()]
+    );
+}
+
+#[tokio::test]
+async fn list_pages_hold_50_unless_asked_and_200_at_most() {
+    let app = FakeApp::new(infra_config());
+    for _ in 0..51 {
+        created(&app).await;
+    }
+    let mine = |query: &str| {
+        ApiEvent::fixture("apigw-list-requests.json")
+            .caller(ALICE_ARN)
+            .query(query)
+    };
+    let (status, body) = call(&app, &mine("scope=mine")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["requests"].as_array().map(Vec::len), Some(50));
+    let next = body["next"].as_str().expect("a next page").to_owned();
+    assert!(
+        next.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "URL-safe: {next}"
+    );
+    let (status, body) = call(&app, &mine(&format!("scope=mine&cursor={next}&limit="))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["requests"].as_array().map(Vec::len), Some(1));
+    assert_eq!(body.get("next"), None, "the last page has no next: {body}");
+    let (status, body) = call(&app, &mine("scope=mine&limit=200")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["requests"].as_array().map(Vec::len), Some(51));
+
+    for limit in ["0", "201", "-1", "1.5", "ten", "99999999999999999999999"] {
+        let answer = call(&app, &mine(&format!("scope=mine&limit={limit}"))).await;
+        assert_refused(&answer, 400, "bad_request");
+        let message = answer.1["message"].as_str().unwrap_or_default();
+        assert!(message.contains("1 to 200"), "{limit}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn a_list_cursor_of_another_query_or_altered_is_refused() {
+    let app = FakeApp::new(infra_config());
+    for _ in 0..3 {
+        created(&app).await;
+    }
+    let event = |caller: &str, query: &str| {
+        ApiEvent::fixture("apigw-list-requests.json")
+            .caller(caller)
+            .query(query)
+    };
+    let (status, body) = call(&app, &event(ALICE_ARN, "scope=mine&limit=1")).await;
+    assert_eq!(status, 200, "{body}");
+    let next = body["next"].as_str().expect("next").to_owned();
+    for (caller, query) in [
+        (ALICE_ARN, format!("scope=to_approve&cursor={next}")),
+        (ALICE_ARN, format!("scope=mine&state=PENDING&cursor={next}")),
+        (BOB_ARN, format!("scope=mine&cursor={next}")),
+        (ALICE_ARN, format!("scope=mine&cursor={}", &next[1..])),
+        (ALICE_ARN, "scope=mine&cursor=not-a-cursor".to_owned()),
+        (ALICE_ARN, format!("scope=mine&cursor={}", "a".repeat(5000))),
+    ] {
+        assert_refused(
+            &call(&app, &event(caller, &query)).await,
+            400,
+            "bad_request",
+        );
+    }
+    let (status, body) = call(
+        &app,
+        &event(ALICE_ARN, &format!("scope=mine&cursor={next}")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["requests"].as_array().map(Vec::len), Some(2));
+}
+
 #[tokio::test]
 async fn shows_a_request_with_its_audit_trail() {
     let app = FakeApp::new(infra_config());

@@ -300,6 +300,13 @@ impl LocalStack {
         SLACK.get_or_init(|| LocalStack::start_with(&format!("{CONFIG}{SLACK_CONFIG_EXTRA}")))
     }
 
+    /// The stack the archive tests share: they rewrite and delete audit events of their own
+    /// requests, which would fail every other test's `audit verify --archive`.
+    pub fn archive_shared() -> &'static LocalStack {
+        static ARCHIVE: OnceLock<LocalStack> = OnceLock::new();
+        ARCHIVE.get_or_init(LocalStack::start)
+    }
+
     pub fn log(&self) -> String {
         tail(&self.dir.path().join("stack.log"))
     }
@@ -351,6 +358,129 @@ impl LocalStack {
     /// The SDK config of the stack's moto, to look at IAM and DynamoDB as they are.
     pub fn moto(&self) -> aws_config::SdkConfig {
         elevate_testkit::sdk_config_for(self.info.str("moto_endpoint"))
+    }
+
+    /// Invokes `function` through the stack's Lambda Invoke API (RequestResponse), as the
+    /// Scheduler or another function would: its answer. A function error fails the test.
+    pub async fn invoke(&self, function: &str, payload: Value) -> Value {
+        let answer = self
+            .http
+            .post(format!(
+                "{}/2015-03-31/functions/{function}/invocations",
+                self.api_url
+            ))
+            .json(&payload)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("invoke {function}: {e}"));
+        let status = answer.status();
+        let failed = answer.headers().contains_key("x-amz-function-error");
+        let text = answer.text().await.unwrap_or_default();
+        assert!(
+            status.is_success() && !failed,
+            "invoke {function} {payload}: {status} {text}\n{}",
+            self.log()
+        );
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("invoke {function}: {e}: {text}"))
+    }
+
+    /// Runs the archive function's anchor task now, as its hourly schedule does: the key of
+    /// the anchor written (`None` when the last anchor already ends where this one would).
+    pub async fn anchor(&self) -> Option<String> {
+        let answer = self
+            .invoke("elevate-archive", json!({"task": "anchor"}))
+            .await;
+        answer["anchor"].as_str().map(str::to_owned)
+    }
+
+    /// The stack's audit archive bucket in moto.
+    pub fn archive_bucket(&self) -> &str {
+        self.info.str("archive_bucket")
+    }
+
+    /// The keys of the archive bucket under `prefix`, read from moto's S3, in key order.
+    pub async fn archive_keys(&self, prefix: &str) -> Vec<String> {
+        let s3 = aws_sdk_s3::Client::new(&self.moto());
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let page = s3
+                .list_objects_v2()
+                .bucket(self.archive_bucket())
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .expect("ListObjectsV2 of the archive bucket");
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+            match page.next_continuation_token() {
+                Some(next) => token = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        keys
+    }
+
+    /// The archived object at `key`, as JSON.
+    pub async fn archive_object(&self, key: &str) -> Value {
+        let s3 = aws_sdk_s3::Client::new(&self.moto());
+        let object = s3
+            .get_object()
+            .bucket(self.archive_bucket())
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GetObject {key}: {e:?}"));
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .expect("object body")
+            .into_bytes();
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{key} is not JSON: {e}"))
+    }
+
+    /// Waits until the archive holds at least `count` objects under `prefix`, at most
+    /// `within`: their keys.
+    pub async fn wait_for_archived(
+        &self,
+        prefix: &str,
+        count: usize,
+        within: Duration,
+    ) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let keys = self.archive_keys(prefix).await;
+            if keys.len() >= count {
+                return keys;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} objects under {prefix} in the archive after {within:?}: {keys:?}\n{}",
+                keys.len(),
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The audit events of request `id`, from `elevate audit export` as the auditor bob, in seq
+    /// order.
+    pub fn audit_events(&self, id: &str) -> Vec<elevate_core::audit::AuditEvent> {
+        let export = self.run("bob", &["audit", "export"]);
+        assert!(export.ok(), "audit export: {export:?}");
+        let mut events: Vec<elevate_core::audit::AuditEvent> = export
+            .stdout
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .filter(|event: &elevate_core::audit::AuditEvent| event.request_id.as_str() == id)
+            .collect();
+        events.sort_by_key(|event| event.seq);
+        events
     }
 
     /// `GET /slack/messages` (every message, ephemeral ones included).

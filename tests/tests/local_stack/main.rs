@@ -2,10 +2,12 @@
 //! the Scheduler pump, the Slack stand-in and its page) driven by the `elevate` CLI with the
 //! profiles the stack wrote, and by a browser on the Slack page. One stack serves the tests
 //! that can share it (each asks as its own person); a test that breaks the shared state (the
-//! audit tampering) starts its own; the Slack tests share one with more people and flows.
+//! audit tampering) starts its own; the Slack tests share one with more people and flows, and the
+//! archive tests one that they tamper with.
 
 mod harness;
 
+mod archive;
 mod browser;
 mod flows;
 mod openapi_fuzz;

@@ -1,7 +1,10 @@
-//! The cursors of `audit_page`: where the next page of an export starts, bound to its window.
+//! Page cursors: where the next page of an audit export (`audit_page`) or of a request listing
+//! (`list_page`) starts, bound to what it pages through.
 //!
 //! A cursor is the base64url (no padding, so it travels in a query string as it is) of a small
-//! JSON object:
+//! JSON object.
+//!
+//! An export's is
 //! `{"since": <RFC 3339 or null>, "until": <RFC 3339 or null>, "day": <yyyy-mm-dd or null>,
 //! "after": <key or null>}`.
 //! `since` and `until` repeat the window, so a cursor handed back with another window is
@@ -9,15 +12,22 @@
 //! walks the `by_day` index day by day, and is the day the next page starts in; it is null for
 //! an export that scans the index. `after` is DynamoDB's `LastEvaluatedKey` of the read before
 //! (the index's key attributes and the table's, all strings), null at the start of a day.
+//!
+//! A listing's is `{"query": {"of": "requester"|"state", "who": <name or null>, "state":
+//! <STATE or null>}, "after": <key>}`: `query` is the listing's
+//! [`ListBinding`](elevate_core::ports::ListBinding) (a cursor handed back with another query
+//! is refused), `after` the key of the last request the page read, in the index the listing
+//! reads (its key attributes and the table's, all strings; its partition must be the one the
+//! listing reads). The two kinds do not read as each other.
 
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::NaiveDate;
-use elevate_core::ports::{AuditWindow, StoreError};
+use elevate_core::ports::{AuditWindow, ListBinding, ListQuery, StoreError};
 use serde::{Deserialize, Serialize};
 
-use super::item::{attr, day_key, timestamp, Item};
+use super::item::{attr, day_key, timestamp, Item, REQUEST_SK};
 
 /// Where the next page of an export starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,18 +61,10 @@ pub(super) fn encode(window: &AuditWindow, position: &Position) -> String {
         since: window.since.map(timestamp),
         until: window.until.map(timestamp),
         day,
-        after: after.map(|key| {
-            key.iter()
-                .filter_map(|(name, value)| Some((name.clone(), value.as_s().ok()?.clone())))
-                .collect()
-        }),
+        after: after.map(key_strings),
     };
     // A struct of strings and a date always serializes.
-    let json = serde_json::to_vec(&cursor).unwrap_or_default();
-    aws_smithy_types::base64::encode(json)
-        .trim_end_matches('=')
-        .replace('+', "-")
-        .replace('/', "_")
+    to_base64url(&serde_json::to_vec(&cursor).unwrap_or_default())
 }
 
 /// Where the page of `text` starts; `BadCursor` unless this store handed `text` out for an
@@ -83,20 +85,10 @@ pub(super) fn decode(window: &AuditWindow, text: &str) -> Result<Position, Store
     }
     let after = match cursor.after {
         None => None,
-        Some(key) => {
-            let mut names: Vec<&str> = key.keys().map(String::as_str).collect();
-            names.sort_unstable();
-            let mut expected = KEY_ATTRIBUTES;
-            expected.sort_unstable();
-            if names != expected {
-                return Err(bad("its key is not a key of the audit index"));
-            }
-            Some(
-                key.into_iter()
-                    .map(|(name, value)| (name, AttributeValue::S(value)))
-                    .collect::<HashMap<_, _>>(),
-            )
-        }
+        Some(key) => Some(
+            key_from_strings(key, KEY_ATTRIBUTES)
+                .ok_or_else(|| bad("its key is not a key of the audit index"))?,
+        ),
     };
     match cursor.day {
         None => Ok(Position::Scan { after }),
@@ -114,6 +106,96 @@ pub(super) fn decode(window: &AuditWindow, text: &str) -> Result<Position, Store
             Ok(Position::Day { day, after })
         }
     }
+}
+
+/// The index a listing reads: its name, the attributes of its key, and the partition read.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ListIndex<'a> {
+    pub name: &'a str,
+    pub pk_attr: &'a str,
+    pub sk_attr: &'a str,
+    pub partition: &'a str,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListCursor {
+    query: ListBinding,
+    after: BTreeMap<String, String>,
+}
+
+/// The cursor of the page of `query` that starts after the item of key `after` (its
+/// `LastEvaluatedKey`, or the key attributes of the last request given).
+pub(super) fn encode_list(query: &ListQuery, after: &Item) -> String {
+    let cursor = ListCursor {
+        query: query.binding(),
+        after: key_strings(after),
+    };
+    // Strings and a state always serialize.
+    to_base64url(&serde_json::to_vec(&cursor).unwrap_or_default())
+}
+
+/// The key the page of `text` starts after; `BadCursor` unless this store handed `text` out
+/// for this same listing, read from `index`.
+pub(super) fn decode_list(
+    query: &ListQuery,
+    index: ListIndex<'_>,
+    text: &str,
+) -> Result<Item, StoreError> {
+    let bad = |why: &str| StoreError::BadCursor(format!("{why}: `{}`", shorten(text)));
+    let json = from_base64url(text).ok_or_else(|| bad("not base64url"))?;
+    let cursor: ListCursor =
+        serde_json::from_slice(&json).map_err(|_| bad("not a cursor of a request listing"))?;
+    if cursor.query != query.binding() {
+        return Err(bad(&format!(
+            "a cursor of {}, not of this listing ({query})",
+            cursor.query
+        )));
+    }
+    let key = key_from_strings(
+        cursor.after,
+        [attr::PK, attr::SK, index.pk_attr, index.sk_attr],
+    )
+    .ok_or_else(|| bad(&format!("its key is not a key of the {} index", index.name)))?;
+    let text_of = |name: &str| key.get(name).and_then(|v| v.as_s().ok());
+    let of_a_request = text_of(attr::PK).is_some_and(|pk| pk.starts_with("REQ#"))
+        && text_of(attr::SK).map(String::as_str) == Some(REQUEST_SK);
+    if !of_a_request || text_of(index.pk_attr).map(String::as_str) != Some(index.partition) {
+        return Err(bad("its key is not of this listing's requests"));
+    }
+    Ok(key)
+}
+
+/// A key's attributes as strings (every key attribute of the table and its indexes is one).
+fn key_strings(key: &Item) -> BTreeMap<String, String> {
+    key.iter()
+        .filter_map(|(name, value)| Some((name.clone(), value.as_s().ok()?.clone())))
+        .collect()
+}
+
+/// The key of `strings`, when they are exactly the attributes `expected`.
+fn key_from_strings<const N: usize>(
+    strings: BTreeMap<String, String>,
+    mut expected: [&str; N],
+) -> Option<Item> {
+    let names: Vec<&str> = strings.keys().map(String::as_str).collect();
+    expected.sort_unstable();
+    if names != expected {
+        return None;
+    }
+    Some(
+        strings
+            .into_iter()
+            .map(|(name, value)| (name, AttributeValue::S(value)))
+            .collect::<HashMap<_, _>>(),
+    )
+}
+
+fn to_base64url(json: &[u8]) -> String {
+    aws_smithy_types::base64::encode(json)
+        .trim_end_matches('=')
+        .replace('+', "-")
+        .replace('/', "_")
 }
 
 fn from_base64url(text: &str) -> Option<Vec<u8>> {

@@ -150,7 +150,9 @@ pub(super) fn request_attributes(r: &Request) -> Vec<(&'static str, Option<Attri
     ]
 }
 
-pub(super) fn request_item(r: &Request) -> Item {
+/// The item the store writes for `r` (public for tools that write a table directly, such as
+/// the bench seeding a history with BatchWriteItem).
+pub fn request_item(r: &Request) -> Item {
     let mut item: Item = request_attributes(r)
         .into_iter()
         .filter_map(|(name, value)| Some((name.to_owned(), value?)))
@@ -160,7 +162,8 @@ pub(super) fn request_item(r: &Request) -> Item {
     item
 }
 
-pub(super) fn event_item(e: &AuditEvent) -> Item {
+/// The item the store writes for the audit event `e` (public as [`request_item`] is).
+pub fn event_item(e: &AuditEvent) -> Item {
     let (kind, name) = match &e.actor {
         Actor::Person(name) => ("person", name),
         Actor::System(name) => ("system", name),
@@ -445,6 +448,28 @@ pub(super) fn event_from_item(item: &Item) -> Result<AuditEvent, StoreError> {
     })
 }
 
+/// The audit event of a DynamoDB stream image (a stream record's `NewImage` or `OldImage` as
+/// Lambda delivers it), read by the same codec as the table's items ([`event_from_item`]).
+pub fn event_from_stream_image(image: &serde_dynamo::Item) -> Result<AuditEvent, StoreError> {
+    let item: Item = image.clone().into();
+    event_from_item(&item)
+}
+
+/// The request id and seq of an audit event item from its keys (a stream record's `Keys`:
+/// `pk = REQ#<id>`, `sk = EVT#<seq>`); `None` for any other item.
+pub fn stream_event_key(keys: &serde_dynamo::Item) -> Option<(String, u64)> {
+    let text = |name: &str| match keys.inner().get(name) {
+        Some(serde_dynamo::AttributeValue::S(value)) => Some(value.as_str()),
+        _ => None,
+    };
+    let request_id = text(attr::PK)?.strip_prefix("REQ#")?;
+    let seq = text(attr::SK)?.strip_prefix(EVENT_SK_PREFIX)?;
+    if request_id.is_empty() || seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((request_id.to_owned(), seq.parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,6 +582,76 @@ mod tests {
                 .map(String::as_str),
             Some("AUDIT#2026-11-25")
         );
+    }
+
+    /// A stream image as Lambda delivers it (DynamoDB JSON, typed values), as the stream
+    /// carries the item the store wrote.
+    fn stream_image(item: &Item) -> serde_dynamo::Item {
+        fn typed(value: &AttributeValue) -> serde_json::Value {
+            match value {
+                AttributeValue::S(text) => serde_json::json!({ "S": text }),
+                AttributeValue::N(number) => serde_json::json!({ "N": number }),
+                AttributeValue::Bool(b) => serde_json::json!({ "BOOL": b }),
+                AttributeValue::Null(_) => serde_json::json!({ "NULL": true }),
+                AttributeValue::L(items) => {
+                    serde_json::json!({ "L": items.iter().map(typed).collect::<Vec<_>>() })
+                }
+                AttributeValue::M(fields) => serde_json::json!({ "M": fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), typed(v)))
+                    .collect::<serde_json::Map<_, _>>() }),
+                other => panic!("not in an event item: {other:?}"),
+            }
+        }
+        let json: serde_json::Map<String, serde_json::Value> =
+            item.iter().map(|(k, v)| (k.clone(), typed(v))).collect();
+        serde_json::from_value(serde_json::Value::Object(json)).expect("a stream image")
+    }
+
+    #[test]
+    fn stream_images_decode_to_the_event_the_store_wrote() {
+        let (request, mut event) = full_request();
+        // Every optional field set.
+        event.terms = request.terms.clone();
+        event.sessions = Some(SessionsEnded::AllSessions);
+        event.hash = event.computed_hash();
+        assert!(event.terms.is_some() && event.principal.is_some() && event.reason.is_some());
+        assert!(event.from.is_some());
+        let image = stream_image(&event_item(&event));
+        assert_eq!(event_from_stream_image(&image).expect("decode"), event);
+        assert_eq!(
+            stream_event_key(&image),
+            Some((event.request_id.as_str().to_owned(), event.seq))
+        );
+
+        let mut broken = event_item(&event);
+        broken.remove(attr::HASH);
+        let err = event_from_stream_image(&stream_image(&broken)).expect_err("no hash");
+        assert!(
+            matches!(&err, StoreError::Corrupt(m) if m.contains("`hash`")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_audit_event_keys_name_an_event() {
+        let (request, _) = full_request();
+        let keys = |pk: &str, sk: &str| {
+            stream_image(&HashMap::from([
+                (attr::PK.to_owned(), s(pk)),
+                (attr::SK.to_owned(), s(sk)),
+            ]))
+        };
+        let pk = request_pk(&request.id);
+        assert_eq!(
+            stream_event_key(&keys(&pk, "EVT#0000000012")),
+            Some((request.id.as_str().to_owned(), 12))
+        );
+        assert_eq!(stream_event_key(&keys(&pk, REQUEST_SK)), None);
+        assert_eq!(stream_event_key(&keys(&pk, "EVT#")), None);
+        assert_eq!(stream_event_key(&keys(&pk, "EVT#12x")), None);
+        assert_eq!(stream_event_key(&keys("USER#x", "EVT#0000000001")), None);
+        assert_eq!(stream_event_key(&serde_dynamo::Item::default()), None);
     }
 
     #[test]

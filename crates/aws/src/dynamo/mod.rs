@@ -21,19 +21,30 @@
 //! `by_state`, one Query per state filtered on the requester: the open requests of everyone
 //! are few, while a requester's history grows without end.
 //!
+//! `list_page` reads one page of a listing: one partition of `by_requester` (a requester's
+//! history, newest first) or of `by_state` (a state's requests, oldest first, or newest first
+//! for a requester's requests in an open state, as above), from the cursor's
+//! `ExclusiveStartKey` on, with `Limit` one past what the page still needs and a
+//! `FilterExpression` for the rest of the listing's condition (the state, the requester, or the
+//! flows a decider may decide). The page's cursor is the key of its last request when a next
+//! one was read, else DynamoDB's `LastEvaluatedKey`; a filter that keeps few items stops the
+//! page after [`LIST_READ_BUDGET`] items read.
+//!
 //! Timestamps are RFC 3339 in UTC with nine fractional digits: they round-trip exactly and sort
 //! as strings, which the sort keys rely on.
 //!
 //! Layout: this file holds the store itself ([`DynamoStore`] and its [`RequestStore`] impl:
 //! queries, transactions, the transition writes, cancellation handling); `item.rs` the item
 //! codec (attribute names, keys, requests and events to and from items); `cursor.rs` the page
-//! cursors of `audit_page`; `table.rs` the table setup ([`DynamoStore::create_table`] and the
+//! cursors of `audit_page` and `list_page`; `table.rs` the table setup ([`DynamoStore::create_table`] and the
 //! GSI names and definitions).
 
 mod cursor;
 mod item;
 mod table;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -45,17 +56,20 @@ use chrono::{DateTime, NaiveDate, Utc};
 use elevate_core::audit::AuditEvent;
 use elevate_core::machine::Transition;
 use elevate_core::model::{MessageRef, Request, RequestId, State};
-use elevate_core::ports::{check_pair, AuditPage, AuditWindow, BoxError, RequestStore, StoreError};
+use elevate_core::ports::{
+    check_pair, AuditPage, AuditWindow, BoxError, ListPage, ListPartition, ListQuery, RequestStore,
+    StoreError, LIST_READ_BUDGET,
+};
 use tracing::instrument;
 
 use crate::error::AwsError;
-use cursor::Position;
+use cursor::{ListIndex, Position};
 use item::{
-    attr, day_key, event_from_item, event_item, message_attribute, n, request_attributes,
-    request_from_item, request_item, request_pk, requester_key, s, state_key, timestamp, Item,
-    EVENT_SK_PREFIX, REQUEST_SK,
+    attr, day_key, event_from_item, message_attribute, n, request_attributes, request_from_item,
+    request_pk, requester_key, s, state_key, timestamp, Item, EVENT_SK_PREFIX, REQUEST_SK,
 };
 
+pub use item::{event_from_stream_image, event_item, request_item, stream_event_key};
 pub use table::{BY_DAY, BY_REQUESTER, BY_STATE};
 
 /// Above this many days, `audit_since` and `audit_page` scan the `by_day` index instead of
@@ -65,11 +79,19 @@ pub const MAX_DAY_QUERIES: i64 = 62;
 /// Attempts of a transaction that DynamoDB cancelled because another transaction was writing
 /// the same item at that moment (`TransactionConflict`, not a failed condition).
 const TRANSACTION_ATTEMPTS: u32 = 4;
+/// At most this many values in one `IN (...)` of a filter (DynamoDB's limit); a decider of
+/// more flows is filtered after the read.
+const MAX_IN_VALUES: usize = 100;
+
 /// Requests and their audit events in one DynamoDB table.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// The items a page of a listing reads at most.
+    list_budget: usize,
+    /// The items the pages of listings have had DynamoDB read, shared by the clones.
+    list_reads: Arc<AtomicU64>,
 }
 
 impl DynamoStore {
@@ -77,7 +99,22 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.into(),
+            list_budget: LIST_READ_BUDGET,
+            list_reads: Arc::default(),
         }
+    }
+
+    /// Makes a page of a listing read at most `items` items (at least one more than the page
+    /// holds) instead of [`LIST_READ_BUDGET`]: for tests of a budget that runs out.
+    pub fn with_list_read_budget(mut self, items: usize) -> Self {
+        self.list_budget = items;
+        self
+    }
+
+    /// How many items DynamoDB has read (its `ScannedCount`) for the pages of listings of this
+    /// store and its clones, in all: what a page costs, for tests and the bench.
+    pub fn list_reads(&self) -> u64 {
+        self.list_reads.load(Ordering::Relaxed)
     }
 
     pub fn table(&self) -> &str {
@@ -208,6 +245,76 @@ impl DynamoStore {
         }
         found.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         Ok(found)
+    }
+
+    /// One page of `query` from `plan`'s partition after `after` (from its start when `None`):
+    /// reads with `Limit` one past what the page still needs, until the page is full and one
+    /// more request of it was read, the partition ends, or the budget is spent.
+    async fn read_list_page(
+        &self,
+        query: &ListQuery,
+        plan: &ListPlan,
+        mut after: Option<Item>,
+        limit: usize,
+    ) -> Result<ListPage, StoreError> {
+        let budget = self.list_budget.max(limit + 1);
+        let mut kept: Vec<(Request, Item)> = Vec::new();
+        let mut read = 0;
+        loop {
+            let room = (limit + 1 - kept.len()).min(budget - read);
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(plan.index)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", plan.pk_attr)
+                .expression_attribute_values(":pk", s(&plan.partition))
+                .scan_index_forward(!query.newest_first())
+                .limit(page_limit(room))
+                .set_exclusive_start_key(after.take());
+            if let Some(filter) = &plan.filter {
+                request = request.filter_expression(&filter.expression);
+                for (name, attribute) in &filter.names {
+                    request = request.expression_attribute_names(*name, *attribute);
+                }
+                for (placeholder, value) in &filter.values {
+                    request = request.expression_attribute_values(placeholder, s(value));
+                }
+            }
+            let output = request
+                .send()
+                .await
+                .map_err(|e| self.unavailable(&format!("Query {}", plan.index), e))?;
+            let scanned = usize::try_from(output.scanned_count).unwrap_or(0);
+            read += scanned;
+            self.list_reads.fetch_add(scanned as u64, Ordering::Relaxed);
+            for item in output.items.unwrap_or_default() {
+                let found = request_from_item(&item)?;
+                // What the filter kept, checked again here (and all of it for a decider of more
+                // flows than a filter may name).
+                if query.keeps(&found) {
+                    kept.push((found, item));
+                }
+            }
+            let next = if kept.len() > limit {
+                kept.truncate(limit);
+                kept.last().map(|(_, item)| index_key(item, plan.index()))
+            } else {
+                match output.last_evaluated_key {
+                    None => None,
+                    Some(key) if read >= budget => Some(key),
+                    Some(key) => {
+                        after = Some(key);
+                        continue;
+                    }
+                }
+            };
+            return Ok(ListPage {
+                requests: kept.into_iter().map(|(request, _)| request).collect(),
+                next: next.map(|key| cursor::encode_list(query, &key)),
+            });
+        }
     }
 
     /// One page of an export, day by day through `by_day` from `day` (after `after` in it):
@@ -366,6 +473,124 @@ enum Keep<'a> {
     All,
     States(&'a [State]),
     Requester(&'a str),
+}
+
+/// How a listing is read: the partition of the index, and the filter DynamoDB applies to it.
+struct ListPlan {
+    index: &'static str,
+    pk_attr: &'static str,
+    sk_attr: &'static str,
+    partition: String,
+    filter: Option<Filter>,
+    /// The listing is empty without reading anything (a decider of no flow).
+    empty: bool,
+}
+
+impl ListPlan {
+    fn index(&self) -> ListIndex<'_> {
+        ListIndex {
+            name: self.index,
+            pk_attr: self.pk_attr,
+            sk_attr: self.sk_attr,
+            partition: &self.partition,
+        }
+    }
+}
+
+/// A `FilterExpression` with its names and values (all strings).
+struct Filter {
+    expression: String,
+    names: Vec<(&'static str, &'static str)>,
+    values: Vec<(String, String)>,
+}
+
+/// The plan of `query` (see [`ListQuery::partition`] for which partition a listing reads).
+fn list_plan(query: &ListQuery) -> ListPlan {
+    let partition = query.partition();
+    let (index, pk_attr, sk_attr, key) = match partition {
+        ListPartition::Requester(requester) => (
+            BY_REQUESTER,
+            attr::GSI1PK,
+            attr::GSI1SK,
+            requester_key(requester),
+        ),
+        ListPartition::State(state) => (BY_STATE, attr::GSI2PK, attr::GSI2SK, state_key(state)),
+    };
+    let mut empty = false;
+    let mut conditions = Vec::new();
+    let mut names = Vec::new();
+    let mut values = Vec::new();
+    match query {
+        ListQuery::Requester { requester, state } => {
+            if matches!(partition, ListPartition::State(_)) {
+                conditions.push("#requester = :requester".to_owned());
+                names.push(("#requester", attr::REQUESTER));
+                values.push((":requester".to_owned(), requester.clone()));
+            } else if let Some(state) = state {
+                conditions.push("#state = :state".to_owned());
+                names.push(("#state", attr::STATE));
+                values.push((":state".to_owned(), state.as_str().to_owned()));
+            }
+        }
+        ListQuery::State { decider: None, .. } => {}
+        ListQuery::State {
+            decider: Some(decider),
+            ..
+        } => {
+            empty = decider.flows.is_empty();
+            if !empty
+                && decider.flows.len() <= MAX_IN_VALUES
+                && decider.self_approval.len() <= MAX_IN_VALUES
+            {
+                let mut list = |prefix: &str, flows: &[elevate_core::FlowName]| {
+                    let placeholders: Vec<String> = flows
+                        .iter()
+                        .enumerate()
+                        .map(|(i, flow)| {
+                            let placeholder = format!(":{prefix}{i}");
+                            values.push((placeholder.clone(), flow.to_string()));
+                            placeholder
+                        })
+                        .collect();
+                    format!("#flow IN ({})", placeholders.join(", "))
+                };
+                let flows = list("f", &decider.flows);
+                let own = if decider.self_approval.is_empty() {
+                    "#requester <> :person".to_owned()
+                } else {
+                    format!(
+                        "(#requester <> :person OR {})",
+                        list("s", &decider.self_approval)
+                    )
+                };
+                conditions.push(format!("{flows} AND {own}"));
+                names.push(("#flow", attr::FLOW));
+                names.push(("#requester", attr::REQUESTER));
+                values.push((":person".to_owned(), decider.person.clone()));
+            }
+        }
+    }
+    let filter = (!conditions.is_empty()).then(|| Filter {
+        expression: conditions.join(" AND "),
+        names,
+        values,
+    });
+    ListPlan {
+        index,
+        pk_attr,
+        sk_attr,
+        partition: key,
+        filter,
+        empty,
+    }
+}
+
+/// The key of a request item in `index` (as a `LastEvaluatedKey` of it would be).
+fn index_key(item: &Item, index: ListIndex<'_>) -> Item {
+    [attr::PK, attr::SK, index.pk_attr, index.sk_attr]
+        .into_iter()
+        .filter_map(|name| Some((name.to_owned(), item.get(name)?.clone())))
+        .collect()
 }
 
 /// The last day an export walked day by day reads: the day of the last instant before
@@ -663,6 +888,24 @@ impl RequestStore for DynamoStore {
     async fn list_by_state(&self, state: State) -> Result<Vec<Request>, StoreError> {
         self.query_requests(BY_STATE, attr::GSI2PK, state_key(state), false, Keep::All)
             .await
+    }
+
+    /// No `err` on the span: a refused cursor is the caller's mistake, answered as such.
+    #[instrument(skip_all, fields(query = %query, limit))]
+    async fn list_page(
+        &self,
+        query: &ListQuery,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, StoreError> {
+        let plan = list_plan(query);
+        let start = after
+            .map(|text| cursor::decode_list(query, plan.index(), text))
+            .transpose()?;
+        if plan.empty {
+            return Ok(ListPage::default());
+        }
+        self.read_list_page(query, &plan, start, limit.max(1)).await
     }
 
     async fn audit_events(&self, id: &RequestId) -> Result<Vec<AuditEvent>, StoreError> {

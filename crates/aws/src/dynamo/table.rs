@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, TableStatus,
+    Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TableStatus,
 };
 use aws_sdk_dynamodb::Client;
 use elevate_core::ports::StoreError;
@@ -21,9 +22,10 @@ pub const BY_STATE: &str = "by_state";
 pub const BY_DAY: &str = "by_day";
 
 impl DynamoStore {
-    /// Creates the table with its key schema and GSIs (on-demand billing) and waits until the
-    /// table and its indexes are ACTIVE. A table that already exists is only waited for. For
-    /// tests and `make dev`; deployed tables come from template.yaml.
+    /// Creates the table with its key schema and GSIs (on-demand billing) and its stream
+    /// (`NEW_AND_OLD_IMAGES`, which the archive function reads), and waits until the table and
+    /// its indexes are ACTIVE. A table that already exists is only waited for. For tests and
+    /// `make dev`; deployed tables come from template.yaml.
     pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
         let build = |e| StoreError::Unavailable(AwsError::boxed(format!("table {table}"), e));
         let key = |name: &str, kind: KeyType| {
@@ -38,7 +40,14 @@ impl DynamoStore {
             .table_name(table)
             .billing_mode(BillingMode::PayPerRequest)
             .key_schema(key(attr::PK, KeyType::Hash)?)
-            .key_schema(key(attr::SK, KeyType::Range)?);
+            .key_schema(key(attr::SK, KeyType::Range)?)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(build)?,
+            );
         for name in [
             attr::PK,
             attr::SK,

@@ -6,7 +6,9 @@ use elevate_aws::DynamoStore;
 use elevate_core::audit::AuditEvent;
 use elevate_core::machine::{apply, Command, Transition};
 use elevate_core::model::{MessageRef, RequestId, State};
-use elevate_core::ports::{AuditPage, AuditWindow, RequestStore, StoreError};
+use elevate_core::ports::{
+    AuditPage, AuditWindow, Decider, ListPage, ListQuery, RequestStore, StoreError,
+};
 use elevate_core::verify_chain;
 use elevate_testkit::{unique_name, Moto};
 
@@ -762,4 +764,169 @@ async fn open_requests_of_a_requester_are_listed_from_the_state_index() {
         read(BY_REQUESTER, "gsi1pk", "REQUESTER#alice".to_owned()).await,
         32
     );
+}
+
+#[tokio::test]
+async fn list_pages_keep_the_promises_of_the_fake() {
+    let moto = Moto::start().await;
+    let (store, _) = store(&moto).await;
+    let store = store.with_list_read_budget(5);
+    elevate_core::testing::check_list_pages(
+        &store,
+        &|| store.list_reads(),
+        5,
+        Utc::now() - Duration::days(1),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_page_of_a_long_history_reads_that_page_and_the_cursor_goes_on() {
+    let moto = Moto::start().await;
+    let (store, client) = store(&moto).await;
+    let t0 = Utc::now() - Duration::days(30);
+    let mut history = Vec::new();
+    for i in 0..25 {
+        let (request, event) = new_request("alice", t0 + Duration::hours(i));
+        store.create(&request, &event).await.expect("create");
+        history.push(request);
+    }
+    history.reverse();
+    let mine = ListQuery::Requester {
+        requester: "alice".into(),
+        state: None,
+    };
+
+    let first = store.list_page(&mine, None, 10).await.expect("first");
+    assert_eq!(first.requests, history[..10], "the newest page first");
+    assert_eq!(store.list_reads(), 11, "the page and one more, of 25");
+    let next = first.next.expect("more");
+    assert!(
+        next.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "URL-safe: {next}"
+    );
+    let second = store
+        .list_page(&mine, Some(&next), 10)
+        .await
+        .expect("second");
+    assert_eq!(second.requests, history[10..20]);
+    let last = store
+        .list_page(&mine, second.next.as_deref(), 10)
+        .await
+        .expect("last");
+    assert_eq!(last.requests, history[20..]);
+    assert_eq!(last.next, None);
+    assert_eq!(store.list_reads(), 11 + 11 + 5);
+
+    // A cursor of another listing, or altered to read another partition, is refused before
+    // anything is read.
+    let reads = store.list_reads();
+    let bad_cursor = |result: Result<ListPage, StoreError>| match result {
+        Err(StoreError::BadCursor(why)) => why,
+        other => panic!("expected BadCursor, got {other:?}"),
+    };
+    let bobs = ListQuery::Requester {
+        requester: "bob".into(),
+        state: None,
+    };
+    let why = bad_cursor(store.list_page(&bobs, Some(&next), 10).await);
+    assert!(why.contains("not of this listing"), "{why}");
+    let json = |value: serde_json::Value| {
+        aws_smithy_types::base64::encode(value.to_string())
+            .trim_end_matches('=')
+            .replace('+', "-")
+            .replace('/', "_")
+    };
+    let binding = serde_json::json!({"of": "requester", "who": "alice", "state": null});
+    let key = |gsi1pk: &str, sk: &str| serde_json::json!({"pk": "REQ#x", "sk": sk, "gsi1pk": gsi1pk, "gsi1sk": "2026"});
+    for (tampered, what) in [
+        (
+            json(serde_json::json!({"query": binding, "after": key("REQUESTER#bob", "REQ")})),
+            "another requester's partition",
+        ),
+        (
+            json(
+                serde_json::json!({"query": binding, "after": key("REQUESTER#alice", "EVT#0000000001")}),
+            ),
+            "the key of an audit event",
+        ),
+        (
+            json(serde_json::json!({"query": binding, "after": {"pk": "REQ#x", "sk": "REQ"}})),
+            "not a key of the index",
+        ),
+        (
+            json(
+                serde_json::json!({"query": binding, "after": key("REQUESTER#alice", "REQ"), "x": 1}),
+            ),
+            "an unknown field",
+        ),
+    ] {
+        match store.list_page(&mine, Some(&tampered), 10).await {
+            Err(StoreError::BadCursor(_)) => {}
+            other => panic!("{what}: expected BadCursor, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        store.list_reads(),
+        reads,
+        "nothing read for a refused cursor"
+    );
+
+    // The raw index agrees: what the first page read is a tenth of what her history holds.
+    let all = client
+        .query()
+        .table_name(store.table())
+        .index_name(BY_REQUESTER)
+        .key_condition_expression("#pk = :pk")
+        .expression_attribute_names("#pk", "gsi1pk")
+        .expression_attribute_values(":pk", AttributeValue::S("REQUESTER#alice".into()))
+        .send()
+        .await
+        .expect("query")
+        .scanned_count();
+    assert_eq!(all, 25);
+}
+
+#[tokio::test]
+async fn to_approve_reads_the_pending_requests_with_the_deciders_filter() {
+    let moto = Moto::start().await;
+    let (store, _) = store(&moto).await;
+    let t0 = Utc::now() - Duration::hours(3);
+    // Two flows of more than a filter's 100 values: filtered after the read, same answer.
+    let (mine, created) = new_request("bob", t0);
+    store.create(&mine, &created).await.expect("create");
+    let (theirs, created) = new_request("alice", t0 + Duration::minutes(1));
+    store.create(&theirs, &created).await.expect("create");
+    let many: Vec<elevate_core::FlowName> = (0..150)
+        .map(|i| format!("flow{i}").into())
+        .chain(["infra_access".into()])
+        .collect();
+    for (flows, self_approval, expected) in [
+        (vec!["infra_access".into()], vec![], vec![theirs.clone()]),
+        (
+            vec!["infra_access".into()],
+            vec!["infra_access".into()],
+            vec![mine.clone(), theirs.clone()],
+        ),
+        (many.clone(), vec![], vec![theirs.clone()]),
+        (
+            many.clone(),
+            many.clone(),
+            vec![mine.clone(), theirs.clone()],
+        ),
+        (vec!["other".into()], vec![], vec![]),
+    ] {
+        let query = ListQuery::State {
+            state: State::Pending,
+            decider: Some(Decider {
+                person: "bob".into(),
+                flows,
+                self_approval,
+            }),
+        };
+        let page = store.list_page(&query, None, 50).await.expect("page");
+        assert_eq!(page.requests, expected, "{query:?}");
+        assert_eq!(page.next, None);
+    }
 }

@@ -2,6 +2,7 @@
 //! All in one test binary: one link, and the tests run in parallel with unique resource names.
 //! They fail when moto cannot be started, never skip.
 
+mod archive;
 mod dynamo;
 mod iam;
 mod lambda;

@@ -9,20 +9,32 @@
 //! size goes through in bounded memory (the heads, one per request, are kept until the end). A
 //! file is written under a temporary name and renamed when the last page is in: a failed
 //! export leaves no file that looks complete.
+//!
+//! `audit verify --archive s3://…` compares the trail fetched now with the write-once archive
+//! (docs/contracts.md, "Audit archive"): the comparison itself is
+//! [`elevate_core::archive::compare_request`]; this reads both sides and reports.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::error::Error;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use chrono::{DateTime, SecondsFormat, Utc};
+use elevate_aws::{AwsError, S3Archive};
+use elevate_core::archive::{
+    compare_request, unanchored_requests, AnchorIndex, ArchiveError, Difference,
+};
 use elevate_core::{verify_chain, AuditEvent, ChainError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Exit;
-use crate::api::{Answer, AuditExport, AuditHead, AuditWindow, Client};
-use crate::cli::{ExportArgs, ExportFormat};
+use crate::api::{Answer, AuditExport, AuditHead, AuditWindow, Client, Endpoint};
+use crate::cli::{ArchiveUrl, ExportArgs, ExportFormat};
 use crate::output::{self, Out, PartialFile, Table};
 
 /// The first line of a jsonl export.
@@ -213,6 +225,497 @@ pub async fn verify_api(client: &Client, out: Out) -> anyhow::Result<Exit> {
     })
     .await?;
     Ok(report(trail, out))
+}
+
+/// How many requests' archived events are fetched at once (each fetch makes up to 16 GETs).
+const ARCHIVE_REQUESTS_IN_FLIGHT: usize = 8;
+
+/// `audit verify --archive`: the trail fetched now (pages of `GET /audit`), every chain checked
+/// against its stored head as `audit verify` does, and compared request by request with the
+/// archive and its anchors, read from S3 with the caller's own credentials.
+///
+/// Memory: every table event is kept, grouped by request, until its request is compared.
+/// `compare_request` recomputes each event's hash, so it needs the whole event: about 0.7 KB
+/// (344 bytes of `AuditEvent`, the rest its id, principal, reason and two hashes), up to 1 KB
+/// on a request's first event, which carries the grant's terms; 500,000 events are about
+/// 400 MB. Each request also keeps its stored head (~150 bytes). Of the archive only the
+/// listing is kept whole, 8 bytes (the seq) per archived event plus the request id once per
+/// request (it arrives as one list of keys, ~80 bytes each, folded into that at once); the
+/// archived events themselves are fetched for [`ARCHIVE_REQUESTS_IN_FLIGHT`]
+/// requests at a time and dropped once compared, as are that request's table events.
+pub async fn verify_archive(
+    endpoint: Endpoint,
+    url: &ArchiveUrl,
+    out: Out,
+) -> anyhow::Result<Exit> {
+    let sdk = archive_sdk_config(&endpoint).await;
+    let client = Client::new(endpoint).await?;
+    let archive = Arc::new(S3Archive::from_url(&sdk, url.as_str())?);
+    // Everything is compared as the trail stood when its first page was read: archived events
+    // and anchors written after that (the table moved on while it was read) are left out, and
+    // events younger than SETTLE before it may still be on their way to the archive.
+    let now = Utc::now();
+    let mut progress = Progress::new(out);
+
+    let table = read_table(&client, &mut progress).await?;
+    let (table_requests, table_events) = (table.events.len(), table.count);
+    let listing = list_archive(&archive, url, now, &mut progress).await?;
+    let archived_events = listing.count;
+
+    let mut comparison = Comparison {
+        table: table.events,
+        heads: table.heads,
+        index: listing.index,
+        now,
+        differences: listing.differences,
+        seen: HashSet::new(),
+    };
+    // The archived requests, several fetched at a time; each is compared as it arrives.
+    let mut read = 0;
+    let mut pending = listing.events.into_iter();
+    let mut in_flight = tokio::task::JoinSet::new();
+    loop {
+        while in_flight.len() < ARCHIVE_REQUESTS_IN_FLIGHT {
+            let Some((request_id, seqs)) = pending.next() else {
+                break;
+            };
+            let archive = Arc::clone(&archive);
+            in_flight.spawn(async move {
+                let events = archive.get_events(&request_id, &seqs).await;
+                (request_id, events)
+            });
+        }
+        let Some(fetched) = in_flight.join_next().await else {
+            break;
+        };
+        let (request_id, events) = fetched.context("reading the archive failed")?;
+        let events = events.map_err(|err| {
+            unreadable(
+                err,
+                format!("cannot read the archived events of {request_id}"),
+            )
+        })?;
+        read += events.len();
+        comparison.request(request_id, events);
+        progress.update(|| {
+            format!(
+                "read {} of {} archived events…",
+                thousands(read),
+                thousands(archived_events)
+            )
+        });
+    }
+    let (index, differences) = comparison.finish();
+
+    let summary = ArchiveSummary {
+        archive: url.to_string(),
+        table_requests,
+        table_events,
+        archived_events,
+        anchors: index.len(),
+        latest_anchor: index.latest(),
+        differences: differences.len(),
+    };
+    progress.clear();
+    Ok(report_archive(&summary, &differences, out))
+}
+
+/// The table side of `audit verify --archive`.
+struct TableSide {
+    /// Every event, by request; a request with a stored head but no event is here too.
+    events: BTreeMap<String, Vec<AuditEvent>>,
+    /// The stored head (seq, hash) of each request.
+    heads: HashMap<String, (u64, String)>,
+    count: usize,
+}
+
+/// Pages through the whole trail, keeping it by request.
+async fn read_table(client: &Client, progress: &mut Progress) -> anyhow::Result<TableSide> {
+    let mut table = TableSide {
+        events: BTreeMap::new(),
+        heads: HashMap::new(),
+        count: 0,
+    };
+    each_page(client, &AuditWindow::default(), |answer| {
+        table.count += answer.value.events.len();
+        for event in answer.value.events {
+            table
+                .events
+                .entry(event.request_id.to_string())
+                .or_default()
+                .push(event);
+        }
+        for head in answer.value.heads {
+            let request_id = head.request_id.to_string();
+            table.events.entry(request_id.clone()).or_default();
+            table
+                .heads
+                .insert(request_id, (head.audit_seq, head.audit_head));
+        }
+        progress.update(|| format!("read {} events from the table…", thousands(table.count)));
+        Ok(())
+    })
+    .await?;
+    progress.done(format!(
+        "read {} of {} from the table",
+        count(table.count, "event"),
+        count(table.events.len(), "request")
+    ));
+    Ok(table)
+}
+
+/// What the archive holds, before its events are read: their keys, the anchors checked and
+/// indexed, and the differences found so far (broken anchors, recorded table changes).
+struct ArchiveListing {
+    /// The seqs archived for each request.
+    events: BTreeMap<String, Vec<u64>>,
+    count: usize,
+    index: AnchorIndex,
+    differences: Vec<Difference>,
+}
+
+async fn list_archive(
+    archive: &S3Archive,
+    url: &ArchiveUrl,
+    now: DateTime<Utc>,
+    progress: &mut Progress,
+) -> anyhow::Result<ArchiveListing> {
+    progress.status(format!("listing {url}…"));
+    let mut events: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut count_events = 0;
+    for (request_id, seq) in archive.list_events().await.map_err(|err| {
+        unreadable(
+            err,
+            format!(
+                "cannot list the events in {url} (reading the archive needs s3:ListBucket and \
+                 s3:GetObject on the bucket for your AWS credentials)"
+            ),
+        )
+    })? {
+        events.entry(request_id).or_default().push(seq);
+        count_events += 1;
+    }
+    let anchors: Vec<_> = archive
+        .anchors()
+        .await
+        .map_err(|err| unreadable(err, format!("cannot read the anchors in {url}")))?
+        .into_iter()
+        .filter(|(_, anchor)| anchor.until <= now)
+        .collect();
+    let (index, mut differences) = AnchorIndex::build(anchors);
+    let changes = archive
+        .changes()
+        .await
+        .map_err(|err| unreadable(err, format!("cannot read the recorded changes in {url}")))?;
+    differences.extend(changes.into_iter().map(|change| Difference::Changed {
+        request_id: change.request_id,
+        seq: change.seq,
+        change: change.change,
+        at: change.at,
+    }));
+    progress.done(format!(
+        "found {} of {} and {} in {url}",
+        count(count_events, "archived event"),
+        count(events.len(), "request"),
+        count(index.len(), "anchor")
+    ));
+    Ok(ArchiveListing {
+        events,
+        count: count_events,
+        index,
+        differences,
+    })
+}
+
+/// An archive that could not be read, in one line: `what`, the call that failed and the
+/// causes' own messages. (The SDK's full chain, which the adapter keeps for its logs, ends with
+/// the whole raw response.)
+fn unreadable(err: ArchiveError, what: String) -> anyhow::Error {
+    let ArchiveError::Unavailable(source) = &err else {
+        return anyhow::Error::new(err).context(what);
+    };
+    let (call, mut cause) = match source.downcast_ref::<AwsError>() {
+        Some(aws) => (aws.operation().to_owned(), aws.source()),
+        None => (
+            "archive unavailable".to_owned(),
+            Some(source.as_ref() as &dyn Error),
+        ),
+    };
+    let mut causes = Vec::new();
+    while let Some(error) = cause {
+        let message = error.to_string();
+        // A modeled S3 error and its metadata say the same thing.
+        if causes.last() != Some(&message) {
+            causes.push(message);
+        }
+        cause = error.source();
+    }
+    anyhow::anyhow!("{what}: {call}: {}", causes.join(": "))
+}
+
+/// One line per difference (stdout), the summary (stderr); exit 9 when anything differs.
+fn report_archive(summary: &ArchiveSummary, differences: &[Difference], out: Out) -> Exit {
+    if out.json {
+        out.json(&serde_json::json!({
+            "ok": differences.is_empty(),
+            "summary": summary,
+            "differences": differences,
+        }));
+    } else {
+        for difference in differences {
+            out.result(difference.to_string());
+        }
+        out.progress(summary.to_string());
+    }
+    if differences.is_empty() {
+        Exit::Ok
+    } else {
+        eprintln!(
+            "error: the audit trail does not match the archive ({})",
+            count(differences.len(), "difference")
+        );
+        Exit::Tampered
+    }
+}
+
+/// What `audit verify --archive` holds while it compares: the table's events of the requests
+/// not compared yet, and what was found.
+struct Comparison {
+    table: BTreeMap<String, Vec<AuditEvent>>,
+    heads: HashMap<String, (u64, String)>,
+    index: AnchorIndex,
+    now: DateTime<Utc>,
+    differences: Vec<Difference>,
+    /// Every request compared.
+    seen: HashSet<String>,
+}
+
+impl Comparison {
+    /// Compares one request with its archived events, and lets go of its table events.
+    fn request(&mut self, request_id: String, archived: Vec<AuditEvent>) {
+        let events = self.table.remove(&request_id).unwrap_or_default();
+        // Archived after the table was read: the table had no chance to have them.
+        let archived: Vec<AuditEvent> = archived.into_iter().filter(|e| e.at < self.now).collect();
+        self.differences.extend(verify_request(
+            &request_id,
+            &events,
+            &archived,
+            self.heads.get(&request_id),
+            &self.index,
+            self.now,
+        ));
+        self.seen.insert(request_id);
+    }
+
+    /// Compares the table's requests that have nothing in the archive, adds the anchors'
+    /// requests that neither side has, and sorts every difference by request, then event.
+    fn finish(mut self) -> (AnchorIndex, Vec<Difference>) {
+        let rest: Vec<String> = self.table.keys().cloned().collect();
+        for request_id in rest {
+            self.request(request_id, Vec::new());
+        }
+        let mut differences = self.differences;
+        differences.extend(unanchored_requests(&self.index, &self.seen));
+        differences.sort_by(|a, b| position(a).cmp(&position(b)));
+        (self.index, differences)
+    }
+}
+
+/// The SDK config that reads the archive: the same profile as the API's credentials, and the
+/// profile's region (else `--region` or the config file's).
+async fn archive_sdk_config(endpoint: &Endpoint) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(profile) = &endpoint.profile {
+        loader = loader.profile_name(profile);
+    }
+    let sdk = loader.load().await;
+    match (sdk.region(), &endpoint.region) {
+        (None, Some(region)) => sdk
+            .into_builder()
+            .region(Region::new(region.clone()))
+            .build(),
+        _ => sdk,
+    }
+}
+
+/// One request: compared with its archived events and the anchors, then its table chain
+/// checked against the head the request stores (a deleted last event), as `audit verify` does,
+/// unless the comparison already found the table's chain broken or missing.
+fn verify_request(
+    request_id: &str,
+    table: &[AuditEvent],
+    archive: &[AuditEvent],
+    head: Option<&(u64, String)>,
+    index: &AnchorIndex,
+    now: DateTime<Utc>,
+) -> Vec<Difference> {
+    let mut differences = if table.is_empty() && archive.is_empty() {
+        Vec::new()
+    } else {
+        compare_request(request_id, table, archive, index, now)
+    };
+    let table_reported = differences.iter().any(|d| {
+        matches!(
+            d,
+            Difference::TableChain { .. } | Difference::MissingFromTable { .. }
+        )
+    });
+    if let (Some((seq, hash)), false) = (head, table_reported) {
+        let checked = if table.is_empty() {
+            Err(ChainError::Truncated {
+                request_id: request_id.to_owned(),
+                last: 0,
+                head_seq: *seq,
+            })
+        } else {
+            verify_chain(table, Some((*seq, hash.as_str())))
+        };
+        if let Err(error) = checked {
+            differences.push(Difference::TableChain {
+                request_id: request_id.to_owned(),
+                error: error.to_string(),
+            });
+        }
+    }
+    differences
+}
+
+/// Where a difference sorts: by request, then event; the anchors' own first.
+fn position(difference: &Difference) -> (&str, u64) {
+    match difference {
+        Difference::Altered { request_id, seq }
+        | Difference::Deleted { request_id, seq }
+        | Difference::Inserted { request_id, seq }
+        | Difference::Reordered {
+            request_id, seq, ..
+        }
+        | Difference::Unanchored {
+            request_id, seq, ..
+        }
+        | Difference::Changed {
+            request_id, seq, ..
+        } => (request_id, *seq),
+        Difference::MissingFromTable { request_id }
+        | Difference::TableChain { request_id, .. }
+        | Difference::ArchiveChain { request_id, .. } => (request_id, 0),
+        Difference::AnchorChain { .. } => ("", 0),
+    }
+}
+
+/// The last line of `audit verify --archive`.
+#[derive(Debug, Serialize)]
+struct ArchiveSummary {
+    archive: String,
+    table_requests: usize,
+    table_events: usize,
+    archived_events: usize,
+    anchors: usize,
+    latest_anchor: Option<DateTime<Utc>>,
+    differences: usize,
+}
+
+impl std::fmt::Display for ArchiveSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let latest = match self.latest_anchor {
+            Some(at) => format!(" (the latest until {})", output::timestamp(at)),
+            None => " (none yet: chain heads are not pinned)".to_owned(),
+        };
+        write!(
+            f,
+            "table: {}, {}; archive: {}, {}{latest}; {}",
+            count(self.table_requests, "request"),
+            count(self.table_events, "event"),
+            count(self.archived_events, "event"),
+            count(self.anchors, "anchor"),
+            count(self.differences, "difference"),
+        )
+    }
+}
+
+/// `12,000 events`, `1 event`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", thousands(n))
+    }
+}
+
+/// `12,000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+/// Progress of a long read on stderr: on a terminal, one line rewritten in place several
+/// times a second; elsewhere (a log, a CI job) a plain line now and then, and the totals of
+/// each step. Silenced by `-q`.
+struct Progress {
+    out: Out,
+    live: bool,
+    last: Instant,
+    /// A live line is on screen and must be cleared before the next plain message.
+    shown: bool,
+}
+
+impl Progress {
+    fn new(out: Out) -> Progress {
+        Progress {
+            out,
+            live: !out.quiet && std::io::stderr().is_terminal(),
+            last: Instant::now(),
+            shown: false,
+        }
+    }
+
+    /// A running count, shown when enough time has passed since the last one.
+    fn update(&mut self, message: impl FnOnce() -> String) {
+        let every = if self.live {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(10)
+        };
+        if self.out.quiet || self.last.elapsed() < every {
+            return;
+        }
+        self.last = Instant::now();
+        if self.live {
+            eprint!("\r\x1b[2K{}", message());
+            self.shown = true;
+        } else {
+            eprintln!("{}", message());
+        }
+    }
+
+    /// What is happening now, on a terminal only (a step with no running count).
+    fn status(&mut self, message: String) {
+        if self.live {
+            self.last = Instant::now();
+            eprint!("\r\x1b[2K{message}");
+            self.shown = true;
+        }
+    }
+
+    /// The total of a step, always shown (unless `-q`).
+    fn done(&mut self, message: String) {
+        self.clear();
+        self.out.progress(message);
+    }
+
+    /// Takes the live line off the screen, before the results.
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[2K");
+            self.shown = false;
+        }
+    }
 }
 
 fn read_jsonl(text: &str) -> anyhow::Result<Trail> {
@@ -426,6 +929,17 @@ mod tests {
         assert_eq!(csv_field("INC-42 = 1+1"), "INC-42 = 1+1");
         assert_eq!(csv_field("2026-11-25T10:00:00Z"), "2026-11-25T10:00:00Z");
         assert_eq!(csv_field(""), "");
+    }
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(12_000), "12,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(count(1, "event"), "1 event");
+        assert_eq!(count(3000, "event"), "3,000 events");
     }
 
     #[test]

@@ -109,10 +109,12 @@ async fn dispatch(cli: Cli, out: Out) -> anyhow::Result<Exit> {
         Command::Audit(AuditCommand::Export(args)) => {
             audit::export(&connect(global).await?, args, out).await
         }
-        // A file is verified offline; without one the trail is fetched.
-        Command::Audit(AuditCommand::Verify(args)) => match args.file.clone() {
-            Some(path) => audit::verify_file(&path, out),
-            None => audit::verify_api(&connect(global).await?, out).await,
+        // A file is verified offline; without one the trail is fetched (and compared with the
+        // archive, read with the same profile's credentials).
+        Command::Audit(AuditCommand::Verify(args)) => match (args.file, args.archive) {
+            (Some(path), _) => audit::verify_file(&path, out),
+            (None, Some(archive)) => audit::verify_archive(endpoint(global)?, &archive, out).await,
+            (None, None) => audit::verify_api(&connect(global).await?, out).await,
         },
         Command::Report(args) => report::report(&connect(global).await?, args, out).await,
         Command::Config(ConfigCommand::Check(args)) => config::check(args, out),
@@ -137,10 +139,14 @@ async fn dispatch(cli: Cli, out: Out) -> anyhow::Result<Exit> {
 }
 
 async fn connect(global: &crate::cli::GlobalArgs) -> anyhow::Result<Client> {
+    Ok(Client::new(endpoint(global)?).await?)
+}
+
+/// The API and the profile, from the flags, the environment and the user's config file.
+fn endpoint(global: &crate::cli::GlobalArgs) -> anyhow::Result<crate::api::Endpoint> {
     let file = match UserConfig::path() {
         Some(path) => UserConfig::load(&path)?,
         None => UserConfig::default(),
     };
-    let endpoint = settings::endpoint(global, &file)?;
-    Ok(Client::new(endpoint).await?)
+    settings::endpoint(global, &file)
 }

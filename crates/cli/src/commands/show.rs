@@ -7,22 +7,58 @@ use crate::api::{Client, Scope};
 use crate::cli::ListArgs;
 use crate::output::{self, Out};
 
+/// How many requests `list` asks for a page: the most the API gives.
+const LIST_PAGE: u64 = 200;
+
+/// `list`: follows the pages of `GET /requests` and prints each as it comes, so a history of
+/// any length lists in bounded memory; `--limit` stops after that many requests.
 pub async fn list(client: &Client, args: ListArgs, out: Out) -> anyhow::Result<Exit> {
     let scope = if args.to_approve {
         Scope::ToApprove
     } else {
         Scope::Mine
     };
-    let answer = client.list_requests(scope, args.state).await?;
+    let mut left = args.limit;
+    let mut cursor: Option<String> = None;
+    let mut listed = 0_u64;
+    let mut table = output::RequestsTable::default();
+    let mut json = output::JsonRequests::default();
+    // The cursor of what `--limit` left out.
+    let cut = loop {
+        let size = left.map_or(LIST_PAGE, |left| left.min(LIST_PAGE));
+        let answer = client
+            .list_requests(scope, args.state, size as usize, cursor.as_deref())
+            .await?;
+        let mut page = answer.value;
+        // Never more than asked, whatever the API answers.
+        page.requests.truncate(size as usize);
+        if out.json {
+            let raw = answer.json["requests"].as_array().into_iter().flatten();
+            for request in raw.take(page.requests.len()) {
+                json.push(&out, request);
+            }
+        } else if let Some(rows) = table.page(&page.requests) {
+            out.result(rows);
+        }
+        listed += page.requests.len() as u64;
+        left = left.map(|left| left - page.requests.len() as u64);
+        match page.next {
+            None => break None,
+            Some(next) if left == Some(0) => break Some(next),
+            Some(next) => cursor = Some(next),
+        }
+    };
     if out.json {
-        out.json(&answer.json);
-    } else if answer.value.requests.is_empty() {
+        json.finish(&out, cut.as_deref());
+    } else if listed == 0 {
         out.progress(match scope {
             Scope::Mine => "you have no requests",
             Scope::ToApprove => "nothing waits for your approval",
         });
-    } else {
-        out.result(output::requests_table(&answer.value.requests));
+    } else if cut.is_some() {
+        out.progress(format!(
+            "more than {listed} requests: without --limit, `elevate list` shows them all"
+        ));
     }
     Ok(Exit::Ok)
 }

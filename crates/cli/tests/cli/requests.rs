@@ -257,7 +257,7 @@ fn list_prints_a_table_and_passes_scope_and_state() {
         rows[0].contains("infra_access") && rows[0].contains("alice") && rows[0].contains("1h")
     );
     assert!(rows[1].contains("PENDING"));
-    assert_eq!(api.seen()[0].query.as_deref(), Some("scope=mine"));
+    assert_eq!(api.seen()[0].query.as_deref(), Some("scope=mine&limit=200"));
 
     let run =
         Elevate::new()
@@ -267,9 +267,139 @@ fn list_prints_a_table_and_passes_scope_and_state() {
     assert_eq!(run.json(), answer);
     assert_eq!(
         api.seen()[1].query.as_deref(),
-        Some("scope=to_approve&state=PENDING")
+        Some("scope=to_approve&state=PENDING&limit=200")
     );
     assert_signed(&api.seen()[1]);
+}
+
+/// A stand-in of `GET /requests` that answers `pages` in turn: the first without a cursor,
+/// each next one for the cursor `p<index>` the page before handed out.
+fn paged_api(pages: Vec<Vec<elevate_core::Request>>) -> TestApi {
+    TestApi::start(move |seen| {
+        let query = seen.query.clone().unwrap_or_default();
+        let index = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("cursor=p"))
+            .map_or(0, |n| n.parse::<usize>().expect("a cursor handed out"));
+        let mut answer = json!({ "requests": pages[index] });
+        if index + 1 < pages.len() {
+            answer["next"] = json!(format!("p{}", index + 1));
+        }
+        (200, answer)
+    })
+}
+
+#[test]
+fn list_follows_next_and_prints_every_page_under_one_header() {
+    let requests: Vec<elevate_core::Request> = (0..5)
+        .map(|i| pending_at(now() - chrono::Duration::minutes(i)).0)
+        .collect();
+    // An empty page with a next is not the end.
+    let pages = vec![
+        requests[..2].to_vec(),
+        requests[2..3].to_vec(),
+        Vec::new(),
+        requests[3..].to_vec(),
+    ];
+    let api = paged_api(pages);
+
+    let run = Elevate::new().api(&api).run(&["list"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{}", run.stdout);
+    assert!(lines[0].starts_with("ID"), "{}", run.stdout);
+    for (line, request) in lines[1..].iter().zip(&requests) {
+        assert!(line.starts_with(request.id.as_str()), "{}", run.stdout);
+    }
+    assert_eq!(
+        lines[0].find("FLOW"),
+        lines[5].find("infra_access"),
+        "the columns of a later page line up with the first: {}",
+        run.stdout
+    );
+    let queries: Vec<String> = api
+        .seen()
+        .iter()
+        .map(|s| s.query.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        queries,
+        [
+            "scope=mine&limit=200",
+            "scope=mine&limit=200&cursor=p1",
+            "scope=mine&limit=200&cursor=p2",
+            "scope=mine&limit=200&cursor=p3",
+        ]
+    );
+
+    // --json: one object of every request, as one page of them all would print.
+    let run = Elevate::new().api(&api).run(&["--json", "list"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let all = json!({ "requests": requests });
+    assert_eq!(run.json(), all);
+    assert_eq!(
+        run.stdout,
+        format!("{}\n", serde_json::to_string_pretty(&all).expect("json"))
+    );
+}
+
+#[test]
+fn list_limit_stops_after_that_many_and_asks_no_more() {
+    let requests: Vec<elevate_core::Request> = (0..5)
+        .map(|i| pending_at(now() - chrono::Duration::minutes(i)).0)
+        .collect();
+    let api = paged_api(vec![requests[..2].to_vec(), requests[2..].to_vec()]);
+    // The stand-in gives a whole page whatever the limit: the CLI still asks for what is left
+    // and prints no more than --limit.
+    let run = Elevate::new().api(&api).run(&["list", "--limit", "3"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout.lines().count(), 1 + 3, "{}", run.stdout);
+    assert!(!run.stdout.contains(requests[3].id.as_str()));
+    let queries: Vec<String> = api
+        .seen()
+        .iter()
+        .map(|s| s.query.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        queries,
+        ["scope=mine&limit=3", "scope=mine&limit=1&cursor=p1"]
+    );
+
+    let run = Elevate::new()
+        .api(&api)
+        .run(&["--json", "list", "--limit", "2"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.json(),
+        json!({ "requests": requests[..2], "next": "p1" }),
+        "what was left out is where `next` points"
+    );
+
+    let run = Elevate::new().api(&api).run(&["list", "--limit", "9"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout.lines().count(), 1 + 5, "{}", run.stdout);
+
+    let seen = api.seen().len();
+    for bad in ["0", "-1", "many"] {
+        let run = Elevate::new().api(&api).run(&["list", "--limit", bad]);
+        assert_eq!(run.code, 2, "{bad}: {run:?}");
+    }
+    assert_eq!(api.seen().len(), seen, "nothing asked with a bad --limit");
+}
+
+#[test]
+fn list_of_nothing_says_so() {
+    let api = paged_api(vec![Vec::new()]);
+    let run = Elevate::new().api(&api).run(&["list", "--to-approve"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr.contains("nothing waits for your approval"),
+        "{}",
+        run.stderr
+    );
+    let run = Elevate::new().api(&api).run(&["--json", "list"]);
+    assert_eq!(run.stdout, "{\n  \"requests\": []\n}\n");
 }
 
 #[test]

@@ -404,3 +404,168 @@ pub fn audit_answer(trails: &[(Request, Vec<AuditEvent>)]) -> Value {
         .collect();
     serde_json::json!({ "events": events, "heads": heads })
 }
+
+/// An archive bucket in moto, created as the stack creates it (Object Lock, COMPLIANCE
+/// retention), written with the layout of `elevate_core::archive` under `prefix`.
+pub struct ArchiveBucket {
+    pub moto: elevate_testkit::Moto,
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
+    /// Empty, or `some/prefix` (no slash at either end).
+    pub prefix: String,
+}
+
+impl ArchiveBucket {
+    pub async fn create(prefix: &str) -> ArchiveBucket {
+        let moto = elevate_testkit::Moto::start().await;
+        let config = aws_sdk_s3::config::Builder::from(&moto.sdk_config().await)
+            .force_path_style(true)
+            .build();
+        let s3 = aws_sdk_s3::Client::from_conf(config);
+        let bucket = elevate_testkit::unique_name("audit");
+        elevate_aws::S3Archive::create_bucket(&s3, &bucket, 1)
+            .await
+            .expect("a bucket with Object Lock");
+        ArchiveBucket {
+            moto,
+            s3,
+            bucket,
+            prefix: prefix.trim_matches('/').to_owned(),
+        }
+    }
+
+    /// `s3://bucket[/prefix]`.
+    pub fn url(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}/{key}", self.prefix)
+        }
+    }
+
+    /// Writes `body` as JSON under `key` (relative to the prefix), with a checksum as S3
+    /// requires for a bucket under Object Lock.
+    pub async fn put(&self, key: &str, body: &Value) {
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .content_type("application/json")
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+            .body(body.to_string().into_bytes().into())
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("put {key}: {err:?}"));
+    }
+
+    pub async fn put_events(&self, events: &[AuditEvent]) {
+        for event in events {
+            let key = elevate_core::archive::event_key(event.request_id.as_str(), event.seq);
+            self.put(&key, &serde_json::to_value(event).expect("event JSON"))
+                .await;
+        }
+    }
+
+    pub async fn put_anchor(&self, anchor: &elevate_core::archive::Anchor) {
+        let key = elevate_core::archive::anchor_key(anchor.until);
+        self.put(&key, &serde_json::to_value(anchor).expect("anchor JSON"))
+            .await;
+    }
+
+    pub async fn put_change(&self, change: &elevate_core::archive::TableChange) {
+        let key = elevate_core::archive::change_key(
+            &change.request_id,
+            change.seq,
+            &change.stream_event_id,
+        );
+        self.put(&key, &serde_json::to_value(change).expect("change JSON"))
+            .await;
+    }
+
+    /// Every key in the bucket, read back from moto.
+    pub async fn keys(&self) -> Vec<String> {
+        let listing = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .expect("list");
+        listing
+            .contents()
+            .iter()
+            .filter_map(|object| object.key().map(str::to_owned))
+            .collect()
+    }
+}
+
+impl Elevate {
+    /// Reads S3 from `archive`'s moto, through the SDK's standard endpoint variable.
+    pub fn s3(self, archive: &ArchiveBucket) -> Elevate {
+        self.env("AWS_ENDPOINT_URL_S3", archive.moto.endpoint())
+    }
+}
+
+/// The anchor after `previous` that pins the last of `events` of each request.
+pub fn anchor_of(
+    previous: Option<&elevate_core::archive::Anchor>,
+    until: DateTime<Utc>,
+    events: &[AuditEvent],
+) -> elevate_core::archive::Anchor {
+    let mut heads = elevate_core::archive::HeadCollector::default();
+    for event in events {
+        heads.add(event);
+    }
+    elevate_core::archive::Anchor::seal(previous, until, heads.finish())
+}
+
+/// `events` with `edit` applied to the one numbered `seq`, then every hash from it on
+/// recomputed and linked again: a rewrite that verifies on its own. Returns the new events
+/// and the new head (seq, hash).
+pub fn rewrite(
+    events: &[AuditEvent],
+    seq: u64,
+    edit: impl FnOnce(&mut AuditEvent),
+) -> (Vec<AuditEvent>, (u64, String)) {
+    let mut events = events.to_vec();
+    events.sort_by_key(|e| e.seq);
+    let mut edit = Some(edit);
+    let mut prev: Option<String> = None;
+    for event in &mut events {
+        if event.seq == seq {
+            if let Some(edit) = edit.take() {
+                edit(event);
+            }
+        }
+        if event.seq >= seq {
+            if let Some(prev) = &prev {
+                event.prev_hash = prev.clone();
+            }
+            event.hash = event.computed_hash();
+        }
+        prev = Some(event.hash.clone());
+    }
+    let last = events.last().expect("events");
+    let head = (last.seq, last.hash.clone());
+    (events, head)
+}
+
+/// The `GET /audit` answer for these requests and events, with these heads (seq, hash).
+pub fn audit_answer_with_heads(trails: &[(String, Vec<AuditEvent>, (u64, String))]) -> Value {
+    let events: Vec<&AuditEvent> = trails.iter().flat_map(|(_, events, _)| events).collect();
+    let heads: Vec<Value> = trails
+        .iter()
+        .map(|(id, _, (seq, hash))| {
+            serde_json::json!({ "request_id": id, "audit_seq": seq, "audit_head": hash })
+        })
+        .collect();
+    serde_json::json!({ "events": events, "heads": heads })
+}

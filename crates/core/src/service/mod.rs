@@ -15,7 +15,10 @@ use std::time::Duration;
 
 pub use error::{ErrorKind, ServiceError};
 pub use grant::{end_by_schedule, escalate, fail, revoke, time_out};
-pub use query::{audit_export, list, show, AuditExport, AuditHead, Scope, AUDIT_PAGE_EVENTS};
+pub use query::{
+    audit_export, list, show, AuditExport, AuditHead, Scope, AUDIT_PAGE_EVENTS, LIST_PAGE_DEFAULT,
+    LIST_PAGE_MAX,
+};
 pub use reconcile::{reconcile, reconcile_preview, Reconciliation, Repair, RepairKind};
 pub use slack::{
     decide_from_slack, end_access_from_slack, follow_up, slack_caller, submit_from_slack,

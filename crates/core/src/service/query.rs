@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditEvent;
 use crate::model::{Request, RequestId, State};
-use crate::ports::AuditWindow;
+use crate::ports::{AuditWindow, Decider, ListPage, ListQuery};
 
 use super::{App, Caller, ServiceError};
 
@@ -41,32 +41,77 @@ pub enum Scope {
     ToApprove,
 }
 
+/// How many requests a page of `list` holds when the caller does not say.
+pub const LIST_PAGE_DEFAULT: usize = 50;
+/// The most requests a page of `list` may hold: about 1 KB each, far below Lambda's 6 MB
+/// answer.
+pub const LIST_PAGE_MAX: usize = 200;
+
+/// One page of the requests of `scope` (in `state` when given): the first, or the one `after`
+/// (the `next` of the page before) points at, of at most `limit` requests (1 to
+/// [`LIST_PAGE_MAX`]).
+///
+/// - `mine`: the caller's requests, newest first. In an open state they are read from the
+///   requests in that state (everyone's open requests are few); otherwise from the caller's
+///   history, one page of it.
+/// - `to_approve`: the requests in `state` (PENDING when not given) that the caller may
+///   decide, oldest first. The store keeps, while it reads the state's requests, those of the
+///   flows the caller approves, less the caller's own unless the flow allows self-approval
+///   (the rule of [`Flow::check_decider`](crate::config::Flow::check_decider)); someone who
+///   approves no flow reads nothing.
+///
+/// A page may hold fewer than `limit` requests, even none, and still have a `next` (the store
+/// bounds what one page reads); the listing ends where `next` is absent.
 pub async fn list(
     app: &App,
     caller: &Caller<'_>,
     scope: Scope,
     state: Option<State>,
-) -> Result<Vec<Request>, ServiceError> {
-    match scope {
-        Scope::Mine => Ok(app
-            .store
-            .list_by_requester(caller.name(), state.as_slice())
-            .await?),
-        Scope::ToApprove => {
-            let requests = app
-                .store
-                .list_by_state(state.unwrap_or(State::Pending))
-                .await?;
-            Ok(requests
-                .into_iter()
-                .filter(|request| {
-                    app.config
-                        .flow(&request.flow)
-                        .is_some_and(|flow| flow.check_decider(caller.name(), request).is_ok())
-                })
-                .collect())
-        }
+    after: Option<&str>,
+    limit: usize,
+) -> Result<ListPage, ServiceError> {
+    if !(1..=LIST_PAGE_MAX).contains(&limit) {
+        return Err(ServiceError::BadRequest(format!(
+            "limit {limit} is not from 1 to {LIST_PAGE_MAX}"
+        )));
     }
+    let name = caller.name();
+    let query = match scope {
+        Scope::Mine => ListQuery::Requester {
+            requester: name.to_owned(),
+            state,
+        },
+        Scope::ToApprove => {
+            let approves: Vec<_> = app
+                .config
+                .flows
+                .iter()
+                .filter(|flow| flow.approvers.people.iter().any(|p| p == name))
+                .collect();
+            ListQuery::State {
+                state: state.unwrap_or(State::Pending),
+                decider: Some(Decider {
+                    person: name.to_owned(),
+                    flows: approves.iter().map(|flow| flow.name.clone()).collect(),
+                    self_approval: approves
+                        .iter()
+                        .filter(|flow| flow.allow_self_approval)
+                        .map(|flow| flow.name.clone())
+                        .collect(),
+                }),
+            }
+        }
+    };
+    let mut page = app.store.list_page(&query, after, limit).await?;
+    if scope == Scope::ToApprove {
+        // What the store kept already; checked again with the rule itself.
+        page.requests.retain(|request| {
+            app.config
+                .flow(&request.flow)
+                .is_some_and(|flow| flow.check_decider(name, request).is_ok())
+        });
+    }
+    Ok(page)
 }
 
 /// Where one request's chain ends, to catch a deleted last event.

@@ -596,6 +596,14 @@ impl crate::ports::RequestStore for RacingStore {
     async fn list_by_state(&self, state: State) -> Result<Vec<Request>, crate::ports::StoreError> {
         self.inner.list_by_state(state).await
     }
+    async fn list_page(
+        &self,
+        query: &crate::ports::ListQuery,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::ports::ListPage, crate::ports::StoreError> {
+        self.inner.list_page(query, after, limit).await
+    }
     async fn audit_events(
         &self,
         id: &RequestId,
@@ -930,6 +938,60 @@ async fn an_approval_stands_when_its_escalation_cannot_be_started() {
 }
 
 #[tokio::test]
+async fn list_pages_through_a_history_newest_first() {
+    let h = harness();
+    let mut mine = Vec::new();
+    for _ in 0..7 {
+        mine.push(h.submit("alice", 1).await.id);
+        h.clock.advance(Duration::from_secs(60));
+    }
+    h.submit("bob", 1).await;
+    mine.reverse();
+
+    let alice = h.person("alice");
+    let first = list(&h.app, &alice, Scope::Mine, None, None, 3)
+        .await
+        .unwrap();
+    let ids = |page: &crate::ports::ListPage| -> Vec<RequestId> {
+        page.requests.iter().map(|r| r.id.clone()).collect()
+    };
+    assert_eq!(ids(&first), mine[..3], "the newest page first");
+    let second = list(&h.app, &alice, Scope::Mine, None, first.next.as_deref(), 3)
+        .await
+        .unwrap();
+    assert_eq!(ids(&second), mine[3..6]);
+    let last = list(&h.app, &alice, Scope::Mine, None, second.next.as_deref(), 3)
+        .await
+        .unwrap();
+    assert_eq!(ids(&last), mine[6..]);
+    assert_eq!(last.next, None);
+
+    // bob approves infra_access: alice's seven, not his own.
+    let bob = h.person("bob");
+    let to_approve = list(&h.app, &bob, Scope::ToApprove, None, None, 200)
+        .await
+        .unwrap();
+    let mut oldest_first = mine.clone();
+    oldest_first.reverse();
+    assert_eq!(ids(&to_approve), oldest_first);
+
+    for limit in [0, 201] {
+        let err = list(&h.app, &alice, Scope::Mine, None, None, limit)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+    }
+    // A cursor of alice's history is not one of bob's, nor of her requests to approve.
+    let next = first.next.as_deref();
+    for (caller, scope) in [(&bob, Scope::Mine), (&alice, Scope::ToApprove)] {
+        let err = list(&h.app, caller, scope, None, next, 3)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+    }
+}
+
+#[tokio::test]
 async fn queries_respect_who_is_asking() {
     let h = harness();
     let mine = h.submit("alice", 1).await;
@@ -946,23 +1008,26 @@ async fn queries_respect_who_is_asking() {
     .await
     .unwrap();
 
-    let listed = list(&h.app, &h.person("alice"), Scope::Mine, None)
+    let listed = list(&h.app, &h.person("alice"), Scope::Mine, None, None, 50)
         .await
-        .unwrap();
+        .unwrap()
+        .requests;
     assert_eq!(
         listed.iter().map(|r| &r.id).collect::<Vec<_>>(),
         vec![&mine.id]
     );
-    let to_approve = list(&h.app, &h.person("alice"), Scope::ToApprove, None)
+    let to_approve = list(&h.app, &h.person("alice"), Scope::ToApprove, None, None, 50)
         .await
-        .unwrap();
+        .unwrap()
+        .requests;
     assert!(
         to_approve.is_empty(),
         "alice may not approve her own nor the custom flow"
     );
-    let to_approve = list(&h.app, &h.person("carol"), Scope::ToApprove, None)
+    let to_approve = list(&h.app, &h.person("carol"), Scope::ToApprove, None, None, 50)
         .await
-        .unwrap();
+        .unwrap()
+        .requests;
     assert_eq!(to_approve.len(), 2);
 
     assert_eq!(

@@ -8,11 +8,13 @@
 //! `Arc<dyn Port>`, keep the other to inspect.
 
 mod app;
+mod archive;
 mod clock;
 mod config;
 mod escalation;
 mod follow_ups;
 mod invoker;
+mod listing;
 mod notifier;
 mod scheduler;
 mod store;
@@ -21,11 +23,13 @@ mod strategy;
 mod tests;
 
 pub use app::*;
+pub use archive::*;
 pub use clock::*;
 pub use config::*;
 pub use escalation::*;
 pub use follow_ups::*;
 pub use invoker::*;
+pub use listing::*;
 pub use notifier::*;
 pub use scheduler::*;
 pub use store::*;

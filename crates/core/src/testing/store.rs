@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::audit::AuditEvent;
 use crate::machine::Transition;
 use crate::model::{MessageRef, Request, RequestId, State};
-use crate::ports::{check_pair, AuditPage, AuditWindow, RequestStore, StoreError};
+use crate::ports::{
+    check_pair, AuditPage, AuditWindow, ListBinding, ListPage, ListPartition, ListQuery,
+    RequestStore, StoreError, LIST_READ_BUDGET,
+};
 
 use super::{injected, lock, take_failure};
 
@@ -23,6 +26,10 @@ struct StoreInner {
     log: Vec<AuditEvent>,
     failures: u32,
     calls: u64,
+    /// The items a page of a listing reads at most; `None` is [`LIST_READ_BUDGET`].
+    list_budget: Option<usize>,
+    /// The requests the pages of listings read, in all.
+    list_reads: u64,
 }
 
 /// [`RequestStore`] in memory, with the DynamoDB adapter's conditional-write semantics.
@@ -56,6 +63,18 @@ impl MemoryStore {
     /// The stored request, without going through the port (no failure injection).
     pub fn request(&self, id: &RequestId) -> Option<Request> {
         lock(&self.inner).requests.get(id).cloned()
+    }
+
+    /// Makes a page of a listing read at most `items` requests (at least one more than the
+    /// page holds), as the adapter's budget does with [`LIST_READ_BUDGET`].
+    pub fn set_list_read_budget(&self, items: usize) {
+        lock(&self.inner).list_budget = Some(items);
+    }
+
+    /// How many stored requests the pages of listings have read, in all: what DynamoDB would
+    /// have read for them.
+    pub fn list_reads(&self) -> u64 {
+        lock(&self.inner).list_reads
     }
 
     /// How many port calls were made (failed ones included).
@@ -127,6 +146,109 @@ impl PageCursor {
         }
         Ok(cursor)
     }
+}
+
+/// The cursor of a page of `list_page`: the listing and the last request read so far (by
+/// creation time and id), as hex of its JSON (URL-safe).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListCursor {
+    query: ListBinding,
+    created_at: DateTime<Utc>,
+    id: RequestId,
+}
+
+impl ListCursor {
+    fn after(query: &ListQuery, last: &Request) -> String {
+        let cursor = ListCursor {
+            query: query.binding(),
+            created_at: last.created_at,
+            id: last.id.clone(),
+        };
+        hex::encode(serde_json::to_vec(&cursor).unwrap_or_default())
+    }
+
+    fn read(query: &ListQuery, text: &str) -> Result<ListCursor, StoreError> {
+        let cursor: ListCursor = hex::decode(text)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .ok_or_else(|| {
+                StoreError::BadCursor(format!("`{text}` is not a cursor of a request listing"))
+            })?;
+        if cursor.query != query.binding() {
+            return Err(StoreError::BadCursor(format!(
+                "a cursor of {}, not of this listing ({query})",
+                cursor.query
+            )));
+        }
+        Ok(cursor)
+    }
+}
+
+/// One page of `query`, as the adapter reads it: the requests of the query's partition in its
+/// order after `start`, one past the page or `budget` of them at most, keeping the query's.
+fn list_page(
+    inner: &mut StoreInner,
+    query: &ListQuery,
+    start: Option<ListCursor>,
+    limit: usize,
+) -> ListPage {
+    if let ListQuery::State {
+        decider: Some(decider),
+        ..
+    } = query
+    {
+        if decider.flows.is_empty() {
+            return ListPage::default();
+        }
+    }
+    let limit = limit.max(1);
+    let budget = inner.list_budget.unwrap_or(LIST_READ_BUDGET).max(limit + 1);
+    let newest_first = query.newest_first();
+    let mut partition: Vec<&Request> = inner
+        .requests
+        .values()
+        .filter(|r| match query.partition() {
+            ListPartition::Requester(requester) => r.requester == requester,
+            ListPartition::State(state) => r.state == state,
+        })
+        .filter(|r| {
+            start.as_ref().is_none_or(|start| {
+                let key = (r.created_at, &r.id);
+                let start = (start.created_at, &start.id);
+                if newest_first {
+                    key < start
+                } else {
+                    key > start
+                }
+            })
+        })
+        .collect();
+    partition.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    if newest_first {
+        partition.reverse();
+    }
+    let mut kept: Vec<&Request> = Vec::new();
+    let mut read = 0;
+    let mut next = None;
+    for (i, request) in partition.iter().enumerate() {
+        if read == budget {
+            next = Some(ListCursor::after(query, partition[i - 1]));
+            break;
+        }
+        read += 1;
+        if query.keeps(request) {
+            kept.push(request);
+            if kept.len() > limit {
+                kept.pop();
+                next = kept.last().map(|last| ListCursor::after(query, last));
+                break;
+            }
+        }
+    }
+    let requests = kept.into_iter().cloned().collect();
+    inner.list_reads += read as u64;
+    ListPage { requests, next }
 }
 
 /// A transition's checks and writes, under the store's lock.
@@ -260,6 +382,19 @@ impl RequestStore for MemoryStore {
             .collect();
         found.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(found)
+    }
+
+    async fn list_page(
+        &self,
+        query: &ListQuery,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, StoreError> {
+        let mut inner = self.enter()?;
+        let start = after
+            .map(|text| ListCursor::read(query, text))
+            .transpose()?;
+        Ok(list_page(&mut inner, query, start, limit))
     }
 
     async fn audit_events(&self, id: &RequestId) -> Result<Vec<AuditEvent>, StoreError> {

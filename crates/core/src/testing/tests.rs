@@ -548,3 +548,63 @@ async fn listing_open_states_matches_the_whole_history_filtered() {
     assert_eq!(listed.len(), 4);
     assert_eq!(listed[3].id, trail[0].request_id, "newest first");
 }
+
+#[tokio::test]
+async fn list_pages_keep_the_promises_of_the_adapter() {
+    let store = MemoryStore::new();
+    store.set_list_read_budget(5);
+    check_list_pages(&store, &|| store.list_reads(), 5, FakeClock::start()).await;
+}
+
+#[tokio::test]
+async fn a_list_page_stops_at_the_read_budget_and_goes_on_from_there() {
+    let store = MemoryStore::new();
+    let clock = FakeClock::default();
+    let mut denied = Vec::new();
+    for i in 0..12 {
+        let (request, event) = new_request(&clock, "alice");
+        store.create(&request, &event).await.expect("create");
+        if i % 4 == 0 {
+            let step = apply(
+                &request,
+                Command::Deny { reason: None },
+                &By::person("bob", "arn:aws:iam::123456789012:user/bob"),
+                clock.now(),
+            )
+            .expect("deny");
+            store.transition(&step).await.expect("deny");
+            denied.push(step.request);
+        }
+        clock.advance(Duration::from_secs(60));
+    }
+    denied.reverse();
+    store.set_list_read_budget(3);
+    let query = crate::ports::ListQuery::Requester {
+        requester: "alice".into(),
+        state: Some(State::Denied),
+    };
+    // Newest first: 11 10 9 | [8] 7 6 | 5 [4] 3 | 2 1 [0]: a page of 2 reads 3 items at most.
+    let mut sizes = Vec::new();
+    let mut found = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let before = store.list_reads();
+        let page = store
+            .list_page(&query, after.as_deref(), 2)
+            .await
+            .expect("page");
+        assert!(store.list_reads() - before <= 3);
+        sizes.push(page.requests.len());
+        found.extend(page.requests);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(found, denied);
+    assert_eq!(
+        sizes,
+        [0, 1, 1, 1],
+        "short pages, even an empty one, with a next"
+    );
+}

@@ -1,11 +1,12 @@
 //! What template.yaml promises about the deployment defending itself and waking someone:
 //! least privilege on schedules, functions and role policies, the Slack secret's resource policy,
 //! deletion protection, the unsigned Slack routes and their throttle, failed asynchronous work
-//! kept for an operator, and the alarms. CloudFormation tags stay as tagged YAML values, so
+//! kept for an operator, the write-once audit archive and its stream, and the alarms. CloudFormation tags stay as tagged YAML values, so
 //! `!Ref X` is compared as such and never mistaken for the string "X".
 
 use std::collections::{BTreeSet, HashSet};
 
+use elevate_core::archive::SETTLE;
 use serde_norway::Value;
 
 fn template() -> Value {
@@ -415,7 +416,14 @@ fn every_failure_alarm_notifies_the_topic_when_there_is_one() {
             Some("GreaterThanThreshold"),
             "{name}"
         );
-        assert_eq!(p["Threshold"].as_f64(), Some(0.0), "{name}");
+        // Any at all, except how far the archive is behind the stream: more than the time an
+        // event may take to reach the archive before audit verify counts it missing.
+        let threshold = if p["MetricName"].as_str() == Some("IteratorAge") {
+            SETTLE.num_milliseconds() as f64
+        } else {
+            0.0
+        };
+        assert_eq!(p["Threshold"].as_f64(), Some(threshold), "{name}");
         let dimension = one_or_many(&p["Dimensions"])
             .first()
             .map(|d| d["Value"].clone())
@@ -446,12 +454,21 @@ fn every_failure_alarm_notifies_the_topic_when_there_is_one() {
             "no alarm on {queue}: {watched:#?}"
         );
     }
-    for function in ["RevokeFunction", "EscalateFunction"] {
+    for function in ["RevokeFunction", "EscalateFunction", "ArchiveFunction"] {
         assert!(
             watched.contains(&errors(function)),
             "no alarm on {function}'s errors"
         );
     }
+    let archive_behind = (
+        yaml("AWS/Lambda"),
+        yaml("IteratorAge"),
+        yaml("!Ref ArchiveFunction"),
+    );
+    assert!(
+        watched.contains(&archive_behind),
+        "no alarm on the archive's iterator age"
+    );
 
     // Repairs: a metric filter on the revoke function's logs (reconciliation) and on
     // escalate's (an undone late escalation), with the pattern docs/contracts.md promises.
@@ -484,5 +501,291 @@ fn every_failure_alarm_notifies_the_topic_when_there_is_one() {
             "no alarm on {name}'s metric {repairs:?}"
         );
     }
-    assert_eq!(watched.len(), 5, "{watched:#?}");
+
+    // Audit events changed in the table: the archive function logs each with `audit_change`.
+    let (name, filter) = filters
+        .iter()
+        .find(|(_, f)| f["Properties"]["LogGroupName"] == yaml("!Ref ArchiveLogGroup"))
+        .expect("no metric filter on ArchiveLogGroup");
+    let p = &filter["Properties"];
+    assert_eq!(
+        p["FilterPattern"].as_str(),
+        Some("{ $.fields.audit_change = * }"),
+        "{name}"
+    );
+    let metric = &p["MetricTransformations"][0];
+    let changes = (
+        metric["MetricNamespace"].clone(),
+        metric["MetricName"].clone(),
+        Value::Null,
+    );
+    assert!(watched.contains(&changes), "no alarm on {name}'s metric");
+    assert_eq!(watched.len(), 8, "{watched:#?}");
+}
+
+// ---------------------------------------------------------------- the audit archive
+
+#[test]
+fn the_archive_bucket_keeps_every_object_unchangeable_for_the_retention() {
+    let template = template();
+    let bucket = resource(&template, "ArchiveBucket");
+    assert_eq!(bucket["Type"].as_str(), Some("AWS::S3::Bucket"));
+    // A compliance record outlives the stack (and a locked bucket cannot be emptied anyway).
+    assert_eq!(bucket["DeletionPolicy"].as_str(), Some("Retain"));
+    assert_eq!(bucket["UpdateReplacePolicy"].as_str(), Some("Retain"));
+    let p = &bucket["Properties"];
+    assert_eq!(p["ObjectLockEnabled"], Value::Bool(true));
+    let lock = &p["ObjectLockConfiguration"];
+    assert_eq!(lock["ObjectLockEnabled"].as_str(), Some("Enabled"));
+    let retention = &lock["Rule"]["DefaultRetention"];
+    // COMPLIANCE: not even the root user shortens it or deletes before it ends.
+    assert_eq!(retention["Mode"].as_str(), Some("COMPLIANCE"));
+    assert_eq!(retention["Years"], yaml("!Ref ArchiveRetentionYears"));
+    assert!(retention["Days"].is_null());
+    let years = &template["Parameters"]["ArchiveRetentionYears"];
+    assert_eq!(years["Default"].as_u64(), Some(7));
+    assert!(years["MinValue"].as_u64().is_some_and(|min| min >= 1));
+    assert_eq!(
+        p["VersioningConfiguration"]["Status"].as_str(),
+        Some("Enabled")
+    );
+    assert!(
+        !p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+            ["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+            .is_null()
+    );
+    for block in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(
+            p["PublicAccessBlockConfiguration"][block],
+            Value::Bool(true),
+            "{block}"
+        );
+    }
+
+    let policies = resources_of_type(&template, "AWS::S3::BucketPolicy");
+    let (_, policy) = policies
+        .iter()
+        .find(|(_, p)| p["Properties"]["Bucket"] == yaml("!Ref ArchiveBucket"))
+        .expect("a policy on the archive bucket");
+    let statements = one_or_many(&policy["Properties"]["PolicyDocument"]["Statement"]);
+    let insecure = statements
+        .iter()
+        .find(|s| s["Condition"]["Bool"]["aws:SecureTransport"].as_str() == Some("false"))
+        .expect("a statement on insecure transport");
+    assert_eq!(insecure["Effect"].as_str(), Some("Deny"));
+    assert_eq!(insecure["Principal"].as_str(), Some("*"));
+    assert_eq!(insecure["Action"].as_str(), Some("s3:*"));
+    let covered: HashSet<Value> = one_or_many(&insecure["Resource"])
+        .into_iter()
+        .cloned()
+        .collect();
+    assert_eq!(
+        covered,
+        HashSet::from([
+            yaml("!GetAtt ArchiveBucket.Arn"),
+            yaml("!Sub ${ArchiveBucket.Arn}/*")
+        ])
+    );
+    // Nobody, the function's role included, can put a new version over an archived object,
+    // nor hide one behind a delete marker.
+    let overwrite = statements
+        .iter()
+        .find(|s| s["Action"].as_str() == Some("s3:PutObject"))
+        .expect("a statement on unconditional writes");
+    assert_eq!(overwrite["Effect"].as_str(), Some("Deny"));
+    assert_eq!(overwrite["Principal"].as_str(), Some("*"));
+    assert_eq!(
+        overwrite["Condition"]["Null"]["s3:if-none-match"].as_str(),
+        Some("true"),
+        "{overwrite:?}"
+    );
+    assert_eq!(
+        overwrite["Resource"],
+        yaml("!Sub ${ArchiveBucket.Arn}/*"),
+        "{overwrite:?}"
+    );
+    assert!(statements
+        .iter()
+        .any(|s| s["Action"].as_str() == Some("s3:DeleteObject")
+            && s["Effect"].as_str() == Some("Deny")));
+    // No Allow in the bucket's own policy: only the function's role writes.
+    assert!(statements
+        .iter()
+        .all(|s| s["Effect"].as_str() == Some("Deny")));
+
+    assert_eq!(
+        template["Outputs"]["ArchiveBucket"]["Value"],
+        yaml("!Ref ArchiveBucket")
+    );
+}
+
+#[test]
+fn the_table_streams_every_change_of_an_item_with_both_images() {
+    let template = template();
+    let table = resource(&template, "Table");
+    assert_eq!(
+        table["Properties"]["StreamSpecification"]["StreamViewType"].as_str(),
+        Some("NEW_AND_OLD_IMAGES")
+    );
+}
+
+#[test]
+fn the_archive_function_reads_the_audit_events_of_the_stream_in_order_and_never_gives_up() {
+    let template = template();
+    let mappings = resources_of_type(&template, "AWS::Lambda::EventSourceMapping");
+    assert_eq!(mappings.len(), 1, "{mappings:?}");
+    let p = &mappings[0].1["Properties"];
+    assert_eq!(p["FunctionName"], yaml("!Ref ArchiveFunction"));
+    assert_eq!(p["EventSourceArn"], yaml("!GetAtt Table.StreamArn"));
+    // From the oldest record the stream holds: nothing written before the mapping is missed.
+    assert_eq!(p["StartingPosition"].as_str(), Some("TRIM_HORIZON"));
+    assert_eq!(
+        p["FunctionResponseTypes"],
+        yaml("[ReportBatchItemFailures]")
+    );
+    // Retried from the failed record until it is archived, never split or skipped.
+    assert_eq!(p["MaximumRetryAttempts"].as_i64(), Some(-1));
+    assert_eq!(p["BisectBatchOnFunctionError"], Value::Bool(false));
+    assert!(p["DestinationConfig"].is_null(), "no record is given up");
+    let filters = one_or_many(&p["FilterCriteria"]["Filters"]);
+    assert_eq!(filters.len(), 1);
+    let pattern: serde_json::Value =
+        serde_json::from_str(filters[0]["Pattern"].as_str().expect("pattern")).expect("JSON");
+    assert_eq!(
+        pattern,
+        serde_json::json!({"dynamodb": {"Keys": {"sk": {"S": [{"prefix": "EVT#"}]}}}})
+    );
+
+    // Declared by the mapping above, not a SAM event (which would attach
+    // AWSLambdaDynamoDBExecutionRole, stream reads on "*").
+    let function = resource(&template, "ArchiveFunction");
+    assert!(function["Properties"]["Events"].is_null());
+    assert!(function["Properties"]["Role"].is_null());
+}
+
+#[test]
+fn the_archive_function_writes_once_and_reads_only_what_it_needs() {
+    let template = template();
+    let function = resource(&template, "ArchiveFunction");
+    assert_eq!(
+        function["Metadata"]["BuildProperties"]["Binary"].as_str(),
+        Some("elevate-archive")
+    );
+    assert_eq!(
+        function["Properties"]["Environment"]["Variables"]["ELEVATE_ARCHIVE_BUCKET"],
+        yaml("!Ref ArchiveBucket")
+    );
+    let statements = function_statements(&template, "ArchiveFunction");
+    let mut granted: HashSet<(String, Value)> = HashSet::new();
+    for statement in &statements {
+        assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{statement:?}");
+        assert!(statement["Condition"].is_null(), "{statement:?}");
+        for action in one_or_many(&statement["Action"]) {
+            for resource in one_or_many(&statement["Resource"]) {
+                granted.insert((
+                    action.as_str().expect("action").to_owned(),
+                    resource.clone(),
+                ));
+            }
+        }
+    }
+    let mut expected: HashSet<(String, Value)> = HashSet::new();
+    for folder in ["events", "changes", "anchors"] {
+        for action in ["s3:PutObject", "s3:GetObject"] {
+            expected.insert((
+                action.to_owned(),
+                yaml(&format!("!Sub ${{ArchiveBucket.Arn}}/{folder}/*")),
+            ));
+        }
+    }
+    expected.insert(("s3:ListBucket".into(), yaml("!GetAtt ArchiveBucket.Arn")));
+    for action in ["dynamodb:Query", "dynamodb:Scan"] {
+        expected.insert((action.into(), yaml("!Sub ${Table.Arn}/index/by_day")));
+    }
+    for action in [
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+    ] {
+        expected.insert((action.into(), yaml("!Sub ${Table.Arn}/stream/*")));
+    }
+    // Nothing else: no delete, no table writes, no Slack secret, no schedules.
+    assert_eq!(granted, expected);
+}
+
+#[test]
+fn anchors_are_scheduled_with_the_archive_function_s_input_and_role() {
+    let template = template();
+    let schedule = resource(&template, "AnchorSchedule");
+    assert_eq!(schedule["Type"].as_str(), Some("AWS::Scheduler::Schedule"));
+    let p = &schedule["Properties"];
+    assert_eq!(
+        p["ScheduleExpression"],
+        yaml("!Sub rate(${AnchorIntervalMinutes} minutes)")
+    );
+    let interval = &template["Parameters"]["AnchorIntervalMinutes"];
+    assert_eq!(interval["Default"].as_u64(), Some(60));
+    // `rate(1 minutes)` is no expression, and anchors settle for five minutes anyway.
+    assert!(interval["MinValue"].as_u64().is_some_and(|min| min >= 2));
+    let target = &p["Target"];
+    assert_eq!(target["Arn"], yaml("!GetAtt ArchiveFunction.Arn"));
+    let input: serde_json::Value =
+        serde_json::from_str(target["Input"].as_str().expect("input")).expect("JSON");
+    let expected: serde_json::Value =
+        serde_json::from_str(elevate_archive::ANCHOR_INPUT).expect("JSON");
+    assert_eq!(input, expected);
+
+    // Its own role, invoking the archive function only. The role the functions pass to their
+    // schedules cannot invoke it.
+    assert_eq!(target["RoleArn"], yaml("!GetAtt AnchorSchedulerRole.Arn"));
+    let invokes = |role: &str| -> HashSet<Value> {
+        let policies = &resource(&template, role)["Properties"]["Policies"];
+        one_or_many(policies)
+            .into_iter()
+            .flat_map(|p| one_or_many(&p["PolicyDocument"]["Statement"]))
+            .filter(|s| allows_any(s, "lambda:InvokeFunction"))
+            .flat_map(|s| one_or_many(&s["Resource"]).into_iter().cloned())
+            .collect()
+    };
+    assert_eq!(
+        invokes("AnchorSchedulerRole"),
+        HashSet::from([yaml("!GetAtt ArchiveFunction.Arn")])
+    );
+    assert!(!invokes("SchedulerRole").contains(&yaml("!GetAtt ArchiveFunction.Arn")));
+}
+
+#[test]
+fn make_builds_every_function_of_the_template() {
+    let template = template();
+    let binaries: BTreeSet<String> = resources_of_type(&template, "AWS::Serverless::Function")
+        .into_iter()
+        .map(|(name, f)| {
+            assert_eq!(
+                f["Metadata"]["BuildMethod"].as_str(),
+                Some("rust-cargolambda"),
+                "{name}"
+            );
+            f["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name} names no binary"))
+                .to_owned()
+        })
+        .collect();
+    assert!(binaries.contains("elevate-archive"), "{binaries:?}");
+    let makefile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Makefile"))
+        .expect("Makefile");
+    let built: BTreeSet<String> = makefile
+        .lines()
+        .find_map(|line| line.strip_prefix("LAMBDA_BINS := "))
+        .expect("LAMBDA_BINS")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(built, binaries);
 }
