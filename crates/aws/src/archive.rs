@@ -11,9 +11,18 @@
 //!
 //! Keys are those of [`elevate_core::archive`] under the archive's prefix. The readers return
 //! keys relative to the prefix, as the core names them.
+//!
+//! The readers (what `audit verify --archive` compares) list object versions, not objects:
+//! Object Lock keeps every version, but a new version put over an object, or a delete marker
+//! hiding it, is what a plain read would see. The bucket policy refuses both; someone who
+//! lifted it could still forge the current versions. So a key with more than one version is
+//! reported ([`S3Archive::rewritten`]) and read at its first version, and a key hidden by a
+//! delete marker is still listed. Reading so needs `s3:ListBucketVersions` and
+//! `s3:GetObjectVersion`; the archive function itself reads only current versions.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -44,6 +53,39 @@ pub struct S3Archive {
     bucket: String,
     /// Empty, or ending with `/`.
     prefix: String,
+    /// What the readers' listings found written again, by key relative to the prefix, with
+    /// the first version's id, which the readers then read.
+    rewritten: Arc<Mutex<Rewritten>>,
+}
+
+/// Rewritten objects by key relative to the prefix, each with its first version's id.
+type Rewritten = BTreeMap<String, (RewrittenObject, Option<String>)>;
+
+/// An archive object written again after its first write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewrittenObject {
+    /// Relative to the prefix.
+    pub key: String,
+    /// Versions of the object, the first included.
+    pub versions: usize,
+    pub delete_markers: usize,
+}
+
+/// Which objects a listing returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    /// The current objects (ListObjectsV2): what the archive function needs.
+    Current,
+    /// Every key that has a version, hidden or not (ListObjectVersions), noting the rewritten.
+    Versions,
+}
+
+/// One version or delete marker of a listing page.
+struct Entry {
+    key: String,
+    version_id: Option<String>,
+    last_modified: Option<aws_sdk_s3::primitives::DateTime>,
+    delete_marker: bool,
 }
 
 impl fmt::Debug for S3Archive {
@@ -70,6 +112,7 @@ impl S3Archive {
             client,
             bucket: bucket.into(),
             prefix: normalize_prefix(prefix.as_ref()),
+            rewritten: Arc::default(),
         }
     }
 
@@ -144,10 +187,23 @@ impl S3Archive {
         format!("s3://{}/{}", self.bucket, self.prefix)
     }
 
+    /// The objects the readers' listings so far found written again after their first write,
+    /// in key order. The readers read those at their first version.
+    pub fn rewritten(&self) -> Vec<RewrittenObject> {
+        self.rewritten_objects()
+            .values()
+            .map(|(object, _)| object.clone())
+            .collect()
+    }
+
+    fn rewritten_objects(&self) -> std::sync::MutexGuard<'_, Rewritten> {
+        self.rewritten.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Every archived event as (request id, seq), in key order: by request id, then seq.
     /// Objects under `events/` whose key is not an event key are skipped (and logged).
     pub async fn list_events(&self) -> Result<Vec<(String, u64)>, ArchiveError> {
-        let keys = self.list_keys(EVENTS, None).await?;
+        let keys = self.list_keys(EVENTS, Listing::Versions, None).await?;
         let mut events = Vec::with_capacity(keys.len());
         for key in keys {
             match parse_event_key(&key) {
@@ -187,13 +243,13 @@ impl S3Archive {
 
     /// Every anchor with its key (relative to the prefix), newest first.
     pub async fn anchors(&self) -> Result<Vec<(String, Anchor)>, ArchiveError> {
-        let keys = self.list_keys(ANCHORS, None).await?;
+        let keys = self.list_keys(ANCHORS, Listing::Versions, None).await?;
         self.get_all(keys).await
     }
 
     /// Every recorded table change, in key order (by request id, seq, stream event id).
     pub async fn changes(&self) -> Result<Vec<TableChange>, ArchiveError> {
-        let keys = self.list_keys(CHANGES, None).await?;
+        let keys = self.list_keys(CHANGES, Listing::Versions, None).await?;
         Ok(self
             .get_all(keys)
             .await?
@@ -242,13 +298,19 @@ impl S3Archive {
         }
     }
 
-    /// The object under `key`, `None` when there is none.
+    /// The object under `key` (its first version when a listing found it rewritten), `None`
+    /// when there is none.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ArchiveError> {
+        let first = self
+            .rewritten_objects()
+            .get(key)
+            .and_then(|(_, version)| version.clone());
         let answer = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(self.full(key))
+            .set_version_id(first)
             .send()
             .await;
         let object = match answer {
@@ -285,8 +347,12 @@ impl S3Archive {
     async fn list_keys(
         &self,
         folder: &str,
+        listing: Listing,
         limit: Option<i32>,
     ) -> Result<Vec<String>, ArchiveError> {
+        if listing == Listing::Versions {
+            return self.list_versions(folder).await;
+        }
         let mut request = self
             .client
             .list_objects_v2()
@@ -310,6 +376,103 @@ impl S3Archive {
             }
         }
         Ok(keys)
+    }
+
+    /// Every key under `folder` that has a version (current, or hidden by a delete marker), in
+    /// key order; each key with more than one version or a delete marker is noted with its
+    /// first version. S3 lists a key's versions and delete markers newest first, in two lists
+    /// per page, and a key's entries may go on in the next page.
+    async fn list_versions(&self, folder: &str) -> Result<Vec<String>, ArchiveError> {
+        let mut keys = Vec::new();
+        let mut current: Vec<Entry> = Vec::new();
+        let mut markers: (Option<String>, Option<String>) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(self.full(folder))
+                .set_key_marker(markers.0.take())
+                .set_version_id_marker(markers.1.take())
+                .send()
+                .await
+                .map_err(|err| self.unavailable("ListObjectVersions", folder, err))?;
+            let mut entries: Vec<Entry> = page
+                .versions()
+                .iter()
+                .map(|v| Entry {
+                    key: v.key().unwrap_or_default().to_owned(),
+                    version_id: v.version_id().map(str::to_owned),
+                    last_modified: v.last_modified().copied(),
+                    delete_marker: false,
+                })
+                .chain(page.delete_markers().iter().map(|m| Entry {
+                    key: m.key().unwrap_or_default().to_owned(),
+                    version_id: m.version_id().map(str::to_owned),
+                    last_modified: m.last_modified().copied(),
+                    delete_marker: true,
+                }))
+                .collect();
+            entries.sort_by(|a, b| a.key.cmp(&b.key));
+            for entry in entries {
+                if current.first().is_some_and(|first| first.key != entry.key) {
+                    self.settle_key(std::mem::take(&mut current), &mut keys);
+                }
+                current.push(entry);
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            markers = (
+                page.next_key_marker().map(str::to_owned),
+                page.next_version_id_marker().map(str::to_owned),
+            );
+            if markers.0.is_none() {
+                break;
+            }
+        }
+        self.settle_key(current, &mut keys);
+        Ok(keys)
+    }
+
+    /// One key's versions and delete markers: the key, unless it has no version left (its
+    /// retention ran out and it was deleted); noted when written more than once or hidden.
+    fn settle_key(&self, entries: Vec<Entry>, keys: &mut Vec<String>) {
+        let Some(key) = entries
+            .first()
+            .and_then(|e| e.key.strip_prefix(&self.prefix))
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        let versions: Vec<&Entry> = entries.iter().filter(|e| !e.delete_marker).collect();
+        let delete_markers = entries.len() - versions.len();
+        if versions.len() > 1 || delete_markers > 0 {
+            // The first written: the oldest, and of equal times the last listed (S3 lists
+            // newest first).
+            let first = versions
+                .iter()
+                .enumerate()
+                .min_by(|(i, a), (j, b)| {
+                    let time = |e: &Entry| e.last_modified.map(|t| (t.secs(), t.subsec_nanos()));
+                    time(a).cmp(&time(b)).then(j.cmp(i))
+                })
+                .and_then(|(_, e)| e.version_id.clone());
+            let object = RewrittenObject {
+                key: key.clone(),
+                versions: versions.len(),
+                delete_markers,
+            };
+            tracing::warn!(
+                ?object,
+                "archive object written again after it was archived"
+            );
+            self.rewritten_objects()
+                .insert(key.clone(), (object, first));
+        }
+        if !versions.is_empty() {
+            keys.push(key);
+        }
     }
 
     /// Reads every key as JSON, [`READ_CONCURRENCY`] at a time, in the order of `keys`. A key
@@ -391,7 +554,7 @@ impl Archive for S3Archive {
     }
 
     async fn latest_anchor(&self) -> Result<Option<Anchor>, ArchiveError> {
-        let newest = self.list_keys(ANCHORS, Some(1)).await?;
+        let newest = self.list_keys(ANCHORS, Listing::Current, Some(1)).await?;
         match newest.first() {
             Some(key) => self.get_json(key).await,
             None => Ok(None),

@@ -11,7 +11,7 @@ pub mod lambda;
 pub mod scheduler;
 pub mod sessions;
 
-pub use archive::{ArchiveUrlError, S3Archive};
+pub use archive::{ArchiveUrlError, RewrittenObject, S3Archive};
 pub use dynamo::DynamoStore;
 pub use error::AwsError;
 pub use iam::IamGroupStrategy;

@@ -205,12 +205,15 @@ changes of archived events in the table. Each difference is one line naming the 
 event: an event altered, deleted or inserted in the table, events reordered, a request missing \
 from the table, a chain that does not verify on either side, a head an anchor pins that the \
 table or the archive lacks, an anchor altered or missing, an event changed in the table after \
-it was archived. Events younger than five minutes may still be on their way to the archive \
+it was archived, an archived object written again (a new version over it, or a delete \
+marker hiding it: its first version, which Object Lock keeps, is what is compared). Events \
+younger than five minutes may still be on their way to the archive \
 and are not counted as inserted. A summary follows: requests and events in the table, events \
 in the archive, anchors and the latest one's time.
 
 The archive is read with your own AWS credentials (--profile, environment, SSO), not through \
-the API: they need s3:ListBucket and s3:GetObject on the bucket. The S3 endpoint is the SDK's \
+the API: they need s3:ListBucketVersions and s3:GetObjectVersion on the bucket (every \
+version is read, not only the current ones). The S3 endpoint is the SDK's \
 usual one (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL points it elsewhere, e.g. at the local \
 stack).";
 

@@ -257,6 +257,14 @@ pub enum Difference {
     /// The anchors themselves do not chain: `anchor` (a key) was altered, or one is missing
     /// before it.
     AnchorChain { anchor: String, why: String },
+    /// An archive object was written again after its first write (a new version over it, or
+    /// a delete marker hiding it): only someone who lifted the bucket's write-once policy
+    /// can. Object Lock keeps the first version, which is what the rest compares.
+    Rewritten {
+        key: String,
+        versions: usize,
+        delete_markers: usize,
+    },
     /// The stream reported an archived event's item changed or removed in the table.
     Changed {
         request_id: String,
@@ -320,6 +328,21 @@ impl std::fmt::Display for Difference {
                 "request {request_id}: event {seq}, pinned by anchor {anchor}, is not in the archive as anchored (never archived)"
             ),
             Difference::AnchorChain { anchor, why } => write!(f, "anchor {anchor}: {why}"),
+            Difference::Rewritten {
+                key,
+                versions,
+                delete_markers,
+            } => {
+                let hidden = match delete_markers {
+                    0 => String::new(),
+                    1 => ", hidden by a delete marker".to_owned(),
+                    n => format!(", hidden by {n} delete markers"),
+                };
+                write!(
+                    f,
+                    "archive object {key} was written again after it was archived ({versions} versions{hidden}); its first version is what was compared"
+                )
+            }
             Difference::Changed {
                 request_id,
                 seq,
@@ -598,7 +621,7 @@ fn reading_order(difference: &Difference) -> (u8, u64) {
         | Difference::Reordered { seq, .. }
         | Difference::Changed { seq, .. } => (2, *seq),
         Difference::Unanchored { seq, .. } => (3, *seq),
-        Difference::AnchorChain { .. } => (4, 0),
+        Difference::AnchorChain { .. } | Difference::Rewritten { .. } => (4, 0),
     }
 }
 

@@ -199,11 +199,24 @@ async fn archive_record(
     record: &EventRecord,
 ) -> Result<Outcome, ArchiveError> {
     let change = &record.change;
-    let Some((request_id, seq)) = stream_event_key(&change.keys)
-        .or_else(|| stream_event_key(&change.new_image))
-        .or_else(|| stream_event_key(&change.old_image))
-    else {
-        return Ok(Outcome::Ignored);
+    // Lambda always sends the keys; the images are a fallback for a record without them.
+    let key = [&change.keys, &change.new_image, &change.old_image]
+        .into_iter()
+        .find(|item| !item.inner().is_empty())
+        .and_then(stream_event_key);
+    let (request_id, seq) = match key {
+        None => return Ok(Outcome::Ignored),
+        Some(Ok(identity)) => identity,
+        Some(Err(why)) => {
+            // Written by someone else: its key must not choose an archive object (nor make
+            // S3 refuse the write for good and hold up the stream behind it).
+            tracing::error!(
+                audit_change = "unreadable",
+                why,
+                "an item under an audit event's sort key that elevate never writes: not archived"
+            );
+            return Ok(Outcome::Unreadable);
+        }
     };
     let kind = match record.event_name.as_str() {
         "INSERT" => return archive_insert(archiver, record, &request_id, seq).await,
@@ -263,6 +276,19 @@ async fn archive_insert(
             return Ok(Outcome::Unreadable);
         }
     };
+    if (event.request_id.as_str(), event.seq) != (request_id, seq) {
+        // The body names another event than the keys: archived under its own identity it
+        // could take the archive key of an event elevate has yet to write.
+        tracing::error!(
+            audit_change = "unreadable",
+            request_id,
+            seq,
+            claims_request_id = %event.request_id,
+            claims_seq = event.seq,
+            "an audit event item whose body names another event than its keys: not archived"
+        );
+        return Ok(Outcome::Unreadable);
+    }
     let refused = match archiver.archive.put_event(&event).await {
         Ok(archived) => return Ok(Outcome::Archived(archived)),
         Err(ArchiveError::Unavailable(err)) => return Err(ArchiveError::Unavailable(err)),

@@ -556,3 +556,76 @@ async fn other_events_are_refused() {
         json!({ "batchItemFailures": [] })
     );
 }
+
+#[tokio::test]
+async fn keys_that_elevate_never_writes_name_no_archive_object_and_hold_up_nothing() {
+    let fx = Fixture::new();
+    let trail = fx.trail().await;
+    let id = trail[0].request_id.as_str();
+    // A key longer than S3 allows (S3 would refuse the write for good and Lambda would retry
+    // it, and everything after it, until the stream drops it) and one that climbs folders.
+    let long = "a".repeat(1100);
+    let mut records = Vec::new();
+    for (n, pk) in [format!("REQ#{long}"), "REQ#../anchors/x".to_owned()]
+        .into_iter()
+        .enumerate()
+    {
+        let keys = json!({ "pk": { "S": pk }, "sk": { "S": "EVT#0000000001" } });
+        let mut forged = image(&trail[0]);
+        forged["pk"] = keys["pk"].clone();
+        records.push(record(
+            "INSERT",
+            &sequence_number(3 * n),
+            keys.clone(),
+            Some(forged.clone()),
+            None,
+        ));
+        records.push(record(
+            "REMOVE",
+            &sequence_number(3 * n + 1),
+            keys,
+            None,
+            Some(forged),
+        ));
+    }
+    records.push(insert(&trail[1], &sequence_number(9)));
+    let answer = fx.handle(batch(records)).await;
+    assert_eq!(failures(&answer), Vec::<&str>::new(), "nothing to retry");
+    assert_eq!(fx.archive.events(), vec![trail[1].clone()]);
+    assert!(fx.archive.changes().is_empty(), "{:?}", fx.archive.keys());
+    assert!(
+        fx.archive.keys().iter().all(|k| k.contains(id)),
+        "{:?}",
+        fx.archive.keys()
+    );
+}
+
+#[tokio::test]
+async fn an_item_whose_body_claims_another_event_does_not_take_its_archive_key() {
+    let fx = Fixture::new();
+    let trail = fx.trail().await;
+    let next = trail.last().expect("events").seq + 1;
+    // Someone with table write puts an item under a junk request whose body is the request's
+    // next event, chosen by them, before elevate writes the real one.
+    let mut forged = trail.last().expect("events").clone();
+    forged.seq = next;
+    forged.prev_hash = forged.hash.clone();
+    forged.reason = Some("approved by the attacker".to_owned());
+    forged.hash = forged.computed_hash();
+    let junk = RequestId::generate(fx.app.clock.now());
+    let keys = event_keys(junk.as_str(), 1);
+    let mut body = image(&forged);
+    body["pk"] = keys["pk"].clone();
+    body["sk"] = keys["sk"].clone();
+    let answer = fx
+        .handle(batch(vec![record(
+            "INSERT",
+            &sequence_number(0),
+            keys,
+            Some(body),
+            None,
+        )]))
+        .await;
+    assert_eq!(failures(&answer), Vec::<&str>::new());
+    assert!(fx.archive.keys().is_empty(), "{:?}", fx.archive.keys());
+}

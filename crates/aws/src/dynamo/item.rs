@@ -455,19 +455,33 @@ pub fn event_from_stream_image(image: &serde_dynamo::Item) -> Result<AuditEvent,
     event_from_item(&item)
 }
 
-/// The request id and seq of an audit event item from its keys (a stream record's `Keys`:
-/// `pk = REQ#<id>`, `sk = EVT#<seq>`); `None` for any other item.
-pub fn stream_event_key(keys: &serde_dynamo::Item) -> Option<(String, u64)> {
+/// An audit event item's identity from its keys (a stream record's `Keys`: `pk = REQ#<id>`,
+/// `sk = EVT#<seq>`): `None` for an item that is no audit event (no `EVT#` sort key), and an
+/// error for one under an event's sort key whose keys elevate never writes (a request id that
+/// is not a request id as elevate writes it, a seq that is not a number). Such an identity must
+/// never name an archive object: anyone who can write the table chooses it.
+pub fn stream_event_key(keys: &serde_dynamo::Item) -> Option<Result<(String, u64), String>> {
     let text = |name: &str| match keys.inner().get(name) {
         Some(serde_dynamo::AttributeValue::S(value)) => Some(value.as_str()),
         _ => None,
     };
-    let request_id = text(attr::PK)?.strip_prefix("REQ#")?;
     let seq = text(attr::SK)?.strip_prefix(EVENT_SK_PREFIX)?;
-    if request_id.is_empty() || seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+    let pk = text(attr::PK).unwrap_or_default();
+    let bad = |why: &str| {
+        let shown: String = pk.chars().take(80).collect();
+        Err(format!("{why} (pk {shown:?}, sk EVT#{seq:.20})"))
+    };
+    let Some(request_id) = pk.strip_prefix("REQ#") else {
+        return Some(bad("not a request's partition"));
+    };
+    let canonical = request_id.parse::<RequestId>().ok();
+    if canonical.is_none_or(|id| id.as_str() != request_id) {
+        return Some(bad("not a request id"));
     }
-    Some((request_id.to_owned(), seq.parse().ok()?))
+    match seq.parse::<u64>() {
+        Ok(n) if seq.bytes().all(|b| b.is_ascii_digit()) => Some(Ok((request_id.to_owned(), n))),
+        _ => Some(bad("not an event number")),
+    }
 }
 
 #[cfg(test)]
@@ -621,7 +635,7 @@ mod tests {
         assert_eq!(event_from_stream_image(&image).expect("decode"), event);
         assert_eq!(
             stream_event_key(&image),
-            Some((event.request_id.as_str().to_owned(), event.seq))
+            Some(Ok((event.request_id.as_str().to_owned(), event.seq)))
         );
 
         let mut broken = event_item(&event);
@@ -645,13 +659,29 @@ mod tests {
         let pk = request_pk(&request.id);
         assert_eq!(
             stream_event_key(&keys(&pk, "EVT#0000000012")),
-            Some((request.id.as_str().to_owned(), 12))
+            Some(Ok((request.id.as_str().to_owned(), 12)))
         );
         assert_eq!(stream_event_key(&keys(&pk, REQUEST_SK)), None);
-        assert_eq!(stream_event_key(&keys(&pk, "EVT#")), None);
-        assert_eq!(stream_event_key(&keys(&pk, "EVT#12x")), None);
-        assert_eq!(stream_event_key(&keys("USER#x", "EVT#0000000001")), None);
         assert_eq!(stream_event_key(&serde_dynamo::Item::default()), None);
+        // Under an event's sort key, but not keys elevate writes: never an archive key.
+        let long = format!("REQ#{}", "a".repeat(1100));
+        let upper = format!("REQ#{}", request.id.as_str().to_uppercase());
+        for (pk, sk) in [
+            (pk.as_str(), "EVT#"),
+            (pk.as_str(), "EVT#12x"),
+            (pk.as_str(), "EVT#99999999999999999999999"),
+            ("USER#x", "EVT#0000000001"),
+            (long.as_str(), "EVT#0000000001"),
+            (upper.as_str(), "EVT#0000000001"),
+            ("REQ#../../anchors/x", "EVT#0000000001"),
+        ] {
+            let found = stream_event_key(&keys(pk, sk));
+            assert!(matches!(found, Some(Err(_))), "{pk} {sk}: {found:?}");
+        }
+        let Some(Err(why)) = stream_event_key(&keys(&long, "EVT#1")) else {
+            unreachable!()
+        };
+        assert!(why.len() < 200, "the error stays short: {why}");
     }
 
     #[test]

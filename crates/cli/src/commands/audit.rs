@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Exit;
-use crate::api::{Answer, AuditExport, AuditHead, AuditWindow, Client, Endpoint};
+use crate::api::{Answer, ApiError, AuditExport, AuditHead, AuditWindow, Client, Endpoint};
 use crate::cli::{ArchiveUrl, ExportArgs, ExportFormat};
 use crate::output::{self, Out, PartialFile, Table};
 
@@ -76,6 +76,11 @@ pub async fn export(client: &Client, args: ExportArgs, out: Out) -> anyhow::Resu
     Ok(Exit::Ok)
 }
 
+/// How many times one page is asked for when it times out or the server fails: a page is a
+/// plain GET of the same cursor, so asking again is safe, and an export of hours is not lost
+/// to one slow page.
+const PAGE_ATTEMPTS: u32 = 3;
+
 /// Pages through the trail in `window`, first page to last, handing each to `page` as it comes:
 /// a trail of any size goes through in bounded memory when `page` keeps only what it needs.
 pub(super) async fn each_page(
@@ -85,7 +90,19 @@ pub(super) async fn each_page(
 ) -> anyhow::Result<()> {
     let mut cursor: Option<String> = None;
     loop {
-        let answer = client.audit(window, cursor.as_deref()).await?;
+        let mut attempt = 1;
+        let answer = loop {
+            match client.audit(window, cursor.as_deref()).await {
+                Err(ApiError::Timeout { .. } | ApiError::Server { .. })
+                    if attempt < PAGE_ATTEMPTS =>
+                {
+                    // 1 s, then 2 s.
+                    tokio::time::sleep(Duration::from_secs(1 << (attempt - 1))).await;
+                    attempt += 1;
+                }
+                answer => break answer?,
+            }
+        };
         let next = answer.value.next.clone();
         page(answer)?;
         match next {
@@ -387,8 +404,8 @@ async fn list_archive(
         unreadable(
             err,
             format!(
-                "cannot list the events in {url} (reading the archive needs s3:ListBucket and \
-                 s3:GetObject on the bucket for your AWS credentials)"
+                "cannot list the events in {url} (reading the archive needs s3:ListBucketVersions \
+                 and s3:GetObjectVersion on the bucket for your AWS credentials)"
             ),
         )
     })? {
@@ -413,6 +430,17 @@ async fn list_archive(
         change: change.change,
         at: change.at,
     }));
+    // Found while listing: what was read of them is their first version.
+    differences.extend(
+        archive
+            .rewritten()
+            .into_iter()
+            .map(|object| Difference::Rewritten {
+                key: object.key,
+                versions: object.versions,
+                delete_markers: object.delete_markers,
+            }),
+    );
     progress.done(format!(
         "found {} of {} and {} in {url}",
         count(count_events, "archived event"),
@@ -598,7 +626,7 @@ fn position(difference: &Difference) -> (&str, u64) {
         Difference::MissingFromTable { request_id }
         | Difference::TableChain { request_id, .. }
         | Difference::ArchiveChain { request_id, .. } => (request_id, 0),
-        Difference::AnchorChain { .. } => ("", 0),
+        Difference::AnchorChain { .. } | Difference::Rewritten { .. } => ("", 0),
     }
 }
 

@@ -230,6 +230,35 @@ fn export_follows_the_pages_with_the_same_window_and_writes_them_all() {
 }
 
 #[test]
+fn a_page_that_fails_once_is_asked_for_again_and_the_export_completes() {
+    let (first, second) = two_pages();
+    let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let api = TestApi::start(move |seen| {
+        if !seen.query.clone().unwrap_or_default().contains("cursor=") {
+            (200, first.clone())
+        } else if !failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // API Gateway's answer when the function ran out of time.
+            (504, api_error("timeout", "Endpoint request timed out"))
+        } else {
+            (200, second.clone())
+        }
+    });
+    let elevate = Elevate::new().api(&api);
+    let path = elevate.home().join("audit.jsonl");
+    let run = elevate.run(&["audit", "export", "--output", path.to_str().expect("path")]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("exported 5 events of 2 requests"),
+        "{}",
+        run.stderr
+    );
+    let seen = api.seen();
+    assert_eq!(seen.len(), 3, "the second page asked for twice");
+    assert_eq!(seen[1].query, seen[2].query, "the same cursor again");
+    assert_eq!(verify_file(&elevate, &path).code, 0);
+}
+
+#[test]
 fn an_export_that_fails_midway_leaves_no_file() {
     let (first, _) = two_pages();
     let api = TestApi::start(move |seen| {
@@ -447,6 +476,77 @@ async fn an_event_rewritten_in_the_table_is_named_though_the_table_verifies_alon
         !differences(&run).iter().any(|(k, _, _)| k == "table_chain"),
         "{:?}",
         differences(&run)
+    );
+}
+
+#[tokio::test]
+async fn an_archived_object_written_again_is_named_and_its_first_version_compared() {
+    let (trails, archive, _) = archived_trails("audit").await;
+    let id = trails[0].0.id.to_string();
+    let other = trails[1].0.id.to_string();
+    // Someone who lifted the bucket's write-once policy forges the approval in the table and
+    // puts the forged events over the archived ones, so that both sides agree; and hides the
+    // other request's last event behind a delete marker.
+    let mut table = table_of(&trails);
+    let (forged, head) = rewrite(&table[0].1, 2, |e| {
+        e.reason = Some("approved by the CEO".into());
+    });
+    table[0].1 = forged.clone();
+    table[0].2 = head;
+    for event in forged.iter().filter(|e| e.seq >= 2) {
+        let key = elevate_core::archive::event_key(&id, event.seq);
+        archive
+            .put(&key, &serde_json::to_value(event).expect("event JSON"))
+            .await;
+    }
+    let hidden = elevate_core::archive::event_key(&other, 2);
+    archive.hide(&hidden).await;
+
+    let (run, _) = verify_with(&archive, &table, &["--json"]);
+    assert_eq!(run.code, 9, "{run:?}");
+    let report = run.json();
+    let rewritten: Vec<(String, u64, u64)> = report["differences"]
+        .as_array()
+        .expect("differences")
+        .iter()
+        .filter(|d| d["kind"] == "rewritten")
+        .map(|d| {
+            (
+                d["key"].as_str().expect("key").to_owned(),
+                d["versions"].as_u64().expect("versions"),
+                d["delete_markers"].as_u64().expect("delete markers"),
+            )
+        })
+        .collect();
+    let mut expected = vec![
+        (elevate_core::archive::event_key(&id, 2), 2, 0),
+        (elevate_core::archive::event_key(&id, 3), 2, 0),
+        (hidden.clone(), 1, 1),
+    ];
+    expected.sort();
+    assert_eq!(rewritten, expected, "{:?}", report["differences"]);
+    // What was compared is what was first archived: the forged approval is an alteration,
+    // and the hidden event is still there.
+    assert!(
+        found(&run, "altered", &id, Some(2)),
+        "{:?}",
+        differences(&run)
+    );
+    assert!(
+        !found(&run, "deleted", &other, None) && !found(&run, "missing_from_table", &other, None),
+        "{:?}",
+        differences(&run)
+    );
+    assert_eq!(report["summary"]["archived_events"], 5);
+
+    let (run, _) = verify_with(&archive, &table, &[]);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert!(
+        run.stdout.lines().any(|line| line.contains(&hidden)
+            && line.contains("written again")
+            && line.contains("delete marker")),
+        "{}",
+        run.stdout
     );
 }
 
@@ -689,7 +789,7 @@ async fn an_archive_that_cannot_be_read_is_an_error_that_names_the_permissions()
     assert!(
         run.stderr
             .contains(&format!("cannot list the events in {missing}"))
-            && run.stderr.contains("s3:ListBucket")
+            && run.stderr.contains("s3:ListBucketVersions")
             && run.stderr.contains("NoSuchBucket"),
         "{}",
         run.stderr
@@ -739,8 +839,9 @@ fn verify_help_says_what_is_compared_and_which_permissions_it_needs() {
     for needed in [
         "--archive",
         "anchors",
-        "s3:GetObject",
-        "s3:ListBucket",
+        "s3:GetObjectVersion",
+        "s3:ListBucketVersions",
+        "written again",
         "missing",
     ] {
         assert!(run.stdout.contains(needed), "{needed}: {}", run.stdout);

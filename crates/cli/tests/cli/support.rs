@@ -466,6 +466,18 @@ impl ArchiveBucket {
             .unwrap_or_else(|err| panic!("put {key}: {err:?}"));
     }
 
+    /// Hides `key` (relative to the prefix) behind a delete marker, as a DeleteObject without
+    /// a version id does in a versioned bucket; Object Lock keeps the version itself.
+    pub async fn hide(&self, key: &str) {
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("delete {key}: {err:?}"));
+    }
+
     pub async fn put_events(&self, events: &[AuditEvent]) {
         for event in events {
             let key = elevate_core::archive::event_key(event.request_id.as_str(), event.seq);
