@@ -379,6 +379,43 @@ fn found(run: &Run, kind: &str, request_id: &str, seq: Option<u64>) -> bool {
         .any(|(k, r, s)| k == kind && r == request_id && (seq.is_none() || *s == seq))
 }
 
+/// `audit verify --archive` of `table`, as text and as `--json`. Both exit 9; the text has a
+/// line naming `request_id` (that says `word`, when given) and the error line; the JSON is not
+/// ok and names a difference `kind` of `request_id` (at `seq`, when given). The JSON run, for
+/// further checks.
+fn verify_names(
+    archive: &ArchiveBucket,
+    table: &[TableTrail],
+    word: Option<&str>,
+    kind: &str,
+    request_id: &str,
+    seq: Option<u64>,
+) -> Run {
+    let (run, _) = verify_with(archive, table, &[]);
+    assert_eq!(run.code, 9, "{run:?}");
+    let line = line_of(&run, request_id).to_lowercase();
+    assert!(
+        word.is_none_or(|word| line.contains(word)),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("error: the audit trail does not match the archive"),
+        "{}",
+        run.stderr
+    );
+    let (run, _) = verify_with(archive, table, &["--json"]);
+    assert_eq!(run.code, 9, "{run:?}");
+    assert_eq!(run.json()["ok"], false);
+    assert!(
+        found(&run, kind, request_id, seq),
+        "{kind}: {:?}",
+        differences(&run)
+    );
+    run
+}
+
 /// The stdout line naming `request_id`, for the text output.
 fn line_of<'a>(run: &'a Run, request_id: &str) -> &'a str {
     run.stdout
@@ -444,28 +481,7 @@ async fn an_event_rewritten_in_the_table_is_named_though_the_table_verifies_alon
     let alone = Elevate::new().api(&api).run(&["audit", "verify"]);
     assert_eq!(alone.code, 0, "{alone:?}");
 
-    let (run, _) = verify_with(&archive, &table, &[]);
-    assert_eq!(run.code, 9, "{run:?}");
-    assert!(
-        line_of(&run, &id).to_lowercase().contains("altered"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stderr
-            .contains("error: the audit trail does not match the archive"),
-        "{}",
-        run.stderr
-    );
-
-    let (run, _) = verify_with(&archive, &table, &["--json"]);
-    assert_eq!(run.code, 9, "{run:?}");
-    assert_eq!(run.json()["ok"], false);
-    assert!(
-        found(&run, "altered", &id, Some(2)),
-        "{:?}",
-        differences(&run)
-    );
+    let run = verify_names(&archive, &table, Some("altered"), "altered", &id, Some(2));
     let other = trails[1].0.id.to_string();
     assert!(
         differences(&run).iter().all(|(_, r, _)| *r != other),
@@ -560,19 +576,7 @@ async fn an_event_deleted_from_the_table_is_named() {
     let second = table[0].1.iter().find(|e| e.seq == 2).expect("event 2");
     table[0].2 = (2, second.hash.clone());
 
-    let (run, _) = verify_with(&archive, &table, &[]);
-    assert_eq!(run.code, 9, "{run:?}");
-    assert!(
-        line_of(&run, &id).to_lowercase().contains("deleted"),
-        "{}",
-        run.stdout
-    );
-    let (run, _) = verify_with(&archive, &table, &["--json"]);
-    assert!(
-        found(&run, "deleted", &id, Some(3)),
-        "{:?}",
-        differences(&run)
-    );
+    let run = verify_names(&archive, &table, Some("deleted"), "deleted", &id, Some(3));
     assert!(
         !differences(&run).iter().any(|(k, _, _)| k == "table_chain"),
         "{:?}",
@@ -646,19 +650,7 @@ async fn an_event_inserted_in_the_table_is_named_once_it_had_time_to_be_archived
         ),
     ];
 
-    let (run, _) = verify_with(&archive, &table, &[]);
-    assert_eq!(run.code, 9, "{run:?}");
-    assert!(
-        line_of(&run, &id).to_lowercase().contains("inserted"),
-        "{}",
-        run.stdout
-    );
-    let (run, _) = verify_with(&archive, &table, &["--json"]);
-    assert!(
-        found(&run, "inserted", &id, Some(4)),
-        "{:?}",
-        differences(&run)
-    );
+    let run = verify_names(&archive, &table, Some("inserted"), "inserted", &id, Some(4));
     let fresh_id = fresh.id.to_string();
     assert!(
         differences(&run).iter().all(|(_, r, _)| *r != fresh_id),
@@ -675,15 +667,8 @@ async fn a_request_missing_from_the_table_is_named() {
     archive.put_events(&gone_events).await;
     let gone_id = gone.id.to_string();
 
-    let (run, _) = verify_with(&archive, &table_of(&trails), &[]);
-    assert_eq!(run.code, 9, "{run:?}");
-    line_of(&run, &gone_id);
-    let (run, _) = verify_with(&archive, &table_of(&trails), &["--json"]);
-    assert!(
-        found(&run, "missing_from_table", &gone_id, None),
-        "{:?}",
-        differences(&run)
-    );
+    let table = table_of(&trails);
+    let run = verify_names(&archive, &table, None, "missing_from_table", &gone_id, None);
     assert_eq!(run.json()["summary"]["archived_events"], 7);
     assert_eq!(run.json()["summary"]["table_requests"], 2);
 }
