@@ -317,11 +317,7 @@ fn list_follows_next_and_prints_every_page_under_one_header() {
         "the columns of a later page line up with the first: {}",
         run.stdout
     );
-    let queries: Vec<String> = api
-        .seen()
-        .iter()
-        .map(|s| s.query.clone().unwrap_or_default())
-        .collect();
+    let queries = api.queries();
     assert_eq!(
         queries,
         [
@@ -355,11 +351,7 @@ fn list_limit_stops_after_that_many_and_asks_no_more() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.stdout.lines().count(), 1 + 3, "{}", run.stdout);
     assert!(!run.stdout.contains(requests[3].id.as_str()));
-    let queries: Vec<String> = api
-        .seen()
-        .iter()
-        .map(|s| s.query.clone().unwrap_or_default())
-        .collect();
+    let queries = api.queries();
     assert_eq!(
         queries,
         ["scope=mine&limit=3", "scope=mine&limit=1&cursor=p1"]

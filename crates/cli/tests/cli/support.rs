@@ -87,6 +87,14 @@ impl TestApi {
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("lock").clone()
     }
+
+    /// The query string of each call seen, in order (empty for none).
+    pub fn queries(&self) -> Vec<String> {
+        self.seen()
+            .into_iter()
+            .map(|s| s.query.unwrap_or_default())
+            .collect()
+    }
 }
 
 async fn record(
