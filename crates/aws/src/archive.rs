@@ -563,7 +563,23 @@ impl Archive for S3Archive {
 
     async fn put_anchor(&self, anchor: &Anchor) -> Result<(), ArchiveError> {
         let key = anchor_key(anchor.until);
-        self.put_new(&key, to_json(anchor)?).await.map(|_| ())
+        if self.put_new(&key, to_json(anchor)?).await? {
+            return Ok(());
+        }
+        let archived: Anchor = self.get_json(&key).await?.ok_or_else(|| {
+            ArchiveError::Unavailable(
+                format!("{key} exists (PutObject answered 412) but reads as missing").into(),
+            )
+        })?;
+        if archived.hash == anchor.hash {
+            Ok(())
+        } else {
+            Err(ArchiveError::AnchorTaken {
+                key,
+                archived: archived.hash,
+                offered: anchor.hash.clone(),
+            })
+        }
     }
 }
 

@@ -85,6 +85,15 @@ pub enum ArchiveError {
         archived: String,
         offered: String,
     },
+    /// Another anchor is already archived under this anchor's key (two runs in the same
+    /// second that read the table at different moments). Nothing was written; the archived
+    /// one stays, and the anchors still chain through it.
+    #[error("the archive holds another anchor {key} (archived hash {archived}, this one {offered})")]
+    AnchorTaken {
+        key: String,
+        archived: String,
+        offered: String,
+    },
     /// An object that is not what its key says (not JSON of the right type).
     #[error("archived object {key} is corrupt: {why}")]
     Corrupt { key: String, why: String },
@@ -130,7 +139,8 @@ pub trait Archive: Send + Sync {
     async fn put_change(&self, change: &TableChange) -> Result<(), ArchiveError>;
     /// The newest anchor, if any.
     async fn latest_anchor(&self) -> Result<Option<Anchor>, ArchiveError>;
-    /// Writes an anchor under [`anchor_key`] of its `until` (again: no error, nothing new).
+    /// Writes an anchor under [`anchor_key`] of its `until`: again, no error and nothing new;
+    /// another anchor already under that key is [`ArchiveError::AnchorTaken`].
     async fn put_anchor(&self, anchor: &Anchor) -> Result<(), ArchiveError>;
 }
 
@@ -830,8 +840,9 @@ impl From<ArchiveError> for AnchorError {
 /// An anchor is written even when no chain moved: the anchors must stay contiguous.
 ///
 /// Two runs at once (the schedule fired twice, or a retry) are harmless. Within the same
-/// second they seal the same anchor under the same key, and the second [`Archive::put_anchor`]
-/// writes nothing. In different seconds both read the same newest anchor, so the later one
+/// second they write under the same key: the second [`Archive::put_anchor`] writes nothing,
+/// and when its anchor differs from the archived one (it read the table at another moment)
+/// that is logged and `Ok(None)` returned. In different seconds both read the same newest anchor, so the later one
 /// links to that one too (its `previous` is stale) and its window overlaps the other's from
 /// the same `since`. It is still valid evidence: it pins every head as of its own `until`,
 /// [`AnchorIndex::build`] accepts such a sibling, and the next anchor chains from the newer.
@@ -865,8 +876,25 @@ pub async fn write_anchor(
         }
     }
     let anchor = Anchor::seal(latest.as_ref(), until, heads.finish());
-    archive.put_anchor(&anchor).await?;
-    Ok(Some(anchor))
+    match archive.put_anchor(&anchor).await {
+        Ok(()) => Ok(Some(anchor)),
+        // The other run's anchor has the same window and pins every head as of the same
+        // `until`: the anchors stay contiguous through it.
+        Err(ArchiveError::AnchorTaken {
+            key,
+            archived,
+            offered,
+        }) => {
+            tracing::warn!(
+                key,
+                archived,
+                offered,
+                "another run archived a different anchor for the same time first; it stays"
+            );
+            Ok(None)
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 #[cfg(test)]

@@ -855,6 +855,56 @@ async fn an_anchor_is_written_only_when_time_moved_and_chains_when_nothing_did()
     assert_eq!(AnchorIndex::build(archive.anchors()).1, vec![]);
 }
 
+/// An archive where another run's anchor lands under the same key between this run's read of
+/// the newest anchor and its write.
+struct Racing {
+    inner: FakeArchive,
+    other: Anchor,
+}
+
+#[async_trait]
+impl Archive for Racing {
+    async fn put_event(&self, event: &AuditEvent) -> Result<Archived, ArchiveError> {
+        self.inner.put_event(event).await
+    }
+    async fn put_change(&self, change: &TableChange) -> Result<(), ArchiveError> {
+        self.inner.put_change(change).await
+    }
+    async fn latest_anchor(&self) -> Result<Option<Anchor>, ArchiveError> {
+        self.inner.latest_anchor().await
+    }
+    async fn put_anchor(&self, anchor: &Anchor) -> Result<(), ArchiveError> {
+        self.inner.put_anchor(&self.other).await?;
+        self.inner.put_anchor(anchor).await
+    }
+}
+
+#[tokio::test]
+async fn an_anchor_of_the_same_time_written_first_by_another_run_stays() {
+    let store = MemoryStore::new();
+    let r = chain(R, 2, 0);
+    stored(&store, r.clone());
+    // The other run read the table before the second event was written.
+    let other = Anchor::seal(None, t(55), vec![head(&r[0])]);
+    let archive = Racing {
+        inner: FakeArchive::new(),
+        other: other.clone(),
+    };
+
+    let written = write_anchor(&store, &archive, t(60)).await.expect("no error");
+    assert_eq!(written, None, "this run's anchor was not written");
+    assert_eq!(archive.inner.anchors(), vec![(anchor_key(t(55)), other.clone())]);
+
+    // The port itself: the same anchor again is no error, another one is named.
+    archive.inner.put_anchor(&other).await.expect("the same anchor again");
+    let mine = Anchor::seal(None, t(55), vec![head(&r[1])]);
+    assert!(matches!(
+        archive.inner.put_anchor(&mine).await,
+        Err(ArchiveError::AnchorTaken { key, archived, offered })
+            if key == anchor_key(t(55)) && archived == other.hash && offered == mine.hash
+    ));
+}
+
 #[tokio::test]
 async fn write_anchor_reads_every_page() {
     let store = MemoryStore::new();

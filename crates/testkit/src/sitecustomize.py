@@ -392,6 +392,60 @@ try:
 except Exception:  # moto changed: its own (slower) Query and Scan still answer
     pass
 
+# A Query copies every item it read and only then applies the FilterExpression to the copies.
+# DynamoDB reads (and counts) those items too, but returns only the kept ones; copying only
+# those keeps a Query of a large partition with a narrow filter (one requester's open grants
+# among hundreds of people's) from costing moto a deep copy of every item it skips. The filter
+# is applied again to the copies, as before; only an index that projects every attribute, or
+# the table itself, is filtered early, so the filter sees the attributes it would have seen.
+try:
+    import copy as _copy_module
+    import inspect as _inspect_query
+    import types as _types
+    from moto.dynamodb.models import table as _table_module
+    from moto.dynamodb.models.table import Table as _QueryTable
+
+    _early_filter = threading.local()
+
+    class _CopyKeptOnly(_types.ModuleType):
+        def __getattr__(self, name):
+            return getattr(_copy_module, name)
+
+        def deepcopy(self, value, memo=None):
+            keep = getattr(_early_filter, "keep", None)
+            if keep is not None and isinstance(value, list):
+                _early_filter.keep = None
+                value = [item for item in value if keep(item)]
+            return _copy_module.deepcopy(value, memo)
+
+    _unfiltered_query = _QueryTable.query
+    try:
+        _filtered_signature = _query_signature
+    except NameError:
+        _filtered_signature = _inspect_query.signature(_unfiltered_query)
+
+    def _query_copying_kept(self, *args, **kwargs):
+        called = _filtered_signature.bind(self, *args, **kwargs).arguments
+        expression = called.get("filter_expression")
+        index_name = called.get("index_name")
+        if index_name is None:
+            projects_all = True
+        else:
+            projection = self.get_index(index_name).projection or {}
+            projects_all = projection.get("ProjectionType") == "ALL"
+        if expression is None or not projects_all:
+            return _unfiltered_query(self, *args, **kwargs)
+        _early_filter.keep = expression.expr
+        try:
+            return _unfiltered_query(self, *args, **kwargs)
+        finally:
+            _early_filter.keep = None
+
+    _table_module.copy = _CopyKeptOnly("copy")
+    _QueryTable.query = _query_copying_kept
+except Exception:  # moto changed: it copies everything it read, as before
+    pass
+
 # An UpdateExpression may hold one SET, one REMOVE, one ADD and one DELETE clause. moto checks
 # that at every node of the parsed expression, which is quadratic in the number of actions (a
 # 25-attribute SET takes ~10 ms); the root holds every clause, so checking it alone accepts and

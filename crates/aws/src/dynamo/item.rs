@@ -21,6 +21,10 @@ pub(super) mod attr {
     pub const GSI2SK: &str = "gsi2sk";
     pub const GSI3PK: &str = "gsi3pk";
     pub const GSI3SK: &str = "gsi3sk";
+    /// Set only while the request is open (not in a final state): the sparse index
+    /// `open_by_requester` holds the open requests alone.
+    pub const GSI4PK: &str = "gsi4pk";
+    pub const GSI4SK: &str = "gsi4sk";
     /// `request` or `audit_event`, for people reading the table.
     pub const ENTITY: &str = "entity";
 
@@ -112,6 +116,7 @@ pub(super) fn request_attributes(r: &Request) -> Vec<(&'static str, Option<Attri
     let at = |t: Option<DateTime<Utc>>| t.map(|t| s(timestamp(t)));
     let text = |t: &Option<String>| t.as_ref().map(s);
     let sort_key = format!("{}#{}", timestamp(r.created_at), r.id);
+    let open = !r.state.is_final();
     vec![
         (attr::ENTITY, Some(s("request"))),
         (attr::ID, Some(s(r.id.as_str()))),
@@ -146,7 +151,9 @@ pub(super) fn request_attributes(r: &Request) -> Vec<(&'static str, Option<Attri
         (attr::GSI1PK, Some(s(requester_key(&r.requester)))),
         (attr::GSI1SK, Some(s(&sort_key))),
         (attr::GSI2PK, Some(s(state_key(r.state)))),
-        (attr::GSI2SK, Some(s(sort_key))),
+        (attr::GSI2SK, Some(s(&sort_key))),
+        (attr::GSI4PK, open.then(|| s(requester_key(&r.requester)))),
+        (attr::GSI4SK, open.then(|| s(sort_key))),
     ]
 }
 

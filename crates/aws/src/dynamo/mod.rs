@@ -4,7 +4,9 @@
 //! - request: `pk = REQ#<id>`, `sk = REQ`, every `Request` field as its own attribute (strings,
 //!   numbers, a map for `message`) so the table reads well in the console, plus
 //!   `gsi1pk = REQUESTER#<name>` / `gsi1sk = <created_at>#<id>` (GSI `by_requester`) and
-//!   `gsi2pk = STATE#<STATE>` / `gsi2sk = <created_at>#<id>` (GSI `by_state`);
+//!   `gsi2pk = STATE#<STATE>` / `gsi2sk = <created_at>#<id>` (GSI `by_state`), and while the
+//!   request is open (not in a final state) `gsi4pk = REQUESTER#<name>` / `gsi4sk` as `gsi1sk`
+//!   (the sparse GSI `open_by_requester`);
 //! - audit event: `pk = REQ#<id>`, `sk = EVT#<seq, 10 digits>`, every `AuditEvent` field, plus
 //!   `gsi3pk = AUDIT#<yyyy-mm-dd>` / `gsi3sk = <at>#<id>#<seq>` (GSI `by_day`).
 //!
@@ -17,9 +19,11 @@
 //! export is in time order across pages, a scanned one only within each page (see
 //! [`DynamoStore::audit_page`]).
 //!
-//! The requests of one requester in open states only (the covering-grant checks) come from
-//! `by_state`, one Query per state filtered on the requester: the open requests of everyone
-//! are few, while a requester's history grows without end.
+//! The requests of one requester in open states only (the covering-grant checks, twice in
+//! every end of a grant) come from `open_by_requester`, one Query that reads that requester's
+//! open requests alone: a requester's history grows without end, and everyone's open grants
+//! grow with the company (hundreds at once is a busy hour). Listing an open state adds a
+//! request written before the index existed to it, so the sweep completes it after an upgrade.
 //!
 //! `list_page` reads one page of a listing: one partition of `by_requester` (a requester's
 //! history, newest first) or of `by_state` (a state's requests, oldest first, or newest first
@@ -70,7 +74,7 @@ use item::{
 };
 
 pub use item::{event_from_stream_image, event_item, request_item, stream_event_key};
-pub use table::{BY_DAY, BY_REQUESTER, BY_STATE};
+pub use table::{BY_DAY, BY_REQUESTER, BY_STATE, OPEN_BY_REQUESTER};
 
 /// Above this many days, `audit_since` and `audit_page` scan the `by_day` index instead of
 /// querying it day by day.
@@ -166,14 +170,14 @@ impl DynamoStore {
         }
     }
 
-    async fn query_requests(
+    async fn query_items(
         &self,
         index: &str,
         pk_attr: &str,
         pk: String,
         newest_first: bool,
         keep: Keep<'_>,
-    ) -> Result<Vec<Request>, StoreError> {
+    ) -> Result<Vec<Item>, StoreError> {
         let mut query = self
             .client
             .query()
@@ -196,55 +200,95 @@ impl DynamoStore {
                     .filter_expression(format!("#state IN ({})", wanted.join(", ")))
                     .expression_attribute_names("#state", attr::STATE);
             }
-            Keep::Requester(requester) => {
-                query = query
-                    .filter_expression("#requester = :requester")
-                    .expression_attribute_names("#requester", attr::REQUESTER)
-                    .expression_attribute_values(":requester", s(requester));
-            }
         }
-        let items = query
+        query
             .into_paginator()
             .items()
             .send()
             .try_collect()
             .await
-            .map_err(|e| self.unavailable(&format!("Query {index}"), e))?;
+            .map_err(|e| self.unavailable(&format!("Query {index}"), e))
+    }
+
+    async fn query_requests(
+        &self,
+        index: &str,
+        pk_attr: &str,
+        pk: String,
+        newest_first: bool,
+        keep: Keep<'_>,
+    ) -> Result<Vec<Request>, StoreError> {
+        let items = self
+            .query_items(index, pk_attr, pk, newest_first, keep)
+            .await?;
         items.iter().map(request_from_item).collect()
     }
 
-    /// The requests of `requester` in `states`, all of them open: one Query of `by_state` per
-    /// state, which reads the open requests of everyone (few) rather than the requester's whole
-    /// history. Newest first, as from `by_requester`.
+    /// Adds the open requests among `items` that `open_by_requester` lacks (written before the
+    /// index existed) to it, each only while its state is still the one read: a request that
+    /// moved on was written whole by that move. Best effort: a failure is logged, and the next
+    /// listing tries again.
+    async fn index_open(&self, items: &[Item]) {
+        for item in items {
+            if item.contains_key(attr::GSI4PK) {
+                continue;
+            }
+            let (Some(pk), Some(sk), Some(state), Some(requester), Some(sort_key)) = (
+                item.get(attr::PK),
+                item.get(attr::SK),
+                item.get(attr::STATE),
+                item.get(attr::REQUESTER).and_then(|r| r.as_s().ok()),
+                item.get(attr::GSI1SK),
+            ) else {
+                continue;
+            };
+            let updated = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(attr::PK, pk.clone())
+                .key(attr::SK, sk.clone())
+                .update_expression("SET #open_pk = :open_pk, #open_sk = :open_sk")
+                .condition_expression("#state = :state")
+                .expression_attribute_names("#open_pk", attr::GSI4PK)
+                .expression_attribute_names("#open_sk", attr::GSI4SK)
+                .expression_attribute_names("#state", attr::STATE)
+                .expression_attribute_values(":open_pk", s(requester_key(requester)))
+                .expression_attribute_values(":open_sk", sort_key.clone())
+                .expression_attribute_values(":state", state.clone())
+                .send()
+                .await;
+            match updated {
+                Ok(_) => tracing::info!(item = ?pk, "an open request added to the open_by_requester index"),
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(err) => tracing::warn!(
+                    error = %AwsError::boxed(format!("dynamodb UpdateItem {}", self.table), err),
+                    "could not add an open request to the open_by_requester index; the next listing tries again"
+                ),
+            }
+        }
+    }
+
+    /// The requests of `requester` in `states`, all of them open: one Query of the sparse
+    /// index `open_by_requester`, which holds only open requests, so it reads the requester's
+    /// open requests and nothing else (not their history, not everyone's open requests).
+    /// Newest first, as from `by_requester`.
     async fn open_requests_of(
         &self,
         requester: &str,
         states: &[State],
     ) -> Result<Vec<Request>, StoreError> {
-        let mut found: Vec<Request> = Vec::new();
-        for (i, state) in states.iter().enumerate() {
-            if states[..i].contains(state) {
-                continue;
-            }
-            let in_state = self
-                .query_requests(
-                    BY_STATE,
-                    attr::GSI2PK,
-                    state_key(*state),
-                    true,
-                    Keep::Requester(requester),
-                )
-                .await?;
-            // The index may still show a request that just moved under its old state too: one
-            // copy of each, as one query of `by_requester` would give.
-            for request in in_state {
-                if !found.iter().any(|r| r.id == request.id) {
-                    found.push(request);
-                }
-            }
-        }
-        found.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-        Ok(found)
+        self.query_requests(
+            OPEN_BY_REQUESTER,
+            attr::GSI4PK,
+            requester_key(requester),
+            true,
+            Keep::States(states),
+        )
+        .await
     }
 
     /// One page of `query` from `plan`'s partition after `after` (from its start when `None`):
@@ -472,7 +516,6 @@ impl DynamoStore {
 enum Keep<'a> {
     All,
     States(&'a [State]),
-    Requester(&'a str),
 }
 
 /// How a listing is read: the partition of the index, and the filter DynamoDB applies to it.
@@ -885,9 +928,17 @@ impl RequestStore for DynamoStore {
         .await
     }
 
+    /// Listing an open state also puts its requests that `open_by_requester` lacks into it
+    /// ([`DynamoStore::index_open`]): the sweep lists every open state each pass, so requests
+    /// opened before the index existed are in it from the first sweep after an upgrade.
     async fn list_by_state(&self, state: State) -> Result<Vec<Request>, StoreError> {
-        self.query_requests(BY_STATE, attr::GSI2PK, state_key(state), false, Keep::All)
-            .await
+        let items = self
+            .query_items(BY_STATE, attr::GSI2PK, state_key(state), false, Keep::All)
+            .await?;
+        if !state.is_final() {
+            self.index_open(&items).await;
+        }
+        items.iter().map(request_from_item).collect()
     }
 
     /// No `err` on the span: a refused cursor is the caller's mistake, answered as such.

@@ -20,6 +20,8 @@ pub const BY_REQUESTER: &str = "by_requester";
 pub const BY_STATE: &str = "by_state";
 /// Sparse GSI of audit events by UTC day, in time order.
 pub const BY_DAY: &str = "by_day";
+/// Sparse GSI of the open requests (not in a final state) by requester, newest first.
+pub const OPEN_BY_REQUESTER: &str = "open_by_requester";
 
 impl DynamoStore {
     /// Creates the table with its key schema and GSIs (on-demand billing) and its stream
@@ -57,6 +59,8 @@ impl DynamoStore {
             attr::GSI2SK,
             attr::GSI3PK,
             attr::GSI3SK,
+            attr::GSI4PK,
+            attr::GSI4SK,
         ] {
             request = request.attribute_definitions(
                 AttributeDefinition::builder()
@@ -70,6 +74,7 @@ impl DynamoStore {
             (BY_REQUESTER, attr::GSI1PK, attr::GSI1SK),
             (BY_STATE, attr::GSI2PK, attr::GSI2SK),
             (BY_DAY, attr::GSI3PK, attr::GSI3SK),
+            (OPEN_BY_REQUESTER, attr::GSI4PK, attr::GSI4SK),
         ] {
             request = request.global_secondary_indexes(
                 GlobalSecondaryIndex::builder()

@@ -246,6 +246,13 @@ async fn anchors_are_listed_newest_first_and_the_latest_is_the_newest() {
         archive.put_anchor(anchor).await.expect("put anchor");
     }
     archive.put_anchor(&third).await.expect("put again");
+    // Another run's anchor of the same time, sealed from another read: refused, and named.
+    let other = Anchor::seal(Some(&second), third.until, vec![head(&events[1])]);
+    assert!(matches!(
+        archive.put_anchor(&other).await,
+        Err(ArchiveError::AnchorTaken { ref key, ref archived, ref offered })
+            if *key == anchor_key(third.until) && *archived == third.hash && *offered == other.hash
+    ));
     assert_eq!(bucket.versions(&anchor_key(third.until)).await, 1);
 
     assert_eq!(

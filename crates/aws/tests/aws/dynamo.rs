@@ -1,7 +1,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{Duration, Utc};
-use elevate_aws::dynamo::{BY_REQUESTER, BY_STATE};
+use elevate_aws::dynamo::{BY_REQUESTER, OPEN_BY_REQUESTER};
 use elevate_aws::DynamoStore;
 use elevate_core::audit::AuditEvent;
 use elevate_core::machine::{apply, Command, Transition};
@@ -275,6 +275,10 @@ async fn a_transition_keeps_the_announcement_and_clears_unset_fields() {
     assert_eq!(stored.decided_by.as_deref(), Some("bob"));
 }
 
+fn ids(requests: Vec<elevate_core::Request>) -> Vec<RequestId> {
+    requests.into_iter().map(|r| r.id).collect()
+}
+
 #[tokio::test]
 async fn listings_follow_state_changes() {
     let moto = Moto::start().await;
@@ -287,9 +291,7 @@ async fn listings_follow_state_changes() {
         store.create(request, event).await.expect("create");
     }
 
-    let ids = |requests: Vec<elevate_core::Request>| -> Vec<RequestId> {
-        requests.into_iter().map(|r| r.id).collect()
-    };
+
     assert_eq!(
         ids(store.list_by_requester("alice", &[]).await.expect("list")),
         vec![second.id.clone(), first.id.clone()],
@@ -715,7 +717,7 @@ async fn audit_page_cursors_of_another_window_or_tampered_are_refused() {
 }
 
 #[tokio::test]
-async fn open_requests_of_a_requester_are_listed_from_the_state_index() {
+async fn open_requests_of_a_requester_are_listed_from_the_open_index() {
     let moto = Moto::start().await;
     let (store, client) = store(&moto).await;
     let t0 = Utc::now() - Duration::days(2);
@@ -793,8 +795,8 @@ async fn open_requests_of_a_requester_are_listed_from_the_state_index() {
         "with a final state asked, from her history"
     );
 
-    // What each index would have DynamoDB read (the store does not report what it read): the
-    // ACTIVE partition of the state index is one item, her history 32.
+    // What each index would have DynamoDB read (the store does not report what it read): her
+    // partition of the open index is her two open requests, her history 32.
     let read = |index: &'static str, pk: &'static str, key: String| {
         let client = client.clone();
         let table = store.table().to_owned();
@@ -812,10 +814,81 @@ async fn open_requests_of_a_requester_are_listed_from_the_state_index() {
                 .scanned_count()
         }
     };
-    assert_eq!(read(BY_STATE, "gsi2pk", "STATE#ACTIVE".to_owned()).await, 1);
+    assert_eq!(
+        read(OPEN_BY_REQUESTER, "gsi4pk", "REQUESTER#alice".to_owned()).await,
+        2
+    );
     assert_eq!(
         read(BY_REQUESTER, "gsi1pk", "REQUESTER#alice".to_owned()).await,
         32
+    );
+    assert_eq!(
+        read(OPEN_BY_REQUESTER, "gsi4pk", "REQUESTER#bob".to_owned()).await,
+        3
+    );
+}
+
+#[tokio::test]
+async fn an_open_request_written_before_the_open_index_is_added_to_it_by_a_state_listing() {
+    let moto = Moto::start().await;
+    let (store, client) = store(&moto).await;
+    let t0 = Utc::now() - Duration::hours(1);
+    let (old, created) = new_request("alice", t0);
+    store.create(&old, &created).await.expect("create");
+    let (ended, created) = new_request("alice", t0 + Duration::minutes(1));
+    store.create(&ended, &created).await.expect("create");
+    store
+        .transition(&deny(&ended, "bob", t0 + Duration::minutes(2)))
+        .await
+        .expect("deny");
+    // As an earlier version wrote them: no open-index attributes.
+    for request in [&old, &ended] {
+        client
+            .update_item()
+            .table_name(store.table())
+            .key("pk", AttributeValue::S(format!("REQ#{}", request.id)))
+            .key("sk", AttributeValue::S("REQ".to_owned()))
+            .update_expression("REMOVE gsi4pk, gsi4sk")
+            .send()
+            .await
+            .expect("remove");
+    }
+    let open = [State::Active, State::Approved, State::Pending];
+    assert_eq!(
+        store.list_by_requester("alice", &open).await.expect("open"),
+        vec![],
+        "not in the open index yet"
+    );
+
+    let pending = store.list_by_state(State::Pending).await.expect("pending");
+    assert_eq!(ids(pending), vec![old.id.clone()]);
+    assert_eq!(
+        ids(store.list_by_requester("alice", &open).await.expect("open")),
+        vec![old.id.clone()],
+        "in it once its state was listed"
+    );
+    // A final state's listing adds nothing: an ended request stays out of the open index.
+    store.list_by_state(State::Denied).await.expect("denied");
+    let item = client
+        .get_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S(format!("REQ#{}", ended.id)))
+        .key("sk", AttributeValue::S("REQ".to_owned()))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("item");
+    assert!(!item.contains_key("gsi4pk"), "{item:?}");
+
+    // Ended later, it leaves the index as any request does.
+    store
+        .transition(&deny(&old, "bob", t0 + Duration::minutes(3)))
+        .await
+        .expect("deny");
+    assert_eq!(
+        store.list_by_requester("alice", &open).await.expect("open"),
+        vec![]
     );
 }
 

@@ -84,6 +84,15 @@ impl FakeArchive {
     }
 
     /// Writes `body` under `key` unless the key exists; whether it wrote.
+    /// The object under `key`, decoded (an absent one reads as empty, so as corrupt).
+    fn read<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T, ArchiveError> {
+        let body = self.get(key).unwrap_or_default();
+        serde_json::from_slice(&body).map_err(|e| ArchiveError::Corrupt {
+            key: key.to_owned(),
+            why: e.to_string(),
+        })
+    }
+
     fn put_new(&self, key: String, body: Vec<u8>) -> bool {
         let mut objects = lock(&self.objects);
         if objects.contains_key(&key) {
@@ -109,12 +118,7 @@ impl Archive for FakeArchive {
         if self.put_new(key.clone(), json(&key, event)?) {
             return Ok(Archived::Written);
         }
-        let body = self.get(&key).unwrap_or_default();
-        let archived: AuditEvent =
-            serde_json::from_slice(&body).map_err(|e| ArchiveError::Corrupt {
-                key: key.clone(),
-                why: e.to_string(),
-            })?;
+        let archived: AuditEvent = self.read(&key)?;
         if archived.hash == event.hash {
             Ok(Archived::AlreadyThere)
         } else {
@@ -140,22 +144,25 @@ impl Archive for FakeArchive {
             .range(ANCHORS.to_owned()..)
             .next()
             .filter(|(key, _)| key.starts_with(ANCHORS))
-            .map(|(key, body)| (key.clone(), body.clone()));
-        let Some((key, body)) = newest else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(|e| ArchiveError::Corrupt {
-                key,
-                why: e.to_string(),
-            })
+            .map(|(key, _)| key.clone());
+        newest.map(|key| self.read(&key)).transpose()
     }
 
     async fn put_anchor(&self, anchor: &Anchor) -> Result<(), ArchiveError> {
         self.enter()?;
         let key = anchor_key(anchor.until);
-        self.put_new(key.clone(), json(&key, anchor)?);
-        Ok(())
+        if self.put_new(key.clone(), json(&key, anchor)?) {
+            return Ok(());
+        }
+        let archived: Anchor = self.read(&key)?;
+        if archived.hash == anchor.hash {
+            Ok(())
+        } else {
+            Err(ArchiveError::AnchorTaken {
+                key,
+                archived: archived.hash,
+                offered: anchor.hash.clone(),
+            })
+        }
     }
 }
