@@ -88,7 +88,9 @@ pub enum ArchiveError {
     /// Another anchor is already archived under this anchor's key (two runs in the same
     /// second that read the table at different moments). Nothing was written; the archived
     /// one stays, and the anchors still chain through it.
-    #[error("the archive holds another anchor {key} (archived hash {archived}, this one {offered})")]
+    #[error(
+        "the archive holds another anchor {key} (archived hash {archived}, this one {offered})"
+    )]
     AnchorTaken {
         key: String,
         archived: String,
@@ -126,6 +128,10 @@ pub struct TableChange {
 pub enum ChangeKind {
     Modify,
     Remove,
+    /// Inserted with an `at` more than [`SETTLE`] away from when the stream recorded the
+    /// write: dated into the future (to be anchored later as if on time) or back-dated. The
+    /// event is archived as written; this records that its time is not when it was written.
+    Misdated,
 }
 
 /// Where archived events, changes and anchors are written. The S3 adapter writes with Object
@@ -359,14 +365,21 @@ impl std::fmt::Display for Difference {
                 change,
                 at,
             } => {
+                let at = at.to_rfc3339_opts(SecondsFormat::Secs, true);
                 let what = match change {
                     ChangeKind::Modify => "modified in",
                     ChangeKind::Remove => "removed from",
+                    ChangeKind::Misdated => {
+                        return write!(
+                            f,
+                            "request {request_id}: event {seq} was written to the table at {at} but is dated more than {} minutes away from that (misdated; recorded by the table's stream)",
+                            SETTLE.num_minutes()
+                        )
+                    }
                 };
                 write!(
                     f,
-                    "request {request_id}: event {seq} was {what} the table at {} (recorded by the table's stream)",
-                    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+                    "request {request_id}: event {seq} was {what} the table at {at} (recorded by the table's stream)"
                 )
             }
         }

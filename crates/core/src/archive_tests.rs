@@ -891,12 +891,21 @@ async fn an_anchor_of_the_same_time_written_first_by_another_run_stays() {
         other: other.clone(),
     };
 
-    let written = write_anchor(&store, &archive, t(60)).await.expect("no error");
+    let written = write_anchor(&store, &archive, t(60))
+        .await
+        .expect("no error");
     assert_eq!(written, None, "this run's anchor was not written");
-    assert_eq!(archive.inner.anchors(), vec![(anchor_key(t(55)), other.clone())]);
+    assert_eq!(
+        archive.inner.anchors(),
+        vec![(anchor_key(t(55)), other.clone())]
+    );
 
     // The port itself: the same anchor again is no error, another one is named.
-    archive.inner.put_anchor(&other).await.expect("the same anchor again");
+    archive
+        .inner
+        .put_anchor(&other)
+        .await
+        .expect("the same anchor again");
     let mine = Anchor::seal(None, t(55), vec![head(&r[1])]);
     assert!(matches!(
         archive.inner.put_anchor(&mine).await,

@@ -25,7 +25,8 @@ use aws_lambda_events::dynamodb::EventRecord;
 use chrono::{DateTime, Utc};
 use elevate_aws::dynamo::{event_from_stream_image, stream_event_key};
 use elevate_core::archive::{
-    anchor_key, write_anchor, AnchorError, Archive, ArchiveError, Archived, ChangeKind, TableChange,
+    anchor_key, write_anchor, AnchorError, Archive, ArchiveError, Archived, ChangeKind,
+    TableChange, SETTLE,
 };
 use elevate_core::ports::{Clock, RequestStore, SystemClock};
 use elevate_runtime::ArchiveParts;
@@ -239,13 +240,14 @@ async fn archive_record(
         before: image_json(&change.old_image),
         after: match kind {
             ChangeKind::Modify => image_json(&change.new_image),
-            ChangeKind::Remove => None,
+            ChangeKind::Remove | ChangeKind::Misdated => None,
         },
     };
     archiver.archive.put_change(&table_change).await?;
     let what = match kind {
         ChangeKind::Modify => "modify",
         ChangeKind::Remove => "remove",
+        ChangeKind::Misdated => "misdated",
     };
     tracing::error!(
         audit_change = what,
@@ -288,6 +290,31 @@ async fn archive_insert(
             "an audit event item whose body names another event than its keys: not archived"
         );
         return Ok(Outcome::Unreadable);
+    }
+    let written_at = recorded_at(archiver, record);
+    if (event.at - written_at).abs() > SETTLE {
+        // Archived as written, and the time it was really written beside it: an event dated
+        // ahead would otherwise pass every check until its time came, and then be anchored.
+        archiver
+            .archive
+            .put_change(&TableChange {
+                request_id: request_id.to_owned(),
+                seq,
+                change: ChangeKind::Misdated,
+                at: written_at,
+                stream_event_id: record.event_id.clone(),
+                before: None,
+                after: serde_json::to_value(&event).ok(),
+            })
+            .await?;
+        tracing::error!(
+            audit_change = "misdated",
+            request_id,
+            seq,
+            dated = %event.at,
+            written = %written_at,
+            "an audit event was written with a time far from when it was written; the write time is archived beside it"
+        );
     }
     let refused = match archiver.archive.put_event(&event).await {
         Ok(archived) => return Ok(Outcome::Archived(archived)),

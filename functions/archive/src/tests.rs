@@ -162,6 +162,10 @@ fn image(event: &AuditEvent) -> Value {
     Value::Object(typed_map(fields))
 }
 
+/// When the test stream records a write: a minute after the fixture's clock starts, so the
+/// events the fixture writes are dated as they were written.
+const RECORDED: i64 = 1_767_603_660;
+
 /// One stream record as Lambda delivers it.
 fn record(
     name: &str,
@@ -171,7 +175,7 @@ fn record(
     old_image: Option<Value>,
 ) -> Value {
     let mut change = json!({
-        "ApproximateCreationDateTime": 1_767_604_200.0,
+        "ApproximateCreationDateTime": RECORDED as f64,
         "Keys": keys,
         "SequenceNumber": sequence_number,
         "SizeBytes": 812,
@@ -278,7 +282,7 @@ async fn modified_and_removed_events_are_archived_as_changes() {
 
     let changes = fx.archive.changes();
     assert_eq!(changes.len(), 2, "{changes:#?}");
-    let at = DateTime::from_timestamp(1_767_604_200, 0).expect("time");
+    let at = DateTime::from_timestamp(RECORDED, 0).expect("time");
     let modified = changes
         .iter()
         .find(|c| c.change == ChangeKind::Modify)
@@ -458,6 +462,64 @@ async fn a_conflict_is_archived_as_a_change_and_does_not_block_the_shard() {
     let again = fx.handle(batch(records)).await;
     assert_eq!(failures(&again), Vec::<&str>::new());
     assert_eq!(fx.archive.changes().len(), 1);
+}
+
+#[tokio::test]
+async fn an_event_dated_away_from_its_write_is_archived_with_its_write_time_beside_it() {
+    let fx = Fixture::new();
+    let trail = fx.trail().await;
+    let recorded = DateTime::from_timestamp(RECORDED, 0).expect("time");
+    // Appended by someone who writes the table, dated a week ahead (to be anchored then as if
+    // on time), and one back-dated by an hour, each sealed with a correct hash.
+    let mut ahead = trail[trail.len() - 1].clone();
+    ahead.seq += 1;
+    ahead.prev_hash = trail[trail.len() - 1].hash.clone();
+    ahead.at = recorded + chrono::Duration::days(7);
+    ahead.hash = ahead.computed_hash();
+    let mut behind = ahead.clone();
+    behind.seq += 1;
+    behind.prev_hash = ahead.hash.clone();
+    behind.at = recorded - chrono::Duration::hours(1);
+    behind.hash = behind.computed_hash();
+    // Within SETTLE of the write: on time.
+    let mut close = behind.clone();
+    close.seq += 1;
+    close.prev_hash = behind.hash.clone();
+    close.at = recorded + chrono::Duration::minutes(4);
+    close.hash = close.computed_hash();
+
+    let events = [&ahead, &behind, &close];
+    let records: Vec<Value> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| insert(e, &sequence_number(i)))
+        .collect();
+    let answer = fx.handle(batch(records.clone())).await;
+    assert_eq!(failures(&answer), Vec::<&str>::new());
+
+    let archived = fx.archive.events();
+    for event in events {
+        assert!(archived.contains(event), "archived as written: {event:?}");
+    }
+    let changes = fx.archive.changes();
+    let misdated: Vec<(u64, DateTime<Utc>)> = changes
+        .iter()
+        .filter(|c| c.change == ChangeKind::Misdated)
+        .map(|c| (c.seq, c.at))
+        .collect();
+    assert_eq!(
+        misdated,
+        vec![(ahead.seq, recorded), (behind.seq, recorded)],
+        "{changes:#?}"
+    );
+    assert_eq!(
+        changes[0].after,
+        Some(serde_json::to_value(&ahead).expect("json"))
+    );
+
+    // Delivered again: nothing new.
+    fx.handle(batch(records)).await;
+    assert_eq!(fx.archive.changes().len(), 2);
 }
 
 #[tokio::test]

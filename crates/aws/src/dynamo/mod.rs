@@ -259,7 +259,9 @@ impl DynamoStore {
                 .send()
                 .await;
             match updated {
-                Ok(_) => tracing::info!(item = ?pk, "an open request added to the open_by_requester index"),
+                Ok(_) => {
+                    tracing::info!(item = ?pk, "an open request added to the open_by_requester index")
+                }
                 Err(err)
                     if err
                         .as_service_error()

@@ -291,7 +291,6 @@ async fn listings_follow_state_changes() {
         store.create(request, event).await.expect("create");
     }
 
-
     assert_eq!(
         ids(store.list_by_requester("alice", &[]).await.expect("list")),
         vec![second.id.clone(), first.id.clone()],
