@@ -550,3 +550,157 @@ try:
     _backends.list_of_moto_modules = _listed_once
 except Exception:  # moto changed: it lists them per request as before
     pass
+
+# IAM Identity Center account assignments as AWS has them, where moto differs:
+# - an assignment is one (instance, account, permission set, principal) tuple: creating one
+#   that exists adds no second copy;
+# - creating and deleting are asynchronous: answered IN_PROGRESS, and the first
+#   Describe...Status of a request is IN_PROGRESS too, then SUCCEEDED; a request id stays
+#   describable after its assignment is gone;
+# - permission set ARNs have AWS's shape, arn:aws:sso:::permissionSet/ssoins-.../ps-...;
+# - faults for tests, chosen by a permission set's name: `fault-conflict-<n>` answers the
+#   first n creates and deletes of its assignments with ConflictException, `fault-throttle-<n>`
+#   with ThrottlingException, and `fault-failed-<n>` makes the first n creations end FAILED
+#   with a FailureReason (and assign nothing).
+try:
+    import json as _sso_json
+    import re as _sso_re
+    import uuid as _sso_uuid
+
+    from moto.core.exceptions import JsonRESTError as _JsonRESTError
+    from moto.moto_api._internal import mock_random as _sso_random
+    from moto.ssoadmin import models as _sso_models
+    from moto.ssoadmin.exceptions import ConflictException as _SsoConflict
+    from moto.ssoadmin.exceptions import ResourceNotFoundException as _SsoNotFound
+    from moto.ssoadmin.responses import SSOAdminResponse as _SSOAdminResponse
+
+    class _SsoThrottled(_JsonRESTError):
+        code = 400
+
+        def __init__(self):
+            super().__init__(error_type="ThrottlingException", message="Rate exceeded")
+
+    def _permission_set_arn(instance_arn):
+        return (
+            instance_arn.replace(":instance/", ":permissionSet/", 1)
+            + "/ps-"
+            + _sso_random.get_random_string(length=16).lower()
+        )
+
+    _sso_models.PermissionSet.generate_id = staticmethod(_permission_set_arn)
+
+    _ASSIGNMENT_FIELDS = (
+        "InstanceArn",
+        "TargetId",
+        "TargetType",
+        "PermissionSetArn",
+        "PrincipalType",
+        "PrincipalId",
+    )
+
+    def _sso_requests(backend):
+        requests = backend.__dict__.get("_elevate_requests")
+        if requests is None:
+            requests = backend._elevate_requests = {}
+        return requests
+
+    def _sso_fault(backend, permission_set_arn, operation):
+        """The fault this call meets, if its permission set's name plans one."""
+        for permission_set in backend.permission_sets:
+            if permission_set.permission_set_arn != permission_set_arn:
+                continue
+            found = _sso_re.search(r"fault-(conflict|throttle|failed)-(\d+)", permission_set.name or "")
+            if not found or (found.group(1) == "failed" and operation != "create"):
+                return None
+            left = permission_set.__dict__.get("_elevate_faults_left", int(found.group(2)))
+            if left <= 0:
+                return None
+            permission_set._elevate_faults_left = left - 1
+            return found.group(1)
+        return None
+
+    def _sso_find(backend, params):
+        for assignment in backend.account_assignments:
+            if (
+                assignment.instance_arn == params.get("InstanceArn")
+                and assignment.target_id == params.get("TargetId")
+                and assignment.target_type == params.get("TargetType")
+                and assignment.permission_set_arn == params.get("PermissionSetArn")
+                and assignment.principal_type == params.get("PrincipalType")
+                and assignment.principal_id == params.get("PrincipalId")
+            ):
+                return assignment
+        return None
+
+    def _sso_request(backend, params, failure):
+        request_id = str(_sso_uuid.uuid4())
+        status = {name: params.get(name) for name in _ASSIGNMENT_FIELDS if name != "InstanceArn"}
+        status.update({"RequestId": request_id, "Status": "IN_PROGRESS", "CreatedDate": _sso_models.unix_time()})
+        _sso_requests(backend)[request_id] = {"status": status, "failure": failure, "described": 0}
+        return dict(status)
+
+    def _sso_create(self):
+        params = _sso_json.loads(self.body)
+        backend = self.ssoadmin_backend
+        fault = _sso_fault(backend, params.get("PermissionSetArn"), "create")
+        if fault == "conflict":
+            raise _SsoConflict("Request is in progress for another account assignment of this permission set")
+        if fault == "throttle":
+            raise _SsoThrottled()
+        failure = None
+        if fault == "failed":
+            failure = "Received a 404 status error: Not supported policy (stand-in fault)"
+        elif _sso_find(backend, params) is None:
+            backend.create_account_assignment(
+                instance_arn=params.get("InstanceArn"),
+                target_id=params.get("TargetId"),
+                target_type=params.get("TargetType"),
+                permission_set_arn=params.get("PermissionSetArn"),
+                principal_type=params.get("PrincipalType"),
+                principal_id=params.get("PrincipalId"),
+            )
+        status = _sso_request(backend, params, failure)
+        return _sso_json.dumps({"AccountAssignmentCreationStatus": status})
+
+    def _sso_delete(self):
+        params = _sso_json.loads(self.body)
+        backend = self.ssoadmin_backend
+        fault = _sso_fault(backend, params.get("PermissionSetArn"), "delete")
+        if fault == "conflict":
+            raise _SsoConflict("Request is in progress for another account assignment of this permission set")
+        if fault == "throttle":
+            raise _SsoThrottled()
+        assignment = _sso_find(backend, params)
+        if assignment is None:
+            raise _SsoNotFound("The account assignment does not exist")
+        backend.account_assignments.remove(assignment)
+        backend.deleted_account_assignments.append(assignment)
+        status = _sso_request(backend, params, None)
+        return _sso_json.dumps({"AccountAssignmentDeletionStatus": status})
+
+    def _sso_describe(self, id_param, answer):
+        request = _sso_requests(self.ssoadmin_backend).get(self._get_param(id_param))
+        if request is None:
+            raise _SsoNotFound("The request does not exist")
+        request["described"] += 1
+        status = dict(request["status"])
+        if request["described"] > 1:
+            if request["failure"] is None:
+                status["Status"] = "SUCCEEDED"
+            else:
+                status["Status"] = "FAILED"
+                status["FailureReason"] = request["failure"]
+        return _sso_json.dumps({answer: status})
+
+    def _sso_describe_creation(self):
+        return _sso_describe(self, "AccountAssignmentCreationRequestId", "AccountAssignmentCreationStatus")
+
+    def _sso_describe_deletion(self):
+        return _sso_describe(self, "AccountAssignmentDeletionRequestId", "AccountAssignmentDeletionStatus")
+
+    _SSOAdminResponse.create_account_assignment = _sso_create
+    _SSOAdminResponse.delete_account_assignment = _sso_delete
+    _SSOAdminResponse.describe_account_assignment_creation_status = _sso_describe_creation
+    _SSOAdminResponse.describe_account_assignment_deletion_status = _sso_describe_deletion
+except Exception:  # moto changed: its own (always SUCCEEDED, duplicating) assignments answer
+    pass

@@ -5,6 +5,7 @@
 mod archive;
 mod dynamo;
 mod iam;
+mod identity_center;
 mod lambda;
 mod scheduler;
 mod sessions;

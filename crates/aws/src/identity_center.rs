@@ -1,0 +1,495 @@
+//! IAM Identity Center: a permission set assigned to an Identity Store user in an AWS account,
+//! and the user found in the directory.
+//!
+//! An assignment is the tuple (instance, account, permission set, user); AWS gives it no id of
+//! its own, creating one that exists adds nothing, and deleting it removes it for everyone who
+//! shared it (overlapping grants are counted by the caller, as for IAM groups). Creating and
+//! deleting are asynchronous: a 200 means only that AWS accepted the request, so each is
+//! followed to its end with `DescribeAccountAssignment{Creation,Deletion}Status`, and only
+//! SUCCEEDED is success. Identity Center updates one permission set's role in an account one
+//! request at a time, so a create racing a delete answers ConflictException; that, throttling,
+//! and a request that ends FAILED are asked again after a growing pause. A FAILED request that
+//! stays FAILED is refused with AWS's own reason; conflicts or throttling that do not clear,
+//! or a request still IN_PROGRESS when the wait ends, are unavailability (the caller retries).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_identitystore::types::{AlternateIdentifier, UniqueAttribute};
+use aws_sdk_ssoadmin::types::{
+    AccountAssignmentOperationStatus, PrincipalType, StatusValues, TargetType,
+};
+use aws_smithy_types::Document;
+use elevate_core::ports::StrategyError;
+use tracing::instrument;
+
+use crate::error::AwsError;
+
+/// One assignment: the permission set, in the account, to the Identity Store user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assignment<'a> {
+    pub account: &'a str,
+    pub permission_set_arn: &'a str,
+    pub user_id: &'a str,
+}
+
+/// How long to keep asking: attempts of a create or delete, the pause after each failed one
+/// (doubling from `first_pause` up to `longest_pause`), and how often and how long to follow a
+/// request's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    pub attempts: u32,
+    pub first_pause: Duration,
+    pub longest_pause: Duration,
+    pub poll_every: Duration,
+    pub poll_for: Duration,
+}
+
+impl Default for Pacing {
+    /// Six attempts over about half a minute, each followed for up to a minute: Identity
+    /// Center provisions a role in the account on the first assignment of a permission set
+    /// there, which takes seconds to tens of seconds.
+    fn default() -> Self {
+        Pacing {
+            attempts: 6,
+            first_pause: Duration::from_secs(1),
+            longest_pause: Duration::from_secs(16),
+            poll_every: Duration::from_secs(1),
+            poll_for: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Pacing {
+    fn pause(&self, attempt: u32) -> Duration {
+        let doubled = self
+            .first_pause
+            .saturating_mul(1_u32 << attempt.saturating_sub(1).min(16));
+        doubled.min(self.longest_pause)
+    }
+}
+
+/// Which of the two asynchronous operations a status belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Create,
+    Delete,
+}
+
+impl Operation {
+    fn name(self) -> &'static str {
+        match self {
+            Operation::Create => "CreateAccountAssignment",
+            Operation::Delete => "DeleteAccountAssignment",
+        }
+    }
+}
+
+/// Where one create or delete ended.
+enum Ended {
+    Succeeded,
+    Failed(String),
+}
+
+/// Why one attempt did not succeed, when asking again may.
+enum Retry {
+    /// AWS answered the request FAILED, with its reason.
+    Failed(String),
+    /// ConflictException or ThrottlingException (after the SDK's own retries).
+    Busy(String),
+}
+
+/// The Identity Center instance and its Identity Store, as elevate uses them.
+pub struct IdentityCenter {
+    admin: aws_sdk_ssoadmin::Client,
+    directory: aws_sdk_identitystore::Client,
+    instance_arn: String,
+    identity_store_id: String,
+    pacing: Pacing,
+    /// User ids found, by the name asked for: kept for the life of the process (a cold start).
+    users: Mutex<HashMap<String, String>>,
+}
+
+impl IdentityCenter {
+    pub fn new(
+        sdk: &SdkConfig,
+        instance_arn: impl Into<String>,
+        identity_store_id: impl Into<String>,
+    ) -> Self {
+        IdentityCenter {
+            admin: aws_sdk_ssoadmin::Client::new(sdk),
+            directory: aws_sdk_identitystore::Client::new(sdk),
+            instance_arn: instance_arn.into(),
+            identity_store_id: identity_store_id.into(),
+            pacing: Pacing::default(),
+            users: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn with_pacing(mut self, pacing: Pacing) -> Self {
+        self.pacing = pacing;
+        self
+    }
+
+    pub fn instance_arn(&self) -> &str {
+        &self.instance_arn
+    }
+
+    pub fn identity_store_id(&self) -> &str {
+        &self.identity_store_id
+    }
+
+    /// The Identity Store user id of `name`: the user whose user name it is, else, when it
+    /// looks like an email, the user with that email. `None` when the directory has neither.
+    /// Found ids are kept for the life of the process.
+    #[instrument(skip(self), err)]
+    pub async fn user_id(&self, name: &str) -> Result<Option<String>, StrategyError> {
+        if let Some(found) = lock(&self.users).get(name) {
+            return Ok(Some(found.clone()));
+        }
+        let mut paths = vec!["userName"];
+        if name.contains('@') {
+            paths.push("emails.value");
+        }
+        for path in paths {
+            if let Some(id) = self.user_id_by(path, name).await? {
+                lock(&self.users).insert(name.to_owned(), id.clone());
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn user_id_by(&self, path: &str, value: &str) -> Result<Option<String>, StrategyError> {
+        let attribute = UniqueAttribute::builder()
+            .attribute_path(path)
+            .attribute_value(Document::String(value.to_owned()))
+            .build()
+            .map_err(|e| fault(format!("identitystore GetUserId by {path}"), e))?;
+        let answer = self
+            .directory
+            .get_user_id()
+            .identity_store_id(&self.identity_store_id)
+            .alternate_identifier(AlternateIdentifier::UniqueAttribute(attribute))
+            .send()
+            .await;
+        match answer {
+            Ok(found) => Ok(Some(found.user_id().to_owned())),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(fault(
+                format!(
+                    "identitystore GetUserId by {path} in {}",
+                    self.identity_store_id
+                ),
+                err,
+            )),
+        }
+    }
+
+    /// Assigns the permission set and waits until AWS says the assignment SUCCEEDED. An
+    /// assignment that exists already is success.
+    #[instrument(skip(self), err)]
+    pub async fn assign(&self, assignment: &Assignment<'_>) -> Result<(), StrategyError> {
+        self.until_done(Operation::Create, assignment).await
+    }
+
+    /// Removes the assignment and waits until AWS says the removal SUCCEEDED. An assignment
+    /// that is not there is success.
+    #[instrument(skip(self), err)]
+    pub async fn unassign(&self, assignment: &Assignment<'_>) -> Result<(), StrategyError> {
+        self.until_done(Operation::Delete, assignment).await
+    }
+
+    /// Whether the assignment exists, read from `ListAccountAssignments`.
+    #[instrument(skip(self), err)]
+    pub async fn is_assigned(&self, assignment: &Assignment<'_>) -> Result<bool, StrategyError> {
+        let users = self
+            .assigned_users(assignment.account, assignment.permission_set_arn)
+            .await?;
+        Ok(users.iter().any(|user| user == assignment.user_id))
+    }
+
+    /// The Identity Store user ids the permission set is assigned to in the account (groups
+    /// it is assigned to are not listed: elevate assigns users only).
+    #[instrument(skip(self), err)]
+    pub async fn assigned_users(
+        &self,
+        account: &str,
+        permission_set_arn: &str,
+    ) -> Result<Vec<String>, StrategyError> {
+        let mut pages = self
+            .admin
+            .list_account_assignments()
+            .instance_arn(&self.instance_arn)
+            .account_id(account)
+            .permission_set_arn(permission_set_arn)
+            .into_paginator()
+            .items()
+            .send();
+        let mut users = Vec::new();
+        while let Some(found) = pages.next().await {
+            let found = found.map_err(|e| {
+                fault(
+                    format!("sso-admin ListAccountAssignments {permission_set_arn} in {account}"),
+                    e,
+                )
+            })?;
+            if found.principal_type() == Some(&PrincipalType::User) {
+                if let Some(id) = found.principal_id() {
+                    if !users.iter().any(|user| user == id) {
+                        users.push(id.to_owned());
+                    }
+                }
+            }
+        }
+        Ok(users)
+    }
+
+    async fn until_done(
+        &self,
+        operation: Operation,
+        assignment: &Assignment<'_>,
+    ) -> Result<(), StrategyError> {
+        let attempts = self.pacing.attempts.max(1);
+        let mut last = Retry::Busy(String::new());
+        for attempt in 1..=attempts {
+            match self.attempt(operation, assignment).await? {
+                None => return Ok(()),
+                Some(retry) => {
+                    let why = match &retry {
+                        Retry::Failed(reason) => format!("ended FAILED: {reason}"),
+                        Retry::Busy(why) => why.clone(),
+                    };
+                    tracing::warn!(
+                        operation = operation.name(),
+                        attempt,
+                        attempts,
+                        why,
+                        "Identity Center did not do it; asking again"
+                    );
+                    last = retry;
+                }
+            }
+            if attempt < attempts {
+                tokio::time::sleep(self.pacing.pause(attempt)).await;
+            }
+        }
+        let what = format!(
+            "{} of permission set {} in account {} for user {}",
+            operation.name(),
+            assignment.permission_set_arn,
+            assignment.account,
+            assignment.user_id
+        );
+        Err(match last {
+            Retry::Failed(reason) => StrategyError::Refused(format!(
+                "{what} ended FAILED {attempts} times; AWS says: {reason}"
+            )),
+            Retry::Busy(why) => StrategyError::Unavailable(
+                format!("{what} was still refused after {attempts} attempts: {why}").into(),
+            ),
+        })
+    }
+
+    /// One create or delete, followed to its end. `Ok(None)` when it succeeded.
+    async fn attempt(
+        &self,
+        operation: Operation,
+        assignment: &Assignment<'_>,
+    ) -> Result<Option<Retry>, StrategyError> {
+        let what = format!(
+            "sso-admin {} {} in {}",
+            operation.name(),
+            assignment.permission_set_arn,
+            assignment.account
+        );
+        let status = match operation {
+            Operation::Create => {
+                let sent = self
+                    .admin
+                    .create_account_assignment()
+                    .instance_arn(&self.instance_arn)
+                    .target_id(assignment.account)
+                    .target_type(TargetType::AwsAccount)
+                    .permission_set_arn(assignment.permission_set_arn)
+                    .principal_type(PrincipalType::User)
+                    .principal_id(assignment.user_id)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(answer) => answer.account_assignment_creation_status().cloned(),
+                    Err(err) => {
+                        let busy = err.as_service_error().is_some_and(|e| {
+                            e.is_conflict_exception() || e.is_throttling_exception()
+                        });
+                        if busy {
+                            return Ok(Some(Retry::Busy(AwsError::new(what, err).to_string())));
+                        }
+                        return Err(fault(what, err));
+                    }
+                }
+            }
+            Operation::Delete => {
+                let sent = self
+                    .admin
+                    .delete_account_assignment()
+                    .instance_arn(&self.instance_arn)
+                    .target_id(assignment.account)
+                    .target_type(TargetType::AwsAccount)
+                    .permission_set_arn(assignment.permission_set_arn)
+                    .principal_type(PrincipalType::User)
+                    .principal_id(assignment.user_id)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(answer) => answer.account_assignment_deletion_status().cloned(),
+                    Err(err)
+                        if err
+                            .as_service_error()
+                            .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                    {
+                        tracing::info!("the assignment was not there; nothing to remove");
+                        return Ok(None);
+                    }
+                    Err(err) => {
+                        let busy = err.as_service_error().is_some_and(|e| {
+                            e.is_conflict_exception() || e.is_throttling_exception()
+                        });
+                        if busy {
+                            return Ok(Some(Retry::Busy(AwsError::new(what, err).to_string())));
+                        }
+                        return Err(fault(what, err));
+                    }
+                }
+            }
+        };
+        let status = status.ok_or_else(|| {
+            StrategyError::Unavailable(format!("{what} answered no request status").into())
+        })?;
+        match self.follow(operation, status).await? {
+            Ended::Succeeded => Ok(None),
+            Ended::Failed(reason) => Ok(Some(Retry::Failed(reason))),
+        }
+    }
+
+    /// Follows a request until it is no longer IN_PROGRESS, or the wait ends (unavailable).
+    async fn follow(
+        &self,
+        operation: Operation,
+        mut status: AccountAssignmentOperationStatus,
+    ) -> Result<Ended, StrategyError> {
+        let request_id = status.request_id().unwrap_or_default().to_owned();
+        let started = tokio::time::Instant::now();
+        loop {
+            match status.status() {
+                Some(StatusValues::Succeeded) => return Ok(Ended::Succeeded),
+                Some(StatusValues::Failed) => {
+                    return Ok(Ended::Failed(
+                        status
+                            .failure_reason()
+                            .unwrap_or("no reason given")
+                            .to_owned(),
+                    ))
+                }
+                // IN_PROGRESS, or a status this SDK does not know yet: not done.
+                _ => {}
+            }
+            if request_id.is_empty() {
+                return Err(StrategyError::Unavailable(
+                    format!("{} answered no request id to follow", operation.name()).into(),
+                ));
+            }
+            if started.elapsed() >= self.pacing.poll_for {
+                return Err(StrategyError::Unavailable(
+                    format!(
+                        "{} request {request_id} was still in progress after {} s",
+                        operation.name(),
+                        self.pacing.poll_for.as_secs()
+                    )
+                    .into(),
+                ));
+            }
+            tokio::time::sleep(self.pacing.poll_every).await;
+            status = self.describe(operation, &request_id).await?;
+        }
+    }
+
+    async fn describe(
+        &self,
+        operation: Operation,
+        request_id: &str,
+    ) -> Result<AccountAssignmentOperationStatus, StrategyError> {
+        let answer = match operation {
+            Operation::Create => self
+                .admin
+                .describe_account_assignment_creation_status()
+                .instance_arn(&self.instance_arn)
+                .account_assignment_creation_request_id(request_id)
+                .send()
+                .await
+                .map(|a| a.account_assignment_creation_status().cloned())
+                .map_err(|e| {
+                    fault(
+                        format!("sso-admin DescribeAccountAssignmentCreationStatus {request_id}"),
+                        e,
+                    )
+                })?,
+            Operation::Delete => self
+                .admin
+                .describe_account_assignment_deletion_status()
+                .instance_arn(&self.instance_arn)
+                .account_assignment_deletion_request_id(request_id)
+                .send()
+                .await
+                .map(|a| a.account_assignment_deletion_status().cloned())
+                .map_err(|e| {
+                    fault(
+                        format!("sso-admin DescribeAccountAssignmentDeletionStatus {request_id}"),
+                        e,
+                    )
+                })?,
+        };
+        answer.ok_or_else(|| {
+            StrategyError::Unavailable(
+                format!(
+                    "the status of {} request {request_id} is empty",
+                    operation.name()
+                )
+                .into(),
+            )
+        })
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn fault<E>(operation: String, err: E) -> StrategyError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    StrategyError::Unavailable(AwsError::boxed(operation, err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_double_up_to_the_longest() {
+        let pacing = Pacing::default();
+        let pauses: Vec<u64> = (1..=7).map(|n| pacing.pause(n).as_secs()).collect();
+        assert_eq!(pauses, vec![1, 2, 4, 8, 16, 16, 16]);
+    }
+}

@@ -1,0 +1,275 @@
+//! Permission set assignments and directory look-ups against moto's IAM Identity Center, with
+//! elevate-testkit's stand-in behaviour where moto differs from AWS (asynchronous requests
+//! followed to their end, one assignment per tuple, and faults planned by a permission set's
+//! name).
+
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_identitystore::types::{Email, Name};
+use elevate_aws::{Assignment, IdentityCenter, Pacing};
+use elevate_core::ports::StrategyError;
+use elevate_testkit::{unique_name, Moto};
+
+const ACCOUNT: &str = "111111111111";
+
+/// Fast pauses: the faults are planned, and clearing them needs no real time.
+fn quick(attempts: u32) -> Pacing {
+    Pacing {
+        attempts,
+        first_pause: Duration::from_millis(10),
+        longest_pause: Duration::from_millis(40),
+        poll_every: Duration::from_millis(10),
+        poll_for: Duration::from_secs(5),
+    }
+}
+
+struct Directory {
+    sdk: SdkConfig,
+    instance_arn: String,
+    store_id: String,
+}
+
+impl Directory {
+    async fn of(moto: &Moto) -> Directory {
+        let sdk = moto.sdk_config().await;
+        let admin = aws_sdk_ssoadmin::Client::new(&sdk);
+        let instances = admin.list_instances().send().await.expect("instances");
+        let instance = instances.instances().first().expect("moto's instance");
+        Directory {
+            instance_arn: instance.instance_arn().expect("arn").to_owned(),
+            store_id: instance.identity_store_id().expect("store").to_owned(),
+            sdk,
+        }
+    }
+
+    fn center(&self, pacing: Pacing) -> IdentityCenter {
+        IdentityCenter::new(&self.sdk, &self.instance_arn, &self.store_id).with_pacing(pacing)
+    }
+
+    /// A user `name` with the email `<name>@example.com`; their user id.
+    async fn user(&self, name: &str) -> String {
+        aws_sdk_identitystore::Client::new(&self.sdk)
+            .create_user()
+            .identity_store_id(&self.store_id)
+            .user_name(name)
+            .display_name(name)
+            .name(
+                Name::builder()
+                    .given_name(name)
+                    .family_name("Example")
+                    .build(),
+            )
+            .emails(
+                Email::builder()
+                    .value(format!("{name}@example.com"))
+                    .primary(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("create user")
+            .user_id()
+            .to_owned()
+    }
+
+    /// A permission set named `name` (which may plan faults); its ARN.
+    async fn permission_set(&self, name: &str) -> String {
+        aws_sdk_ssoadmin::Client::new(&self.sdk)
+            .create_permission_set()
+            .instance_arn(&self.instance_arn)
+            .name(name)
+            .session_duration("PT1H")
+            .send()
+            .await
+            .expect("create permission set")
+            .permission_set()
+            .and_then(|p| p.permission_set_arn())
+            .expect("arn")
+            .to_owned()
+    }
+
+    /// Every assignment of the permission set in [`ACCOUNT`], as AWS lists them (duplicates
+    /// included).
+    async fn listed(&self, permission_set_arn: &str) -> Vec<String> {
+        aws_sdk_ssoadmin::Client::new(&self.sdk)
+            .list_account_assignments()
+            .instance_arn(&self.instance_arn)
+            .account_id(ACCOUNT)
+            .permission_set_arn(permission_set_arn)
+            .send()
+            .await
+            .expect("list")
+            .account_assignments()
+            .iter()
+            .filter_map(|a| a.principal_id().map(str::to_owned))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_person_is_found_by_user_name_or_email_and_an_unknown_one_is_not() {
+    let moto = Moto::start().await;
+    let directory = Directory::of(&moto).await;
+    let name = unique_name("alice");
+    let id = directory.user(&name).await;
+    let center = directory.center(quick(1));
+
+    assert_eq!(
+        center.user_id(&name).await.expect("by name"),
+        Some(id.clone())
+    );
+    assert_eq!(
+        center
+            .user_id(&format!("{name}@example.com"))
+            .await
+            .expect("by email"),
+        Some(id)
+    );
+    assert_eq!(
+        center
+            .user_id(&unique_name("nobody"))
+            .await
+            .expect("unknown"),
+        None
+    );
+    assert_eq!(
+        center
+            .user_id(&format!("{}@example.com", unique_name("nobody")))
+            .await
+            .expect("unknown email"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_permission_set_is_assigned_read_back_and_removed_once() {
+    let moto = Moto::start().await;
+    let directory = Directory::of(&moto).await;
+    let user = directory.user(&unique_name("alice")).await;
+    let other = directory.user(&unique_name("bob")).await;
+    let permission_set = directory.permission_set(&unique_name("ReadOnly")).await;
+    assert!(
+        permission_set.contains(":permissionSet/ssoins-"),
+        "AWS's shape: {permission_set}"
+    );
+    let center = directory.center(quick(3));
+    let mine = Assignment {
+        account: ACCOUNT,
+        permission_set_arn: &permission_set,
+        user_id: &user,
+    };
+    let theirs = Assignment {
+        user_id: &other,
+        ..mine
+    };
+    assert!(!center.is_assigned(&mine).await.expect("read"));
+
+    center.assign(&mine).await.expect("assign");
+    assert!(center.is_assigned(&mine).await.expect("read back"));
+    assert!(!center.is_assigned(&theirs).await.expect("someone else"));
+    // Again (a retried escalation): one assignment, as AWS keeps one per tuple.
+    center.assign(&mine).await.expect("assign again");
+    assert_eq!(directory.listed(&permission_set).await, vec![user.clone()]);
+    center.assign(&theirs).await.expect("theirs");
+    let mut users = center
+        .assigned_users(ACCOUNT, &permission_set)
+        .await
+        .expect("users");
+    users.sort();
+    let mut both = vec![user.clone(), other.clone()];
+    both.sort();
+    assert_eq!(users, both);
+
+    center.unassign(&mine).await.expect("unassign");
+    assert!(!center.is_assigned(&mine).await.expect("read back gone"));
+    assert!(center.is_assigned(&theirs).await.expect("theirs stays"));
+    // Gone already (a retried revocation): success, nothing else touched.
+    center.unassign(&mine).await.expect("unassign again");
+    assert_eq!(directory.listed(&permission_set).await, vec![other]);
+}
+
+#[tokio::test]
+async fn conflicts_and_throttling_are_asked_again_until_they_clear() {
+    let moto = Moto::start().await;
+    let directory = Directory::of(&moto).await;
+    let user = directory.user(&unique_name("alice")).await;
+    let center = directory.center(quick(4));
+    for planned in ["fault-conflict-2", "fault-throttle-2"] {
+        let permission_set = directory
+            .permission_set(&unique_name(&format!("ops-{planned}")))
+            .await;
+        let assignment = Assignment {
+            account: ACCOUNT,
+            permission_set_arn: &permission_set,
+            user_id: &user,
+        };
+        center.assign(&assignment).await.expect(planned);
+        assert!(center.is_assigned(&assignment).await.expect("read back"));
+        center.unassign(&assignment).await.expect(planned);
+        assert!(!center.is_assigned(&assignment).await.expect("read back"));
+    }
+}
+
+#[tokio::test]
+async fn a_conflict_that_does_not_clear_is_unavailable_and_assigns_nothing() {
+    let moto = Moto::start().await;
+    let directory = Directory::of(&moto).await;
+    let user = directory.user(&unique_name("alice")).await;
+    let permission_set = directory
+        .permission_set(&unique_name("ops-fault-conflict-9"))
+        .await;
+    let assignment = Assignment {
+        account: ACCOUNT,
+        permission_set_arn: &permission_set,
+        user_id: &user,
+    };
+    let err = directory
+        .center(quick(3))
+        .assign(&assignment)
+        .await
+        .expect_err("never clears");
+    assert!(
+        matches!(&err, StrategyError::Unavailable(why) if why.to_string().contains("ConflictException")),
+        "{err}"
+    );
+    assert!(directory.listed(&permission_set).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_request_that_ends_failed_is_asked_again_and_refused_with_the_aws_reason() {
+    let moto = Moto::start().await;
+    let directory = Directory::of(&moto).await;
+    let user = directory.user(&unique_name("alice")).await;
+
+    // Once: the second attempt succeeds.
+    let once = directory
+        .permission_set(&unique_name("ops-fault-failed-1"))
+        .await;
+    let assignment = Assignment {
+        account: ACCOUNT,
+        permission_set_arn: &once,
+        user_id: &user,
+    };
+    let center = directory.center(quick(3));
+    center.assign(&assignment).await.expect("second attempt");
+    assert!(center.is_assigned(&assignment).await.expect("read back"));
+
+    // Every time: refused with what AWS said, never a success, nothing assigned.
+    let always = directory
+        .permission_set(&unique_name("ops-fault-failed-9"))
+        .await;
+    let assignment = Assignment {
+        permission_set_arn: &always,
+        ..assignment
+    };
+    let err = center.assign(&assignment).await.expect_err("refused");
+    match &err {
+        StrategyError::Refused(why) => {
+            assert!(why.contains("ended FAILED 3 times"), "{why}");
+            assert!(why.contains("Not supported policy"), "{why}");
+        }
+        other => panic!("expected refused, got {other}"),
+    }
+    assert!(!center.is_assigned(&assignment).await.expect("read back"));
+}
