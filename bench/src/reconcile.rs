@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_iam::error::DisplayErrorContext;
 use chrono::Utc;
 use elevate_aws::scheduler::SchedulerTarget;
-use elevate_aws::{DynamoStore, EventBridgeScheduler, IamGroupStrategy, LambdaStrategy};
+use elevate_aws::{
+    DynamoStore, EventBridgeScheduler, IamGroupStrategy, LambdaStrategy, PermissionSetStrategy,
+};
 use elevate_core::machine::{self, Command};
 use elevate_core::model::By;
 use elevate_core::ports::{RequestStore, StrategyRouter, SystemClock};
@@ -249,6 +251,7 @@ pub async fn run(n: usize) -> Result<ReconcileFigures, String> {
         strategy: Arc::new(StrategyRouter {
             iam_group: Arc::new(IamGroupStrategy::new(iam.clone())),
             lambda: Arc::new(LambdaStrategy::new(invoker)),
+            sso_permission_set: Arc::new(PermissionSetStrategy::new(None)),
         }),
         scheduler: Arc::new(EventBridgeScheduler::new(
             schedules.clone(),

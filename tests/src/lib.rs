@@ -17,6 +17,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use elevate_aws::scheduler::parse_at_expression;
 use elevate_aws::{
     DynamoStore, EventBridgeScheduler, IamGroupStrategy, LambdaEscalation, LambdaStrategy,
+    PermissionSetStrategy,
 };
 use elevate_core::events::ScheduledAction;
 use elevate_core::ports::{
@@ -230,6 +231,7 @@ impl World {
         app.strategy = Arc::new(StrategyRouter {
             iam_group: iam_strategy.clone(),
             lambda: Arc::new(LambdaStrategy::new(invoker.clone())),
+            sso_permission_set: Arc::new(PermissionSetStrategy::new(None)),
         });
         let follow_ups = Arc::new(RecordingFollowUps::new());
         app.follow_ups = follow_ups.clone();

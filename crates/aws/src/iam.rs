@@ -120,7 +120,9 @@ pub enum Absence {
 fn group_of(target: &Target) -> Result<&str, StrategyError> {
     match &target.kind {
         TargetKind::IamGroup { group, .. } => Ok(group),
-        TargetKind::Lambda { .. } => Err(StrategyError::WrongTarget(target.name.clone())),
+        TargetKind::Lambda { .. } | TargetKind::SsoPermissionSet { .. } => {
+            Err(StrategyError::WrongTarget(target.name.clone()))
+        }
     }
 }
 

@@ -223,7 +223,9 @@ struct Answer {
 fn function_of(target: &Target) -> Result<&str, StrategyError> {
     match &target.kind {
         TargetKind::Lambda { function_arn } => Ok(function_arn),
-        TargetKind::IamGroup { .. } => Err(StrategyError::WrongTarget(target.name.clone())),
+        TargetKind::IamGroup { .. } | TargetKind::SsoPermissionSet { .. } => {
+            Err(StrategyError::WrongTarget(target.name.clone()))
+        }
     }
 }
 

@@ -16,6 +16,6 @@ pub use archive::{ArchiveUrlError, RewrittenObject, S3Archive};
 pub use dynamo::DynamoStore;
 pub use error::AwsError;
 pub use iam::IamGroupStrategy;
-pub use identity_center::{Assignment, IdentityCenter, Pacing};
+pub use identity_center::{Assignment, IdentityCenter, Pacing, PermissionSetStrategy};
 pub use lambda::{LambdaEscalation, LambdaFollowUps, LambdaInvoker, LambdaStrategy};
 pub use scheduler::{EventBridgeScheduler, SchedulerTarget};

@@ -34,6 +34,36 @@ pub enum TargetKind {
     },
     /// A custom target: a Lambda function that speaks the escalation JSON contract.
     Lambda { function_arn: String },
+    /// An IAM Identity Center permission set, assigned to the person's Identity Store user in
+    /// an AWS account of the instance in `[identity_center]`.
+    SsoPermissionSet {
+        permission_set_arn: String,
+        accounts: Vec<String>,
+    },
+}
+
+impl TargetKind {
+    /// The `type` elevate.toml gives it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            TargetKind::IamGroup { .. } => "iam_group",
+            TargetKind::Lambda { .. } => "lambda",
+            TargetKind::SsoPermissionSet { .. } => "sso_permission_set",
+        }
+    }
+
+    /// What it grants, named as AWS names it: the group, the function, or the permission set
+    /// and its account(s).
+    pub fn resource(&self) -> String {
+        match self {
+            TargetKind::IamGroup { group, .. } => group.clone(),
+            TargetKind::Lambda { function_arn } => function_arn.clone(),
+            TargetKind::SsoPermissionSet {
+                permission_set_arn,
+                accounts,
+            } => format!("{permission_set_arn} in {}", accounts.join(", ")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,11 +104,21 @@ pub struct Flow {
     pub standing_members: Vec<String>,
 }
 
+/// The IAM Identity Center instance that `sso_permission_set` targets assign in, and its
+/// Identity Store, where people are found by their email (`[identity_center]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityCenter {
+    pub instance_arn: String,
+    pub identity_store_id: String,
+}
+
 /// The whole validated file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Which callers are believed (`[identity]`).
     pub identity: Identity,
+    /// `None` when the file has no `[identity_center]` (and so no `sso_permission_set` target).
+    pub identity_center: Option<IdentityCenter>,
     pub people: Vec<Person>,
     pub flows: Vec<Flow>,
     /// People who may export the whole audit trail.
@@ -103,6 +143,7 @@ pub const MAX_CONFIG_DURATION: Duration = Duration::from_secs(30 * 86_400);
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     identity: Option<Spanned<RawIdentity>>,
+    identity_center: Option<Spanned<RawIdentityCenter>>,
     #[serde(default)]
     people: Vec<Spanned<RawPerson>>,
     #[serde(default)]
@@ -119,6 +160,13 @@ struct RawIdentity {
     iam_users: bool,
     #[serde(default)]
     trusted_roles: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentityCenter {
+    instance_arn: Spanned<String>,
+    identity_store_id: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +220,8 @@ struct RawTarget {
     group: Option<Spanned<String>>,
     function_arn: Option<Spanned<String>>,
     roles: Option<Vec<Spanned<String>>>,
+    permission_set_arn: Option<Spanned<String>>,
+    accounts: Option<Vec<Spanned<String>>>,
 }
 
 /// Turns byte offsets into 1-based line numbers.
@@ -243,6 +293,11 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
         None => Identity::default(),
         Some(spanned) => validate_identity(spanned.get_ref(), lines)?,
     };
+    let identity_center = raw
+        .identity_center
+        .as_ref()
+        .map(|spanned| validate_identity_center(spanned.get_ref(), lines))
+        .transpose()?;
     let mut people = Vec::with_capacity(raw.people.len());
     let mut names = HashSet::new();
     let mut iam_users = HashSet::new();
@@ -479,11 +534,14 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
                             format!("target `{target_name}` of type iam_group needs `group`"),
                         )
                     })?;
-                    if t.function_arn.is_some() {
+                    if t.function_arn.is_some()
+                        || t.permission_set_arn.is_some()
+                        || t.accounts.is_some()
+                    {
                         return Err(lines.error(
                             &t.kind,
                             format!(
-                                "target `{target_name}` of type iam_group takes no function_arn"
+                                "target `{target_name}` of type iam_group takes no function_arn, permission_set_arn or accounts"
                             ),
                         ));
                     }
@@ -515,11 +573,15 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
                             format!("target `{target_name}` of type lambda needs `function_arn`"),
                         )
                     })?;
-                    if t.group.is_some() || t.roles.is_some() {
+                    if t.group.is_some()
+                        || t.roles.is_some()
+                        || t.permission_set_arn.is_some()
+                        || t.accounts.is_some()
+                    {
                         return Err(lines.error(
                             &t.kind,
                             format!(
-                                "target `{target_name}` of type lambda takes no group or roles"
+                                "target `{target_name}` of type lambda takes no group, roles, permission_set_arn or accounts"
                             ),
                         ));
                     }
@@ -533,10 +595,13 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
                         function_arn: arn.get_ref().clone(),
                     }
                 }
+                "sso_permission_set" => {
+                    sso_permission_set(t, target_name, identity_center.as_ref(), lines)?
+                }
                 other => {
                     return Err(lines.error(
                         &t.kind,
-                        format!("unknown target type `{other}` (expected iam_group or lambda)"),
+                        format!("unknown target type `{other}` (expected iam_group, lambda or sso_permission_set)"),
                     ))
                 }
             };
@@ -584,9 +649,137 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
 
     Ok(Config {
         identity,
+        identity_center,
         people,
         flows,
         auditors,
+    })
+}
+
+fn validate_identity_center(
+    raw: &RawIdentityCenter,
+    lines: &Lines<'_>,
+) -> Result<IdentityCenter, ConfigError> {
+    let instance_arn = raw.instance_arn.get_ref().trim();
+    if sso_instance_id(instance_arn).is_none() {
+        return Err(lines.error(
+            &raw.instance_arn,
+            format!("`{instance_arn}` is not an IAM Identity Center instance ARN (arn:aws:sso:::instance/ssoins-<id>)"),
+        ));
+    }
+    let store = raw.identity_store_id.get_ref().trim();
+    let valid_store = store.len() <= 36
+        && store.split_once('-').is_some_and(|(prefix, id)| {
+            !prefix.is_empty()
+                && !id.is_empty()
+                && prefix.bytes().all(|b| b.is_ascii_alphanumeric())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric())
+        });
+    if !valid_store {
+        return Err(lines.error(
+            &raw.identity_store_id,
+            format!("`{store}` is not an Identity Store id (d-<id>)"),
+        ));
+    }
+    Ok(IdentityCenter {
+        instance_arn: instance_arn.to_owned(),
+        identity_store_id: store.to_owned(),
+    })
+}
+
+/// The instance id (`ssoins-…`) of an Identity Center instance ARN
+/// (`arn:<partition>:sso:::instance/ssoins-<id>`).
+fn sso_instance_id(arn: &str) -> Option<&str> {
+    let rest = arn.strip_prefix("arn:")?;
+    let (_partition, rest) = rest.split_once(':')?;
+    let id = rest.strip_prefix("sso:::instance/")?;
+    sso_id(id, "ssoins-").then_some(id)
+}
+
+fn sso_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|rest| {
+        !rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
+/// An `sso_permission_set` target: a permission set of the `[identity_center]` instance
+/// (`arn:<partition>:sso:::permissionSet/ssoins-<id>/ps-<id>`) and one AWS account.
+fn sso_permission_set(
+    t: &RawTarget,
+    target_name: &str,
+    identity_center: Option<&IdentityCenter>,
+    lines: &Lines<'_>,
+) -> Result<TargetKind, ConfigError> {
+    let Some(center) = identity_center else {
+        return Err(lines.error(
+            &t.kind,
+            format!("target `{target_name}` of type sso_permission_set needs [identity_center] with instance_arn and identity_store_id"),
+        ));
+    };
+    if t.group.is_some() || t.roles.is_some() || t.function_arn.is_some() {
+        return Err(lines.error(
+            &t.kind,
+            format!("target `{target_name}` of type sso_permission_set takes no group, roles or function_arn"),
+        ));
+    }
+    let arn = t.permission_set_arn.as_ref().ok_or_else(|| {
+        lines.error(
+            &t.kind,
+            format!("target `{target_name}` of type sso_permission_set needs `permission_set_arn`"),
+        )
+    })?;
+    let text = arn.get_ref().trim();
+    let instance = sso_instance_id(&center.instance_arn).unwrap_or_default();
+    let of_instance = text
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.split_once(':'))
+        .and_then(|(_, rest)| rest.strip_prefix("sso:::permissionSet/"))
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(ins, ps)| sso_id(ins, "ssoins-") && sso_id(ps, "ps-"));
+    match of_instance {
+        None => {
+            return Err(lines.error(
+                arn,
+                format!("`{text}` is not a permission set ARN (arn:aws:sso:::permissionSet/ssoins-<id>/ps-<id>)"),
+            ))
+        }
+        Some((ins, _)) if ins != instance => {
+            return Err(lines.error(
+                arn,
+                format!("permission set `{text}` is not of the [identity_center] instance {}", center.instance_arn),
+            ))
+        }
+        Some(_) => {}
+    }
+    let accounts = t.accounts.as_ref().ok_or_else(|| {
+        lines.error(
+            &t.kind,
+            format!("target `{target_name}` of type sso_permission_set needs `accounts` (the AWS account ids it may be granted in)"),
+        )
+    })?;
+    let mut ids: Vec<String> = Vec::with_capacity(accounts.len());
+    for account in accounts {
+        let id = account.get_ref().trim();
+        if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(lines.error(
+                account,
+                format!("`{id}` is not an AWS account id (12 digits)"),
+            ));
+        }
+        if ids.iter().any(|other| other == id) {
+            return Err(lines.error(account, format!("account `{id}` is listed twice")));
+        }
+        ids.push(id.to_owned());
+    }
+    if ids.len() != 1 {
+        return Err(lines.error(
+            &t.kind,
+            format!("target `{target_name}`: name exactly one account for now (a request cannot choose among several yet)"),
+        ));
+    }
+    Ok(TargetKind::SsoPermissionSet {
+        permission_set_arn: text.to_owned(),
+        accounts: ids,
     })
 }
 

@@ -349,6 +349,7 @@ pub trait Strategy: Send + Sync {
 pub struct StrategyRouter {
     pub iam_group: Arc<dyn Strategy>,
     pub lambda: Arc<dyn Strategy>,
+    pub sso_permission_set: Arc<dyn Strategy>,
 }
 
 impl StrategyRouter {
@@ -356,6 +357,7 @@ impl StrategyRouter {
         match target.kind {
             crate::config::TargetKind::IamGroup { .. } => self.iam_group.as_ref(),
             crate::config::TargetKind::Lambda { .. } => self.lambda.as_ref(),
+            crate::config::TargetKind::SsoPermissionSet { .. } => self.sso_permission_set.as_ref(),
         }
     }
 }

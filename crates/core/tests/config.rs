@@ -413,7 +413,7 @@ fn a_flow_needs_targets_and_each_target_its_settings() {
         "type = \"iam_group\"",
         "type = \"iam_role\"",
         "type = \"iam_role\"",
-        "unknown target type `iam_role` (expected iam_group or lambda)",
+        "unknown target type `iam_role` (expected iam_group, lambda or sso_permission_set)",
     );
     assert_refused(
         "name = \"admins\"",
@@ -855,6 +855,152 @@ fn iam_group_targets_name_the_roles_whose_sessions_end_with_a_grant() {
         assert!(
             err.to_string().contains("not an IAM role name or role ARN"),
             "{bad}: {err}"
+        );
+    }
+}
+
+const INSTANCE: &str = "arn:aws:sso:::instance/ssoins-7223a1b2c3d4e5f6";
+const PERMISSION_SET: &str =
+    "arn:aws:sso:::permissionSet/ssoins-7223a1b2c3d4e5f6/ps-a1b2c3d4e5f60718";
+
+/// The base config with `[identity_center]` (unless `center` is empty) and a second flow
+/// whose target is `target` (TOML lines of `[[flows.targets]]`).
+fn with_permission_set(center: &str, target: &str) -> String {
+    let section = if center.is_empty() {
+        String::new()
+    } else {
+        format!("\n[identity_center]\n{center}\n")
+    };
+    config_with(
+        "auditors = [\"carol\"]\n",
+        &format!(
+            "auditors = [\"carol\"]\n{section}\n[[flows]]\nname = \"prod_readonly\"\nmax_duration = \"1h\"\napprovers = {{ channel = \"C0PROD\", people = [\"bob\", \"carol\"] }}\n\n[[flows.targets]]\nname = \"readonly\"\n{target}\n"
+        ),
+    )
+}
+
+fn center() -> String {
+    format!("instance_arn = \"{INSTANCE}\"\nidentity_store_id = \"d-9067a1b2c3\"")
+}
+
+fn permission_set_target(accounts: &str) -> String {
+    format!("type = \"sso_permission_set\"\npermission_set_arn = \"{PERMISSION_SET}\"\naccounts = {accounts}")
+}
+
+#[test]
+fn a_permission_set_target_parses_with_its_identity_center() {
+    let text = with_permission_set(&center(), &permission_set_target("[\"111111111111\"]"));
+    let config = Config::parse(&text).unwrap();
+    let center = config.identity_center.clone().unwrap();
+    assert_eq!(center.instance_arn, INSTANCE);
+    assert_eq!(center.identity_store_id, "d-9067a1b2c3");
+    let target = &config.flow("prod_readonly").unwrap().targets[0];
+    assert_eq!(
+        target.kind,
+        TargetKind::SsoPermissionSet {
+            permission_set_arn: PERMISSION_SET.into(),
+            accounts: vec!["111111111111".into()],
+        }
+    );
+    assert_eq!(target.kind.type_name(), "sso_permission_set");
+    assert_eq!(
+        target.kind.resource(),
+        format!("{PERMISSION_SET} in 111111111111")
+    );
+    // Without any such target, the section may still be there (and is optional).
+    assert_eq!(Config::parse(EXAMPLE).unwrap().identity_center, None);
+}
+
+#[test]
+fn a_permission_set_target_is_refused_with_what_to_fix() {
+    let target = permission_set_target("[\"111111111111\"]");
+    let cases: Vec<(String, String, &str, String)> = vec![
+        (
+            String::new(),
+            target.clone(),
+            "type = \"sso_permission_set\"",
+            "needs [identity_center] with instance_arn and identity_store_id".into(),
+        ),
+        (
+            center().replace(INSTANCE, "arn:aws:sso:::instance/not-an-instance"),
+            target.clone(),
+            "instance_arn",
+            "is not an IAM Identity Center instance ARN".into(),
+        ),
+        (
+            center().replace("d-9067a1b2c3", "not a store"),
+            target.clone(),
+            "identity_store_id",
+            "is not an Identity Store id".into(),
+        ),
+        (
+            center(),
+            target.replace(PERMISSION_SET, "arn:aws:iam::aws:policy/ReadOnlyAccess"),
+            "permission_set_arn",
+            "is not a permission set ARN".into(),
+        ),
+        (
+            center(),
+            target.replace("ssoins-7223a1b2c3d4e5f6/", "ssoins-0000000000000000/"),
+            "permission_set_arn",
+            format!("is not of the [identity_center] instance {INSTANCE}"),
+        ),
+        (
+            center(),
+            permission_set_target("[\"1111\"]"),
+            "accounts",
+            "`1111` is not an AWS account id (12 digits)".into(),
+        ),
+        (
+            center(),
+            permission_set_target("[\"111111111111\", \"222222222222\"]"),
+            "type = \"sso_permission_set\"",
+            "name exactly one account for now".into(),
+        ),
+        (
+            center(),
+            permission_set_target("[\"111111111111\", \"111111111111\"]"),
+            "accounts",
+            "account `111111111111` is listed twice".into(),
+        ),
+        (
+            center(),
+            "type = \"sso_permission_set\"\naccounts = [\"111111111111\"]".to_owned(),
+            "type = \"sso_permission_set\"",
+            "needs `permission_set_arn`".into(),
+        ),
+        (
+            center(),
+            format!("type = \"sso_permission_set\"\npermission_set_arn = \"{PERMISSION_SET}\""),
+            "type = \"sso_permission_set\"",
+            "needs `accounts`".into(),
+        ),
+        (
+            center(),
+            format!("{target}\ngroup = \"Admins\""),
+            "type = \"sso_permission_set\"",
+            "takes no group, roles or function_arn".into(),
+        ),
+        (
+            center(),
+            "type = \"iam_group\"\ngroup = \"Admins\"\naccounts = [\"111111111111\"]".into(),
+            "type = \"iam_group\"\ngroup = \"Admins\"\naccounts",
+            "takes no function_arn, permission_set_arn or accounts".into(),
+        ),
+    ];
+    for (center, target, line_needle, message) in cases {
+        let text = with_permission_set(&center, &target);
+        let err = refused(&text);
+        assert!(
+            err.message.contains(&message),
+            "expected `{message}`, got `{}`\n{text}",
+            err.message
+        );
+        assert_eq!(
+            err.line,
+            line_of(&text, line_needle),
+            "{}\n{text}",
+            err.message
         );
     }
 }

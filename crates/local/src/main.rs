@@ -132,10 +132,7 @@ fn summary(stack: &Stack) -> String {
     let flow_name = flow.map_or("infra_access", |f| f.name.as_str());
     let group = flow
         .and_then(|f| f.targets.first())
-        .map(|t| match &t.kind {
-            elevate_core::config::TargetKind::IamGroup { group, .. } => group.clone(),
-            elevate_core::config::TargetKind::Lambda { function_arn } => function_arn.clone(),
-        })
+        .map(|t| t.kind.resource())
         .unwrap_or_default();
     let bucket = match &stack.bootstrapped().demo_bucket {
         Some(bucket) => format!("demo bucket {bucket}"),

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use elevate_aws::{
-    DynamoStore, EventBridgeScheduler, IamGroupStrategy, LambdaEscalation, LambdaFollowUps,
-    LambdaInvoker, LambdaStrategy, S3Archive, SchedulerTarget,
+    DynamoStore, EventBridgeScheduler, IamGroupStrategy, IdentityCenter, LambdaEscalation,
+    LambdaFollowUps, LambdaInvoker, LambdaStrategy, PermissionSetStrategy, S3Archive,
+    SchedulerTarget,
 };
 use elevate_core::archive::Archive;
 use elevate_core::ports::{Invoker, RequestStore, StrategyRouter, SystemClock};
@@ -35,6 +36,11 @@ pub fn build_app(
     let strategy = StrategyRouter {
         iam_group: Arc::new(IamGroupStrategy::new(aws_sdk_iam::Client::new(sdk))),
         lambda: Arc::new(LambdaStrategy::new(invoker.clone())),
+        sso_permission_set: Arc::new(PermissionSetStrategy::new(
+            config.identity_center.as_ref().map(|center| {
+                IdentityCenter::new(sdk, &center.instance_arn, &center.identity_store_id)
+            }),
+        )),
     };
     let scheduler = EventBridgeScheduler::new(
         aws_sdk_scheduler::Client::new(sdk),

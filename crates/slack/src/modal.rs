@@ -253,6 +253,9 @@ fn grants(target: &Target) -> String {
             let function = function_arn.rsplit(':').next().unwrap_or(function_arn);
             format!("Granted by the Lambda function {function}")
         }
+        TargetKind::SsoPermissionSet { .. } => {
+            format!("Identity Center permission set {}", target.kind.resource())
+        }
     }
 }
 

@@ -7,9 +7,13 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_identitystore::types::{Email, Name};
-use elevate_aws::{Assignment, IdentityCenter, Pacing};
-use elevate_core::ports::StrategyError;
+use chrono::Utc;
+use elevate_aws::{Assignment, IdentityCenter, Pacing, PermissionSetStrategy};
+use elevate_core::config::{Target, TargetKind};
+use elevate_core::ports::{Membership, Strategy, StrategyError};
 use elevate_testkit::{unique_name, Moto};
+
+use crate::{new_request, person};
 
 const ACCOUNT: &str = "111111111111";
 
@@ -272,4 +276,116 @@ async fn a_request_that_ends_failed_is_asked_again_and_refused_with_the_aws_reas
         other => panic!("expected refused, got {other}"),
     }
     assert!(!center.is_assigned(&assignment).await.expect("read back"));
+}
+
+/// A `sso_permission_set` target of `permission_set` in [`ACCOUNT`].
+fn target(permission_set: &str) -> Target {
+    Target {
+        name: "readonly".into(),
+        kind: TargetKind::SsoPermissionSet {
+            permission_set_arn: permission_set.to_owned(),
+            accounts: vec![ACCOUNT.to_owned()],
+        },
+    }
+}
+
+#[tokio::test]
+async fn the_strategy_grants_reads_back_and_removes_a_permission_set_for_a_person() {
+    let moto = Moto::start().await;
+    let directory = Directory::of(&moto).await;
+    let name = unique_name("alice");
+    let user = directory.user(&name).await;
+    let permission_set = directory.permission_set(&unique_name("ReadOnly")).await;
+    let strategy = PermissionSetStrategy::new(Some(directory.center(quick(3))));
+    let target = target(&permission_set);
+    // elevate.toml knows them by their email, which is also their Identity Store email.
+    let alice = person(&name, &name);
+    let (request, _) = new_request(&name, Utc::now());
+
+    assert_eq!(
+        strategy.is_member(&target, &alice).await.expect("read"),
+        Membership::Absent
+    );
+    strategy
+        .escalate(&target, &alice, &request)
+        .await
+        .expect("escalate");
+    assert_eq!(
+        strategy
+            .is_member(&target, &alice)
+            .await
+            .expect("read back"),
+        Membership::Present
+    );
+    assert_eq!(directory.listed(&permission_set).await, vec![user]);
+    assert_eq!(strategy.members(&target).await.expect("members"), None);
+    assert_eq!(
+        strategy
+            .end_sessions(&target, &alice, Utc::now())
+            .await
+            .expect("sessions"),
+        None
+    );
+
+    strategy
+        .deescalate(&target, &alice, &request)
+        .await
+        .expect("deescalate");
+    assert_eq!(
+        strategy
+            .is_member(&target, &alice)
+            .await
+            .expect("read back"),
+        Membership::Absent
+    );
+    assert!(directory.listed(&permission_set).await.is_empty());
+}
+
+#[tokio::test]
+async fn someone_the_directory_does_not_know_is_refused_and_nothing_is_assigned() {
+    let moto = Moto::start().await;
+    let directory = Directory::of(&moto).await;
+    let permission_set = directory.permission_set(&unique_name("ReadOnly")).await;
+    let strategy = PermissionSetStrategy::new(Some(directory.center(quick(1))));
+    let target = target(&permission_set);
+    let stranger = person(&unique_name("mallory"), "mallory");
+    let (request, _) = new_request("mallory", Utc::now());
+
+    let err = strategy
+        .escalate(&target, &stranger, &request)
+        .await
+        .expect_err("unknown");
+    assert!(
+        matches!(&err, StrategyError::Refused(why) if why.contains("is not a user of Identity Store")),
+        "{err}"
+    );
+    assert!(directory.listed(&permission_set).await.is_empty());
+    assert_eq!(
+        strategy.is_member(&target, &stranger).await.expect("read"),
+        Membership::Absent
+    );
+    // Removing what someone unknown never had is success.
+    strategy
+        .deescalate(&target, &stranger, &request)
+        .await
+        .expect("nothing to remove");
+
+    // A target of another kind is a wiring mistake, not a grant.
+    let group = Target {
+        name: "admins".into(),
+        kind: TargetKind::IamGroup {
+            group: "SymDemoAdmins".into(),
+            roles: Vec::new(),
+        },
+    };
+    assert!(matches!(
+        strategy.is_member(&group, &stranger).await,
+        Err(StrategyError::WrongTarget(_))
+    ));
+    // Without [identity_center], a permission set target is refused, never granted.
+    let unconfigured = PermissionSetStrategy::new(None);
+    assert!(matches!(
+        unconfigured.escalate(&target, &stranger, &request).await,
+        Err(StrategyError::Refused(why)) if why.contains("no [identity_center]")
+    ));
 }

@@ -72,6 +72,9 @@ fn target_kind(kind: &TargetKind) -> String {
     match kind {
         TargetKind::IamGroup { group, .. } => format!("IAM group {group}"),
         TargetKind::Lambda { function_arn } => format!("Lambda {function_arn}"),
+        TargetKind::SsoPermissionSet { .. } => {
+            format!("Identity Center permission set {}", kind.resource())
+        }
     }
 }
 

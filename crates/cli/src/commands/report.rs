@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::Context;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use elevate_core::model::{SessionsEnded, Terms};
-use elevate_core::{Action, Actor, AuditEvent, Request, RequestId, State, TargetKind};
+use elevate_core::{Action, Actor, AuditEvent, Request, RequestId, State};
 
 use super::audit::{csv_field, each_page};
 use super::Exit;
@@ -323,10 +323,8 @@ impl Row {
             .or_else(|| trail.request.as_ref().and_then(|r| r.terms.clone()));
         let (person, email, target, kind, resource) = match &terms {
             Some(terms) => {
-                let (kind, resource) = match &terms.target.kind {
-                    TargetKind::IamGroup { group, .. } => ("iam_group", group.clone()),
-                    TargetKind::Lambda { function_arn } => ("lambda", function_arn.clone()),
-                };
+                let (kind, resource) =
+                    (terms.target.kind.type_name(), terms.target.kind.resource());
                 (
                     terms.person.name.to_string(),
                     terms.person.email.clone(),
@@ -678,6 +676,7 @@ impl Review {
             let target_kind = match row.kind {
                 "iam_group" => format!("IAM group {}", row.resource),
                 "lambda" => format!("Lambda target {}", row.resource),
+                "sso_permission_set" => format!("permission set {}", row.resource),
                 _ => String::new(),
             };
             let mut decision = escape(row.decision.as_str());
@@ -849,7 +848,7 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
 mod tests {
     use super::*;
     use elevate_core::model::By;
-    use elevate_core::{apply, open, Command, NewRequest, Person, Target};
+    use elevate_core::{apply, open, Command, NewRequest, Person, Target, TargetKind};
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().expect("time")

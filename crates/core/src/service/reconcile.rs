@@ -323,10 +323,7 @@ async fn missing_access(
     {
         return Ok(None);
     }
-    let group = match &terms.target.kind {
-        TargetKind::IamGroup { group, .. } => group.clone(),
-        TargetKind::Lambda { function_arn } => function_arn.clone(),
-    };
+    let group = terms.target.kind.resource();
     let repair = |kind, detail: String| Repair {
         kind,
         group: group.clone(),
