@@ -571,15 +571,7 @@ impl Archive for S3Archive {
                 format!("{key} exists (PutObject answered 412) but reads as missing").into(),
             )
         })?;
-        if archived.hash == anchor.hash {
-            Ok(())
-        } else {
-            Err(ArchiveError::AnchorTaken {
-                key,
-                archived: archived.hash,
-                offered: anchor.hash.clone(),
-            })
-        }
+        anchor.is_archived_as(key, &archived)
     }
 }
 

@@ -30,6 +30,7 @@ use elevate_core::ports::{Membership, Strategy, StrategyError};
 use tracing::instrument;
 
 use crate::error::AwsError;
+use crate::sessions::fault;
 
 /// One assignment: the permission set, in the account, to the Identity Store user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,10 +336,7 @@ impl IdentityCenter {
                         let busy = err.as_service_error().is_some_and(|e| {
                             e.is_conflict_exception() || e.is_throttling_exception()
                         });
-                        if busy {
-                            return Ok(Some(Retry::Busy(AwsError::new(what, err).to_string())));
-                        }
-                        return Err(fault(what, err));
+                        return not_done(what, busy, err);
                     }
                 }
             }
@@ -368,10 +366,7 @@ impl IdentityCenter {
                         let busy = err.as_service_error().is_some_and(|e| {
                             e.is_conflict_exception() || e.is_throttling_exception()
                         });
-                        if busy {
-                            return Ok(Some(Retry::Busy(AwsError::new(what, err).to_string())));
-                        }
-                        return Err(fault(what, err));
+                        return not_done(what, busy, err);
                     }
                 }
             }
@@ -623,11 +618,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn fault<E>(operation: String, err: E) -> StrategyError
+/// A create or delete AWS did not accept: asked again when it was `busy` (a conflict or
+/// throttling), else unavailable.
+fn not_done<E>(what: String, busy: bool, err: E) -> Result<Option<Retry>, StrategyError>
 where
     E: std::error::Error + Send + Sync + 'static,
 {
-    StrategyError::Unavailable(AwsError::boxed(operation, err))
+    if busy {
+        Ok(Some(Retry::Busy(AwsError::new(what, err).to_string())))
+    } else {
+        Err(fault(what, err))
+    }
 }
 
 #[cfg(test)]

@@ -660,7 +660,8 @@ impl IamGroupStrategy {
     }
 }
 
-fn fault<E>(operation: String, err: E) -> StrategyError
+/// A failed AWS call of a strategy: unavailable, with the call and the SDK error kept.
+pub(crate) fn fault<E>(operation: String, err: E) -> StrategyError
 where
     E: std::error::Error + Send + Sync + 'static,
 {

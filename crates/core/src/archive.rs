@@ -191,6 +191,20 @@ impl Anchor {
         anchor
     }
 
+    /// Whether `archived`, found under `key` when this anchor was to be written there, is this
+    /// anchor: `Ok`, or [`ArchiveError::AnchorTaken`].
+    pub fn is_archived_as(&self, key: String, archived: &Anchor) -> Result<(), ArchiveError> {
+        if archived.hash == self.hash {
+            Ok(())
+        } else {
+            Err(ArchiveError::AnchorTaken {
+                key,
+                archived: archived.hash.clone(),
+                offered: self.hash.clone(),
+            })
+        }
+    }
+
     /// SHA-256 (64 lower-case hex digits) of the compact JSON, keys sorted, of
     /// `{"heads":[{"hash","request_id","seq"}...],"previous","since","until"}` with times as
     /// RFC 3339 UTC with 9 fractional digits (`since` null for the first anchor).

@@ -155,14 +155,6 @@ impl Archive for FakeArchive {
             return Ok(());
         }
         let archived: Anchor = self.read(&key)?;
-        if archived.hash == anchor.hash {
-            Ok(())
-        } else {
-            Err(ArchiveError::AnchorTaken {
-                key,
-                archived: archived.hash,
-                offered: anchor.hash.clone(),
-            })
-        }
+        anchor.is_archived_as(key, &archived)
     }
 }
