@@ -32,8 +32,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumAlgorithm;
 use aws_sdk_s3::Client;
 use elevate_core::archive::{
-    anchor_key, change_key, event_key, parse_event_key, Anchor, Archive, ArchiveError, Archived,
-    TableChange, ANCHORS, CHANGES, EVENTS,
+    anchor_key, event_key, parse_event_key, Anchor, Archive, ArchiveError, Archived, TableChange,
+    ANCHORS, CHANGES, EVENTS,
 };
 use elevate_core::audit::AuditEvent;
 use serde::de::DeserializeOwned;
@@ -549,7 +549,7 @@ impl Archive for S3Archive {
     }
 
     async fn put_change(&self, change: &TableChange) -> Result<(), ArchiveError> {
-        let key = change_key(&change.request_id, change.seq, &change.stream_event_id);
+        let key = change.key();
         self.put_new(&key, to_json(change)?).await.map(|_| ())
     }
 

@@ -147,25 +147,33 @@ impl IdentityCenter {
         &self.identity_store_id
     }
 
-    /// The Identity Store user id of `name`: the user whose user name it is, else, when it
-    /// looks like an email, the user with that email. `None` when the directory has neither.
-    /// Found ids are kept for the life of the process.
+    /// The Identity Store user id of `name`: the user whose user name it is and, when it looks
+    /// like an email, the user with that email. `None` when the directory has neither; refused
+    /// when they are two different users (one's user name is another's email), rather than
+    /// guessing which one the person is. Found ids are kept for the life of the process (a
+    /// cold start).
     #[instrument(skip(self), err)]
     pub async fn user_id(&self, name: &str) -> Result<Option<String>, StrategyError> {
         if let Some(found) = lock(&self.users).get(name) {
             return Ok(Some(found.clone()));
         }
-        let mut paths = vec!["userName"];
-        if name.contains('@') {
-            paths.push("emails.value");
-        }
-        for path in paths {
-            if let Some(id) = self.user_id_by(path, name).await? {
-                lock(&self.users).insert(name.to_owned(), id.clone());
-                return Ok(Some(id));
+        let by_name = self.user_id_by("userName", name).await?;
+        let by_email = if name.contains('@') {
+            self.user_id_by("emails.value", name).await?
+        } else {
+            None
+        };
+        let id = match (by_name, by_email) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(StrategyError::Refused(format!(
+                    "`{name}` is the user name of Identity Store user {a} and the email of another, {b}: which one is meant is ambiguous"
+                )))
             }
-        }
-        Ok(None)
+            (Some(id), _) | (None, Some(id)) => id,
+            (None, None) => return Ok(None),
+        };
+        lock(&self.users).insert(name.to_owned(), id.clone());
+        Ok(Some(id))
     }
 
     async fn user_id_by(&self, path: &str, value: &str) -> Result<Option<String>, StrategyError> {
@@ -533,7 +541,7 @@ impl Strategy for PermissionSetStrategy {
         let (center, account, permission_set_arn) = self.parts(target)?;
         let user_id = self.user(center, person).await?.ok_or_else(|| {
             StrategyError::Refused(format!(
-                "{} is not a user of Identity Store {} (looked up by user name and email)",
+                "{} is not a user of Identity Store {} (looked up by user name and by email)",
                 person.email,
                 center.identity_store_id()
             ))
@@ -551,12 +559,25 @@ impl Strategy for PermissionSetStrategy {
         &self,
         target: &Target,
         person: &Person,
-        _request: &Request,
+        request: &Request,
     ) -> Result<(), StrategyError> {
         let (center, account, permission_set_arn) = self.parts(target)?;
         let Some(user_id) = self.user(center, person).await? else {
-            tracing::warn!(email = %person.email, "not in the Identity Store any more: nothing of theirs to remove");
-            return Ok(());
+            // A grant that never became active assigned nothing to someone the directory does
+            // not know. One that did may have assigned to a user whose email has changed
+            // since: never recorded as ended while that may still be there.
+            if request.activated_at.is_none() {
+                tracing::warn!(email = %person.email, "not in the Identity Store, and the grant never became active: nothing to remove");
+                return Ok(());
+            }
+            return Err(StrategyError::Unavailable(
+                format!(
+                    "{} is no longer a user of Identity Store {}: their assignment of {permission_set_arn} in {account} cannot be found to remove it (remove it by hand, then end the grant again)",
+                    person.email,
+                    center.identity_store_id()
+                )
+                .into(),
+            ));
         };
         center
             .unassign(&Assignment {

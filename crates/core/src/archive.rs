@@ -134,6 +134,24 @@ pub enum ChangeKind {
     Misdated,
 }
 
+impl TableChange {
+    /// Where it is archived: [`change_key`], and for a `misdated` insert the same with
+    /// `-misdated` after the stream event id, so that a record that is also a conflict (an
+    /// event written again with its old time) keeps both changes.
+    pub fn key(&self) -> String {
+        match self.change {
+            ChangeKind::Misdated => change_key(
+                &self.request_id,
+                self.seq,
+                &format!("{}-misdated", self.stream_event_id),
+            ),
+            ChangeKind::Modify | ChangeKind::Remove => {
+                change_key(&self.request_id, self.seq, &self.stream_event_id)
+            }
+        }
+    }
+}
+
 /// Where archived events, changes and anchors are written. The S3 adapter writes with Object
 /// Lock retention, so nothing written can be changed or deleted before it expires.
 #[async_trait]
@@ -141,7 +159,7 @@ pub trait Archive: Send + Sync {
     /// Writes an event under [`event_key`] unless that key exists; an existing object with the
     /// same `hash` is [`Archived::AlreadyThere`], another is [`ArchiveError::Conflict`].
     async fn put_event(&self, event: &AuditEvent) -> Result<Archived, ArchiveError>;
-    /// Writes a table change under [`change_key`] (again: no error, nothing new).
+    /// Writes a table change under [`TableChange::key`] (again: no error, nothing new).
     async fn put_change(&self, change: &TableChange) -> Result<(), ArchiveError>;
     /// The newest anchor, if any.
     async fn latest_anchor(&self) -> Result<Option<Anchor>, ArchiveError>;

@@ -520,6 +520,26 @@ async fn an_event_dated_away_from_its_write_is_archived_with_its_write_time_besi
     // Delivered again: nothing new.
     fx.handle(batch(records)).await;
     assert_eq!(fx.archive.changes().len(), 2);
+
+    // An archived event written again with its old time (deleted, then put back altered) is
+    // both misdated and a conflict: both are kept.
+    fx.archive.put_event(&trail[0]).await.expect("archived");
+    let mut rewritten = trail[0].clone();
+    rewritten.reason = Some("nothing to see here".into());
+    rewritten.hash = rewritten.computed_hash();
+    let mut record = insert(&rewritten, &sequence_number(9));
+    record["dynamodb"]["ApproximateCreationDateTime"] = json!((RECORDED + 3600) as f64);
+    let answer = fx.handle(batch(vec![record])).await;
+    assert_eq!(failures(&answer), Vec::<&str>::new());
+    let kinds: Vec<ChangeKind> = fx
+        .archive
+        .changes()
+        .into_iter()
+        .filter(|c| c.seq == rewritten.seq && c.request_id == rewritten.request_id.as_str())
+        .map(|c| c.change)
+        .collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert!(kinds.contains(&ChangeKind::Misdated) && kinds.contains(&ChangeKind::Modify));
 }
 
 #[tokio::test]

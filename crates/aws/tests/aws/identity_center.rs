@@ -144,6 +144,17 @@ async fn a_person_is_found_by_user_name_or_email_and_an_unknown_one_is_not() {
             .expect("unknown email"),
         None
     );
+
+    // One user's user name is another's email: which one is meant is not guessed.
+    let shared = format!("{}@example.com", unique_name("shared"));
+    directory.user(&shared).await;
+    let other = shared.trim_end_matches("@example.com").to_owned();
+    directory.user(&other).await;
+    let err = center.user_id(&shared).await.expect_err("ambiguous");
+    assert!(
+        matches!(&err, StrategyError::Refused(why) if why.contains("ambiguous")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -364,11 +375,23 @@ async fn someone_the_directory_does_not_know_is_refused_and_nothing_is_assigned(
         strategy.is_member(&target, &stranger).await.expect("read"),
         Membership::Absent
     );
-    // Removing what someone unknown never had is success.
+    // Removing what someone unknown never had (the grant never became active) is success.
     strategy
         .deescalate(&target, &stranger, &request)
         .await
         .expect("nothing to remove");
+    // A grant that was active may have assigned to a user whose email changed since: never
+    // "removed" without finding them.
+    let mut active = request.clone();
+    active.activated_at = Some(Utc::now());
+    let err = strategy
+        .deescalate(&target, &stranger, &active)
+        .await
+        .expect_err("cannot be found to remove");
+    assert!(
+        matches!(&err, StrategyError::Unavailable(why) if why.to_string().contains("cannot be found to remove it")),
+        "{err}"
+    );
 
     // A target of another kind is a wiring mistake, not a grant.
     let group = Target {

@@ -32,8 +32,14 @@ pub struct SweepReport {
 pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
     let mut report = SweepReport::default();
     let now = app.clock.now();
+    // Every open state is listed before anything is acted on: listing also completes the
+    // store's index of open requests (after an upgrade), which the ends below consult.
+    let active = app.store.list_by_state(State::Active).await?;
+    let failed = app.store.list_by_state(State::Failed).await?;
+    let approved = app.store.list_by_state(State::Approved).await?;
+    let pending = app.store.list_by_state(State::Pending).await?;
 
-    for request in app.store.list_by_state(State::Active).await? {
+    for request in active {
         if request.expires_at.is_some_and(|at| at <= now) {
             let result = end_grant(app, request, Command::Expire, &app.system("sweep"))
                 .await
@@ -42,7 +48,7 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
         }
     }
 
-    for request in app.store.list_by_state(State::Failed).await? {
+    for request in failed {
         let command = Command::Revoke {
             reason: Some("access removed after a failure".into()),
         };
@@ -52,7 +58,7 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
         note(result, &mut report.revoked_failed, &mut report.errors);
     }
 
-    for request in app.store.list_by_state(State::Approved).await? {
+    for request in approved {
         let since = now - request.decided_at.unwrap_or(request.created_at);
         let since = since.to_std().unwrap_or_default();
         if since >= app.settings.escalation_deadline {
@@ -71,7 +77,7 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
         }
     }
 
-    for request in app.store.list_by_state(State::Pending).await? {
+    for request in pending {
         if request.pending_until <= now {
             let result = time_out(app, &request.id).await.map(|r| r.is_some());
             note(result, &mut report.timed_out, &mut report.errors);

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::archive::{
-    anchor_key, change_key, event_key, parse_event_key, Anchor, Archive, ArchiveError, Archived,
-    TableChange, ANCHORS, CHANGES,
+    anchor_key, event_key, parse_event_key, Anchor, Archive, ArchiveError, Archived, TableChange,
+    ANCHORS, CHANGES,
 };
 use crate::audit::AuditEvent;
 
@@ -83,7 +83,6 @@ impl FakeArchive {
         Ok(())
     }
 
-    /// Writes `body` under `key` unless the key exists; whether it wrote.
     /// The object under `key`, decoded (an absent one reads as empty, so as corrupt).
     fn read<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T, ArchiveError> {
         let body = self.get(key).unwrap_or_default();
@@ -93,6 +92,7 @@ impl FakeArchive {
         })
     }
 
+    /// Writes `body` under `key` unless the key exists; whether it wrote.
     fn put_new(&self, key: String, body: Vec<u8>) -> bool {
         let mut objects = lock(&self.objects);
         if objects.contains_key(&key) {
@@ -133,7 +133,7 @@ impl Archive for FakeArchive {
 
     async fn put_change(&self, change: &TableChange) -> Result<(), ArchiveError> {
         self.enter()?;
-        let key = change_key(&change.request_id, change.seq, &change.stream_event_id);
+        let key = change.key();
         self.put_new(key.clone(), json(&key, change)?);
         Ok(())
     }
