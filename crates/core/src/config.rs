@@ -759,17 +759,11 @@ fn sso_permission_set(
     })?;
     let mut ids: Vec<String> = Vec::with_capacity(accounts.len());
     for account in accounts {
-        let id = account.get_ref().trim();
-        if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(lines.error(
-                account,
-                format!("`{id}` is not an AWS account id (12 digits)"),
-            ));
-        }
-        if ids.iter().any(|other| other == id) {
+        let id = account_id(account, lines)?;
+        if ids.contains(&id) {
             return Err(lines.error(account, format!("account `{id}` is listed twice")));
         }
-        ids.push(id.to_owned());
+        ids.push(id);
     }
     if ids.len() != 1 {
         return Err(lines.error(
@@ -783,20 +777,25 @@ fn sso_permission_set(
     })
 }
 
+/// An AWS account id: 12 digits (surrounding blanks ignored).
+fn account_id(account: &Spanned<String>, lines: &Lines<'_>) -> Result<String, ConfigError> {
+    let id = account.get_ref().trim();
+    if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(lines.error(
+            account,
+            format!("`{id}` is not an AWS account id (12 digits)"),
+        ));
+    }
+    Ok(id.to_owned())
+}
+
 fn validate_identity(raw: &RawIdentity, lines: &Lines<'_>) -> Result<Identity, ConfigError> {
     let accounts = match &raw.accounts {
         None => None,
         Some(list) => {
             let mut accounts = Vec::with_capacity(list.len());
             for account in list {
-                let id = account.get_ref().trim();
-                if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(lines.error(
-                        account,
-                        format!("`{id}` is not an AWS account id (12 digits)"),
-                    ));
-                }
-                accounts.push(id.to_owned());
+                accounts.push(account_id(account, lines)?);
             }
             Some(accounts)
         }

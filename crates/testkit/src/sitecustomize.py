@@ -620,17 +620,18 @@ try:
         return None
 
     def _sso_find(backend, params):
-        for assignment in backend.account_assignments:
-            if (
-                assignment.instance_arn == params.get("InstanceArn")
-                and assignment.target_id == params.get("TargetId")
-                and assignment.target_type == params.get("TargetType")
-                and assignment.permission_set_arn == params.get("PermissionSetArn")
-                and assignment.principal_type == params.get("PrincipalType")
-                and assignment.principal_id == params.get("PrincipalId")
-            ):
-                return assignment
-        return None
+        """The assignment of this tuple, by moto's own look-up; None when there is none."""
+        try:
+            return backend._find_account(
+                params.get("InstanceArn"),
+                params.get("TargetId"),
+                params.get("TargetType"),
+                params.get("PermissionSetArn"),
+                params.get("PrincipalType"),
+                params.get("PrincipalId"),
+            )
+        except _SsoNotFound:
+            return None
 
     def _sso_request(backend, params, failure):
         request_id = str(_sso_uuid.uuid4())

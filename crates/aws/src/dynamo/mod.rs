@@ -224,44 +224,39 @@ impl DynamoStore {
         items.iter().map(request_from_item).collect()
     }
 
-    /// Adds the open requests among `items` that `open_by_requester` lacks (written before the
-    /// index existed) to it, each only while its state is still the one read: a request that
-    /// moved on was written whole by that move. Best effort: a failure is logged, and the next
-    /// listing tries again.
-    async fn index_open(&self, items: &[Item]) {
-        for item in items {
-            if item.contains_key(attr::GSI4PK) {
-                continue;
-            }
-            let (Some(pk), Some(sk), Some(state), Some(requester), Some(sort_key)) = (
-                item.get(attr::PK),
-                item.get(attr::SK),
-                item.get(attr::STATE),
-                item.get(attr::REQUESTER).and_then(|r| r.as_s().ok()),
-                item.get(attr::GSI1SK),
-            ) else {
-                continue;
-            };
-            let updated = self
+    /// Adds `requests` (open, read from items that `open_by_requester` lacks: written before
+    /// the index existed) to it, with the index attributes [`request_attributes`] gives them,
+    /// each only while its state is still the one read: a request that moved on was written
+    /// whole by that move. Best effort: a failure is logged, and the next listing tries again.
+    async fn index_open<'a>(&self, requests: impl Iterator<Item = &'a Request>) {
+        for request in requests {
+            let mut update = self
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .key(attr::PK, pk.clone())
-                .key(attr::SK, sk.clone())
+                .key(attr::PK, s(request_pk(&request.id)))
+                .key(attr::SK, s(REQUEST_SK))
                 .update_expression("SET #open_pk = :open_pk, #open_sk = :open_sk")
                 .condition_expression("#state = :state")
                 .expression_attribute_names("#open_pk", attr::GSI4PK)
                 .expression_attribute_names("#open_sk", attr::GSI4SK)
                 .expression_attribute_names("#state", attr::STATE)
-                .expression_attribute_values(":open_pk", s(requester_key(requester)))
-                .expression_attribute_values(":open_sk", sort_key.clone())
-                .expression_attribute_values(":state", state.clone())
-                .send()
-                .await;
-            match updated {
-                Ok(_) => {
-                    tracing::info!(item = ?pk, "an open request added to the open_by_requester index")
+                .expression_attribute_values(":state", s(request.state.as_str()));
+            for (name, value) in request_attributes(request) {
+                let placeholder = match name {
+                    attr::GSI4PK => ":open_pk",
+                    attr::GSI4SK => ":open_sk",
+                    _ => continue,
+                };
+                if let Some(value) = value {
+                    update = update.expression_attribute_values(placeholder, value);
                 }
+            }
+            match update.send().await {
+                Ok(_) => tracing::info!(
+                    request_id = %request.id,
+                    "an open request added to the open_by_requester index"
+                ),
                 Err(err)
                     if err
                         .as_service_error()
@@ -931,16 +926,25 @@ impl RequestStore for DynamoStore {
     }
 
     /// Listing an open state also puts its requests that `open_by_requester` lacks into it
-    /// ([`DynamoStore::index_open`]): the sweep lists every open state each pass, so requests
+    /// (`DynamoStore::index_open`): the sweep lists every open state each pass, so requests
     /// opened before the index existed are in it from the first sweep after an upgrade.
     async fn list_by_state(&self, state: State) -> Result<Vec<Request>, StoreError> {
         let items = self
             .query_items(BY_STATE, attr::GSI2PK, state_key(state), false, Keep::All)
             .await?;
+        let requests = items
+            .iter()
+            .map(request_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
         if !state.is_final() {
-            self.index_open(&items).await;
+            let unindexed = items
+                .iter()
+                .zip(&requests)
+                .filter(|(item, _)| !item.contains_key(attr::GSI4PK))
+                .map(|(_, request)| request);
+            self.index_open(unindexed).await;
         }
-        items.iter().map(request_from_item).collect()
+        Ok(requests)
     }
 
     /// No `err` on the span: a refused cursor is the caller's mistake, answered as such.

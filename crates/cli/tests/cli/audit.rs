@@ -18,8 +18,12 @@ fn two_trails() -> Vec<(elevate_core::Request, Vec<elevate_core::AuditEvent>)> {
     ]
 }
 
+fn run_export(elevate: &Elevate, path: &Path) -> Run {
+    elevate.run(&["audit", "export", "--output", path.to_str().expect("path")])
+}
+
 fn export_to(api: &TestApi, elevate: &Elevate, path: &Path) {
-    let run = elevate.run(&["audit", "export", "--output", path.to_str().expect("path")]);
+    let run = run_export(elevate, path);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
         run.stderr.contains("exported 5 events of 2 requests"),
@@ -245,13 +249,7 @@ fn a_page_that_fails_once_is_asked_for_again_and_the_export_completes() {
     });
     let elevate = Elevate::new().api(&api);
     let path = elevate.home().join("audit.jsonl");
-    let run = elevate.run(&["audit", "export", "--output", path.to_str().expect("path")]);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert!(
-        run.stderr.contains("exported 5 events of 2 requests"),
-        "{}",
-        run.stderr
-    );
+    export_to(&api, &elevate, &path);
     let seen = api.seen();
     assert_eq!(seen.len(), 3, "the second page asked for twice");
     assert_eq!(seen[1].query, seen[2].query, "the same cursor again");
@@ -270,7 +268,7 @@ fn an_export_that_fails_midway_leaves_no_file() {
     });
     let elevate = Elevate::new().api(&api);
     let path = elevate.home().join("audit.jsonl");
-    let run = elevate.run(&["audit", "export", "--output", path.to_str().expect("path")]);
+    let run = run_export(&elevate, &path);
     assert_ne!(run.code, 0, "{run:?}");
     assert!(!path.exists(), "no export that looks complete");
     assert!(
