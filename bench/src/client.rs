@@ -200,6 +200,7 @@ impl StackClient {
         let body = NewRequestBody {
             flow: FLOW.to_owned(),
             target: None,
+            account: None,
             duration: duration.as_secs(),
             reason: reason.to_owned(),
         };

@@ -138,7 +138,7 @@ async fn seed_one(
         .flow(&flow(i))
         .ok_or(format!("no flow {}", flow(i)))?;
     let new = flow
-        .check_request(who, None, Duration::from_secs(3600), "bench")
+        .check_request(who, None, None, Duration::from_secs(3600), "bench")
         .map_err(|e| format!("request of {name}: {e}"))?;
     let now = Utc::now();
     let principal = format!("arn:aws:iam::{ACCOUNT}:user/{iam_user}");

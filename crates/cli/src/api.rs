@@ -235,6 +235,8 @@ pub struct NewRequestBody {
     pub flow: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// Whole seconds.
     pub duration: u64,
     pub reason: String,

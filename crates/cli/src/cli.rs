@@ -96,6 +96,9 @@ pub struct RequestArgs {
     /// The flow target, when the flow has more than one
     #[arg(long, short)]
     pub target: Option<String>,
+    /// The AWS account (12 digits), when the target is a permission set granted in several
+    #[arg(long, short)]
+    pub account: Option<String>,
     /// How long the access should last: 30m, 1h, 1h30m
     #[arg(long, short, value_parser = parse_duration)]
     pub duration: Duration,

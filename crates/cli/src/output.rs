@@ -210,7 +210,7 @@ fn requests_rows(requests: &[Request]) -> Table {
         table.row(vec![
             r.id.to_string(),
             r.flow.to_string(),
-            r.target.to_string(),
+            r.target_label(),
             r.requester.to_string(),
             r.state.to_string(),
             format_duration(r.duration),
@@ -300,7 +300,7 @@ impl JsonRequests {
 pub fn request_detail(r: &Request) -> String {
     let mut lines = vec![
         ("request", r.id.to_string()),
-        ("flow", format!("{} (target {})", r.flow, r.target)),
+        ("flow", format!("{} (target {})", r.flow, r.target_label())),
         ("requester", r.requester.to_string()),
         ("reason", r.reason.clone()),
         ("duration", format_duration(r.duration)),

@@ -52,6 +52,17 @@ impl TargetKind {
         }
     }
 
+    /// The AWS account a permission set target grants in, when it names exactly one (as a
+    /// grant's terms do); `None` for other targets.
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            TargetKind::SsoPermissionSet { accounts, .. } if accounts.len() == 1 => {
+                Some(&accounts[0])
+            }
+            _ => None,
+        }
+    }
+
     /// What it grants, named as AWS names it: the group, the function, or the permission set
     /// and its account(s).
     pub fn resource(&self) -> String {
@@ -765,10 +776,10 @@ fn sso_permission_set(
         }
         ids.push(id);
     }
-    if ids.len() != 1 {
+    if ids.is_empty() {
         return Err(lines.error(
             &t.kind,
-            format!("target `{target_name}`: name exactly one account for now (a request cannot choose among several yet)"),
+            format!("target `{target_name}` lists no account; name at least one"),
         ));
     }
     Ok(TargetKind::SsoPermissionSet {

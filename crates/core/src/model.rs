@@ -288,6 +288,19 @@ impl Request {
     pub fn covers(&self, now: DateTime<Utc>) -> bool {
         self.state == State::Active && self.expires_at.is_some_and(|at| at > now)
     }
+
+    /// The AWS account the grant is in, for a permission set target.
+    pub fn account(&self) -> Option<&str> {
+        self.terms.as_ref()?.target.kind.account()
+    }
+
+    /// The target as people read it: its name, and the account for a permission set.
+    pub fn target_label(&self) -> String {
+        match self.account() {
+            Some(account) => format!("{} in account {account}", self.target),
+            None => self.target.to_string(),
+        }
+    }
 }
 
 /// Durations are stored and sent as whole seconds.

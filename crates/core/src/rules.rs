@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::{Flow, Person, Target};
+use crate::config::{Flow, Person, Target, TargetKind};
 use crate::machine::NewRequest;
 use crate::model::{format_duration, Request, Terms};
 use crate::names::{FlowName, PersonName, TargetName};
@@ -18,6 +18,19 @@ pub enum RuleError {
     },
     #[error("flow `{flow}` has several targets; choose one of: {choices}")]
     TargetRequired { flow: FlowName, choices: String },
+    #[error("target `{target}` may be granted in several AWS accounts; name the account (one of: {choices})")]
+    AccountRequired { target: TargetName, choices: String },
+    #[error("target `{target}` is not granted in account `{account}` (choose one of: {choices})")]
+    UnknownAccount {
+        target: TargetName,
+        account: String,
+        choices: String,
+    },
+    #[error("target `{target}` ({kind}) is not granted per AWS account; leave the account out")]
+    AccountNotApplicable {
+        target: TargetName,
+        kind: &'static str,
+    },
     #[error("duration must be longer than zero")]
     ZeroDuration,
     #[error("duration {asked} is over the cap of {max} for flow `{flow}`")]
@@ -62,6 +75,9 @@ impl RuleError {
         match self {
             RuleError::UnknownTarget { .. } => "unknown_target",
             RuleError::TargetRequired { .. } => "target_required",
+            RuleError::AccountRequired { .. } => "account_required",
+            RuleError::UnknownAccount { .. } => "unknown_account",
+            RuleError::AccountNotApplicable { .. } => "account_not_applicable",
             RuleError::ZeroDuration => "invalid_duration",
             RuleError::DurationOverCap { .. } => "duration_over_cap",
             RuleError::DurationNotAllowed { .. } => "duration_not_allowed",
@@ -124,6 +140,59 @@ pub fn unsafe_in_text(c: char) -> Option<&'static str> {
     }
 }
 
+impl Target {
+    /// The target as one grant gets it: a permission set target narrowed to the account asked
+    /// for (or to its only account), any other target as it is. An account that the target
+    /// does not list, or one named for a target that is not granted per account, is refused.
+    pub fn in_account(&self, account: Option<&str>) -> Result<Target, RuleError> {
+        let account = account.map(str::trim).filter(|a| !a.is_empty());
+        let TargetKind::SsoPermissionSet {
+            permission_set_arn,
+            accounts,
+        } = &self.kind
+        else {
+            return match account {
+                None => Ok(self.clone()),
+                Some(_) => Err(RuleError::AccountNotApplicable {
+                    target: self.name.clone(),
+                    kind: self.kind.type_name(),
+                }),
+            };
+        };
+        let chosen =
+            match (account, accounts.as_slice()) {
+                (None, [only]) => only,
+                (None, _) => {
+                    return Err(RuleError::AccountRequired {
+                        target: self.name.clone(),
+                        choices: accounts.join(", "),
+                    })
+                }
+                (Some(asked), _) => accounts.iter().find(|a| *a == asked).ok_or_else(|| {
+                    RuleError::UnknownAccount {
+                        target: self.name.clone(),
+                        account: asked.to_owned(),
+                        choices: accounts.join(", "),
+                    }
+                })?,
+            };
+        Ok(Target {
+            name: self.name.clone(),
+            kind: TargetKind::SsoPermissionSet {
+                permission_set_arn: permission_set_arn.clone(),
+                accounts: vec![chosen.clone()],
+            },
+        })
+    }
+
+    /// Whether a grant's `terms` target is still what this configured target gives: the same
+    /// target, or the same permission set in one of the accounts it still lists.
+    pub fn still_gives(&self, granted: &Target) -> bool {
+        self.in_account(granted.kind.account())
+            .is_ok_and(|narrowed| narrowed == *granted)
+    }
+}
+
 impl Flow {
     /// The target a request names, or the flow's only target when it names none.
     pub fn target(&self, name: Option<&str>) -> Result<&Target, RuleError> {
@@ -150,11 +219,14 @@ impl Flow {
         }
     }
 
-    /// Checks a new request against the flow and returns what to open.
+    /// Checks a new request against the flow and returns what to open. `account` is the AWS
+    /// account asked for, which a permission set target granted in several accounts needs;
+    /// the grant's terms name only that account.
     pub fn check_request(
         &self,
         requester: &Person,
         target: Option<&str>,
+        account: Option<&str>,
         duration: Duration,
         reason: &str,
     ) -> Result<NewRequest, RuleError> {
@@ -166,7 +238,7 @@ impl Flow {
                 });
             }
         }
-        let target = self.target(target)?;
+        let target = self.target(target)?.in_account(account)?;
         if duration.is_zero() {
             return Err(RuleError::ZeroDuration);
         }
@@ -205,7 +277,7 @@ impl Flow {
             duration,
             pending_timeout: self.pending_timeout,
             terms: Terms {
-                target: target.clone(),
+                target,
                 person: requester.clone(),
             },
         })

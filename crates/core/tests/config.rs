@@ -953,9 +953,9 @@ fn a_permission_set_target_is_refused_with_what_to_fix() {
         ),
         (
             center(),
-            permission_set_target("[\"111111111111\", \"222222222222\"]"),
+            permission_set_target("[]"),
             "type = \"sso_permission_set\"",
-            "name exactly one account for now".into(),
+            "lists no account; name at least one".into(),
         ),
         (
             center(),

@@ -43,6 +43,7 @@ fn a_valid_request_becomes_what_is_opened() {
         .check_request(
             &who(&config, "carol"),
             None,
+            None,
             mins(90),
             &format!("  {REASON}\n"),
         )
@@ -56,7 +57,7 @@ fn a_valid_request_becomes_what_is_opened() {
 
     let db = flow(&config, "db_access");
     let new = db
-        .check_request(&who(&config, "bob"), Some("write"), mins(15), "")
+        .check_request(&who(&config, "bob"), Some("write"), None, mins(15), "")
         .unwrap();
     assert_eq!(new.target, "write");
     assert_eq!(new.reason, "", "db_access does not require a reason");
@@ -69,12 +70,20 @@ fn durations_are_checked_against_the_cap_and_the_list() {
     let infra = flow(&config, "infra_access");
 
     assert_eq!(
-        infra.check_request(&alice, None, Duration::ZERO, REASON),
+        infra.check_request(&alice, None, None, Duration::ZERO, REASON),
         Err(RuleError::ZeroDuration)
     );
-    assert!(infra.check_request(&alice, None, mins(240), REASON).is_ok());
+    assert!(infra
+        .check_request(&alice, None, None, mins(240), REASON)
+        .is_ok());
     let over = infra
-        .check_request(&alice, None, mins(240) + Duration::from_secs(1), REASON)
+        .check_request(
+            &alice,
+            None,
+            None,
+            mins(240) + Duration::from_secs(1),
+            REASON,
+        )
         .unwrap_err();
     assert_eq!(
         over,
@@ -92,7 +101,7 @@ fn durations_are_checked_against_the_cap_and_the_list() {
 
     let db = flow(&config, "db_access");
     let not_listed = db
-        .check_request(&alice, Some("read"), mins(30), REASON)
+        .check_request(&alice, Some("read"), None, mins(30), REASON)
         .unwrap_err();
     assert_eq!(
         not_listed,
@@ -105,12 +114,12 @@ fn durations_are_checked_against_the_cap_and_the_list() {
     assert_eq!(not_listed.code(), "duration_not_allowed");
     // Over the longest listed duration is over the cap, whatever the list says.
     assert!(matches!(
-        db.check_request(&alice, Some("read"), mins(120), REASON),
+        db.check_request(&alice, Some("read"), None, mins(120), REASON),
         Err(RuleError::DurationOverCap { .. })
     ));
     for listed in [mins(15), mins(60)] {
         assert!(db
-            .check_request(&alice, Some("read"), listed, REASON)
+            .check_request(&alice, Some("read"), None, listed, REASON)
             .is_ok());
     }
 }
@@ -122,7 +131,7 @@ fn a_reason_is_required_unless_the_flow_says_otherwise() {
     let infra = flow(&config, "infra_access");
     for empty in ["", "   ", "\n\t "] {
         let err = infra
-            .check_request(&alice, None, mins(60), empty)
+            .check_request(&alice, None, None, mins(60), empty)
             .unwrap_err();
         assert_eq!(
             err,
@@ -135,7 +144,7 @@ fn a_reason_is_required_unless_the_flow_says_otherwise() {
     }
     let db = flow(&config, "db_access");
     assert!(db
-        .check_request(&alice, Some("read"), mins(15), "  ")
+        .check_request(&alice, Some("read"), None, mins(15), "  ")
         .is_ok());
 }
 
@@ -147,12 +156,12 @@ fn an_overlong_reason_is_refused_not_cut() {
 
     let longest = "é".repeat(MAX_REASON_LEN);
     let new = infra
-        .check_request(&alice, None, mins(60), &format!("  {longest}  "))
+        .check_request(&alice, None, None, mins(60), &format!("  {longest}  "))
         .unwrap();
     assert_eq!(new.reason, longest, "length counts characters, not bytes");
 
     let err = infra
-        .check_request(&alice, None, mins(60), &format!("{longest}x"))
+        .check_request(&alice, None, None, mins(60), &format!("{longest}x"))
         .unwrap_err();
     assert_eq!(
         err,
@@ -167,6 +176,7 @@ fn an_overlong_reason_is_refused_not_cut() {
         db.check_request(
             &alice,
             Some("read"),
+            None,
             mins(15),
             &"x".repeat(MAX_REASON_LEN + 1)
         ),
@@ -237,7 +247,7 @@ fn reasons_with_line_breaks_controls_or_bidi_characters_are_refused() {
     ];
     for (reason, bad, what, position) in refused {
         let err = infra
-            .check_request(&alice, None, mins(60), reason)
+            .check_request(&alice, None, None, mins(60), reason)
             .unwrap_err();
         assert_eq!(
             err,
@@ -259,7 +269,7 @@ fn reasons_with_line_breaks_controls_or_bidi_characters_are_refused() {
     // Surrounding white space (a trailing newline of a pasted line) is trimmed first.
     assert_eq!(
         infra
-            .check_request(&alice, None, mins(60), "INC-42\n")
+            .check_request(&alice, None, None, mins(60), "INC-42\n")
             .unwrap()
             .reason,
         "INC-42"
@@ -283,7 +293,7 @@ fn targets_must_exist_and_be_chosen_when_there_are_several() {
     let db = flow(&config, "db_access");
 
     let err = db
-        .check_request(&alice, None, mins(15), REASON)
+        .check_request(&alice, None, None, mins(15), REASON)
         .unwrap_err();
     assert_eq!(
         err,
@@ -295,7 +305,7 @@ fn targets_must_exist_and_be_chosen_when_there_are_several() {
     assert_eq!(err.code(), "target_required");
 
     let err = db
-        .check_request(&alice, Some("admin"), mins(15), REASON)
+        .check_request(&alice, Some("admin"), None, mins(15), REASON)
         .unwrap_err();
     assert_eq!(
         err,
@@ -322,7 +332,7 @@ fn only_listed_requesters_may_request_a_restricted_flow() {
     let config = config();
     let db = flow(&config, "db_access");
     let err = db
-        .check_request(&who(&config, "carol"), Some("read"), mins(15), REASON)
+        .check_request(&who(&config, "carol"), Some("read"), None, mins(15), REASON)
         .unwrap_err();
     assert_eq!(
         err,
@@ -335,14 +345,20 @@ fn only_listed_requesters_may_request_a_restricted_flow() {
 
     // Refused as a requester before anything else about the request is looked at.
     assert!(matches!(
-        db.check_request(&who(&config, "carol"), Some("nope"), Duration::ZERO, ""),
+        db.check_request(
+            &who(&config, "carol"),
+            Some("nope"),
+            None,
+            Duration::ZERO,
+            ""
+        ),
         Err(RuleError::NotARequester { .. })
     ));
     // A flow without a list is open to everyone in the file.
     let infra = flow(&config, "infra_access");
     for name in ["alice", "bob", "carol"] {
         assert!(infra
-            .check_request(&who(&config, name), None, mins(60), REASON)
+            .check_request(&who(&config, name), None, None, mins(60), REASON)
             .is_ok());
     }
 }
@@ -491,4 +507,93 @@ fn every_error_code_is_one_the_contract_documents() {
             "`{code}` is not documented in docs/contracts.md"
         );
     }
+}
+
+/// CONFIG with a flow `prod` whose target `readonly` is a permission set granted in two
+/// accounts, and `single` one granted in one.
+fn with_accounts() -> Config {
+    let instance = "arn:aws:sso:::instance/ssoins-7223a1b2c3d4e5f6";
+    let set = "arn:aws:sso:::permissionSet/ssoins-7223a1b2c3d4e5f6/ps-0123456789abcdef";
+    Config::parse(&config_with(
+        "auditors = [\"carol\"]\n",
+        &format!(
+            "auditors = [\"carol\"]\n\n[identity_center]\ninstance_arn = \"{instance}\"\nidentity_store_id = \"d-9067a1b2c3\"\n\n\
+             [[flows]]\nname = \"prod\"\nmax_duration = \"1h\"\napprovers = {{ channel = \"C0PROD\", people = [\"bob\", \"carol\"] }}\n\n\
+             [[flows.targets]]\nname = \"readonly\"\ntype = \"sso_permission_set\"\npermission_set_arn = \"{set}\"\naccounts = [\"111111111111\", \"222222222222\"]\n\n\
+             [[flows.targets]]\nname = \"single\"\ntype = \"sso_permission_set\"\npermission_set_arn = \"{set}\"\naccounts = [\"333333333333\"]\n"
+        ),
+    ))
+    .unwrap()
+}
+
+#[test]
+fn a_permission_set_in_several_accounts_is_granted_in_the_one_asked_for() {
+    let config = with_accounts();
+    let prod = flow(&config, "prod");
+    let alice = who(&config, "alice");
+    let ask = |target: &str, account: Option<&str>| {
+        prod.check_request(&alice, Some(target), account, mins(30), REASON)
+    };
+
+    let new = ask("readonly", Some(" 222222222222 ")).unwrap();
+    assert_eq!(
+        new.terms.target.kind.account(),
+        Some("222222222222"),
+        "the terms name only the account asked for"
+    );
+    assert!(new
+        .terms
+        .target
+        .kind
+        .resource()
+        .ends_with(" in 222222222222"));
+    let only = ask("single", None).unwrap();
+    assert_eq!(only.terms.target.kind.account(), Some("333333333333"));
+    assert!(ask("single", Some("333333333333")).is_ok());
+
+    let err = ask("readonly", None).unwrap_err();
+    assert_eq!(err.code(), "account_required");
+    assert!(
+        err.to_string().contains("111111111111, 222222222222"),
+        "{err}"
+    );
+    let err = ask("readonly", Some("999999999999")).unwrap_err();
+    assert_eq!(err.code(), "unknown_account");
+    assert!(err.to_string().contains("`999999999999`"), "{err}");
+    assert_eq!(
+        ask("single", Some("111111111111")).unwrap_err().code(),
+        "unknown_account"
+    );
+    let err = flow(&config, "infra_access")
+        .check_request(&alice, None, Some("111111111111"), mins(30), REASON)
+        .unwrap_err();
+    assert_eq!(err.code(), "account_not_applicable");
+    assert!(err.to_string().contains("iam_group"), "{err}");
+}
+
+#[test]
+fn a_grant_in_one_account_is_still_given_while_the_target_lists_it() {
+    let config = with_accounts();
+    let prod = flow(&config, "prod");
+    let alice = who(&config, "alice");
+    let granted = prod
+        .check_request(
+            &alice,
+            Some("readonly"),
+            Some("111111111111"),
+            mins(30),
+            REASON,
+        )
+        .unwrap()
+        .terms
+        .target;
+    let readonly = prod.target(Some("readonly")).unwrap();
+    assert!(readonly.still_gives(&granted));
+    // The account dropped from the target: no longer given.
+    let mut narrowed = readonly.clone();
+    narrowed.kind = readonly.in_account(Some("222222222222")).unwrap().kind;
+    assert!(!narrowed.still_gives(&granted));
+    // Another target entirely.
+    let single = prod.target(Some("single")).unwrap();
+    assert!(!single.still_gives(&granted));
 }

@@ -834,7 +834,7 @@ group = "SymDemoAdmins"
         Submission {
             person: person.to_owned(),
             view_id: view_id.to_owned(),
-            access: Some(elevate_slack::access_value("infra_access", "admins")),
+            access: Some(elevate_slack::access_value("infra_access", "admins", None)),
             duration: Some("15m".to_owned()),
             reason: Some(reason.to_owned()),
         }

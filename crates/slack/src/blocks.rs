@@ -107,7 +107,8 @@ pub fn notice_about(text: &str, request: &Request) -> Message {
                     &format!(
                         "Your {} access on {} ends at once, before its expiry. To use it \
                          again, request it again.",
-                        request.flow, request.target
+                        request.flow,
+                        request.target_label()
                     ),
                     MAX_CONFIRM_TEXT_CHARS,
                 ),
@@ -132,7 +133,7 @@ pub fn fallback_text(request: &Request, requester: &Person) -> String {
         "{} requests {} on {} for {}: {}",
         requester.name,
         request.flow,
-        request.target,
+        request.target_label(),
         format_duration(request.duration),
         state_summary(request),
     );
@@ -156,8 +157,11 @@ fn fields(request: &Request, flow: &Flow, requester: &Person) -> Vec<Value> {
         ),
         ("Flow", flow_text),
         ("Target", format!("`{}`", text(&request.target))),
-        ("Duration", format_duration(request.duration)),
     ];
+    if let Some(account) = request.account() {
+        fields.push(("Account", format!("`{}`", text(account))));
+    }
+    fields.push(("Duration", format_duration(request.duration)));
     if let (State::Active, Some(expires_at)) = (request.state, request.expires_at) {
         fields.push(("Expires", when(expires_at)));
     }

@@ -19,7 +19,7 @@ pub use interaction::{
 };
 pub use modal::{
     access_value, ephemeral_answer, error_block, errors_answer, help_answer, parse_access,
-    request_modal, requests_answer, ACCESS_BLOCK, DURATION_BLOCK, MAX_LISTED, REASON_BLOCK,
+    request_modal, requests_answer, Access, ACCESS_BLOCK, DURATION_BLOCK, MAX_LISTED, REASON_BLOCK,
     REQUEST_CALLBACK,
 };
 pub use notifier::SlackNotifier;

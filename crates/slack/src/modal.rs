@@ -61,16 +61,38 @@ const LADDER: [Duration; 8] = [
     Duration::from_secs(86_400),
 ];
 
-/// The value of the access option for `target` of `flow`. Flow names are letters, digits,
-/// `_` and `-`, so the first `/` ends the flow's name and target names may hold anything.
-pub fn access_value(flow: &str, target: &str) -> String {
-    format!("{flow}/{target}")
+/// One choice of the access select: a target of a flow, in one AWS account when the target
+/// is a permission set granted in several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub flow: String,
+    pub target: String,
+    pub account: Option<String>,
 }
 
-/// The flow and target of an access option's value; `None` when it is not one.
-pub fn parse_access(value: &str) -> Option<(String, String)> {
-    let (flow, target) = value.split_once('/')?;
-    (!flow.is_empty() && !target.is_empty()).then(|| (flow.to_owned(), target.to_owned()))
+/// The value of the access option for `target` of `flow` (in `account`): `flow/target` or
+/// `flow:account/target`. Flow names are letters, digits, `_` and `-`, so the first `/` ends
+/// the flow's name (and account) and target names may hold anything.
+pub fn access_value(flow: &str, target: &str, account: Option<&str>) -> String {
+    match account {
+        Some(account) => format!("{flow}:{account}/{target}"),
+        None => format!("{flow}/{target}"),
+    }
+}
+
+/// The choice an access option's value names; `None` when it is not one.
+pub fn parse_access(value: &str) -> Option<Access> {
+    let (head, target) = value.split_once('/')?;
+    let (flow, account) = match head.split_once(':') {
+        Some((flow, account)) => (flow, Some(account)),
+        None => (head, None),
+    };
+    let filled = !flow.is_empty() && !target.is_empty() && account.is_none_or(|a| !a.is_empty());
+    filled.then(|| Access {
+        flow: flow.to_owned(),
+        target: target.to_owned(),
+        account: account.map(str::to_owned),
+    })
 }
 
 /// The `views.open` view in which `person` requests access: the flows they may request with
@@ -215,8 +237,8 @@ fn access_choices(flows: &[&Flow]) -> AccessChoices {
     };
     for flow in flows {
         let mut options = Vec::new();
-        for target in &flow.targets {
-            let value = access_value(&flow.name, &target.name);
+        for (target, account) in flow.targets.iter().flat_map(choices_of) {
+            let value = access_value(&flow.name, &target.name, account);
             if value.chars().count() > MAX_OPTION_VALUE {
                 choices.too_long += 1;
                 continue;
@@ -230,7 +252,11 @@ fn access_choices(flows: &[&Flow]) -> AccessChoices {
                 "" => grants(target),
                 description => description.to_owned(),
             };
-            options.push(option(&target.name, &value, Some(&description)));
+            let label = match account {
+                Some(account) => format!("{} in {account}", target.name),
+                None => target.name.to_string(),
+            };
+            options.push(option(&label, &value, Some(&description)));
         }
         if !options.is_empty() {
             choices.groups.push(json!({
@@ -243,6 +269,18 @@ fn access_choices(flows: &[&Flow]) -> AccessChoices {
         choices.only = choices.groups.first().map(|g| g["options"][0].clone());
     }
     choices
+}
+
+/// The choices `target` offers: itself, or one per account for a permission set granted in
+/// several accounts.
+fn choices_of(target: &Target) -> Vec<(&Target, Option<&str>)> {
+    match &target.kind {
+        TargetKind::SsoPermissionSet { accounts, .. } if accounts.len() > 1 => accounts
+            .iter()
+            .map(|account| (target, Some(account.as_str())))
+            .collect(),
+        _ => vec![(target, None)],
+    }
 }
 
 /// What `target` grants, for a flow without a description.
@@ -412,6 +450,9 @@ pub fn error_block(err: &ServiceError) -> &'static str {
             | RuleError::ReasonInvalidCharacters { .. } => REASON_BLOCK,
             RuleError::UnknownTarget { .. }
             | RuleError::TargetRequired { .. }
+            | RuleError::AccountRequired { .. }
+            | RuleError::UnknownAccount { .. }
+            | RuleError::AccountNotApplicable { .. }
             | RuleError::NotARequester { .. }
             | RuleError::NotAnApprover { .. }
             | RuleError::SelfApproval { .. } => ACCESS_BLOCK,
@@ -806,9 +847,9 @@ group = "Root"
         // Each value names a flow and target the API accepts.
         for (_, options) in access_options(&alice) {
             for (_, value) in options {
-                let (flow, target) = parse_access(&value).expect("access value");
-                let flow = config.flow(&flow).expect("flow");
-                assert!(flow.target(Some(&target)).is_ok(), "{value}");
+                let access = parse_access(&value).expect("access value");
+                let flow = config.flow(&access.flow).expect("flow");
+                assert!(flow.target(Some(&access.target)).is_ok(), "{value}");
             }
         }
         // Options say what they grant: the flow's description, else the target.
@@ -878,9 +919,10 @@ group = "Root"
                 .iter()
                 .filter(|f| f.name != "break_glass")
                 .filter(|f| {
-                    f.check_request(person, None, duration, "a reason").is_ok()
+                    f.check_request(person, None, None, duration, "a reason")
+                        .is_ok()
                         || f.targets.len() > 1
-                            && f.check_request(person, Some("admins"), duration, "a reason")
+                            && f.check_request(person, Some("admins"), None, duration, "a reason")
                                 .is_ok()
                 })
                 .map(|f| f.name.as_str())
@@ -998,9 +1040,9 @@ group = "Root"
         // A target whose value would be over 150 characters is left out, not cut.
         for (_, options) in access_options(&view) {
             for (_, value) in options {
-                assert!(parse_access(&value).is_some_and(|(flow, target)| config
-                    .flow(&flow)
-                    .is_some_and(|f| f.target(Some(&target)).is_ok())));
+                assert!(parse_access(&value).is_some_and(|access| config
+                    .flow(&access.flow)
+                    .is_some_and(|f| f.target(Some(&access.target)).is_ok())));
             }
         }
     }
@@ -1011,7 +1053,7 @@ group = "Root"
         let mut view = modal_of(&config, "alice");
         view["id"] = json!("V0OPENED");
         let form = RequestForm {
-            access: Some(access_value("infra_access", "readers")),
+            access: Some(access_value("infra_access", "readers", None)),
             duration: Some("2h".into()),
             reason: Some("debug prod <!channel> & *incident* #42".into()),
         };
@@ -1035,18 +1077,73 @@ group = "Root"
     }
 
     #[test]
+    fn a_permission_set_in_several_accounts_is_one_choice_per_account() {
+        let set = "arn:aws:sso:::permissionSet/ssoins-7223a1b2c3d4e5f6/ps-0123456789abcdef";
+        let text = format!(
+            "[identity_center]\ninstance_arn = \"arn:aws:sso:::instance/ssoins-7223a1b2c3d4e5f6\"\n\
+             identity_store_id = \"d-9067a1b2c3\"\n{CONFIG}\n[[flows]]\nname = \"prod_readonly\"\n\
+             max_duration = \"1h\"\n[flows.approvers]\nchannel = \"C0PROD\"\npeople = [\"bob\", \"carol\"]\n\
+             [[flows.targets]]\nname = \"readonly\"\ntype = \"sso_permission_set\"\n\
+             permission_set_arn = \"{set}\"\naccounts = [\"111111111111\", \"222222222222\"]\n"
+        );
+        let config = Config::parse(&text).expect("config");
+        let alice = config.person("alice").expect("alice");
+        let options = access_options(&modal_of(&config, "alice"));
+        let (_, prod) = options
+            .iter()
+            .find(|(flow, _)| flow == "prod_readonly")
+            .expect("prod_readonly offered");
+        let labels: Vec<&str> = prod.iter().map(|(label, _)| label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["readonly in 111111111111", "readonly in 222222222222"]
+        );
+        // Each value is a request the flow accepts, in that account.
+        for (label, value) in prod {
+            let access = parse_access(value).expect("access value");
+            let account = access.account.as_deref().expect("an account");
+            assert!(label.ends_with(account), "{label} {value}");
+            let new = config
+                .flow(&access.flow)
+                .expect("flow")
+                .check_request(
+                    alice,
+                    Some(&access.target),
+                    Some(account),
+                    Duration::from_secs(1800),
+                    "x",
+                )
+                .expect("accepted");
+            assert_eq!(new.terms.target.kind.account(), Some(account));
+        }
+    }
+
+    #[test]
     fn access_values_round_trip() {
-        for (flow, target) in [
-            ("infra_access", "admins"),
-            ("db-1", "a/b c/d"),
-            ("f", "é <x> & y"),
+        for (flow, target, account) in [
+            ("infra_access", "admins", None),
+            ("db-1", "a/b c/d", None),
+            ("f", "é <x> & y", None),
+            ("prod_readonly", "readonly", Some("111111111111")),
+            ("f", "a:b/c", Some("222222222222")),
         ] {
             assert_eq!(
-                parse_access(&access_value(flow, target)),
-                Some((flow.to_owned(), target.to_owned()))
+                parse_access(&access_value(flow, target, account)),
+                Some(Access {
+                    flow: flow.to_owned(),
+                    target: target.to_owned(),
+                    account: account.map(str::to_owned),
+                })
             );
         }
-        for bad in ["", "infra_access", "/admins", "infra_access/"] {
+        for bad in [
+            "",
+            "infra_access",
+            "/admins",
+            "infra_access/",
+            "f:/t",
+            ":1/t",
+        ] {
             assert_eq!(parse_access(bad), None, "{bad}");
         }
     }
@@ -1060,7 +1157,7 @@ group = "Root"
         let hour = Duration::from_secs(3600);
         let refused = |flow: &Flow, target: Option<&str>, duration: Duration, reason: &str| {
             let err = flow
-                .check_request(alice, target, duration, reason)
+                .check_request(alice, target, None, duration, reason)
                 .expect_err("refused");
             error_block(&ServiceError::Rule(err))
         };
@@ -1083,7 +1180,7 @@ group = "Root"
         assert_eq!(refused(infra, None, hour, "x"), ACCESS_BLOCK);
         let bob = config.person("bob").expect("bob");
         let not_a_requester = db
-            .check_request(bob, None, hour, "x")
+            .check_request(bob, None, None, hour, "x")
             .expect_err("not a requester");
         assert_eq!(
             error_block(&ServiceError::Rule(not_a_requester)),

@@ -313,7 +313,7 @@ mod tests {
 
         // What the opened modal submits is read back as it was filled in.
         let form = RequestForm {
-            access: Some(access_value("infra_access", "admins")),
+            access: Some(access_value("infra_access", "admins", None)),
             duration: Some("2h".into()),
             reason: Some("debug prod incident #42".into()),
         };

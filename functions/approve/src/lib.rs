@@ -258,7 +258,7 @@ async fn submitted(app: &App, view: &ViewSubmission) -> Result<Response<Body>, A
         return Ok(slack_ok());
     }
     let form = &view.form;
-    let Some((flow, target)) = form.access.as_deref().and_then(modal::parse_access) else {
+    let Some(access) = form.access.as_deref().and_then(modal::parse_access) else {
         return Ok(form_errors(&[(
             ACCESS_BLOCK,
             "Choose what to request.".to_owned(),
@@ -275,8 +275,9 @@ async fn submitted(app: &App, view: &ViewSubmission) -> Result<Response<Body>, A
         }
     };
     let submission = Submission {
-        flow: flow.as_str().into(),
-        target: Some(target.as_str().into()),
+        flow: access.flow.into(),
+        target: Some(access.target.into()),
+        account: access.account,
         duration,
         reason: form.reason.clone().unwrap_or_default(),
     };

@@ -20,6 +20,7 @@ async fn pending(app: &FakeApp) -> RequestId {
     let submission = Submission {
         flow: "infra_access".into(),
         target: None,
+        account: None,
         duration: std::time::Duration::from_secs(3600),
         reason: "INC-4211".into(),
     };
@@ -541,7 +542,7 @@ async fn submit_form(app: &FakeApp, user: &str, form: &elevate_slack::RequestFor
 }
 
 fn infra_admins() -> String {
-    elevate_slack::access_value("infra_access", "admins")
+    elevate_slack::access_value("infra_access", "admins", None)
 }
 
 #[tokio::test]
@@ -688,7 +689,7 @@ async fn a_refused_form_shows_the_error_on_its_field_and_stores_nothing() {
         ),
         (
             form(
-                Some(&elevate_slack::access_value("prod_root", "admins")),
+                Some(&elevate_slack::access_value("prod_root", "admins", None)),
                 Some("1h"),
                 Some("INC-1"),
             ),

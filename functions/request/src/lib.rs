@@ -2,7 +2,7 @@
 //!
 //! | route | answer |
 //! | --- | --- |
-//! | `POST /requests` `{"flow","target"?,"duration":"1h" or seconds,"reason"}` | 201 `{"request"}` |
+//! | `POST /requests` `{"flow","target"?,"account"?,"duration":"1h" or seconds,"reason"}` | 201 `{"request"}` |
 //! | `GET /requests?scope=mine\|to_approve&state=S&limit=N&cursor=C` | 200 `{"requests","next"?}`, one page |
 //! | `GET /requests/{id}` | 200 `{"request","audit"}` |
 //! | `POST /requests/{id}/cancel` | 200 `{"request"}` |
@@ -53,6 +53,9 @@ pub struct NewRequestBody {
     pub flow: String,
     #[serde(default)]
     pub target: Option<String>,
+    /// The AWS account, for a target granted in several.
+    #[serde(default)]
+    pub account: Option<String>,
     pub duration: DurationField,
     /// Absent is the same as empty: the flow decides whether a reason is required.
     #[serde(default)]
@@ -99,6 +102,10 @@ impl NewRequestBody {
                 .map(|t| t.trim().to_owned())
                 .filter(|t| !t.is_empty())
                 .map(TargetName::from),
+            account: self
+                .account
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty()),
             duration,
             reason: self.reason.unwrap_or_default().trim().to_owned(),
         })

@@ -154,6 +154,14 @@ async fn bodies_are_checked_at_the_boundary() {
             "root",
         ),
         (
+            Some(
+                r#"{"flow":"infra_access","account":"111111111111","duration":"1h","reason":"x"}"#,
+            ),
+            400,
+            "account_not_applicable",
+            "leave the account out",
+        ),
+        (
             Some(r#"{"flow":"infra_access","duration":"5h","reason":"x"}"#),
             400,
             "duration_over_cap",

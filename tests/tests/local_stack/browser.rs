@@ -240,7 +240,7 @@ async fn ken_requests_in_the_slack_modal_and_ends_his_access_from_the_page() {
             )))
             .await?;
         access
-            .select_by_value(&access_value("infra_access", "admins"))
+            .select_by_value(&access_value("infra_access", "admins", None))
             .await?;
         let view = stack.slack_view_as("ken").await["views"][0]["view"].clone();
         let duration = page

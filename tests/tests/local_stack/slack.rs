@@ -130,7 +130,7 @@ async fn a_request_made_in_the_slack_modal_is_stored_announced_and_listed() {
     let access = options(&view, ACCESS_BLOCK);
     for (flow, target) in [("infra_access", "admins"), ("billing_access", "billing")] {
         assert!(
-            access.contains(&access_value(flow, target)),
+            access.contains(&access_value(flow, target, None)),
             "heidi may request {flow} on {target}, the modal offers {access:?}"
         );
     }
@@ -139,7 +139,7 @@ async fn a_request_made_in_the_slack_modal_is_stored_announced_and_listed() {
         stack,
         "heidi",
         &view,
-        &access_value("infra_access", "admins"),
+        &access_value("infra_access", "admins", None),
         &a_duration(&view),
         "rotate the modal's keys",
     )
@@ -223,8 +223,8 @@ async fn the_modal_refuses_what_the_api_refuses_and_stores_nothing() {
 
     let view = open_modal(stack, "ivan").await;
     let access = options(&view, ACCESS_BLOCK);
-    let infra = access_value("infra_access", "admins");
-    let billing = access_value("billing_access", "billing");
+    let infra = access_value("infra_access", "admins", None);
+    let billing = access_value("billing_access", "billing", None);
     assert!(access.contains(&infra), "{access:?}");
     assert!(
         !access.contains(&billing),
@@ -311,7 +311,7 @@ async fn the_requester_ends_an_active_grant_from_the_slack_direct_message() {
         stack,
         "judy",
         &view,
-        &access_value("infra_access", "admins"),
+        &access_value("infra_access", "admins", None),
         &a_duration(&view),
         "deploy the hotfix",
     )

@@ -17,6 +17,7 @@ pub async fn request(client: &Client, args: RequestArgs, out: Out) -> anyhow::Re
     let body = NewRequestBody {
         flow: args.flow,
         target: args.target,
+        account: args.account,
         duration: args.duration.as_secs(),
         reason: args.reason.unwrap_or_default(),
     };
@@ -30,7 +31,7 @@ pub async fn request(client: &Client, args: RequestArgs, out: Out) -> anyhow::Re
             out.result(format!(
                 "requested {} (target {}) for {}: {}",
                 request.flow,
-                request.target,
+                request.target_label(),
                 format_duration(request.duration),
                 request.id
             ));
@@ -46,7 +47,7 @@ pub async fn request(client: &Client, args: RequestArgs, out: Out) -> anyhow::Re
     out.progress(format!(
         "requested {} (target {}) for {}: {}",
         request.flow,
-        request.target,
+        request.target_label(),
         format_duration(request.duration),
         request.id
     ));

@@ -99,6 +99,27 @@ fn request_wait_exits_3_when_denied() {
 }
 
 #[test]
+fn request_sends_the_account_asked_for() {
+    let pending = pending_at(now()).0;
+    let api = TestApi::start(move |_| (201, envelope(&pending)));
+    let run = Elevate::new().api(&api).run(&[
+        "request",
+        "prod_readonly",
+        "--account",
+        "111111111111",
+        "-d",
+        "1h",
+        "-r",
+        "INC-7",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        api.seen()[0].json(),
+        json!({"flow": "prod_readonly", "account": "111111111111", "duration": 3600, "reason": "INC-7"})
+    );
+}
+
+#[test]
 fn request_wait_prints_the_failure_and_exits_6() {
     let start = pending_at(now());
     let pending = start.0.clone();

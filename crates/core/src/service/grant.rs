@@ -1,5 +1,6 @@
 //! Granting access and taking it away again.
 
+use crate::config::TargetKind;
 use crate::events::ScheduledAction;
 use crate::machine::{self, Command};
 use crate::model::{By, Request, RequestId, SessionsEnded, State, Terms};
@@ -365,9 +366,15 @@ pub(crate) async fn covering_grant(
 }
 
 /// Two grants give the same access when they grant the same resource (even across flows) to
-/// the same identity.
+/// the same identity: the IAM user, or for a permission set the directory user found by email.
 pub(crate) fn same_access(a: &Terms, b: &Terms) -> bool {
-    a.target.kind == b.target.kind && a.person.iam_user == b.person.iam_user
+    let same_identity = match a.target.kind {
+        TargetKind::SsoPermissionSet { .. } => a.person.email.eq_ignore_ascii_case(&b.person.email),
+        TargetKind::IamGroup { .. } | TargetKind::Lambda { .. } => {
+            a.person.iam_user == b.person.iam_user
+        }
+    };
+    a.target.kind == b.target.kind && same_identity
 }
 
 /// PENDING → TIMED_OUT once nobody answered in time.

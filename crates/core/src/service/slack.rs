@@ -241,6 +241,7 @@ async fn just_submitted(
                 .target
                 .as_ref()
                 .is_none_or(|t| request.target == *t)
+            && request.account() == submission.account.as_deref()
             && request.duration == submission.duration
             && request.reason == submission.reason.trim()
     }))

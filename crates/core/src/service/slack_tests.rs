@@ -38,6 +38,7 @@ fn submission(hours: u64, reason: &str) -> Submission {
     Submission {
         flow: "infra_access".into(),
         target: None,
+        account: None,
         duration: Duration::from_secs(hours * 3600),
         reason: reason.into(),
     }

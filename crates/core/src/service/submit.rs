@@ -15,6 +15,8 @@ use super::{App, Caller, ServiceError};
 pub struct Submission {
     pub flow: FlowName,
     pub target: Option<TargetName>,
+    /// The AWS account asked for, for a target granted in several.
+    pub account: Option<String>,
     pub duration: Duration,
     pub reason: String,
 }
@@ -49,6 +51,7 @@ pub(crate) async fn open(
     let new = flow.check_request(
         caller.person,
         submission.target.as_deref(),
+        submission.account.as_deref(),
         submission.duration,
         &submission.reason,
     )?;
@@ -209,7 +212,7 @@ fn still_granted(app: &App, flow: &Flow, request: &Request) -> Result<(), Servic
         ));
     }
     match flow.targets.iter().find(|t| t.name == terms.target.name) {
-        Some(now) if now.kind == terms.target.kind => Ok(()),
+        Some(now) if now.still_gives(&terms.target) => Ok(()),
         Some(_) => changed(format!(
             "target `{}` grants something else",
             terms.target.name

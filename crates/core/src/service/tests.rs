@@ -45,6 +45,7 @@ impl Harness {
         let submission = Submission {
             flow: "infra_access".into(),
             target: None,
+            account: None,
             duration: Duration::from_secs(hours * 3600),
             reason: "incident 4711".into(),
         };
@@ -142,6 +143,7 @@ async fn refused_requests_write_nothing() {
         let submission = Submission {
             flow: flow.into(),
             target: target.map(Into::into),
+            account: None,
             duration: Duration::from_secs(secs),
             reason: reason.into(),
         };
@@ -221,6 +223,7 @@ async fn self_approval_and_outsiders_are_refused_and_change_nothing() {
         Submission {
             flow: "custom".into(),
             target: None,
+            account: None,
             duration: Duration::from_secs(900),
             reason: String::new(),
         },
@@ -252,6 +255,7 @@ async fn the_flow_may_allow_self_approval() {
         Submission {
             flow: "custom".into(),
             target: None,
+            account: None,
             duration: Duration::from_secs(900),
             reason: String::new(),
         },
@@ -766,6 +770,7 @@ async fn outsiders_may_not_revoke() {
         Submission {
             flow: "custom".into(),
             target: None,
+            account: None,
             duration: Duration::from_secs(900),
             reason: String::new(),
         },
@@ -1001,6 +1006,7 @@ async fn queries_respect_who_is_asking() {
         Submission {
             flow: "custom".into(),
             target: None,
+            account: None,
             duration: Duration::from_secs(900),
             reason: String::new(),
         },
@@ -1574,6 +1580,7 @@ async fn requests_with_forging_reasons_are_refused_and_write_nothing() {
         let submission = Submission {
             flow: "infra_access".into(),
             target: None,
+            account: None,
             duration: Duration::from_secs(3600),
             reason: reason.into(),
         };

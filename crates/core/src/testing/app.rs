@@ -103,6 +103,7 @@ impl FakeApp {
         let submission = crate::service::Submission {
             flow: flow.into(),
             target: None,
+            account: None,
             duration,
             reason: "INC-4211: restore the claims export".to_owned(),
         };
