@@ -253,6 +253,7 @@ pub async fn run(n: usize) -> Result<ReconcileFigures, String> {
             lambda: Arc::new(LambdaStrategy::new(invoker)),
             sso_permission_set: Arc::new(PermissionSetStrategy::new(None)),
         }),
+        directory: Arc::new(elevate_core::ports::NoDirectory),
         scheduler: Arc::new(EventBridgeScheduler::new(
             schedules.clone(),
             SchedulerTarget {

@@ -13,12 +13,12 @@
 //! or a request still IN_PROGRESS when the wait ends, are unavailability (the caller retries).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_identitystore::types::{AlternateIdentifier, UniqueAttribute};
+use aws_sdk_identitystore::types::{AlternateIdentifier, MemberId, UniqueAttribute};
 use aws_sdk_ssoadmin::types::{
     AccountAssignmentOperationStatus, PrincipalType, StatusValues, TargetType,
 };
@@ -26,7 +26,7 @@ use aws_smithy_types::Document;
 use chrono::{DateTime, Utc};
 use elevate_core::config::{Person, Target, TargetKind};
 use elevate_core::model::{Request, SessionsEnded};
-use elevate_core::ports::{Membership, Strategy, StrategyError};
+use elevate_core::ports::{Directory, DirectoryError, Membership, Strategy, StrategyError};
 use tracing::instrument;
 
 use crate::error::AwsError;
@@ -116,6 +116,8 @@ pub struct IdentityCenter {
     pacing: Pacing,
     /// User ids found, by the name asked for: kept for the life of the process (a cold start).
     users: Mutex<HashMap<String, String>>,
+    /// Group ids found, by display name: kept likewise (memberships never are).
+    groups: Mutex<HashMap<String, String>>,
 }
 
 impl IdentityCenter {
@@ -131,6 +133,7 @@ impl IdentityCenter {
             identity_store_id: identity_store_id.into(),
             pacing: Pacing::default(),
             users: Mutex::new(HashMap::new()),
+            groups: Mutex::new(HashMap::new()),
         }
     }
 
@@ -174,6 +177,79 @@ impl IdentityCenter {
         };
         lock(&self.users).insert(name.to_owned(), id.clone());
         Ok(Some(id))
+    }
+
+    /// The id of the group whose display name is `name`; `None` when there is none. Found ids
+    /// are kept for the life of the process.
+    #[instrument(skip(self), err)]
+    pub async fn group_id(&self, name: &str) -> Result<Option<String>, StrategyError> {
+        if let Some(found) = lock(&self.groups).get(name) {
+            return Ok(Some(found.clone()));
+        }
+        let attribute = UniqueAttribute::builder()
+            .attribute_path("displayName")
+            .attribute_value(Document::String(name.to_owned()))
+            .build()
+            .map_err(|e| fault("identitystore GetGroupId".to_owned(), e))?;
+        let answer = self
+            .directory
+            .get_group_id()
+            .identity_store_id(&self.identity_store_id)
+            .alternate_identifier(AlternateIdentifier::UniqueAttribute(attribute))
+            .send()
+            .await;
+        let id = match answer {
+            Ok(found) => found.group_id().to_owned(),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                return Ok(None)
+            }
+            Err(err) => {
+                return Err(fault(
+                    format!(
+                        "identitystore GetGroupId of `{name}` in {}",
+                        self.identity_store_id
+                    ),
+                    err,
+                ))
+            }
+        };
+        lock(&self.groups).insert(name.to_owned(), id.clone());
+        Ok(Some(id))
+    }
+
+    /// The ids of the groups the user is a member of, read now
+    /// (`ListGroupMembershipsForMember`, every page).
+    #[instrument(skip(self), err)]
+    pub async fn group_ids_of(&self, user_id: &str) -> Result<Vec<String>, StrategyError> {
+        let mut pages = self
+            .directory
+            .list_group_memberships_for_member()
+            .identity_store_id(&self.identity_store_id)
+            .member_id(MemberId::UserId(user_id.to_owned()))
+            .into_paginator()
+            .send();
+        let mut ids = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                fault(
+                    format!(
+                        "identitystore ListGroupMembershipsForMember of {user_id} in {}",
+                        self.identity_store_id
+                    ),
+                    e,
+                )
+            })?;
+            ids.extend(
+                page.group_memberships()
+                    .iter()
+                    .filter_map(|m| m.group_id().map(str::to_owned)),
+            );
+        }
+        Ok(ids)
     }
 
     async fn user_id_by(&self, path: &str, value: &str) -> Result<Option<String>, StrategyError> {
@@ -484,12 +560,12 @@ impl IdentityCenter {
 /// a grant leaves the role sessions the permission set issued to run out their session
 /// duration (`end_sessions` is `Ok(None)`).
 pub struct PermissionSetStrategy {
-    center: Option<IdentityCenter>,
+    center: Option<Arc<IdentityCenter>>,
 }
 
 impl PermissionSetStrategy {
     /// `None` when elevate.toml has no `[identity_center]`: then no target is of this kind.
-    pub fn new(center: Option<IdentityCenter>) -> Self {
+    pub fn new(center: Option<Arc<IdentityCenter>>) -> Self {
         PermissionSetStrategy { center }
     }
 
@@ -630,6 +706,36 @@ impl Strategy for PermissionSetStrategy {
     ) -> Result<Option<SessionsEnded>, StrategyError> {
         self.parts(target)?;
         Ok(None)
+    }
+}
+
+/// The Identity Store as elevate's [`Directory`]: people by email, groups by display name.
+#[async_trait]
+impl Directory for IdentityCenter {
+    async fn user_id(&self, person: &Person) -> Result<Option<String>, DirectoryError> {
+        IdentityCenter::user_id(self, &person.email)
+            .await
+            .map_err(directory_error)
+    }
+
+    async fn group_id(&self, name: &str) -> Result<Option<String>, DirectoryError> {
+        IdentityCenter::group_id(self, name)
+            .await
+            .map_err(directory_error)
+    }
+
+    async fn group_ids_of(&self, user_id: &str) -> Result<Vec<String>, DirectoryError> {
+        IdentityCenter::group_ids_of(self, user_id)
+            .await
+            .map_err(directory_error)
+    }
+}
+
+fn directory_error(err: StrategyError) -> DirectoryError {
+    match err {
+        StrategyError::Refused(why) => DirectoryError::Ambiguous(why),
+        StrategyError::Unavailable(source) => DirectoryError::Unavailable(source),
+        other => DirectoryError::Unavailable(Box::new(other)),
     }
 }
 

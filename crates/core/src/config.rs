@@ -91,6 +91,9 @@ pub struct Approvers {
     pub channel: String,
     /// Names of the people who may approve or deny.
     pub people: Vec<PersonName>,
+    /// Identity Store groups (display names) whose members, when they are people of the file,
+    /// may approve or deny too; asked each time someone decides.
+    pub groups: Vec<String>,
 }
 
 /// One kind of access that may be requested.
@@ -108,8 +111,12 @@ pub struct Flow {
     pub allow_self_approval: bool,
     /// How long a request may wait for an answer before it times out.
     pub pending_timeout: Duration,
-    /// Who may request; `None` means every person of the file.
+    /// Who may request by name; `None` (with no `requester_groups`) means every person of the
+    /// file.
     pub requesters: Option<Vec<PersonName>>,
+    /// Identity Store groups (display names) whose members, when they are people of the file,
+    /// may request too; asked each time someone requests.
+    pub requester_groups: Vec<String>,
     /// IAM users who belong to this flow's groups without a grant; reconciliation never
     /// removes them.
     pub standing_members: Vec<String>,
@@ -202,7 +209,7 @@ struct RawFlow {
     #[serde(default)]
     allow_self_approval: bool,
     pending_timeout: Option<Spanned<String>>,
-    requesters: Option<Vec<Spanned<String>>>,
+    requesters: Option<RawRequesters>,
     #[serde(default)]
     standing_members: Vec<Spanned<String>>,
     approvers: Spanned<RawApprovers>,
@@ -220,6 +227,62 @@ struct RawApprovers {
     channel: Spanned<String>,
     #[serde(default)]
     people: Vec<Spanned<String>>,
+    #[serde(default)]
+    groups: Vec<Spanned<String>>,
+}
+
+/// `requesters`: a list of people, or a table of `people` and `groups`.
+struct RawRequesters {
+    people: Vec<Spanned<String>>,
+    groups: Vec<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawRequesters {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = RawRequesters;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of people, or a table with `people` and `groups`")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RawRequesters, A::Error> {
+                let mut people = Vec::new();
+                while let Some(person) = seq.next_element()? {
+                    people.push(person);
+                }
+                Ok(RawRequesters {
+                    people,
+                    groups: Vec::new(),
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawRequesters, A::Error> {
+                let mut requesters = RawRequesters {
+                    people: Vec::new(),
+                    groups: Vec::new(),
+                };
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "people" => requesters.people = map.next_value()?,
+                        "groups" => requesters.groups = map.next_value()?,
+                        other => {
+                            return Err(serde::de::Error::unknown_field(
+                                other,
+                                &["people", "groups"],
+                            ))
+                        }
+                    }
+                }
+                Ok(requesters)
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
 }
 
 #[derive(Deserialize)]
@@ -487,7 +550,7 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
                 "approvers.channel must name a Slack channel id",
             ));
         }
-        if approvers.people.is_empty() {
+        if approvers.people.is_empty() && approvers.groups.is_empty() {
             return Err(lines.error(&f.approvers, format!("flow `{name}` has no approvers")));
         }
         let approver_names = approvers
@@ -495,15 +558,37 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
             .iter()
             .map(|p| known(p, "approvers"))
             .collect::<Result<Vec<_>, _>>()?;
-        let requesters = match &f.requesters {
-            None => None,
-            Some(list) => Some(
-                list.iter()
+        let approver_groups = directory_groups(
+            &approvers.groups,
+            "approvers.groups",
+            identity_center.as_ref(),
+            lines,
+        )?;
+        let (requesters, requester_groups) = match &f.requesters {
+            None => (None, Vec::new()),
+            Some(raw) => {
+                if raw.people.is_empty() && raw.groups.is_empty() {
+                    return Err(lines.error(
+                        &f.name,
+                        format!("flow `{name}`: requesters is empty (leave it out to let everyone request)"),
+                    ));
+                }
+                let people = raw
+                    .people
+                    .iter()
                     .map(|p| known(p, "requesters"))
-                    .collect::<Result<Vec<_>, _>>()?,
-            ),
+                    .collect::<Result<Vec<_>, _>>()?;
+                let groups = directory_groups(
+                    &raw.groups,
+                    "requesters.groups",
+                    identity_center.as_ref(),
+                    lines,
+                )?;
+                (Some(people), groups)
+            }
         };
-        if !f.allow_self_approval {
+        // A member of an approvers group may be anyone of the file: only the directory knows.
+        if !f.allow_self_approval && approver_groups.is_empty() {
             let someone_else_can_approve =
                 |requester: &str| approver_names.iter().any(|a| a != requester);
             let candidates: Vec<&str> = match &requesters {
@@ -647,6 +732,7 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
             approvers: Approvers {
                 channel: approvers.channel.get_ref().clone(),
                 people: approver_names,
+                groups: approver_groups,
             },
             max_duration,
             allowed_durations,
@@ -654,6 +740,7 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
             allow_self_approval: f.allow_self_approval,
             pending_timeout,
             requesters,
+            requester_groups,
             standing_members,
         });
     }
@@ -665,6 +752,34 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
         flows,
         auditors,
     })
+}
+
+/// Identity Store group names (`approvers.groups`, `requesters.groups`): not empty, each once,
+/// and only with an `[identity_center]` whose directory holds them.
+fn directory_groups(
+    raw: &[Spanned<String>],
+    key: &str,
+    identity_center: Option<&IdentityCenter>,
+    lines: &Lines<'_>,
+) -> Result<Vec<String>, ConfigError> {
+    let mut groups: Vec<String> = Vec::with_capacity(raw.len());
+    for group in raw {
+        if identity_center.is_none() {
+            return Err(lines.error(
+                group,
+                format!("{key} names Identity Store groups, which needs [identity_center] with instance_arn and identity_store_id"),
+            ));
+        }
+        let name = group.get_ref().trim();
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(lines.error(group, format!("{key}: `{name}` is not a group name")));
+        }
+        if groups.iter().any(|g| g == name) {
+            return Err(lines.error(group, format!("{key}: group `{name}` is listed twice")));
+        }
+        groups.push(name.to_owned());
+    }
+    Ok(groups)
 }
 
 fn validate_identity_center(

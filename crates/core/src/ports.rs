@@ -345,6 +345,50 @@ pub trait Strategy: Send + Sync {
     ) -> Result<Option<SessionsEnded>, StrategyError>;
 }
 
+/// Why the directory could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// elevate.toml has no `[identity_center]`, so there is no directory to ask.
+    #[error("elevate.toml has no [identity_center]: there is no Identity Store to find people and groups in")]
+    NotConfigured,
+    /// The directory answered, but not with one answer (two users for one email).
+    #[error("{0}")]
+    Ambiguous(String),
+    #[error("Identity Store unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+}
+
+/// The Identity Store of `[identity_center]`: people's users, and the groups they are in.
+/// Memberships are asked each time (leaving a group takes its rights away at once); ids,
+/// which never change, may be kept.
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// The user id of `person`, found by their email as a user name or an email; `None` when
+    /// the directory has no such user.
+    async fn user_id(&self, person: &Person) -> Result<Option<String>, DirectoryError>;
+    /// The id of the group whose display name is `name`; `None` when there is none.
+    async fn group_id(&self, name: &str) -> Result<Option<String>, DirectoryError>;
+    /// The ids of the groups the user is a member of, now.
+    async fn group_ids_of(&self, user_id: &str) -> Result<Vec<String>, DirectoryError>;
+}
+
+/// The directory of a config without `[identity_center]`: every question is refused as
+/// [`DirectoryError::NotConfigured`] (such a config names no group and no permission set).
+pub struct NoDirectory;
+
+#[async_trait]
+impl Directory for NoDirectory {
+    async fn user_id(&self, _person: &Person) -> Result<Option<String>, DirectoryError> {
+        Err(DirectoryError::NotConfigured)
+    }
+    async fn group_id(&self, _name: &str) -> Result<Option<String>, DirectoryError> {
+        Err(DirectoryError::NotConfigured)
+    }
+    async fn group_ids_of(&self, _user_id: &str) -> Result<Vec<String>, DirectoryError> {
+        Err(DirectoryError::NotConfigured)
+    }
+}
+
 /// Sends each target to the strategy of its kind.
 pub struct StrategyRouter {
     pub iam_group: Arc<dyn Strategy>,

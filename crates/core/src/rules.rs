@@ -67,6 +67,18 @@ pub enum RuleError {
     NotAnApprover { person: PersonName, flow: FlowName },
     #[error("{person} may not approve or deny their own request")]
     SelfApproval { person: PersonName },
+    #[error("{email} ({person}) is not a user of the Identity Store, so target `{target}` cannot be granted to them (looked up by user name and by email)")]
+    NotInDirectory {
+        person: PersonName,
+        email: String,
+        target: TargetName,
+    },
+    #[error("{person} is not listed, and flow `{flow}` names Identity Store groups that do not exist: {groups} (fix approvers.groups or requesters.groups in elevate.toml)")]
+    UnknownGroup {
+        person: PersonName,
+        flow: FlowName,
+        groups: String,
+    },
 }
 
 impl RuleError {
@@ -87,6 +99,8 @@ impl RuleError {
             RuleError::NotARequester { .. } => "not_a_requester",
             RuleError::NotAnApprover { .. } => "not_an_approver",
             RuleError::SelfApproval { .. } => "self_approval",
+            RuleError::NotInDirectory { .. } => "unknown_directory_user",
+            RuleError::UnknownGroup { .. } => "unknown_group",
         }
     }
 }
@@ -230,14 +244,20 @@ impl Flow {
         duration: Duration,
         reason: &str,
     ) -> Result<NewRequest, RuleError> {
-        if let Some(requesters) = &self.requesters {
-            if !requesters.contains(&requester.name) {
-                return Err(RuleError::NotARequester {
-                    person: requester.name.clone(),
-                    flow: self.name.clone(),
-                });
-            }
-        }
+        self.check_requester(requester, &[])?;
+        self.check_terms(requester, target, account, duration, reason)
+    }
+
+    /// [`Flow::check_request`] but for who may request, which [`Flow::check_requester`]
+    /// checks (with the person's directory groups).
+    pub fn check_terms(
+        &self,
+        requester: &Person,
+        target: Option<&str>,
+        account: Option<&str>,
+        duration: Duration,
+        reason: &str,
+    ) -> Result<NewRequest, RuleError> {
         let target = self.target(target)?.in_account(account)?;
         if duration.is_zero() {
             return Err(RuleError::ZeroDuration);
@@ -283,9 +303,61 @@ impl Flow {
         })
     }
 
-    /// Whether `person` may approve or deny `request`.
-    pub fn check_decider(&self, person: &str, request: &Request) -> Result<(), RuleError> {
-        if !self.approvers.people.iter().any(|p| p == person) {
+    /// Whether `person` may request this flow: everyone when it names no requesters, else
+    /// the people it lists and the members of its `requesters.groups`. `groups` are the
+    /// Identity Store groups the person is in (of those the flow names), asked just now.
+    pub fn check_requester(&self, person: &Person, groups: &[String]) -> Result<(), RuleError> {
+        let admitted = match &self.requesters {
+            None => true,
+            Some(people) => {
+                people.contains(&person.name)
+                    || self.requester_groups.iter().any(|g| groups.contains(g))
+            }
+        };
+        if admitted {
+            Ok(())
+        } else {
+            Err(RuleError::NotARequester {
+                person: person.name.clone(),
+                flow: self.name.clone(),
+            })
+        }
+    }
+
+    /// The groups the directory must be asked about to know whether `person` may request:
+    /// none when their name decides it.
+    pub fn requester_groups_to_ask(&self, person: &str) -> &[String] {
+        match &self.requesters {
+            Some(people) if !people.iter().any(|p| p == person) => &self.requester_groups,
+            _ => &[],
+        }
+    }
+
+    /// Whether `person` is an approver: listed in `approvers.people`, or a member of one of
+    /// `approvers.groups` (`groups`: theirs, of those the flow names, asked just now).
+    pub fn is_approver(&self, person: &str, groups: &[String]) -> bool {
+        self.approvers.people.iter().any(|p| p == person)
+            || self.approvers.groups.iter().any(|g| groups.contains(g))
+    }
+
+    /// The groups the directory must be asked about to know whether `person` is an approver:
+    /// none when their name decides it.
+    pub fn approver_groups_to_ask(&self, person: &str) -> &[String] {
+        if self.approvers.people.iter().any(|p| p == person) {
+            &[]
+        } else {
+            &self.approvers.groups
+        }
+    }
+
+    /// Whether `person` (in the directory `groups`) may approve or deny `request`.
+    pub fn check_decider(
+        &self,
+        person: &str,
+        groups: &[String],
+        request: &Request,
+    ) -> Result<(), RuleError> {
+        if !self.is_approver(person, groups) {
             return Err(RuleError::NotAnApprover {
                 person: person.into(),
                 flow: self.name.clone(),
@@ -299,8 +371,9 @@ impl Flow {
         Ok(())
     }
 
-    /// Whether `person` may see a request of this flow (its requester or an approver).
-    pub fn may_view(&self, person: &str, request: &Request) -> bool {
-        request.requester == person || self.approvers.people.iter().any(|p| p == person)
+    /// Whether `person` (in the directory `groups`) may see a request of this flow: its
+    /// requester or an approver.
+    pub fn may_view(&self, person: &str, groups: &[String], request: &Request) -> bool {
+        request.requester == person || self.is_approver(person, groups)
     }
 }

@@ -1004,3 +1004,103 @@ fn a_permission_set_target_is_refused_with_what_to_fix() {
         );
     }
 }
+
+/// A flow `oncall` with `rules` (its requesters and approvers lines), after an
+/// `[identity_center]` when `center` is set.
+fn with_groups(with_center: bool, rules: &str) -> String {
+    let section = if with_center {
+        format!("\n[identity_center]\n{}\n", center())
+    } else {
+        String::new()
+    };
+    config_with(
+        "auditors = [\"carol\"]\n",
+        &format!(
+            "auditors = [\"carol\"]\n{section}\n[[flows]]\nname = \"oncall\"\nmax_duration = \"1h\"\n{rules}\n\n[[flows.targets]]\nname = \"admins\"\ntype = \"iam_group\"\ngroup = \"SymDemoAdmins\"\n"
+        ),
+    )
+}
+
+#[test]
+fn directory_groups_may_request_and_approve() {
+    let approvers = "approvers = { channel = \"C0ONCALL\", groups = [\"Leads\"] }";
+    for requesters in [
+        "requesters.groups = [\"OnCall\", \"SRE\"]\nrequesters.people = [\"alice\"]",
+        "requesters = { people = [\"alice\"], groups = [\"OnCall\", \"SRE\"] }",
+    ] {
+        let text = with_groups(true, &format!("{requesters}\n{approvers}"));
+        let config = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let flow = config.flow("oncall").unwrap();
+        assert_eq!(flow.requesters, Some(vec!["alice".into()]));
+        assert_eq!(flow.requester_groups, ["OnCall", "SRE"]);
+        assert!(flow.approvers.people.is_empty());
+        assert_eq!(flow.approvers.groups, ["Leads"]);
+    }
+    // The list form is people only, as before.
+    let text = with_groups(
+        true,
+        "requesters = [\"alice\"]\napprovers = { channel = \"C0ONCALL\", people = [\"bob\"] }",
+    );
+    let config = Config::parse(&text).unwrap();
+    assert!(config.flow("oncall").unwrap().requester_groups.is_empty());
+}
+
+#[test]
+fn directory_groups_are_refused_with_what_to_fix() {
+    let approvers = "approvers = { channel = \"C0ONCALL\", people = [\"bob\"] }";
+    let cases = [
+        (
+            with_groups(
+                false,
+                &format!("requesters.groups = [\"OnCall\"]\n{approvers}"),
+            ),
+            "requesters.groups = [\"OnCall\"]",
+            "requesters.groups names Identity Store groups, which needs [identity_center]",
+        ),
+        (
+            with_groups(
+                false,
+                "approvers = { channel = \"C0ONCALL\", groups = [\"Leads\"] }",
+            ),
+            "approvers = { channel = \"C0ONCALL\", groups",
+            "approvers.groups names Identity Store groups, which needs [identity_center]",
+        ),
+        (
+            with_groups(
+                true,
+                &format!("requesters.groups = [\"OnCall\", \"OnCall\"]\n{approvers}"),
+            ),
+            "requesters.groups",
+            "group `OnCall` is listed twice",
+        ),
+        (
+            with_groups(true, &format!("requesters.groups = [\" \"]\n{approvers}")),
+            "requesters.groups",
+            "is not a group name",
+        ),
+        (
+            with_groups(true, &format!("requesters = {{}}\n{approvers}")),
+            "name = \"oncall\"",
+            "requesters is empty",
+        ),
+        (
+            with_groups(true, &format!("requesters.teams = [\"x\"]\n{approvers}")),
+            "requesters.teams",
+            "unknown field `teams`",
+        ),
+        (
+            with_groups(true, "approvers = { channel = \"C0ONCALL\" }"),
+            "approvers = { channel",
+            "has no approvers",
+        ),
+    ];
+    for (text, line_needle, message) in cases {
+        let err = refused(&text);
+        assert!(
+            err.message.contains(message),
+            "expected `{message}`, got `{}`\n{text}",
+            err.message
+        );
+        assert_eq!(err.line, line_of(&text, line_needle), "{text}");
+    }
+}

@@ -368,11 +368,17 @@ fn approvers_may_decide_others_requests_but_not_their_own() {
     let config = config();
     let infra = flow(&config, "infra_access");
 
-    assert_eq!(infra.check_decider("bob", &request_by("alice")), Ok(()));
-    assert_eq!(infra.check_decider("alice", &request_by("carol")), Ok(()));
+    assert_eq!(
+        infra.check_decider("bob", &[], &request_by("alice")),
+        Ok(())
+    );
+    assert_eq!(
+        infra.check_decider("alice", &[], &request_by("carol")),
+        Ok(())
+    );
 
     let err = infra
-        .check_decider("alice", &request_by("alice"))
+        .check_decider("alice", &[], &request_by("alice"))
         .unwrap_err();
     assert_eq!(
         err,
@@ -383,7 +389,7 @@ fn approvers_may_decide_others_requests_but_not_their_own() {
     assert_eq!(err.code(), "self_approval");
 
     let err = infra
-        .check_decider("carol", &request_by("alice"))
+        .check_decider("carol", &[], &request_by("alice"))
         .unwrap_err();
     assert_eq!(
         err,
@@ -395,7 +401,7 @@ fn approvers_may_decide_others_requests_but_not_their_own() {
     assert_eq!(err.code(), "not_an_approver");
     // Not even their own request makes a non-approver one.
     assert!(matches!(
-        infra.check_decider("carol", &request_by("carol")),
+        infra.check_decider("carol", &[], &request_by("carol")),
         Err(RuleError::NotAnApprover { .. })
     ));
 }
@@ -405,10 +411,10 @@ fn self_approval_is_allowed_only_where_the_flow_turns_it_on() {
     let config = config();
     let db = flow(&config, "db_access");
     assert!(db.allow_self_approval);
-    assert_eq!(db.check_decider("alice", &request_by("alice")), Ok(()));
+    assert_eq!(db.check_decider("alice", &[], &request_by("alice")), Ok(()));
     // It does not make a requester an approver.
     assert!(matches!(
-        db.check_decider("bob", &request_by("bob")),
+        db.check_decider("bob", &[], &request_by("bob")),
         Err(RuleError::NotAnApprover { .. })
     ));
 
@@ -421,10 +427,10 @@ fn self_approval_is_allowed_only_where_the_flow_turns_it_on() {
     let strict = Config::parse(&text).unwrap();
     let db = flow(&strict, "db_access");
     assert!(matches!(
-        db.check_decider("alice", &request_by("alice")),
+        db.check_decider("alice", &[], &request_by("alice")),
         Err(RuleError::SelfApproval { .. })
     ));
-    assert_eq!(db.check_decider("bob", &request_by("alice")), Ok(()));
+    assert_eq!(db.check_decider("bob", &[], &request_by("alice")), Ok(()));
 }
 
 #[test]
@@ -432,12 +438,12 @@ fn requests_are_visible_to_their_requester_and_the_approvers_only() {
     let config = config();
     let infra = flow(&config, "infra_access");
     let by_carol = request_by("carol");
-    assert!(infra.may_view("carol", &by_carol), "the requester");
-    assert!(infra.may_view("alice", &by_carol), "an approver");
-    assert!(infra.may_view("bob", &by_carol), "an approver");
+    assert!(infra.may_view("carol", &[], &by_carol), "the requester");
+    assert!(infra.may_view("alice", &[], &by_carol), "an approver");
+    assert!(infra.may_view("bob", &[], &by_carol), "an approver");
     let by_alice = request_by("alice");
-    assert!(!infra.may_view("carol", &by_alice), "someone else");
-    assert!(!infra.may_view("", &by_alice));
+    assert!(!infra.may_view("carol", &[], &by_alice), "someone else");
+    assert!(!infra.may_view("", &[], &by_alice));
 }
 
 #[test]

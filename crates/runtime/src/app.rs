@@ -10,7 +10,9 @@ use elevate_aws::{
     SchedulerTarget,
 };
 use elevate_core::archive::Archive;
-use elevate_core::ports::{Invoker, RequestStore, StrategyRouter, SystemClock};
+use elevate_core::ports::{
+    Directory, Invoker, NoDirectory, RequestStore, StrategyRouter, SystemClock,
+};
 use elevate_core::service::{App, Settings};
 use elevate_core::Config;
 use elevate_slack::SlackNotifier;
@@ -33,14 +35,21 @@ pub fn build_app(
 ) -> Result<App, EnvError> {
     let schedules = env.scheduler()?;
     let invoker: Arc<dyn Invoker> = Arc::new(LambdaInvoker::new(aws_sdk_lambda::Client::new(sdk)));
+    let center = config.identity_center.as_ref().map(|center| {
+        Arc::new(IdentityCenter::new(
+            sdk,
+            &center.instance_arn,
+            &center.identity_store_id,
+        ))
+    });
+    let directory: Arc<dyn Directory> = match &center {
+        Some(center) => center.clone(),
+        None => Arc::new(NoDirectory),
+    };
     let strategy = StrategyRouter {
         iam_group: Arc::new(IamGroupStrategy::new(aws_sdk_iam::Client::new(sdk))),
         lambda: Arc::new(LambdaStrategy::new(invoker.clone())),
-        sso_permission_set: Arc::new(PermissionSetStrategy::new(
-            config.identity_center.as_ref().map(|center| {
-                IdentityCenter::new(sdk, &center.instance_arn, &center.identity_store_id)
-            }),
-        )),
+        sso_permission_set: Arc::new(PermissionSetStrategy::new(center)),
     };
     let scheduler = EventBridgeScheduler::new(
         aws_sdk_scheduler::Client::new(sdk),
@@ -58,6 +67,7 @@ pub fn build_app(
             env.table.clone(),
         )),
         strategy: Arc::new(strategy),
+        directory,
         scheduler: Arc::new(scheduler),
         notifier: Arc::new(SlackNotifier::new(
             env.slack_api_url.clone(),

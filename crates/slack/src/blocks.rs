@@ -394,6 +394,7 @@ pub(crate) mod tests {
             approvers: Approvers {
                 channel: "C0APPROVALS".into(),
                 people: vec!["bob".into()],
+                groups: vec![],
             },
             max_duration: Duration::from_secs(4 * 3600),
             allowed_durations: None,
@@ -401,6 +402,7 @@ pub(crate) mod tests {
             allow_self_approval: false,
             pending_timeout: Duration::from_secs(1800),
             requesters: None,
+            requester_groups: vec![],
             standing_members: vec![],
         }
     }

@@ -455,7 +455,9 @@ pub fn error_block(err: &ServiceError) -> &'static str {
             | RuleError::AccountNotApplicable { .. }
             | RuleError::NotARequester { .. }
             | RuleError::NotAnApprover { .. }
-            | RuleError::SelfApproval { .. } => ACCESS_BLOCK,
+            | RuleError::SelfApproval { .. }
+            | RuleError::NotInDirectory { .. }
+            | RuleError::UnknownGroup { .. } => ACCESS_BLOCK,
         },
         // Who asks for which access: the first field answers for it.
         ServiceError::UnknownCaller(_)
@@ -469,6 +471,7 @@ pub fn error_block(err: &ServiceError) -> &'static str {
         | ServiceError::Store(_)
         | ServiceError::Strategy(_)
         | ServiceError::Scheduler(_)
+        | ServiceError::Directory(_)
         | ServiceError::Notify(_)
         | ServiceError::Invoke(_)
         | ServiceError::Unverified(_) => ACCESS_BLOCK,

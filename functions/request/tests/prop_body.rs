@@ -83,6 +83,7 @@ fn fakes(config: &Arc<Config>) -> Fakes {
         config: config.clone(),
         store: store.clone(),
         strategy: Arc::new(FakeStrategy::new()),
+        directory: Arc::new(elevate_core::ports::NoDirectory),
         scheduler: scheduler.clone(),
         notifier: Arc::new(RecordingNotifier::new()),
         escalation: Arc::new(RecordingEscalation::new()),

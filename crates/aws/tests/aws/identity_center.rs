@@ -3,10 +3,11 @@
 //! followed to their end, one assignment per tuple, and faults planned by a permission set's
 //! name).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_sdk_identitystore::types::{Email, Name};
+use aws_sdk_identitystore::types::{Email, MemberId, Name};
 use chrono::Utc;
 use elevate_aws::{Assignment, IdentityCenter, Pacing, PermissionSetStrategy};
 use elevate_core::config::{Target, TargetKind};
@@ -75,6 +76,31 @@ impl Directory {
             .expect("create user")
             .user_id()
             .to_owned()
+    }
+
+    /// A group `name` holding the users `members`; its id.
+    async fn group(&self, name: &str, members: &[&str]) -> String {
+        let client = aws_sdk_identitystore::Client::new(&self.sdk);
+        let id = client
+            .create_group()
+            .identity_store_id(&self.store_id)
+            .display_name(name)
+            .send()
+            .await
+            .expect("create group")
+            .group_id()
+            .to_owned();
+        for member in members {
+            client
+                .create_group_membership()
+                .identity_store_id(&self.store_id)
+                .group_id(&id)
+                .member_id(MemberId::UserId((*member).to_owned()))
+                .send()
+                .await
+                .expect("create membership");
+        }
+        id
     }
 
     /// A permission set named `name` (which may plan faults); its ARN.
@@ -307,7 +333,7 @@ async fn the_strategy_grants_reads_back_and_removes_a_permission_set_for_a_perso
     let name = unique_name("alice");
     let user = directory.user(&name).await;
     let permission_set = directory.permission_set(&unique_name("ReadOnly")).await;
-    let strategy = PermissionSetStrategy::new(Some(directory.center(quick(3))));
+    let strategy = PermissionSetStrategy::new(Some(Arc::new(directory.center(quick(3)))));
     let target = target(&permission_set);
     // elevate.toml knows them by their email, which is also their Identity Store email.
     let alice = person(&name, &name);
@@ -357,7 +383,7 @@ async fn someone_the_directory_does_not_know_is_refused_and_nothing_is_assigned(
     let moto = Moto::start().await;
     let directory = Directory::of(&moto).await;
     let permission_set = directory.permission_set(&unique_name("ReadOnly")).await;
-    let strategy = PermissionSetStrategy::new(Some(directory.center(quick(1))));
+    let strategy = PermissionSetStrategy::new(Some(Arc::new(directory.center(quick(1)))));
     let target = target(&permission_set);
     let stranger = person(&unique_name("mallory"), "mallory");
     let (request, _) = new_request("mallory", Utc::now());
@@ -411,4 +437,89 @@ async fn someone_the_directory_does_not_know_is_refused_and_nothing_is_assigned(
         unconfigured.escalate(&target, &stranger, &request).await,
         Err(StrategyError::Refused(why)) if why.contains("no [identity_center]")
     ));
+}
+
+#[tokio::test]
+async fn groups_are_found_by_name_and_a_persons_memberships_are_read_each_time() {
+    let moto = Moto::start().await;
+    let directory = Directory::of(&moto).await;
+    let alice = unique_name("alice");
+    let bob = unique_name("bob");
+    let alice_id = directory.user(&alice).await;
+    let bob_id = directory.user(&bob).await;
+    let oncall = unique_name("OnCall");
+    let leads = unique_name("Leads");
+    let oncall_id = directory.group(&oncall, &[&alice_id]).await;
+    let leads_id = directory.group(&leads, &[&alice_id, &bob_id]).await;
+    let center = directory.center(quick(1));
+
+    assert_eq!(
+        center.group_id(&oncall).await.expect("directory"),
+        Some(oncall_id.clone())
+    );
+    assert_eq!(
+        center
+            .group_id(&unique_name("Nobody"))
+            .await
+            .expect("directory"),
+        None
+    );
+    let mut of_alice = center.group_ids_of(&alice_id).await.expect("directory");
+    of_alice.sort();
+    let mut expected = vec![oncall_id.clone(), leads_id.clone()];
+    expected.sort();
+    assert_eq!(of_alice, expected);
+    assert_eq!(
+        center.group_ids_of(&bob_id).await.expect("directory"),
+        std::slice::from_ref(&leads_id)
+    );
+
+    // Through the port, as the use cases ask: the person by their email.
+    let as_person = person(&alice, &alice);
+    assert_eq!(
+        elevate_core::ports::Directory::user_id(&center, &as_person)
+            .await
+            .expect("directory"),
+        Some(alice_id.clone())
+    );
+
+    // Leaving a group shows at the next question: memberships are not kept.
+    let client = aws_sdk_identitystore::Client::new(&directory.sdk);
+    let membership = client
+        .get_group_membership_id()
+        .identity_store_id(&directory.store_id)
+        .group_id(&oncall_id)
+        .member_id(MemberId::UserId(alice_id.clone()))
+        .send()
+        .await;
+    let membership_id = match membership {
+        Ok(found) => found.membership_id().to_owned(),
+        Err(_) => {
+            // moto has no GetGroupMembershipId: find it in the group's list.
+            client
+                .list_group_memberships()
+                .identity_store_id(&directory.store_id)
+                .group_id(&oncall_id)
+                .send()
+                .await
+                .expect("memberships")
+                .group_memberships()
+                .iter()
+                .find(|m| matches!(m.member_id(), Some(MemberId::UserId(id)) if *id == alice_id))
+                .map(|m| m.membership_id())
+                .expect("alice's membership")
+                .to_owned()
+        }
+    };
+    client
+        .delete_group_membership()
+        .identity_store_id(&directory.store_id)
+        .membership_id(membership_id)
+        .send()
+        .await
+        .expect("delete membership");
+    assert_eq!(
+        center.group_ids_of(&alice_id).await.expect("directory"),
+        [leads_id]
+    );
 }

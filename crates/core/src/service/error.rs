@@ -2,7 +2,9 @@ use crate::identity::IdentityError;
 use crate::machine::TransitionError;
 use crate::model::RequestId;
 use crate::names::FlowName;
-use crate::ports::{InvokeError, NotifyError, SchedulerError, StoreError, StrategyError};
+use crate::ports::{
+    DirectoryError, InvokeError, NotifyError, SchedulerError, StoreError, StrategyError,
+};
 use crate::rules::RuleError;
 
 /// Why a use case did not happen. The first group are answers to the caller (nothing
@@ -40,6 +42,8 @@ pub enum ServiceError {
     Notify(#[from] NotifyError),
     #[error(transparent)]
     Invoke(#[from] InvokeError),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
     #[error("access check failed: {0}")]
     Unverified(String),
 }
@@ -78,18 +82,22 @@ impl ServiceError {
             ServiceError::Rule(rule) => match rule {
                 RuleError::NotARequester { .. }
                 | RuleError::NotAnApprover { .. }
-                | RuleError::SelfApproval { .. } => ErrorKind::Forbidden,
+                | RuleError::SelfApproval { .. }
+                | RuleError::UnknownGroup { .. } => ErrorKind::Forbidden,
                 _ => ErrorKind::Invalid,
             },
             ServiceError::UnknownCaller(_) | ServiceError::Forbidden(_) => ErrorKind::Forbidden,
             ServiceError::NotFound(_) => ErrorKind::NotFound,
             ServiceError::Transition(_) | ServiceError::Conflict(_) => ErrorKind::Conflict,
+            // Two directory users for one person: someone has to fix the directory.
+            ServiceError::Directory(DirectoryError::Ambiguous(_)) => ErrorKind::Conflict,
             ServiceError::Orphaned(_)
             | ServiceError::Store(_)
             | ServiceError::Strategy(_)
             | ServiceError::Scheduler(_)
             | ServiceError::Notify(_)
             | ServiceError::Invoke(_)
+            | ServiceError::Directory(_)
             | ServiceError::Unverified(_) => ErrorKind::Fault,
         }
     }
@@ -104,6 +112,7 @@ impl ServiceError {
             ServiceError::Forbidden(_) => "forbidden",
             ServiceError::NotFound(_) => "not_found",
             ServiceError::Transition(_) | ServiceError::Conflict(_) => "conflict",
+            ServiceError::Directory(DirectoryError::Ambiguous(_)) => "ambiguous_directory_user",
             _ => "internal",
         }
     }

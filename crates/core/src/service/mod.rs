@@ -31,9 +31,10 @@ use crate::config::{Config, Flow, Person};
 use crate::machine::{self, Command, Transition};
 use crate::model::{By, Request, RequestId, Terms};
 use crate::ports::{
-    Clock, Escalation, FollowUps, Notifier, NotifyError, RequestStore, Scheduler, StoreError,
-    Strategy,
+    Clock, Directory, Escalation, FollowUps, Notifier, NotifyError, RequestStore, Scheduler,
+    StoreError, Strategy,
 };
+use crate::rules::RuleError;
 
 /// Knobs of the use cases that are not in the flows file.
 #[derive(Debug, Clone)]
@@ -68,6 +69,9 @@ pub struct App {
     pub config: Arc<Config>,
     pub store: Arc<dyn RequestStore>,
     pub strategy: Arc<dyn Strategy>,
+    /// The Identity Store of `[identity_center]` ([`NoDirectory`](crate::ports::NoDirectory)
+    /// without one).
+    pub directory: Arc<dyn Directory>,
     pub scheduler: Arc<dyn Scheduler>,
     pub notifier: Arc<dyn Notifier>,
     pub escalation: Arc<dyn Escalation>,
@@ -103,7 +107,66 @@ impl<'a> Caller<'a> {
     }
 }
 
+/// What the directory said of a person and the groups a flow names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct GroupsFound {
+    /// The groups the person is a member of, now.
+    pub member_of: Vec<String>,
+    /// The groups the directory does not have.
+    pub missing: Vec<String>,
+}
+
+impl GroupsFound {
+    /// A refusal of someone who is not admitted, said better when a group the flow names
+    /// does not exist (the config is wrong, not the person).
+    pub fn explain(&self, refusal: RuleError, person: &Person, flow: &Flow) -> ServiceError {
+        if self.missing.is_empty() {
+            return refusal.into();
+        }
+        RuleError::UnknownGroup {
+            person: person.name.clone(),
+            flow: flow.name.clone(),
+            groups: self.missing.join(", "),
+        }
+        .into()
+    }
+}
+
 impl App {
+    /// The groups of `wanted` that `person` is a member of in the Identity Store, asked now
+    /// (memberships are never kept: leaving a group takes its rights away at once). Nothing
+    /// is asked when `wanted` is empty; someone the directory does not know is in no group.
+    pub(crate) async fn groups_of(
+        &self,
+        person: &Person,
+        wanted: &[String],
+    ) -> Result<GroupsFound, ServiceError> {
+        let mut found = GroupsFound::default();
+        if wanted.is_empty() {
+            return Ok(found);
+        }
+        let mut ids = Vec::with_capacity(wanted.len());
+        for name in wanted {
+            match self.directory.group_id(name).await? {
+                Some(id) => ids.push((name, id)),
+                None => {
+                    tracing::warn!(group = %name, "elevate.toml names an Identity Store group that does not exist");
+                    found.missing.push(name.clone());
+                }
+            }
+        }
+        let Some(user_id) = self.directory.user_id(person).await? else {
+            return Ok(found);
+        };
+        let of_user = self.directory.group_ids_of(&user_id).await?;
+        found.member_of = ids
+            .into_iter()
+            .filter(|(_, id)| of_user.contains(id))
+            .map(|(name, _)| name.clone())
+            .collect();
+        Ok(found)
+    }
+
     /// elevate's own `component` (escalate, revoke, sweep, ...) as the actor of a step.
     pub(crate) fn system(&self, component: &str) -> By {
         By::system(component, &self.settings.principal)
@@ -264,6 +327,8 @@ fn retry_worthy(
     }
 }
 
+#[cfg(test)]
+mod directory_tests;
 #[cfg(test)]
 mod sessions_tests;
 #[cfg(test)]

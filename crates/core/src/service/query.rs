@@ -16,12 +16,16 @@ pub async fn show(
 ) -> Result<(Request, Vec<AuditEvent>), ServiceError> {
     let request = app.load(id).await?;
     let name = caller.name();
-    let may_view = app
-        .config
-        .flow(&request.flow)
-        .is_some_and(|flow| flow.may_view(name, &request))
-        || request.requester == name
-        || app.config.is_auditor(name);
+    let may_view = match app.config.flow(&request.flow) {
+        _ if request.requester == name || app.config.is_auditor(name) => true,
+        Some(flow) => {
+            let groups = app
+                .groups_of(caller.person, flow.approver_groups_to_ask(name))
+                .await?;
+            flow.may_view(name, &groups.member_of, &request)
+        }
+        None => false,
+    };
     if !may_view {
         // Same answer as a missing request: ids of other people's requests are not confirmed.
         return Err(ServiceError::NotFound(id.clone()));
@@ -76,17 +80,28 @@ pub async fn list(
         )));
     }
     let name = caller.name();
+    // The caller's directory groups, asked once for every flow they may approve by group.
+    let mut groups = Vec::new();
     let query = match scope {
         Scope::Mine => ListQuery::Requester {
             requester: name.to_owned(),
             state,
         },
         Scope::ToApprove => {
+            let mut ask: Vec<String> = Vec::new();
+            for flow in &app.config.flows {
+                for group in flow.approver_groups_to_ask(name) {
+                    if !ask.contains(group) {
+                        ask.push(group.clone());
+                    }
+                }
+            }
+            groups = app.groups_of(caller.person, &ask).await?.member_of;
             let approves: Vec<_> = app
                 .config
                 .flows
                 .iter()
-                .filter(|flow| flow.approvers.people.iter().any(|p| p == name))
+                .filter(|flow| flow.is_approver(name, &groups))
                 .collect();
             ListQuery::State {
                 state: state.unwrap_or(State::Pending),
@@ -108,7 +123,7 @@ pub async fn list(
         page.requests.retain(|request| {
             app.config
                 .flow(&request.flow)
-                .is_some_and(|flow| flow.check_decider(name, request).is_ok())
+                .is_some_and(|flow| flow.check_decider(name, &groups, request).is_ok())
         });
     }
     Ok(page)

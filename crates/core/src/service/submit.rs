@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use crate::config::Flow;
+use crate::config::{Flow, TargetKind};
 use crate::events::ScheduledAction;
 use crate::machine::{self, Command};
-use crate::model::{format_duration, Request, RequestId, State};
+use crate::model::{format_duration, Request, RequestId, State, Terms};
 use crate::names::{FlowName, TargetName};
+use crate::rules::RuleError;
 
 use super::{App, Caller, ServiceError};
 
@@ -48,19 +49,42 @@ pub(crate) async fn open(
         .config
         .flow(&submission.flow)
         .ok_or_else(|| ServiceError::UnknownFlow(submission.flow.clone()))?;
-    let new = flow.check_request(
+    let groups = app
+        .groups_of(caller.person, flow.requester_groups_to_ask(caller.name()))
+        .await?;
+    flow.check_requester(caller.person, &groups.member_of)
+        .map_err(|refusal| groups.explain(refusal, caller.person, flow))?;
+    let new = flow.check_terms(
         caller.person,
         submission.target.as_deref(),
         submission.account.as_deref(),
         submission.duration,
         &submission.reason,
     )?;
+    in_directory(app, &new.terms).await?;
     let now = app.clock.now();
     let (request, event) = machine::open(RequestId::generate(now), new, &caller.principal, now);
     tracing::Span::current().record("request_id", tracing::field::display(&request.id));
     app.store.create(&request, &event).await?;
     tracing::info!(request_id = %request.id, duration = %format_duration(request.duration), "request opened");
     Ok(request)
+}
+
+/// A permission set is granted to the person's Identity Store user: someone the directory
+/// does not have is refused now, not when an approved grant fails.
+async fn in_directory(app: &App, terms: &Terms) -> Result<(), ServiceError> {
+    if !matches!(terms.target.kind, TargetKind::SsoPermissionSet { .. }) {
+        return Ok(());
+    }
+    match app.directory.user_id(&terms.person).await? {
+        Some(_) => Ok(()),
+        None => Err(RuleError::NotInDirectory {
+            person: terms.person.name.clone(),
+            email: terms.person.email.clone(),
+            target: terms.target.name.clone(),
+        }
+        .into()),
+    }
 }
 
 /// The second half of [`submit`]: posts a stored PENDING request to its approvers (unless it
@@ -128,12 +152,16 @@ pub(crate) async fn record_decision(
     crate::rules::check_reason(reason.as_deref().unwrap_or_default())?;
     let request = app.load(id).await?;
     let flow = app.flow_of(&request)?;
-    flow.check_decider(decider.name(), &request)?;
+    let groups = app
+        .groups_of(decider.person, flow.approver_groups_to_ask(decider.name()))
+        .await?;
+    flow.check_decider(decider.name(), &groups.member_of, &request)
+        .map_err(|refusal| groups.explain(refusal, decider.person, flow))?;
     if request.state != State::Pending {
         return Err(already_decided(&request));
     }
     if decision == Decision::Approve {
-        still_granted(app, flow, &request)?;
+        still_granted(app, flow, &request).await?;
     }
     let command = match decision {
         Decision::Approve => Command::Approve { reason },
@@ -182,9 +210,10 @@ pub(crate) async fn after_decision(app: &App, request: &Request) -> Result<(), S
 }
 
 /// Refuses to approve terms that elevate.toml no longer gives: the requester offboarded or no
-/// longer a requester of the flow, their IAM user or Slack id changed, the target removed or
-/// pointed elsewhere. The request was made under other rules; it is denied or asked again.
-fn still_granted(app: &App, flow: &Flow, request: &Request) -> Result<(), ServiceError> {
+/// longer a requester of the flow (by name or, asked now, by group), their IAM user or Slack
+/// id changed, the target removed or pointed elsewhere. The request was made under other
+/// rules; it is denied or asked again.
+async fn still_granted(app: &App, flow: &Flow, request: &Request) -> Result<(), ServiceError> {
     let Some(terms) = &request.terms else {
         return Ok(());
     };
@@ -194,18 +223,17 @@ fn still_granted(app: &App, flow: &Flow, request: &Request) -> Result<(), Servic
             request.id
         )))
     };
-    match app.config.person(&request.requester) {
+    let person = match app.config.person(&request.requester) {
         None => return changed(format!("{} left elevate.toml", request.requester)),
         Some(now) if *now != terms.person => {
             return changed(format!("{}'s identities changed", request.requester))
         }
-        Some(_) => {}
-    }
-    if flow
-        .requesters
-        .as_ref()
-        .is_some_and(|list| !list.contains(&request.requester))
-    {
+        Some(now) => now,
+    };
+    let groups = app
+        .groups_of(person, flow.requester_groups_to_ask(&person.name))
+        .await?;
+    if flow.check_requester(person, &groups.member_of).is_err() {
         return changed(format!(
             "{} may no longer request `{}`",
             request.requester, flow.name

@@ -6,8 +6,8 @@ use crate::config::Config;
 use crate::model::RequestId;
 
 use super::{
-    FakeClock, FakeScheduler, FakeStrategy, MemoryStore, RecordingEscalation, RecordingFollowUps,
-    RecordingNotifier,
+    FakeClock, FakeDirectory, FakeScheduler, FakeStrategy, MemoryStore, RecordingEscalation,
+    RecordingFollowUps, RecordingNotifier,
 };
 
 /// The flows config the fixtures are written for (`infra/elevate.toml`).
@@ -45,6 +45,8 @@ pub struct FakeApp {
     pub app: crate::service::App,
     pub store: Arc<MemoryStore>,
     pub strategy: Arc<FakeStrategy>,
+    /// Knows every person of the config as a user, in no group.
+    pub directory: Arc<FakeDirectory>,
     pub scheduler: Arc<FakeScheduler>,
     pub notifier: Arc<RecordingNotifier>,
     pub escalation: Arc<RecordingEscalation>,
@@ -61,6 +63,10 @@ impl FakeApp {
     pub fn at(config: Config, now: chrono::DateTime<chrono::Utc>) -> Self {
         let store = Arc::new(MemoryStore::new());
         let strategy = Arc::new(FakeStrategy::new());
+        let directory = Arc::new(FakeDirectory::new());
+        for person in &config.people {
+            directory.add_user(&person.email);
+        }
         let scheduler = Arc::new(FakeScheduler::new());
         let notifier = Arc::new(RecordingNotifier::new());
         let escalation = Arc::new(RecordingEscalation::new());
@@ -70,6 +76,7 @@ impl FakeApp {
             config: Arc::new(config),
             store: store.clone(),
             strategy: strategy.clone(),
+            directory: directory.clone(),
             scheduler: scheduler.clone(),
             notifier: notifier.clone(),
             escalation: escalation.clone(),
@@ -81,6 +88,7 @@ impl FakeApp {
             app,
             store,
             strategy,
+            directory,
             scheduler,
             notifier,
             escalation,
