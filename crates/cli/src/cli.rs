@@ -320,6 +320,9 @@ pub enum ConfigCommand {
 pub struct CheckArgs {
     /// The file (default: elevate.toml, then infra/elevate.toml)
     pub file: Option<PathBuf>,
+    /// Do not ask the Identity Store whether the groups the file names exist
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]

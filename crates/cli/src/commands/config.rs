@@ -1,4 +1,5 @@
-//! `config check`: validate an elevate.toml and summarize it. Offline.
+//! `config check`: validate an elevate.toml and summarize it, and, when it names Identity
+//! Store groups, ask the directory (with the default AWS credentials) whether they exist.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +13,7 @@ use crate::output::Out;
 /// Where `config check` looks when no file is named.
 const DEFAULT_PATHS: [&str; 2] = ["elevate.toml", "infra/elevate.toml"];
 
-pub fn check(args: CheckArgs, out: Out) -> anyhow::Result<Exit> {
+pub async fn check(args: CheckArgs, out: Out) -> anyhow::Result<Exit> {
     let path = match args.file {
         Some(path) => path,
         None => DEFAULT_PATHS
@@ -30,10 +31,40 @@ pub fn check(args: CheckArgs, out: Out) -> anyhow::Result<Exit> {
         .with_context(|| format!("cannot read {}", path.display()))?;
     match Config::parse(&text) {
         Ok(config) => {
+            let groups = if args.offline {
+                GroupCheck::Skipped
+            } else {
+                check_groups(&config).await
+            };
+            if let GroupCheck::Missing { store, missing } = &groups {
+                let missing: Vec<String> = missing
+                    .iter()
+                    .map(|(flow, key, group)| format!("`{group}` ({key} of flow {flow})"))
+                    .collect();
+                let message = format!("Identity Store {store} has no group {}", missing.join(", "));
+                if out.json {
+                    out.json(&serde_json::json!({
+                        "ok": false,
+                        "file": path.display().to_string(),
+                        "message": message,
+                    }));
+                }
+                eprintln!("error: {}: {message}", path.display());
+                return Ok(Exit::Error);
+            }
             if out.json {
                 out.json(&summary_json(&path, &config));
             } else {
                 out.result(summary(&path, &config));
+            }
+            match groups {
+                GroupCheck::Found { store, count } => {
+                    out.progress(format!("Identity Store {store}: all {count} groups found"));
+                }
+                GroupCheck::Unreachable { store, why } => out.progress(format!(
+                    "note: groups not checked: Identity Store {store} could not be reached ({why}); requests naming a missing group are refused"
+                )),
+                GroupCheck::Skipped | GroupCheck::Missing { .. } => {}
             }
             Ok(Exit::Ok)
         }
@@ -54,6 +85,87 @@ pub fn check(args: CheckArgs, out: Out) -> anyhow::Result<Exit> {
             );
             Ok(Exit::Error)
         }
+    }
+}
+
+/// What the Identity Store said of the groups the file names.
+enum GroupCheck {
+    /// `--offline`, or the file names no group.
+    Skipped,
+    Found {
+        store: String,
+        count: usize,
+    },
+    /// (flow, key, group) of each group the directory does not have.
+    Missing {
+        store: String,
+        missing: Vec<(String, &'static str, String)>,
+    },
+    Unreachable {
+        store: String,
+        why: String,
+    },
+}
+
+/// How long the directory may take to answer all the questions.
+const DIRECTORY_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Asks the Identity Store of `[identity_center]`, with the default AWS credentials and
+/// region, whether each group of `approvers.groups` and `requesters.groups` exists.
+async fn check_groups(config: &Config) -> GroupCheck {
+    let Some(center) = &config.identity_center else {
+        return GroupCheck::Skipped;
+    };
+    let named: Vec<(String, &'static str, String)> = config
+        .flows
+        .iter()
+        .flat_map(|flow| {
+            let requesters = flow
+                .requester_groups
+                .iter()
+                .map(|g| (flow.name.to_string(), "requesters.groups", g.clone()));
+            let approvers = flow
+                .approvers
+                .groups
+                .iter()
+                .map(|g| (flow.name.to_string(), "approvers.groups", g.clone()));
+            requesters.chain(approvers).collect::<Vec<_>>()
+        })
+        .collect();
+    if named.is_empty() {
+        return GroupCheck::Skipped;
+    }
+    let store = center.identity_store_id.clone();
+    let asked = async {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        if sdk.region().is_none() {
+            return Err("no AWS region is set".to_owned());
+        }
+        let directory =
+            elevate_aws::IdentityCenter::new(&sdk, &center.instance_arn, &center.identity_store_id);
+        let mut missing = Vec::new();
+        for (flow, key, group) in &named {
+            match directory.group_id(group).await {
+                Ok(Some(_)) => {}
+                Ok(None) => missing.push((flow.clone(), *key, group.clone())),
+                Err(err) => return Err(err.to_string()),
+            }
+        }
+        Ok(missing)
+    };
+    match tokio::time::timeout(DIRECTORY_WAIT, asked).await {
+        Ok(Ok(missing)) if missing.is_empty() => GroupCheck::Found {
+            store,
+            count: named.len(),
+        },
+        Ok(Ok(missing)) => GroupCheck::Missing { store, missing },
+        Ok(Err(why)) => GroupCheck::Unreachable { store, why },
+        Err(_) => GroupCheck::Unreachable {
+            store,
+            why: format!("no answer in {} s", DIRECTORY_WAIT.as_secs()),
+        },
     }
 }
 
@@ -116,9 +228,20 @@ fn summary(path: &Path, config: &Config) -> String {
             durations(flow),
             format_duration(flow.pending_timeout)
         ));
+        // People by name and the members of directory groups, as one phrase.
+        let who = |people: &[PersonName], groups: &[String]| {
+            let mut parts = Vec::new();
+            if !people.is_empty() || groups.is_empty() {
+                parts.push(names(people));
+            }
+            if !groups.is_empty() {
+                parts.push(format!("the members of {}", groups.join(", ")));
+            }
+            parts.join(" and ")
+        };
         lines.push(format!(
             "    approvers: {} in {}; self-approval {}; reason {}",
-            names(&flow.approvers.people),
+            who(&flow.approvers.people, &flow.approvers.groups),
             flow.approvers.channel,
             if flow.allow_self_approval {
                 "allowed"
@@ -133,9 +256,10 @@ fn summary(path: &Path, config: &Config) -> String {
         ));
         lines.push(format!(
             "    requesters: {}",
-            flow.requesters
-                .as_deref()
-                .map_or_else(|| "everyone".to_owned(), names)
+            flow.requesters.as_deref().map_or_else(
+                || "everyone".to_owned(),
+                |people| who(people, &flow.requester_groups)
+            )
         ));
     }
     lines.join("\n")
@@ -157,10 +281,12 @@ fn summary_json(path: &Path, config: &Config) -> serde_json::Value {
             "durations": f.allowed_durations.as_ref().map(|list| list.iter().map(|d| d.as_secs()).collect::<Vec<_>>()),
             "pending_timeout": f.pending_timeout.as_secs(),
             "approvers": f.approvers.people,
+            "approver_groups": f.approvers.groups,
             "channel": f.approvers.channel,
             "allow_self_approval": f.allow_self_approval,
             "reason_required": f.reason_required,
             "requesters": f.requesters,
+            "requester_groups": f.requester_groups,
         })).collect::<Vec<_>>(),
     })
 }

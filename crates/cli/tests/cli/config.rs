@@ -77,3 +77,114 @@ fn completions_are_generated() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("elevate"), "{}", run.stdout);
 }
+
+/// `GOOD` with moto's Identity Center and a flow `oncall` requested by `requesters` and
+/// approved by members of `approvers` (group names).
+fn with_groups(instance: &str, store: &str, requesters: &str, approvers: &str) -> String {
+    format!(
+        "{GOOD}\n[identity_center]\ninstance_arn = \"{instance}\"\nidentity_store_id = \"{store}\"\n\n\
+         [[flows]]\nname = \"oncall\"\nmax_duration = \"1h\"\nrequesters.groups = [\"{requesters}\"]\n\
+         [flows.approvers]\nchannel = \"C0ONCALL\"\ngroups = [\"{approvers}\"]\n\
+         [[flows.targets]]\nname = \"admins\"\ntype = \"iam_group\"\ngroup = \"SymDemoAdmins\"\n"
+    )
+}
+
+#[tokio::test]
+async fn groups_the_identity_store_lacks_fail_the_check() {
+    let moto = elevate_testkit::Moto::start().await;
+    let sdk = moto.sdk_config().await;
+    let instance = aws_sdk_ssoadmin_instance(&sdk).await;
+    let (instance_arn, store) = instance;
+    let oncall = elevate_testkit::unique_name("OnCall");
+    let leads = elevate_testkit::unique_name("Leads");
+    for name in [&oncall, &leads] {
+        aws_sdk_identitystore::Client::new(&sdk)
+            .create_group()
+            .identity_store_id(&store)
+            .display_name(name)
+            .send()
+            .await
+            .expect("create group");
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("elevate.toml");
+    let path_text = path.to_str().expect("path").to_owned();
+    let check = |text: String, offline: bool| {
+        std::fs::write(&path, text).expect("write");
+        let mut args = vec!["config", "check", path_text.as_str()];
+        if offline {
+            args.push("--offline");
+        }
+        Elevate::new()
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            .run(&args)
+    };
+
+    let run = check(with_groups(&instance_arn, &store, &oncall, &leads), false);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("all 2 groups found"), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("approvers: the members of {leads} in C0ONCALL")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("requesters: the members of {oncall}")),
+        "{}",
+        run.stdout
+    );
+
+    let run = check(with_groups(&instance_arn, &store, &oncall, "Nobody"), false);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("has no group `Nobody` (approvers.groups of flow oncall)"),
+        "{}",
+        run.stderr
+    );
+    // Offline, the file alone is checked.
+    let run = check(with_groups(&instance_arn, &store, &oncall, "Nobody"), true);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn an_unreachable_identity_store_is_a_note_not_a_failure() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("elevate.toml");
+    std::fs::write(
+        &path,
+        with_groups(
+            "arn:aws:sso:::instance/ssoins-7223a1b2c3d4e5f6",
+            "d-9067a1b2c3",
+            "OnCall",
+            "Leads",
+        ),
+    )
+    .expect("write");
+    // A loopback port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let url = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let run = Elevate::new()
+        .env("AWS_ENDPOINT_URL", &url)
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .run(&["config", "check", path.to_str().expect("path")]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("groups not checked"), "{}", run.stderr);
+}
+
+/// moto's Identity Center instance: its ARN and Identity Store id.
+async fn aws_sdk_ssoadmin_instance(sdk: &aws_config::SdkConfig) -> (String, String) {
+    let instances = aws_sdk_ssoadmin::Client::new(sdk)
+        .list_instances()
+        .send()
+        .await
+        .expect("instances");
+    let instance = instances.instances().first().expect("moto's instance");
+    (
+        instance.instance_arn().expect("arn").to_owned(),
+        instance.identity_store_id().expect("store").to_owned(),
+    )
+}
