@@ -11,6 +11,8 @@
 //! - [`slack_page`]: Slack, locally: the stand-in's messages with working buttons, `/elevate`
 //!   and its modal, signed like Slack's.
 //! - [`bootstrap`]: the tutorial's resources and elevate's own, created in moto.
+//! - [`identity_center`]: `--identity-center`: moto's Identity Center made ready for a
+//!   permission set flow, appended to the config the stack serves.
 //! - [`stack`]: `elevate-local up`, everything above on one port.
 //!
 //! Every function runs through one [`dispatch::Dispatcher`]; [`functions::InProcess`] runs the
@@ -21,6 +23,7 @@ pub mod bootstrap;
 pub mod dispatch;
 pub mod functions;
 pub mod identity;
+pub mod identity_center;
 pub mod invoke_api;
 pub mod pump;
 pub mod sigv4;

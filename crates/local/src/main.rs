@@ -51,6 +51,11 @@ struct UpArgs {
     /// function (`make bench` seeds a history it does not want archived into moto's S3)
     #[arg(long)]
     no_archive_pump: bool,
+    /// Make moto's IAM Identity Center ready (a user per person, the group ProdApprovers, the
+    /// permission set ProdReadOnly) and serve the config with its [identity_center] and a
+    /// flow prod_readonly appended (written to <state-dir>/elevate.toml)
+    #[arg(long)]
+    identity_center: bool,
 }
 
 fn main() -> ExitCode {
@@ -87,6 +92,7 @@ async fn up(args: UpArgs) -> ExitCode {
         moto_port: args.moto_port,
         functions_aws_endpoint: args.functions_aws_endpoint,
         archive_pump: !args.no_archive_pump,
+        identity_center: args.identity_center,
     };
     let stack = tokio::select! {
         started = Stack::up(options) => match started {
@@ -185,6 +191,24 @@ fn summary(stack: &Stack) -> String {
             "Or, without the CLI: on that page, run /elevate as {requester}, fill in the form, approve as {approver}."
         ),
     ];
+    let mut lines = lines.to_vec();
+    if let Some(center) = &info.identity_center {
+        lines.extend([
+            String::new(),
+            format!(
+                "Identity Center (moto): permission set {} in accounts {}; approvers: the group {}.",
+                center.permission_set_arn,
+                center.accounts.join(", "),
+                center.approvers_group
+            ),
+            format!(
+                "  elevate --profile {requester} request {} --account {} --duration 10m --reason \"read prod\" --wait",
+                elevate_local::identity_center::FLOW,
+                center.accounts.first().map_or("111111111111", String::as_str)
+            ),
+            format!("  (the config served is {})", info.config_path),
+        ]);
+    }
     lines.join("\n")
 }
 

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use crate::apigw::Gateway;
 use crate::bootstrap::{self, Bootstrapped, Names, SlackCredentials};
 use crate::functions::{self, ExampleTarget, Functions, InProcess};
+use crate::identity_center::LocalIdentityCenter;
 use crate::invoke_api::{self, AsyncPolicy};
 use crate::pump::{Pump, PumpConfig, PumpHandle};
 use crate::slack_page::SlackPage;
@@ -48,6 +49,9 @@ pub struct UpOptions {
     /// Pump the table's stream to the archive function (`false`: `--no-archive-pump`, for a
     /// bench that seeds a history it does not want archived into moto's S3).
     pub archive_pump: bool,
+    /// Make moto's Identity Center ready and serve `config` with its `[identity_center]` and
+    /// a `prod_readonly` flow appended (see [`crate::identity_center`]).
+    pub identity_center: bool,
 }
 
 impl Default for UpOptions {
@@ -59,6 +63,7 @@ impl Default for UpOptions {
             moto_port: 0,
             functions_aws_endpoint: None,
             archive_pump: true,
+            identity_center: false,
         }
     }
 }
@@ -78,6 +83,8 @@ pub enum UpError {
     Bootstrap(#[from] bootstrap::BootstrapError),
     #[error("a function cannot start: {0}")]
     Function(String),
+    #[error("--identity-center appends [identity_center] to the config it serves, and {0} has one already; leave out --identity-center or the section")]
+    IdentityCenterConfigured(PathBuf),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -112,6 +119,13 @@ pub struct StackInfo {
     pub signing_secret: String,
     pub bot_token: String,
     pub people: Vec<StackPerson>,
+    /// The elevate.toml the functions serve: `--config`, or with `--identity-center` the copy
+    /// in the state directory with moto's Identity Center appended.
+    #[serde(default)]
+    pub config_path: String,
+    /// With `--identity-center`: what was made in moto's Identity Center.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_center: Option<LocalIdentityCenter>,
 }
 
 impl std::fmt::Debug for StackInfo {
@@ -144,8 +158,11 @@ pub struct Stack {
 impl Stack {
     /// Starts everything and writes stack.json once the stack answers.
     pub async fn up(options: UpOptions) -> Result<Stack, UpError> {
-        let config_path = absolute(&options.config);
-        let config = elevate_runtime::load_config_from(Some(&config_path))?;
+        let mut config_path = absolute(&options.config);
+        let mut config = elevate_runtime::load_config_from(Some(&config_path))?;
+        if options.identity_center && config.identity_center.is_some() {
+            return Err(UpError::IdentityCenterConfigured(config_path));
+        }
         if let Some(endpoint) = &options.functions_aws_endpoint {
             if !is_loopback_url(endpoint) {
                 return Err(UpError::NotLocal(endpoint.clone()));
@@ -184,6 +201,26 @@ impl Stack {
         let bootstrapped =
             bootstrap::bootstrap(&aws, &moto_endpoint, &config, &names, &slack, &aws_dir).await?;
         tracing::info!("local resources created in moto");
+        let identity_center = if options.identity_center {
+            let center = crate::identity_center::provision(&aws, &config).await?;
+            let served = options.state_dir.join("elevate.toml");
+            let text = std::fs::read_to_string(&config_path).map_err(|source| UpError::Write {
+                path: config_path.clone(),
+                source,
+            })?;
+            std::fs::write(&served, format!("{text}\n{}", center.config_section())).map_err(
+                |source| UpError::Write {
+                    path: served.clone(),
+                    source,
+                },
+            )?;
+            config_path = absolute(&served);
+            config = elevate_runtime::load_config_from(Some(&config_path))?;
+            tracing::info!(config = %config_path.display(), permission_set = %center.permission_set_arn, "Identity Center ready in moto");
+            Some(center)
+        } else {
+            None
+        };
 
         // The functions reach AWS like in Lambda, except that Lambda is this gateway.
         let functions_endpoint = options
@@ -274,6 +311,8 @@ impl Stack {
                     profile: p.name.to_string(),
                 })
                 .collect(),
+            config_path: config_path.display().to_string(),
+            identity_center,
         };
         let stack = Stack {
             info,
@@ -590,6 +629,8 @@ mod tests {
             signing_secret: "very-secret".into(),
             bot_token: "xoxb-secret".into(),
             people: Vec::new(),
+            config_path: String::new(),
+            identity_center: None,
         };
         let shown = format!("{info:?}");
         assert!(!shown.contains("secret\""), "{shown}");

@@ -221,6 +221,17 @@ impl LocalStack {
 
     /// Starts a stack of its own with `config` as its elevate.toml.
     pub fn start_with(config_text: &str) -> LocalStack {
+        LocalStack::start_with_args(config_text, &[])
+    }
+
+    /// Starts a stack of its own with [`CONFIG`] and moto's Identity Center made ready
+    /// (`--identity-center`: the flow `prod_readonly` appended).
+    pub fn start_identity_center() -> LocalStack {
+        LocalStack::start_with_args(CONFIG, &["--identity-center"])
+    }
+
+    /// Starts a stack of its own with `config` as its elevate.toml and `extra` arguments.
+    pub fn start_with_args(config_text: &str, extra: &[&str]) -> LocalStack {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("elevate.toml");
         std::fs::write(&config, config_text).expect("write elevate.toml");
@@ -235,6 +246,7 @@ impl LocalStack {
                 "0",
                 "--stop-on-stdin-eof",
             ])
+            .args(extra)
             .arg("--config")
             .arg(&config)
             .arg("--state-dir")

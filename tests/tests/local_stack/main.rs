@@ -10,5 +10,6 @@ mod harness;
 mod archive;
 mod browser;
 mod flows;
+mod identity_center;
 mod openapi_fuzz;
 mod slack;

@@ -22,7 +22,7 @@ pub async fn decide(
     let what = format!(
         "{} (target {}) for {}, requested by {}",
         r.flow,
-        r.target,
+        r.target_label(),
         format_duration(r.duration),
         r.requester
     );
