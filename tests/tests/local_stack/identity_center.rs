@@ -107,7 +107,7 @@ async fn alice_gets_a_permission_set_in_one_account_and_loses_it_when_revoked() 
     stack.wait_for_state("alice", &id, "ACTIVE", WAIT).await;
     assert_eq!(
         assigned(&stack, &center, "222222222222").await,
-        [alice_id.clone()]
+        std::slice::from_ref(&alice_id)
     );
     assert!(
         assigned(&stack, &center, "111111111111").await.is_empty(),
