@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_identitystore::types::{AlternateIdentifier, MemberId, UniqueAttribute};
+use aws_sdk_identitystore::operation::get_group_id::GetGroupIdError;
+use aws_sdk_identitystore::types::{AlternateIdentifier, MemberId, ResourceType, UniqueAttribute};
 use aws_sdk_ssoadmin::types::{
-    AccountAssignmentOperationStatus, PrincipalType, StatusValues, TargetType,
+    AccountAssignmentOperationStatus, PrincipalType, ProvisionTargetType, StatusValues, TargetType,
 };
 use aws_smithy_types::Document;
 use chrono::{DateTime, Utc};
@@ -200,10 +201,14 @@ impl IdentityCenter {
             .await;
         let id = match answer {
             Ok(found) => found.group_id().to_owned(),
+            // Not found is about the group only when AWS says so: a wrong store is a fault.
             Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                if err.as_service_error().is_some_and(|e| match e {
+                    GetGroupIdError::ResourceNotFoundException(missing) => missing
+                        .resource_type()
+                        .is_none_or(|kind| *kind == ResourceType::Group),
+                    _ => false,
+                }) =>
             {
                 return Ok(None)
             }
@@ -343,35 +348,192 @@ impl IdentityCenter {
         Ok(users)
     }
 
+    /// Ends the sessions of the assignment's user of its permission set in its account issued
+    /// before `before`: a deny in the permission set's inline policy (see
+    /// [`crate::sso_sessions`]), the permission set provisioned again to the account and
+    /// followed to its end, and the policy read back. Conflicts and throttling are asked again
+    /// like assignments are; a provisioning that stays FAILED is refused with AWS's reason.
+    #[instrument(skip(self), err)]
+    pub async fn end_sessions(
+        &self,
+        assignment: &Assignment<'_>,
+        before: DateTime<Utc>,
+    ) -> Result<SessionsEnded, StrategyError> {
+        let what = format!(
+            "ending the sessions of user {} of permission set {} in account {}",
+            assignment.user_id, assignment.permission_set_arn, assignment.account
+        );
+        self.retrying(&what, || self.end_sessions_once(assignment, before))
+            .await
+    }
+
+    async fn end_sessions_once(
+        &self,
+        assignment: &Assignment<'_>,
+        before: DateTime<Utc>,
+    ) -> Result<Result<SessionsEnded, Retry>, StrategyError> {
+        let policy = match self.inline_policy(assignment.permission_set_arn).await? {
+            Ok(policy) => policy,
+            Err(retry) => return Ok(Err(retry)),
+        };
+        let (document, outcome) = crate::sso_sessions::with_ended_sessions(
+            policy.as_deref(),
+            assignment.user_id,
+            assignment.account,
+            before,
+            Utc::now(),
+        )
+        .map_err(StrategyError::Refused)?;
+        let what = format!(
+            "sso-admin PutInlinePolicyToPermissionSet {}",
+            assignment.permission_set_arn
+        );
+        let put = self
+            .admin
+            .put_inline_policy_to_permission_set()
+            .instance_arn(&self.instance_arn)
+            .permission_set_arn(assignment.permission_set_arn)
+            .inline_policy(&document)
+            .send()
+            .await;
+        if let Err(err) = put {
+            let busy = err
+                .as_service_error()
+                .is_some_and(|e| e.is_conflict_exception() || e.is_throttling_exception());
+            return not_done(what, busy, err)
+                .map(|retry| Err(retry.unwrap_or(Retry::Busy(String::new()))));
+        }
+        if let Err(retry) = self
+            .provision(assignment.permission_set_arn, assignment.account)
+            .await?
+        {
+            return Ok(Err(retry));
+        }
+        // Read back: another writer of the policy (an administrator, another end) may have
+        // replaced it between the read and the write.
+        let now = match self.inline_policy(assignment.permission_set_arn).await? {
+            Ok(policy) => policy.unwrap_or_default(),
+            Err(retry) => return Ok(Err(retry)),
+        };
+        if !crate::sso_sessions::ends_sessions(&now, assignment.user_id, assignment.account, before)
+        {
+            return Ok(Err(Retry::Busy(
+                "the inline policy read back does not deny the sessions (written over meanwhile)"
+                    .to_owned(),
+            )));
+        }
+        Ok(Ok(outcome))
+    }
+
+    /// The permission set's inline policy; `None` when it has none.
+    async fn inline_policy(
+        &self,
+        permission_set_arn: &str,
+    ) -> Result<Result<Option<String>, Retry>, StrategyError> {
+        let what = format!("sso-admin GetInlinePolicyForPermissionSet {permission_set_arn}");
+        match self
+            .admin
+            .get_inline_policy_for_permission_set()
+            .instance_arn(&self.instance_arn)
+            .permission_set_arn(permission_set_arn)
+            .send()
+            .await
+        {
+            Ok(answer) => Ok(Ok(answer
+                .inline_policy()
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned))),
+            Err(err) => {
+                let busy = err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_throttling_exception());
+                not_done(what, busy, err)
+                    .map(|retry| Err(retry.unwrap_or(Retry::Busy(String::new()))))
+            }
+        }
+    }
+
+    /// Provisions the permission set to the account (its role there gets the inline policy)
+    /// and follows the request until it is no longer IN_PROGRESS.
+    async fn provision(
+        &self,
+        permission_set_arn: &str,
+        account: &str,
+    ) -> Result<Result<(), Retry>, StrategyError> {
+        let what = format!("sso-admin ProvisionPermissionSet {permission_set_arn} to {account}");
+        let sent = self
+            .admin
+            .provision_permission_set()
+            .instance_arn(&self.instance_arn)
+            .permission_set_arn(permission_set_arn)
+            .target_type(ProvisionTargetType::AwsAccount)
+            .target_id(account)
+            .send()
+            .await;
+        let mut status = match sent {
+            Ok(answer) => answer.permission_set_provisioning_status().cloned(),
+            Err(err) => {
+                let busy = err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conflict_exception() || e.is_throttling_exception());
+                return not_done(what, busy, err)
+                    .map(|retry| Err(retry.unwrap_or(Retry::Busy(String::new()))));
+            }
+        }
+        .ok_or_else(|| StrategyError::Unavailable(format!("{what} answered no status").into()))?;
+        let request_id = status.request_id().unwrap_or_default().to_owned();
+        let started = tokio::time::Instant::now();
+        loop {
+            match status.status() {
+                Some(StatusValues::Succeeded) => return Ok(Ok(())),
+                Some(StatusValues::Failed) => {
+                    return Ok(Err(Retry::Failed(
+                        status
+                            .failure_reason()
+                            .unwrap_or("no reason given")
+                            .to_owned(),
+                    )))
+                }
+                _ if started.elapsed() >= self.pacing.poll_for => {
+                    return Err(StrategyError::Unavailable(
+                        format!(
+                            "{what}: request {request_id} still in progress after {} s",
+                            self.pacing.poll_for.as_secs()
+                        )
+                        .into(),
+                    ))
+                }
+                _ => tokio::time::sleep(self.pacing.poll_every).await,
+            }
+            status = self
+                .admin
+                .describe_permission_set_provisioning_status()
+                .instance_arn(&self.instance_arn)
+                .provision_permission_set_request_id(&request_id)
+                .send()
+                .await
+                .map_err(|e| {
+                    fault(
+                        format!("sso-admin DescribePermissionSetProvisioningStatus {request_id}"),
+                        e,
+                    )
+                })?
+                .permission_set_provisioning_status()
+                .cloned()
+                .ok_or_else(|| {
+                    StrategyError::Unavailable(
+                        format!("the status of {what} request {request_id} is empty").into(),
+                    )
+                })?;
+        }
+    }
+
     async fn until_done(
         &self,
         operation: Operation,
         assignment: &Assignment<'_>,
     ) -> Result<(), StrategyError> {
-        let attempts = self.pacing.attempts.max(1);
-        let mut last = Retry::Busy(String::new());
-        for attempt in 1..=attempts {
-            match self.attempt(operation, assignment).await? {
-                None => return Ok(()),
-                Some(retry) => {
-                    let why = match &retry {
-                        Retry::Failed(reason) => format!("ended FAILED: {reason}"),
-                        Retry::Busy(why) => why.clone(),
-                    };
-                    tracing::warn!(
-                        operation = operation.name(),
-                        attempt,
-                        attempts,
-                        why,
-                        "Identity Center did not do it; asking again"
-                    );
-                    last = retry;
-                }
-            }
-            if attempt < attempts {
-                tokio::time::sleep(self.pacing.pause(attempt)).await;
-            }
-        }
         let what = format!(
             "{} of permission set {} in account {} for user {}",
             operation.name(),
@@ -379,6 +541,46 @@ impl IdentityCenter {
             assignment.account,
             assignment.user_id
         );
+        self.retrying(&what, || async {
+            Ok(match self.attempt(operation, assignment).await? {
+                None => Ok(()),
+                Some(retry) => Err(retry),
+            })
+        })
+        .await
+    }
+
+    /// Runs `attempt` until it succeeds or the attempts run out, pausing as [`Pacing`] says.
+    /// An attempt answers `Err(Retry)` when asking again may help; a fault is returned at once.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, StrategyError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Result<T, Retry>, StrategyError>>,
+    {
+        let attempts = self.pacing.attempts.max(1);
+        let mut last = Retry::Busy(String::new());
+        for round in 1..=attempts {
+            match attempt().await? {
+                Ok(done) => return Ok(done),
+                Err(retry) => {
+                    let why = match &retry {
+                        Retry::Failed(reason) => format!("ended FAILED: {reason}"),
+                        Retry::Busy(why) => why.clone(),
+                    };
+                    tracing::warn!(
+                        what,
+                        attempt = round,
+                        attempts,
+                        why,
+                        "Identity Center did not do it; asking again"
+                    );
+                    last = retry;
+                }
+            }
+            if round < attempts {
+                tokio::time::sleep(self.pacing.pause(round)).await;
+            }
+        }
         Err(match last {
             Retry::Failed(reason) => StrategyError::Refused(format!(
                 "{what} ended FAILED {attempts} times; AWS says: {reason}"
@@ -556,9 +758,8 @@ impl IdentityCenter {
 /// [`Strategy`] for `sso_permission_set` targets: the person's Identity Store user (found by
 /// their email) assigned the permission set in the target's account.
 ///
-/// Not yet: reconciliation does not list these assignments (`members` is `None`), and ending
-/// a grant leaves the role sessions the permission set issued to run out their session
-/// duration (`end_sessions` is `Ok(None)`).
+/// Not yet: reconciliation does not list these assignments (`members` is `None`). Ending a
+/// grant ends the person's live sessions only on targets with `end_sessions = true`.
 pub struct PermissionSetStrategy {
     center: Option<Arc<IdentityCenter>>,
 }
@@ -577,6 +778,7 @@ impl PermissionSetStrategy {
         let TargetKind::SsoPermissionSet {
             permission_set_arn,
             accounts,
+            ..
         } = &target.kind
         else {
             return Err(StrategyError::WrongTarget(target.name.clone()));
@@ -698,14 +900,39 @@ impl Strategy for PermissionSetStrategy {
         )))
     }
 
+    /// With `end_sessions = true` on the target: the person's sessions of the permission set
+    /// in the account issued before `before` are denied (see [`IdentityCenter::end_sessions`]).
     async fn end_sessions(
         &self,
         target: &Target,
-        _person: &Person,
-        _before: DateTime<Utc>,
+        person: &Person,
+        before: DateTime<Utc>,
     ) -> Result<Option<SessionsEnded>, StrategyError> {
-        self.parts(target)?;
-        Ok(None)
+        let (center, account, permission_set_arn) = self.parts(target)?;
+        if !matches!(
+            target.kind,
+            TargetKind::SsoPermissionSet {
+                end_sessions: true,
+                ..
+            }
+        ) {
+            return Ok(None);
+        }
+        let Some(user_id) = self.user(center, person).await? else {
+            tracing::warn!(email = %person.email, "not in the Identity Store: no sessions of theirs to end");
+            return Ok(None);
+        };
+        center
+            .end_sessions(
+                &Assignment {
+                    account,
+                    permission_set_arn,
+                    user_id: &user_id,
+                },
+                before,
+            )
+            .await
+            .map(Some)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod identity_center;
 pub mod lambda;
 pub mod scheduler;
 pub mod sessions;
+pub mod sso_sessions;
 
 pub use archive::{ArchiveUrlError, RewrittenObject, S3Archive};
 pub use dynamo::DynamoStore;

@@ -39,6 +39,11 @@ pub enum TargetKind {
     SsoPermissionSet {
         permission_set_arn: String,
         accounts: Vec<String>,
+        /// Ending a grant ends the person's sessions of the permission set in the account
+        /// issued before the end: a deny in the permission set's inline policy, provisioned
+        /// again to the account. Off unless set (it edits a policy the administrator owns).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        end_sessions: bool,
     },
 }
 
@@ -72,6 +77,7 @@ impl TargetKind {
             TargetKind::SsoPermissionSet {
                 permission_set_arn,
                 accounts,
+                ..
             } => format!("{permission_set_arn} in {}", accounts.join(", ")),
         }
     }
@@ -296,6 +302,7 @@ struct RawTarget {
     roles: Option<Vec<Spanned<String>>>,
     permission_set_arn: Option<Spanned<String>>,
     accounts: Option<Vec<Spanned<String>>>,
+    end_sessions: Option<bool>,
 }
 
 /// Turns byte offsets into 1-based line numbers.
@@ -591,9 +598,12 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
         if !f.allow_self_approval && approver_groups.is_empty() {
             let someone_else_can_approve =
                 |requester: &str| approver_names.iter().any(|a| a != requester);
+            // A member of a requesters group may be anyone of the file.
             let candidates: Vec<&str> = match &requesters {
-                Some(list) => list.iter().map(PersonName::as_str).collect(),
-                None => names.iter().map(String::as_str).collect(),
+                Some(list) if requester_groups.is_empty() => {
+                    list.iter().map(PersonName::as_str).collect()
+                }
+                _ => names.iter().map(String::as_str).collect(),
             };
             if let Some(stuck) = candidates
                 .into_iter()
@@ -633,11 +643,12 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
                     if t.function_arn.is_some()
                         || t.permission_set_arn.is_some()
                         || t.accounts.is_some()
+                        || t.end_sessions.is_some()
                     {
                         return Err(lines.error(
                             &t.kind,
                             format!(
-                                "target `{target_name}` of type iam_group takes no function_arn, permission_set_arn or accounts"
+                                "target `{target_name}` of type iam_group takes no function_arn, permission_set_arn, accounts or end_sessions (its `roles` are the sessions it ends)"
                             ),
                         ));
                     }
@@ -673,11 +684,12 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
                         || t.roles.is_some()
                         || t.permission_set_arn.is_some()
                         || t.accounts.is_some()
+                        || t.end_sessions.is_some()
                     {
                         return Err(lines.error(
                             &t.kind,
                             format!(
-                                "target `{target_name}` of type lambda takes no group, roles, permission_set_arn or accounts"
+                                "target `{target_name}` of type lambda takes no group, roles, permission_set_arn, accounts or end_sessions"
                             ),
                         ));
                     }
@@ -900,6 +912,7 @@ fn sso_permission_set(
     Ok(TargetKind::SsoPermissionSet {
         permission_set_arn: text.to_owned(),
         accounts: ids,
+        end_sessions: t.end_sessions.unwrap_or(false),
     })
 }
 

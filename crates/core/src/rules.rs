@@ -163,6 +163,7 @@ impl Target {
         let TargetKind::SsoPermissionSet {
             permission_set_arn,
             accounts,
+            end_sessions,
         } = &self.kind
         else {
             return match account {
@@ -195,6 +196,7 @@ impl Target {
             kind: TargetKind::SsoPermissionSet {
                 permission_set_arn: permission_set_arn.clone(),
                 accounts: vec![chosen.clone()],
+                end_sessions: *end_sessions,
             },
         })
     }

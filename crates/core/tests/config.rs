@@ -900,6 +900,7 @@ fn a_permission_set_target_parses_with_its_identity_center() {
         TargetKind::SsoPermissionSet {
             permission_set_arn: PERMISSION_SET.into(),
             accounts: vec!["111111111111".into()],
+            end_sessions: false,
         }
     );
     assert_eq!(target.kind.type_name(), "sso_permission_set");
@@ -985,7 +986,7 @@ fn a_permission_set_target_is_refused_with_what_to_fix() {
             center(),
             "type = \"iam_group\"\ngroup = \"Admins\"\naccounts = [\"111111111111\"]".into(),
             "type = \"iam_group\"\ngroup = \"Admins\"\naccounts",
-            "takes no function_arn, permission_set_arn or accounts".into(),
+            "takes no function_arn, permission_set_arn, accounts or end_sessions".into(),
         ),
     ];
     for (center, target, line_needle, message) in cases {
@@ -1103,4 +1104,19 @@ fn directory_groups_are_refused_with_what_to_fix() {
         );
         assert_eq!(err.line, line_of(&text, line_needle), "{text}");
     }
+}
+
+#[test]
+fn a_requesters_group_member_nobody_else_may_approve_is_refused() {
+    // Anyone of the file may be in OnCall: alice too, whom only alice approves.
+    let text = with_groups(
+        true,
+        "requesters.groups = [\"OnCall\"]\napprovers = { channel = \"C0ONCALL\", people = [\"alice\"] }",
+    );
+    let err = refused(&text);
+    assert!(
+        err.message.contains("nobody but `alice` can approve"),
+        "{}",
+        err.message
+    );
 }

@@ -489,6 +489,29 @@ fn every_error_code_is_one_the_contract_documents() {
             flow: "f".into(),
         },
         RuleError::SelfApproval { person: "p".into() },
+        RuleError::AccountRequired {
+            target: "t".into(),
+            choices: "c".into(),
+        },
+        RuleError::UnknownAccount {
+            target: "t".into(),
+            account: "a".into(),
+            choices: "c".into(),
+        },
+        RuleError::AccountNotApplicable {
+            target: "t".into(),
+            kind: "iam_group",
+        },
+        RuleError::NotInDirectory {
+            person: "p".into(),
+            email: "e".into(),
+            target: "t".into(),
+        },
+        RuleError::UnknownGroup {
+            person: "p".into(),
+            flow: "f".into(),
+            groups: "g".into(),
+        },
     ];
     let codes: Vec<&str> = all.iter().map(RuleError::code).collect();
     assert_eq!(
@@ -505,6 +528,11 @@ fn every_error_code_is_one_the_contract_documents() {
             "not_a_requester",
             "not_an_approver",
             "self_approval",
+            "account_required",
+            "unknown_account",
+            "account_not_applicable",
+            "unknown_directory_user",
+            "unknown_group",
         ]
     );
     for code in codes {

@@ -60,7 +60,8 @@ impl LocalIdentityCenter {
              name = \"readonly\"\n\
              type = \"sso_permission_set\"\n\
              permission_set_arn = \"{set}\"\n\
-             accounts = [{accounts}]\n",
+             accounts = [{accounts}]\n\
+             end_sessions = true\n",
             instance = self.instance_arn,
             store = self.identity_store_id,
             group = self.approvers_group,
@@ -78,7 +79,7 @@ fn failed(step: &str, error: impl std::fmt::Display) -> BootstrapError {
 
 /// Makes moto's instance ready: a user per person of `config` (user name = their name, email
 /// = their email), the group [`APPROVERS_GROUP`] holding them all, and the permission set
-/// [`PERMISSION_SET`]. Tolerates finding users and the group there already.
+/// [`PERMISSION_SET`]. moto starts empty each time; a user already there is used as it is.
 pub async fn provision(
     sdk: &SdkConfig,
     config: &Config,

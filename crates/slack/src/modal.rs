@@ -208,10 +208,14 @@ pub fn request_modal(config: &Config, person: &Person, channel_id: &str) -> Opti
     }))
 }
 
+/// Whether `person` may request `flow` as far as the file says: listed, or the flow admits
+/// members of directory groups (asked when the form is submitted, which refuses non-members).
 fn may_request(flow: &Flow, person: &Person) -> bool {
-    flow.requesters
-        .as_ref()
-        .is_none_or(|requesters| requesters.contains(&person.name))
+    !flow.requester_groups.is_empty()
+        || flow
+            .requesters
+            .as_ref()
+            .is_none_or(|requesters| requesters.contains(&person.name))
 }
 
 /// The access select's option groups (one per flow, its targets as options).

@@ -561,7 +561,10 @@ except Exception:  # moto changed: it lists them per request as before
 # - faults for tests, chosen by a permission set's name: `fault-conflict-<n>` answers the
 #   first n creates and deletes of its assignments with ConflictException, `fault-throttle-<n>`
 #   with ThrottlingException, and `fault-failed-<n>` makes the first n creations end FAILED
-#   with a FailureReason (and assign nothing).
+#   with a FailureReason (and assign nothing); `fault-conflict-<n>` also meets the first n
+#   provisionings of the permission set;
+# - ProvisionPermissionSet is asynchronous the same way, and
+#   DescribePermissionSetProvisioningStatus (which moto lacks) follows it.
 try:
     import json as _sso_json
     import re as _sso_re
@@ -699,6 +702,31 @@ try:
     def _sso_describe_deletion(self):
         return _sso_describe(self, "AccountAssignmentDeletionRequestId", "AccountAssignmentDeletionStatus")
 
+    def _sso_provision(self):
+        params = _sso_json.loads(self.body)
+        backend = self.ssoadmin_backend
+        if _sso_fault(backend, params.get("PermissionSetArn"), "provision") == "conflict":
+            raise _SsoConflict("Another provisioning of this permission set is in progress")
+        backend.provision_permission_set(
+            instance_arn=params.get("InstanceArn"),
+            permission_set_arn=params.get("PermissionSetArn"),
+        )
+        request_id = str(_sso_uuid.uuid4())
+        status = {
+            "AccountId": params.get("TargetId"),
+            "PermissionSetArn": params.get("PermissionSetArn"),
+            "RequestId": request_id,
+            "Status": "IN_PROGRESS",
+            "CreatedDate": _sso_models.unix_time(),
+        }
+        _sso_requests(backend)[request_id] = {"status": status, "failure": None, "described": 0}
+        return _sso_json.dumps({"PermissionSetProvisioningStatus": status})
+
+    def _sso_describe_provisioning(self):
+        return _sso_describe(self, "ProvisionPermissionSetRequestId", "PermissionSetProvisioningStatus")
+
+    _SSOAdminResponse.provision_permission_set = _sso_provision
+    _SSOAdminResponse.describe_permission_set_provisioning_status = _sso_describe_provisioning
     _SSOAdminResponse.create_account_assignment = _sso_create
     _SSOAdminResponse.delete_account_assignment = _sso_delete
     _SSOAdminResponse.describe_account_assignment_creation_status = _sso_describe_creation

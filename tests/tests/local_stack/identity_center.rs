@@ -96,8 +96,12 @@ async fn alice_gets_a_permission_set_in_one_account_and_loses_it_when_revoked() 
     );
 
     // bob is no listed approver of prod_readonly: he approves as a member of ProdApprovers.
+    // alice is a member too, and still may not approve her own request.
     let message = stack.pending_message("alice").await;
     assert_eq!(message["request_id"], id.as_str(), "{message}");
+    let own = stack.run("alice", &["approve", &id]);
+    assert!(!own.ok(), "{own:?}");
+    assert!(own.stderr.contains("self_approval"), "{own:?}");
     assert!(
         message["blocks"].to_string().contains("222222222222"),
         "{message}"
@@ -120,6 +124,35 @@ async fn alice_gets_a_permission_set_in_one_account_and_loses_it_when_revoked() 
     assert!(
         assigned(&stack, &center, "222222222222").await.is_empty(),
         "the assignment is gone once revoked"
+    );
+    // end_sessions = true: her sessions of the permission set in that account, issued before
+    // the end, are denied in its inline policy (provisioned again to the account).
+    let policy = aws_sdk_ssoadmin::Client::new(&stack.moto())
+        .get_inline_policy_for_permission_set()
+        .instance_arn(center["instance_arn"].as_str().expect("instance"))
+        .permission_set_arn(
+            center["permission_set_arn"]
+                .as_str()
+                .expect("permission set"),
+        )
+        .send()
+        .await
+        .expect("inline policy")
+        .inline_policy()
+        .unwrap_or_default()
+        .to_owned();
+    let policy: Value = serde_json::from_str(&policy).expect("a policy document");
+    let denies = policy["Statement"].as_array().cloned().unwrap_or_default();
+    assert!(
+        denies.iter().any(|s| s["Effect"] == "Deny"
+            && s["Condition"]["StringEquals"]["identitystore:userId"] == alice_id.as_str()
+            && s["Condition"]["StringEquals"]["aws:PrincipalAccount"] == "222222222222"),
+        "{policy}"
+    );
+    assert_eq!(
+        stack.request("alice", &id)["sessions"],
+        "person",
+        "the end records that her sessions were ended"
     );
     let verified = stack.run("bob", &["audit", "verify"]);
     assert!(verified.ok(), "{verified:?}");

@@ -322,8 +322,18 @@ fn target(permission_set: &str) -> Target {
         kind: TargetKind::SsoPermissionSet {
             permission_set_arn: permission_set.to_owned(),
             accounts: vec![ACCOUNT.to_owned()],
+            end_sessions: false,
         },
     }
+}
+
+/// [`target`] with `end_sessions = true`.
+fn ending(permission_set: &str) -> Target {
+    let mut target = target(permission_set);
+    if let TargetKind::SsoPermissionSet { end_sessions, .. } = &mut target.kind {
+        *end_sessions = true;
+    }
+    target
 }
 
 #[tokio::test]
@@ -521,5 +531,93 @@ async fn groups_are_found_by_name_and_a_persons_memberships_are_read_each_time()
     assert_eq!(
         center.group_ids_of(&alice_id).await.expect("directory"),
         [leads_id]
+    );
+}
+
+/// The permission set's inline policy, as Identity Center holds it.
+async fn inline_policy(directory: &Directory, permission_set_arn: &str) -> serde_json::Value {
+    let text = aws_sdk_ssoadmin::Client::new(&directory.sdk)
+        .get_inline_policy_for_permission_set()
+        .instance_arn(&directory.instance_arn)
+        .permission_set_arn(permission_set_arn)
+        .send()
+        .await
+        .expect("inline policy")
+        .inline_policy()
+        .unwrap_or_default()
+        .to_owned();
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+#[tokio::test]
+async fn ending_a_grant_denies_the_persons_earlier_sessions_in_the_permission_set() {
+    let moto = Moto::start().await;
+    let directory = Directory::of(&moto).await;
+    let name = unique_name("alice");
+    let user = directory.user(&name).await;
+    // Conflicts with another provisioning are asked again.
+    let permission_set = directory
+        .permission_set(&unique_name("ReadOnly-fault-conflict-1"))
+        .await;
+    let admin_statement = serde_json::json!({
+        "Sid": "AdminReadOnly", "Effect": "Allow", "Action": "s3:Get*", "Resource": "*"
+    });
+    aws_sdk_ssoadmin::Client::new(&directory.sdk)
+        .put_inline_policy_to_permission_set()
+        .instance_arn(&directory.instance_arn)
+        .permission_set_arn(&permission_set)
+        .inline_policy(
+            serde_json::json!({"Version": "2012-10-17", "Statement": [admin_statement.clone()]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("the administrator's policy");
+    let strategy = PermissionSetStrategy::new(Some(Arc::new(directory.center(quick(3)))));
+    let alice = person(&name, &name);
+    let before = Utc::now();
+
+    // Off unless the target asks for it.
+    assert_eq!(
+        strategy
+            .end_sessions(&target(&permission_set), &alice, before)
+            .await
+            .expect("nothing to do"),
+        None
+    );
+    let ended = strategy
+        .end_sessions(&ending(&permission_set), &alice, before)
+        .await
+        .expect("sessions ended");
+    assert_eq!(ended, Some(elevate_core::model::SessionsEnded::Person));
+
+    let policy = inline_policy(&directory, &permission_set).await;
+    let statements = policy["Statement"].as_array().expect("statements");
+    assert_eq!(
+        statements[0], admin_statement,
+        "the administrator's statement is kept"
+    );
+    let deny = statements
+        .iter()
+        .find(|s| s["Effect"] == "Deny")
+        .expect("elevate's deny");
+    assert_eq!(
+        deny["Condition"]["StringEquals"]["identitystore:userId"],
+        user.as_str()
+    );
+    assert_eq!(
+        deny["Condition"]["StringEquals"]["aws:PrincipalAccount"],
+        ACCOUNT
+    );
+    assert!(deny["Condition"]["DateLessThan"]["aws:TokenIssueTime"].is_string());
+
+    // Someone the directory does not know has no sessions to end.
+    let stranger = person(&unique_name("mallory"), "mallory");
+    assert_eq!(
+        strategy
+            .end_sessions(&ending(&permission_set), &stranger, before)
+            .await
+            .expect("nothing"),
+        None
     );
 }

@@ -13,7 +13,13 @@ use crate::output::Out;
 /// Where `config check` looks when no file is named.
 const DEFAULT_PATHS: [&str; 2] = ["elevate.toml", "infra/elevate.toml"];
 
-pub async fn check(args: CheckArgs, out: Out) -> anyhow::Result<Exit> {
+/// `profile` and `region` (the global flags) choose the credentials that ask the directory.
+pub async fn check(
+    args: CheckArgs,
+    profile: Option<String>,
+    region: Option<String>,
+    out: Out,
+) -> anyhow::Result<Exit> {
     let path = match args.file {
         Some(path) => path,
         None => DEFAULT_PATHS
@@ -34,7 +40,7 @@ pub async fn check(args: CheckArgs, out: Out) -> anyhow::Result<Exit> {
             let groups = if args.offline {
                 GroupCheck::Skipped
             } else {
-                check_groups(&config).await
+                check_groups(&config, profile, region).await
             };
             if let GroupCheck::Missing { store, missing } = &groups {
                 let missing: Vec<String> = missing
@@ -112,7 +118,11 @@ const DIRECTORY_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Asks the Identity Store of `[identity_center]`, with the default AWS credentials and
 /// region, whether each group of `approvers.groups` and `requesters.groups` exists.
-async fn check_groups(config: &Config) -> GroupCheck {
+async fn check_groups(
+    config: &Config,
+    profile: Option<String>,
+    region: Option<String>,
+) -> GroupCheck {
     let Some(center) = &config.identity_center else {
         return GroupCheck::Skipped;
     };
@@ -137,9 +147,14 @@ async fn check_groups(config: &Config) -> GroupCheck {
     }
     let store = center.identity_store_id.clone();
     let asked = async {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(profile) = profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = region {
+            loader = loader.region(aws_config::Region::new(region));
+        }
+        let sdk = loader.load().await;
         if sdk.region().is_none() {
             return Err("no AWS region is set".to_owned());
         }

@@ -117,7 +117,9 @@ async fn dispatch(cli: Cli, out: Out) -> anyhow::Result<Exit> {
             (None, None) => audit::verify_api(&connect(global).await?, out).await,
         },
         Command::Report(args) => report::report(&connect(global).await?, args, out).await,
-        Command::Config(ConfigCommand::Check(args)) => config::check(args, out).await,
+        Command::Config(ConfigCommand::Check(args)) => {
+            config::check(args, global.profile.clone(), global.region.clone(), out).await
+        }
         Command::Reconcile(args) => {
             if !args.dry_run {
                 anyhow::bail!(

@@ -101,6 +101,68 @@ async fn a_member_of_an_approvers_group_may_decide_until_they_leave_it() {
 }
 
 #[tokio::test]
+async fn a_member_of_an_approvers_group_may_not_approve_their_own_request() {
+    let app = app();
+    app.directory.add_to_group("OnCall", &["bob@example.com"]);
+    let own = submit_as(&app, "bob", ask("oncall", None)).await.unwrap();
+    let err = decide_as(&app, "bob", &own, Decision::Approve)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "self_approval", "{err}");
+    // Even when another group of the flow is missing, the refusal says what it is.
+    let missing = FakeApp::new((*app.app.config).clone());
+    missing
+        .directory
+        .add_to_group("OnCall", &["bob@example.com"]);
+    missing
+        .directory
+        .add_to_group("Leads", &["bob@example.com"]);
+    let own = submit_as(&missing, "bob", ask("oncall", None))
+        .await
+        .unwrap();
+    let err = decide_as(&missing, "bob", &own, Decision::Approve)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "self_approval", "{err}");
+    assert_eq!(
+        missing.store.request(&own.id).map(|r| r.state),
+        Some(State::Pending)
+    );
+}
+
+#[tokio::test]
+async fn a_resubmitted_slack_form_for_a_permission_set_returns_the_first_request() {
+    let app = app();
+    let alice = app.app.config.person("alice").unwrap().clone();
+    let first = submit_from_slack(
+        &app.app,
+        "T0ELEVATE",
+        &alice.slack_id,
+        ask("prod_readonly", Some("111111111111")),
+    )
+    .await
+    .unwrap();
+    let again = submit_from_slack(
+        &app.app,
+        "T0ELEVATE",
+        &alice.slack_id,
+        ask("prod_readonly", Some("111111111111")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.id, first.id);
+    let other = submit_from_slack(
+        &app.app,
+        "T0ELEVATE",
+        &alice.slack_id,
+        ask("prod_readonly", Some("222222222222")),
+    )
+    .await
+    .unwrap();
+    assert_ne!(other.id, first.id, "another account is another request");
+}
+
+#[tokio::test]
 async fn a_requester_who_left_the_group_is_not_approved() {
     let app = app();
     let request = submit_as(&app, "alice", ask("oncall", None)).await.unwrap();

@@ -120,7 +120,11 @@ impl GroupsFound {
     /// A refusal of someone who is not admitted, said better when a group the flow names
     /// does not exist (the config is wrong, not the person).
     pub fn explain(&self, refusal: RuleError, person: &Person, flow: &Flow) -> ServiceError {
-        if self.missing.is_empty() {
+        let not_admitted = matches!(
+            refusal,
+            RuleError::NotARequester { .. } | RuleError::NotAnApprover { .. }
+        );
+        if self.missing.is_empty() || !not_admitted {
             return refusal.into();
         }
         RuleError::UnknownGroup {

@@ -241,7 +241,10 @@ async fn just_submitted(
                 .target
                 .as_ref()
                 .is_none_or(|t| request.target == *t)
-            && request.account() == submission.account.as_deref()
+            && submission
+                .account
+                .as_deref()
+                .is_none_or(|a| request.account() == Some(a))
             && request.duration == submission.duration
             && request.reason == submission.reason.trim()
     }))
