@@ -331,12 +331,16 @@ pub fn request_detail(r: &Request) -> String {
             .map(|by| format!(" by {by}"))
             .unwrap_or_default();
         lines.push(("ended", format!("{}{by}", timestamp(at))));
+        let permission_set = r.account().is_some();
         let sessions = match (r.sessions_ended, &r.kept_access_for) {
+            (Some(SessionsEnded::Person), _) if permission_set => "ended: the permission set denies the requester's sessions in the account issued before the end".to_owned(),
             (Some(SessionsEnded::Person), _) => {
                 "ended: the roles deny the requester's sessions issued before the end".to_owned()
             }
+            (Some(SessionsEnded::AllSessions), _) if permission_set => "ended: the permission set's policy had no room for one more person, so it denies every session in the account issued before the end".to_owned(),
             (Some(SessionsEnded::AllSessions), _) => "ended: a role had no room for one more person, so it denies every session issued before the end".to_owned(),
             (None, Some(other)) => format!("kept: grant {other} still allows them"),
+            (None, None) if permission_set => "not ended by elevate (the target does not set end_sessions): they last until their session duration ends".to_owned(),
             (None, None) => {
                 "not ended by elevate (the target names no roles): they last until they expire"
                     .to_owned()
