@@ -270,7 +270,8 @@ pub struct Request {
     /// grant. The access stayed; without it, ending this grant removed the access.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_access_for: Option<RequestId>,
-    /// How the role sessions the grant allowed were ended, when its target names roles.
+    /// How the role sessions the grant allowed were ended, when its target names roles (or,
+    /// for a permission set, sets `end_sessions`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions_ended: Option<SessionsEnded>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -237,7 +237,9 @@ impl Flow {
 
     /// Checks a new request against the flow and returns what to open. `account` is the AWS
     /// account asked for, which a permission set target granted in several accounts needs;
-    /// the grant's terms name only that account.
+    /// the grant's terms name only that account. Who may request is decided by name only:
+    /// a member of `requesters.groups` is refused here, so the use cases ask the directory and
+    /// call [`Flow::check_requester`] and [`Flow::check_terms`] instead.
     pub fn check_request(
         &self,
         requester: &Person,

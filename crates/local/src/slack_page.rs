@@ -96,10 +96,11 @@ impl SlackPage {
             .map(|person| PagePerson {
                 name: person.name.to_string(),
                 slack_id: person.slack_id.clone(),
-                approver: config
-                    .flows
-                    .iter()
-                    .any(|flow| flow.approvers.people.contains(&person.name)),
+                // A member of an approvers group may be anyone: the click decides.
+                approver: config.flows.iter().any(|flow| {
+                    flow.approvers.people.contains(&person.name)
+                        || !flow.approvers.groups.is_empty()
+                }),
             })
             .collect();
         let interactions_url = interactions_url.into();

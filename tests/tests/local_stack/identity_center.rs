@@ -150,7 +150,7 @@ async fn alice_gets_a_permission_set_in_one_account_and_loses_it_when_revoked() 
         "{policy}"
     );
     assert_eq!(
-        stack.request("alice", &id)["sessions"],
+        stack.request("alice", &id)["sessions_ended"],
         "person",
         "the end records that her sessions were ended"
     );

@@ -184,35 +184,31 @@ async fn a_requester_who_left_the_group_is_not_approved() {
     assert_eq!(denied.state, State::Denied);
 }
 
+/// The first page of what `person` may decide.
+async fn to_approve(app: &FakeApp, person: &crate::config::Person) -> crate::ports::ListPage {
+    list(
+        &app.app,
+        &caller_of(person),
+        Scope::ToApprove,
+        None,
+        None,
+        LIST_PAGE_DEFAULT,
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_group_approver_lists_and_sees_what_they_may_decide() {
     let app = app();
     let request = submit_as(&app, "alice", ask("oncall", None)).await.unwrap();
     let bob = app.app.config.person("bob").unwrap();
-    let page = list(
-        &app.app,
-        &caller_of(bob),
-        Scope::ToApprove,
-        None,
-        None,
-        LIST_PAGE_DEFAULT,
-    )
-    .await
-    .unwrap();
+    let page = to_approve(&app, bob).await;
     assert!(page.requests.iter().any(|r| r.id == request.id), "{page:?}");
     assert!(show(&app.app, &caller_of(bob), &request.id).await.is_ok());
 
     app.directory.remove_from_group("Leads", "bob@example.com");
-    let page = list(
-        &app.app,
-        &caller_of(bob),
-        Scope::ToApprove,
-        None,
-        None,
-        LIST_PAGE_DEFAULT,
-    )
-    .await
-    .unwrap();
+    let page = to_approve(&app, bob).await;
     assert!(page.requests.iter().all(|r| r.id != request.id), "{page:?}");
     assert_eq!(
         show(&app.app, &caller_of(bob), &request.id)
