@@ -758,8 +758,9 @@ impl IdentityCenter {
 /// [`Strategy`] for `sso_permission_set` targets: the person's Identity Store user (found by
 /// their email) assigned the permission set in the target's account.
 ///
-/// Not yet: reconciliation does not list these assignments (`members` is `None`). Ending a
-/// grant ends the person's live sessions only on targets with `end_sessions = true`.
+/// Reconciliation lists the users the permission set is assigned to in the account
+/// (`members`, by Identity Store user id). Ending a grant ends the person's live sessions only
+/// on targets with `end_sessions = true`.
 pub struct PermissionSetStrategy {
     center: Option<Arc<IdentityCenter>>,
 }
@@ -889,15 +890,25 @@ impl Strategy for PermissionSetStrategy {
         })
     }
 
-    async fn members(&self, _target: &Target) -> Result<Option<Vec<String>>, StrategyError> {
-        Ok(None)
+    /// The Identity Store user ids the permission set is assigned to in the target's account.
+    async fn members(&self, target: &Target) -> Result<Option<Vec<String>>, StrategyError> {
+        let (center, account, permission_set_arn) = self.parts(target)?;
+        center
+            .assigned_users(account, permission_set_arn)
+            .await
+            .map(Some)
     }
 
-    async fn remove_member(&self, target: &Target, _iam_user: &str) -> Result<(), StrategyError> {
-        Err(StrategyError::Refused(format!(
-            "target `{}`: reconciliation does not list permission set assignments yet",
-            target.name
-        )))
+    /// Removes the assignment of the Identity Store user `user_id` (as `members` names them).
+    async fn remove_member(&self, target: &Target, user_id: &str) -> Result<(), StrategyError> {
+        let (center, account, permission_set_arn) = self.parts(target)?;
+        center
+            .unassign(&Assignment {
+                account,
+                permission_set_arn,
+                user_id,
+            })
+            .await
     }
 
     /// With `end_sessions = true` on the target: the person's sessions of the permission set

@@ -76,10 +76,11 @@ pub enum Command {
     /// Check the flows config file
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Show what reconciliation would change in the groups elevate manages (auditors only)
+    /// Show what reconciliation would change in the groups and permission sets elevate manages (auditors only)
     #[command(
-        long_about = "Compares every IAM group elevate manages with the active grants and \
-shows what reconciliation would change: members without a grant (removed), active grants \
+        long_about = "Compares every IAM group elevate manages, and every permission set in \
+each of its accounts, with the active grants and shows what reconciliation would change: \
+members and assignments without a grant (removed), active grants \
 whose access is missing (restored when elevate's own race removed it, ended when someone \
 removed it outside elevate). Reconciliation itself runs in the sweep every five minutes; \
 this command only looks (--dry-run is required)."

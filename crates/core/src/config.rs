@@ -123,8 +123,8 @@ pub struct Flow {
     /// Identity Store groups (display names) whose members, when they are people of the file,
     /// may request too; asked each time someone requests.
     pub requester_groups: Vec<String>,
-    /// IAM users who belong to this flow's groups without a grant; reconciliation never
-    /// removes them.
+    /// IAM users who belong to this flow's groups without a grant, or people (by IAM user
+    /// or email) who hold its permission sets without one; reconciliation never removes them.
     pub standing_members: Vec<String>,
 }
 
@@ -725,13 +725,15 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
             if user.is_empty() {
                 return Err(lines.error(member, "standing_members must name IAM users"));
             }
-            if !targets
-                .iter()
-                .any(|t| matches!(t.kind, TargetKind::IamGroup { .. }))
-            {
+            if !targets.iter().any(|t| {
+                matches!(
+                    t.kind,
+                    TargetKind::IamGroup { .. } | TargetKind::SsoPermissionSet { .. }
+                )
+            }) {
                 return Err(lines.error(
                     member,
-                    format!("flow `{name}` has no iam_group target for standing_members"),
+                    format!("flow `{name}` has no iam_group or sso_permission_set target for standing_members"),
                 ));
             }
             standing_members.push(user.to_owned());

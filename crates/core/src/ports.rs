@@ -329,11 +329,12 @@ pub trait Strategy: Send + Sync {
         target: &Target,
         person: &Person,
     ) -> Result<Membership, StrategyError>;
-    /// The IAM user names that hold access on `target` right now, for reconciliation; `None`
-    /// when the target cannot be listed (a custom target).
+    /// Who holds access on `target` right now, for reconciliation: IAM user names, or for a
+    /// permission set Identity Store user ids; `None` when the target cannot be listed (a
+    /// custom target).
     async fn members(&self, target: &Target) -> Result<Option<Vec<String>>, StrategyError>;
-    /// Removes the access of `iam_user`, whom no grant explains. Removing what is absent is
-    /// success.
+    /// Removes the access of `iam_user` (as `members` names them), whom no grant explains.
+    /// Removing what is absent is success.
     async fn remove_member(&self, target: &Target, iam_user: &str) -> Result<(), StrategyError>;
     /// Ends `person`'s live sessions, issued before `before`, of the roles `target` lets its
     /// members assume, and reads that back. `Ok(None)` when the target names no roles.

@@ -605,7 +605,7 @@ fn standing_members_belong_to_flows_with_an_iam_group() {
         "requesters = [\"alice\", \"bob\"]\n",
         "requesters = [\"alice\", \"bob\"]\nstanding_members = [\"breakglass\"]\n",
         "\"breakglass\"",
-        "flow `db_access` has no iam_group target for standing_members",
+        "flow `db_access` has no iam_group or sso_permission_set target for standing_members",
     );
 }
 

@@ -364,8 +364,11 @@ async fn the_strategy_grants_reads_back_and_removes_a_permission_set_for_a_perso
             .expect("read back"),
         Membership::Present
     );
-    assert_eq!(directory.listed(&permission_set).await, vec![user]);
-    assert_eq!(strategy.members(&target).await.expect("members"), None);
+    assert_eq!(directory.listed(&permission_set).await, vec![user.clone()]);
+    assert_eq!(
+        strategy.members(&target).await.expect("members"),
+        Some(vec![user])
+    );
     assert_eq!(
         strategy
             .end_sessions(&target, &alice, Utc::now())
@@ -620,4 +623,137 @@ async fn ending_a_grant_denies_the_persons_earlier_sessions_in_the_permission_se
             .expect("nothing"),
         None
     );
+}
+
+/// A user `name` (email `<name>@example.com`) as a person of elevate.toml.
+fn config_person(name: &str) -> String {
+    format!(
+        "[[people]]\nname = \"{name}\"\niam_user = \"{name}\"\nslack_id = \"U{}\"\nemail = \"{name}@example.com\"\n",
+        name.to_uppercase().replace('-', "")
+    )
+}
+
+#[tokio::test]
+async fn reconciliation_removes_assignments_no_grant_explains_and_ends_grants_whose_assignment_went(
+) {
+    use elevate_core::service::{self, Decision, RepairKind, Submission};
+    use elevate_core::testing::{caller_of, FakeApp, FakeStrategy};
+
+    let moto = Moto::start().await;
+    let directory = Directory::of(&moto).await;
+    let [alice, bob, carol, outsider] = ["alice", "bob", "carol", "outsider"].map(unique_name);
+    let alice_id = directory.user(&alice).await;
+    let bob_id = directory.user(&bob).await;
+    directory.user(&carol).await;
+    let outsider_id = directory.user(&outsider).await;
+    let permission_set = directory.permission_set(&unique_name("ReadOnly")).await;
+    let text = format!(
+        "{}{}{}\n[identity_center]\ninstance_arn = \"{}\"\nidentity_store_id = \"{}\"\n\n\
+         [[flows]]\nname = \"prod\"\nmax_duration = \"1h\"\nreason_required = false\n\
+         approvers = {{ channel = \"C0PROD\", people = [\"{bob}\", \"{carol}\"] }}\n\n\
+         [[flows.targets]]\nname = \"readonly\"\ntype = \"sso_permission_set\"\n\
+         permission_set_arn = \"{permission_set}\"\naccounts = [\"{ACCOUNT}\"]\n",
+        config_person(&alice),
+        config_person(&bob),
+        config_person(&carol),
+        directory.instance_arn,
+        directory.store_id,
+    );
+    let config = elevate_core::Config::parse(&text).expect("config");
+    let mut fake = FakeApp::new(config);
+    let center = Arc::new(directory.center(quick(3)));
+    fake.app.strategy = Arc::new(elevate_core::ports::StrategyRouter {
+        iam_group: Arc::new(FakeStrategy::new()),
+        lambda: Arc::new(FakeStrategy::new()),
+        sso_permission_set: Arc::new(PermissionSetStrategy::new(Some(center.clone()))),
+    });
+    fake.app.directory = center;
+    let app = &fake.app;
+    let config = app.config.clone();
+    let who = |name: &str| caller_of(config.person(name).expect("person"));
+
+    // alice's grant, active: her assignment is explained.
+    let request = service::submit(
+        app,
+        &who(&alice),
+        Submission {
+            flow: "prod".into(),
+            target: None,
+            account: None,
+            duration: Duration::from_secs(1800),
+            reason: String::new(),
+        },
+    )
+    .await
+    .expect("submitted");
+    service::decide(app, &who(&bob), &request.id, Decision::Approve, None)
+        .await
+        .expect("approved");
+    service::escalate(app, &request.id)
+        .await
+        .expect("escalated");
+    assert_eq!(
+        directory.listed(&permission_set).await,
+        std::slice::from_ref(&alice_id)
+    );
+
+    // Assigned outside elevate: bob (a person of elevate.toml) and someone who is not.
+    let admin = aws_sdk_ssoadmin::Client::new(&directory.sdk);
+    for user in [&bob_id, &outsider_id] {
+        admin
+            .create_account_assignment()
+            .instance_arn(&directory.instance_arn)
+            .target_id(ACCOUNT)
+            .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
+            .permission_set_arn(&permission_set)
+            .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
+            .principal_id(user)
+            .send()
+            .await
+            .expect("assigned by hand");
+    }
+
+    let preview = service::reconcile(app, true).await.expect("dry run");
+    assert_eq!(preview.repairs.len(), 1, "{preview:?}");
+    assert_eq!(preview.repairs[0].kind, RepairKind::MembershipRemoved);
+    let mut listed = directory.listed(&permission_set).await;
+    listed.sort();
+    assert_eq!(listed.len(), 3, "a dry run changes nothing");
+
+    let done = service::reconcile(app, false).await.expect("reconciled");
+    assert_eq!(done.errors, 0, "{done:?}");
+    assert_eq!(done.repairs.len(), 1, "{done:?}");
+    let mut listed = directory.listed(&permission_set).await;
+    listed.sort();
+    let mut expected = vec![alice_id.clone(), outsider_id.clone()];
+    expected.sort();
+    assert_eq!(
+        listed, expected,
+        "bob's unexplained assignment is removed, the outsider's left"
+    );
+
+    // alice's assignment removed outside elevate: her grant ends, and is not assigned again.
+    center_unassign(&directory, &permission_set, &alice_id).await;
+    let done = service::reconcile(app, false).await.expect("reconciled");
+    assert!(
+        done.repairs
+            .iter()
+            .any(|r| r.kind == RepairKind::EndedByOutsideChange),
+        "{done:?}"
+    );
+    let ended = fake.store.request(&request.id).expect("stored");
+    assert_eq!(ended.state, elevate_core::State::Revoked);
+    assert_eq!(directory.listed(&permission_set).await, [outsider_id]);
+}
+
+async fn center_unassign(directory: &Directory, permission_set: &str, user_id: &str) {
+    directory
+        .center(quick(3))
+        .unassign(&Assignment {
+            account: ACCOUNT,
+            permission_set_arn: permission_set,
+            user_id,
+        })
+        .await
+        .expect("removed by hand");
 }

@@ -1,7 +1,12 @@
-//! Reconciliation: what IAM says against what elevate recorded, repaired in both directions.
+//! Reconciliation: what IAM and IAM Identity Center say against what elevate recorded,
+//! repaired in both directions. What elevate manages is each IAM group of its targets and each
+//! permission set of its targets in each of their accounts; its holders are IAM users, or
+//! Identity Store users.
 //!
 //! - A member of a group elevate manages whom no ACTIVE or APPROVED grant explains (and who is
-//!   not a standing member of a flow with that group) is removed.
+//!   not a standing member of a flow with that group) is removed. A permission set's
+//!   assignment is removed likewise, but only for people of elevate.toml: an assignment of
+//!   anyone else is not elevate's to judge.
 //! - An ACTIVE grant whose access is missing is never left ACTIVE. When elevate itself removed
 //!   it (another grant of the same access ended after this one began, the race of two grants
 //!   ending and starting at once), the access is restored. Otherwise someone removed it
@@ -94,7 +99,7 @@ pub async fn reconcile(app: &App, dry_run: bool) -> Result<Reconciliation, Servi
 
     // Members first, grants second: a grant that adds a member is APPROVED before it adds,
     // so every member listed here already has its grant in the listing below.
-    let groups = configured_groups(app);
+    let groups = configured_access(app);
     let members = list_members(app, &groups, &mut report).await;
 
     let mut grants = app.store.list_by_state(State::Active).await?;
@@ -102,67 +107,101 @@ pub async fn reconcile(app: &App, dry_run: bool) -> Result<Reconciliation, Servi
     report.grants = grants.len();
     // IAM user and group names are unique regardless of case: compare them lower-cased.
     let mut holders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // Each grant with its terms and the identity that holds its access (`None`: a custom
+    // target, or someone the directory no longer has).
     let mut grant_terms = Vec::with_capacity(grants.len());
     for grant in &grants {
-        match app.terms(grant) {
-            Ok(terms) => grant_terms.push((grant, terms.into_owned())),
+        let terms = match app.terms(grant) {
+            Ok(terms) => terms.into_owned(),
             Err(err) => {
                 report.errors += 1;
                 tracing::error!(request_id = %grant.id, error = %err, "grant without terms; reconciliation skips it");
+                continue;
+            }
+        };
+        match holder(app, &terms).await {
+            Ok(holder) => grant_terms.push((grant, terms, holder)),
+            Err(err) => {
+                report.errors += 1;
+                tracing::error!(request_id = %grant.id, error = %err, "could not find the holder of a grant; reconciliation skips it");
             }
         }
     }
-    // Groups that left elevate.toml while grants on them still run: only those grants' access
+    // Access that left elevate.toml while grants on it still run: only those grants' access
     // is checked (listed after the grants, so a member there proves nothing about orphans).
     let mut retired = BTreeMap::new();
-    for (_, terms) in &grant_terms {
-        if let TargetKind::IamGroup { group, .. } = &terms.target.kind {
-            holders
-                .entry(group.to_ascii_lowercase())
-                .or_default()
-                .insert(terms.person.iam_user.to_ascii_lowercase());
-            if !groups.contains_key(group) {
-                retired.insert(group.clone(), terms.target.clone());
-            }
+    for (_, terms, holder) in &grant_terms {
+        let (Some(key), Some(holder)) = (access_key(&terms.target.kind), holder) else {
+            continue;
+        };
+        holders
+            .entry(key.clone())
+            .or_default()
+            .insert(holder.clone());
+        if !groups.contains_key(&key) {
+            retired.insert(key, terms.target.clone());
         }
     }
     let retired_members = list_members(app, &retired, &mut report).await;
     report.groups = members.len() + retired_members.len();
 
-    for (group, users) in &members {
-        let standing = standing_members(app, group);
+    for (key, users) in &members {
+        let target = &groups[key];
+        let standing = standing_members(app, key);
         for user in users {
             let user_key = user.to_ascii_lowercase();
-            let explained = holders
-                .get(&group.to_ascii_lowercase())
-                .is_some_and(|h| h.contains(&user_key));
-            if explained || standing.contains(&user_key) {
+            let explained = holders.get(key).is_some_and(|h| h.contains(&user_key));
+            if explained {
                 continue;
             }
-            let target = &groups[group];
-            match remove_member(app, target, group, user, dry_run).await {
+            let person = match holder_person(app, target, user).await {
+                Ok(person) => person,
+                Err(err) => {
+                    report.errors += 1;
+                    tracing::error!(access = %key, member = %user, error = %err, "could not tell whose access this is");
+                    continue;
+                }
+            };
+            let is_standing = standing.contains(&user_key)
+                || person.is_some_and(|p| {
+                    standing.contains(&p.iam_user.to_ascii_lowercase())
+                        || standing.contains(&p.email.to_ascii_lowercase())
+                });
+            if is_standing {
+                continue;
+            }
+            if person.is_none() && !matches!(target.kind, TargetKind::IamGroup { .. }) {
+                tracing::info!(access = %key, member = %user, "assigned to someone who is not a person of elevate.toml; not elevate's to remove");
+                continue;
+            }
+            let group = target.kind.resource();
+            match remove_member(app, target, &group, user, person, dry_run).await {
                 Ok(Some(repair)) => report.repairs.push(repair),
                 Ok(None) => {}
                 Err(err) => {
                     report.errors += 1;
-                    tracing::error!(group, iam_user = %user, error = %err, "could not remove a member without a grant");
+                    tracing::error!(access = %key, member = %user, error = %err, "could not remove a member without a grant");
                 }
             }
         }
     }
 
-    for (grant, terms) in &grant_terms {
-        let TargetKind::IamGroup { group, .. } = &terms.target.kind else {
+    for (grant, terms, holder) in &grant_terms {
+        let Some(key) = access_key(&terms.target.kind) else {
             continue;
         };
-        let Some(present) = members.get(group).or_else(|| retired_members.get(group)) else {
+        let Some(present) = members.get(&key).or_else(|| retired_members.get(&key)) else {
             continue;
         };
-        let user = terms.person.iam_user.to_ascii_lowercase();
+        // Someone the directory no longer has holds nothing elevate can find: the end of the
+        // grant reports that itself.
+        let Some(user) = holder else {
+            continue;
+        };
         if grant.state != State::Active
             || present
                 .iter()
-                .any(|member| member.to_ascii_lowercase() == user)
+                .any(|member| member.to_ascii_lowercase() == *user)
         {
             continue;
         }
@@ -187,17 +226,76 @@ pub async fn reconcile(app: &App, dry_run: bool) -> Result<Reconciliation, Servi
     Ok(report)
 }
 
-/// Every IAM group of elevate.toml's targets, with a target that grants it.
-fn configured_groups(app: &App) -> BTreeMap<String, Target> {
-    let mut groups = BTreeMap::new();
+/// Every access elevate.toml's targets grant, by [`access_key`], with a target that grants
+/// it: each IAM group, and each permission set in each of its accounts.
+fn configured_access(app: &App) -> BTreeMap<String, Target> {
+    let mut access = BTreeMap::new();
     for target in app.config.flows.iter().flat_map(|f| f.targets.iter()) {
-        if let TargetKind::IamGroup { group, .. } = &target.kind {
-            groups
-                .entry(group.clone())
-                .or_insert_with(|| target.clone());
+        let narrowed: Vec<Target> = match &target.kind {
+            TargetKind::SsoPermissionSet { accounts, .. } => accounts
+                .iter()
+                .filter_map(|account| target.in_account(Some(account)).ok())
+                .collect(),
+            _ => vec![target.clone()],
+        };
+        for one in narrowed {
+            if let Some(key) = access_key(&one.kind) {
+                access.entry(key).or_insert(one);
+            }
         }
     }
-    groups
+    access
+}
+
+/// What reconciliation lists, named: an IAM group (lower-cased: IAM names ignore case), or a
+/// permission set in one account. `None` for a custom target, which cannot be listed.
+fn access_key(kind: &TargetKind) -> Option<String> {
+    match kind {
+        TargetKind::IamGroup { group, .. } => Some(group.to_ascii_lowercase()),
+        TargetKind::SsoPermissionSet { .. } => kind.account().map(|_| kind.resource()),
+        TargetKind::Lambda { .. } => None,
+    }
+}
+
+/// The identity that holds a grant's access, as the strategy's `members` names it
+/// (lower-cased): the IAM user, or the person's Identity Store user id. `None` for a custom
+/// target, or someone the directory does not have.
+async fn holder(app: &App, terms: &Terms) -> Result<Option<String>, ServiceError> {
+    Ok(match &terms.target.kind {
+        TargetKind::IamGroup { .. } => Some(terms.person.iam_user.to_ascii_lowercase()),
+        TargetKind::SsoPermissionSet { .. } => app
+            .directory
+            .user_id(&terms.person)
+            .await?
+            .map(|id| id.to_ascii_lowercase()),
+        TargetKind::Lambda { .. } => None,
+    })
+}
+
+/// The person of elevate.toml whose identity on `target` is `member`, if any.
+async fn holder_person<'a>(
+    app: &'a App,
+    target: &Target,
+    member: &str,
+) -> Result<Option<&'a crate::config::Person>, ServiceError> {
+    if !matches!(target.kind, TargetKind::SsoPermissionSet { .. }) {
+        return Ok(app
+            .config
+            .people
+            .iter()
+            .find(|p| p.iam_user.eq_ignore_ascii_case(member)));
+    }
+    for person in &app.config.people {
+        if app
+            .directory
+            .user_id(person)
+            .await?
+            .is_some_and(|id| id.eq_ignore_ascii_case(member))
+        {
+            return Ok(Some(person));
+        }
+    }
+    Ok(None)
 }
 
 /// The members of each group; a group that cannot be listed is counted as an error and left
@@ -223,15 +321,19 @@ async fn list_members(
     members
 }
 
-/// The IAM users (lower-cased) every flow granting `group` lists as standing members.
-fn standing_members(app: &App, group: &str) -> BTreeSet<String> {
+/// The standing members (lower-cased) every flow granting the access `key` lists.
+fn standing_members(app: &App, key: &str) -> BTreeSet<String> {
     app.config
         .flows
         .iter()
         .filter(|flow| {
-            flow.targets.iter().any(
-                |t| matches!(&t.kind, TargetKind::IamGroup { group: g, .. } if g.eq_ignore_ascii_case(group)),
-            )
+            flow.targets.iter().any(|t| match &t.kind {
+                TargetKind::SsoPermissionSet { accounts, .. } => accounts.iter().any(|account| {
+                    t.in_account(Some(account))
+                        .is_ok_and(|one| access_key(&one.kind).as_deref() == Some(key))
+                }),
+                kind => access_key(kind).as_deref() == Some(key),
+            })
         })
         .flat_map(|flow| flow.standing_members.iter().map(|m| m.to_ascii_lowercase()))
         .collect()
@@ -245,17 +347,17 @@ async fn remove_member(
     target: &Target,
     group: &str,
     iam_user: &str,
+    holder: Option<&crate::config::Person>,
     dry_run: bool,
 ) -> Result<Option<Repair>, ServiceError> {
-    let person = app
-        .config
-        .people
-        .iter()
-        .find(|p| p.iam_user.eq_ignore_ascii_case(iam_user))
-        .map(|p| p.name.clone());
+    let person = holder.map(|p| p.name.clone());
+    let key = access_key(&target.kind);
     let access = |terms: &Terms| {
-        matches!(&terms.target.kind, TargetKind::IamGroup { group: g, .. } if g.eq_ignore_ascii_case(group))
-            && terms.person.iam_user.eq_ignore_ascii_case(iam_user)
+        access_key(&terms.target.kind) == key
+            && match &terms.target.kind {
+                TargetKind::IamGroup { .. } => terms.person.iam_user.eq_ignore_ascii_case(iam_user),
+                _ => holder.is_some_and(|p| p.name == terms.person.name),
+            }
     };
     let mut history = Vec::new();
     if let Some(name) = &person {
