@@ -723,7 +723,10 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
         for member in &f.standing_members {
             let user = member.get_ref().trim();
             if user.is_empty() {
-                return Err(lines.error(member, "standing_members must name IAM users"));
+                return Err(lines.error(
+                    member,
+                    "standing_members must name IAM users (or, for permission sets, emails)",
+                ));
             }
             if !targets.iter().any(|t| {
                 matches!(

@@ -145,32 +145,46 @@ pub async fn reconcile(app: &App, dry_run: bool) -> Result<Reconciliation, Servi
     let retired_members = list_members(app, &retired, &mut report).await;
     report.groups = members.len() + retired_members.len();
 
+    // The people of elevate.toml by Identity Store user id, asked once when a permission set
+    // has an assignment no grant explains.
+    let mut directory_people = None;
     for (key, users) in &members {
         let target = &groups[key];
         let standing = standing_members(app, key);
+        let permission_set = matches!(target.kind, TargetKind::SsoPermissionSet { .. });
         for user in users {
             let user_key = user.to_ascii_lowercase();
             let explained = holders.get(key).is_some_and(|h| h.contains(&user_key));
             if explained {
                 continue;
             }
-            let person = match holder_person(app, target, user).await {
-                Ok(person) => person,
-                Err(err) => {
-                    report.errors += 1;
-                    tracing::error!(access = %key, member = %user, error = %err, "could not tell whose access this is");
-                    continue;
+            let person = if permission_set {
+                let known = directory_people.get_or_insert(people_by_user_id(app).await);
+                match known.people.get(&user_key) {
+                    Some(person) => Some(*person),
+                    None if known.incomplete => {
+                        report.errors += 1;
+                        tracing::error!(access = %key, member = %user, "could not tell whose assignment this is: the directory did not answer for every person");
+                        continue;
+                    }
+                    None => None,
                 }
+            } else {
+                app.config
+                    .people
+                    .iter()
+                    .find(|p| p.iam_user.eq_ignore_ascii_case(user))
             };
             let is_standing = standing.contains(&user_key)
-                || person.is_some_and(|p| {
-                    standing.contains(&p.iam_user.to_ascii_lowercase())
-                        || standing.contains(&p.email.to_ascii_lowercase())
-                });
+                || (permission_set
+                    && person.is_some_and(|p| {
+                        standing.contains(&p.iam_user.to_ascii_lowercase())
+                            || standing.contains(&p.email.to_ascii_lowercase())
+                    }));
             if is_standing {
                 continue;
             }
-            if person.is_none() && !matches!(target.kind, TargetKind::IamGroup { .. }) {
+            if person.is_none() && permission_set {
                 tracing::info!(access = %key, member = %user, "assigned to someone who is not a person of elevate.toml; not elevate's to remove");
                 continue;
             }
@@ -272,30 +286,32 @@ async fn holder(app: &App, terms: &Terms) -> Result<Option<String>, ServiceError
     })
 }
 
-/// The person of elevate.toml whose identity on `target` is `member`, if any.
-async fn holder_person<'a>(
-    app: &'a App,
-    target: &Target,
-    member: &str,
-) -> Result<Option<&'a crate::config::Person>, ServiceError> {
-    if !matches!(target.kind, TargetKind::SsoPermissionSet { .. }) {
-        return Ok(app
-            .config
-            .people
-            .iter()
-            .find(|p| p.iam_user.eq_ignore_ascii_case(member)));
-    }
+/// The people of elevate.toml by their Identity Store user id (lower-cased).
+struct DirectoryPeople<'a> {
+    people: BTreeMap<String, &'a crate::config::Person>,
+    /// The directory failed for someone: an id not found may be theirs.
+    incomplete: bool,
+}
+
+/// Asks the directory for every person's user id; a failure is logged and remembered.
+async fn people_by_user_id(app: &App) -> DirectoryPeople<'_> {
+    let mut found = DirectoryPeople {
+        people: BTreeMap::new(),
+        incomplete: false,
+    };
     for person in &app.config.people {
-        if app
-            .directory
-            .user_id(person)
-            .await?
-            .is_some_and(|id| id.eq_ignore_ascii_case(member))
-        {
-            return Ok(Some(person));
+        match app.directory.user_id(person).await {
+            Ok(Some(id)) => {
+                found.people.insert(id.to_ascii_lowercase(), person);
+            }
+            Ok(None) => {}
+            Err(err) => {
+                found.incomplete = true;
+                tracing::error!(person = %person.name, error = %err, "could not find the person in the directory");
+            }
         }
     }
-    Ok(None)
+    found
 }
 
 /// The members of each group; a group that cannot be listed is counted as an error and left
