@@ -274,3 +274,45 @@ async fn a_permission_set_is_refused_at_once_to_someone_not_in_the_directory() {
     assert_eq!(request.account(), Some("222222222222"));
     assert_eq!(request.target_label(), "readonly in account 222222222222");
 }
+
+/// An ACTIVE grant of `prod_readonly` in `account` for `who`, approved by carol.
+async fn active_in(app: &FakeApp, who: &str, account: &str) -> Request {
+    let request = submit_as(app, who, ask("prod_readonly", Some(account)))
+        .await
+        .unwrap();
+    decide_as(app, "carol", &request, Decision::Approve)
+        .await
+        .unwrap();
+    let active = escalate(&app.app, &request.id).await.unwrap().unwrap();
+    assert_eq!(active.state, State::Active);
+    active
+}
+
+#[tokio::test]
+async fn overlapping_grants_of_a_permission_set_keep_the_assignment_only_in_the_same_account() {
+    let app = app();
+    let first = active_in(&app, "alice", "111111111111").await;
+    let second = active_in(&app, "alice", "111111111111").await;
+    let elsewhere = active_in(&app, "alice", "222222222222").await;
+    let alice = app.app.config.person("alice").unwrap();
+
+    let ended = revoke(&app.app, &caller_of(alice), &first.id, None)
+        .await
+        .unwrap();
+    assert_eq!(ended.state, State::Revoked);
+    assert_eq!(
+        ended.kept_access_for.as_ref(),
+        Some(&second.id),
+        "the grant in the same account keeps the assignment"
+    );
+    assert!(app.strategy.has("readonly", "alice"));
+
+    let ended = revoke(&app.app, &caller_of(alice), &second.id, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        ended.kept_access_for, None,
+        "a grant in another account is another assignment: it keeps nothing here"
+    );
+    assert_ne!(ended.kept_access_for.as_ref(), Some(&elsewhere.id));
+}
