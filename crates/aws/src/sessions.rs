@@ -421,7 +421,8 @@ fn needless(
     })
 }
 
-fn ceil_to_second(at: DateTime<Utc>) -> DateTime<Utc> {
+/// Sessions issued in the same second as the end are denied too.
+pub(crate) fn ceil_to_second(at: DateTime<Utc>) -> DateTime<Utc> {
     let floor = at.trunc_subsecs(0);
     if floor == at {
         at
@@ -431,7 +432,7 @@ fn ceil_to_second(at: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The statements of a policy document; `None` when it is not one.
-fn statements_of(text: &str) -> Option<Vec<Value>> {
+pub(crate) fn statements_of(text: &str) -> Option<Vec<Value>> {
     let document: Value = serde_json::from_str(text).ok()?;
     match document.get("Statement") {
         Some(Value::Array(statements)) => Some(statements.clone()),
@@ -446,7 +447,7 @@ fn document_of(deny: &Deny) -> String {
 }
 
 /// The issue time a deny statement denies sessions before.
-fn issued_before(statement: &Value) -> Option<DateTime<Utc>> {
+pub(crate) fn issued_before(statement: &Value) -> Option<DateTime<Utc>> {
     if statement.get("Effect")? != "Deny" {
         return None;
     }

@@ -9,16 +9,16 @@
 //! can deny nothing 12 hours later (a permission set's longest session), so elevate's older
 //! statements are dropped whenever it writes.
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use elevate_core::model::SessionsEnded;
 use serde_json::{json, Map, Value};
+
+use crate::sessions::{ceil_to_second, issued_before, size, statements_of, SESSION_CEILING};
 
 /// How the `Sid`s of elevate's statements begin (a `Sid` allows letters and digits only).
 pub const SID_PREFIX: &str = "ElevateEndedSessions";
 /// The `Sid` of a statement that denies everyone's sessions in an account (no room left).
 const ALL_SESSIONS: &str = "All";
-/// A permission set's longest session (`SessionDuration` is at most 12 hours).
-pub const SESSION_CEILING: Duration = Duration::hours(12);
 /// The limit on a permission set's inline policy, whitespace not counted.
 pub const MAX_POLICY_CHARS: usize = 10_240;
 
@@ -77,7 +77,7 @@ pub fn with_ended_sessions(
     }
     kept.push(statement(&mine, Some(user_id), account, before));
     let written = finish(document.clone(), kept.clone(), SessionsEnded::Person)?;
-    if chars(&written.0) <= MAX_POLICY_CHARS {
+    if size(&written.0) <= MAX_POLICY_CHARS {
         return Ok(written);
     }
     // No room: one deny of every session in the account replaces elevate's statements there.
@@ -90,7 +90,7 @@ pub fn with_ended_sessions(
         before,
     ));
     let written = finish(document, kept, SessionsEnded::AllSessions)?;
-    if chars(&written.0) <= MAX_POLICY_CHARS {
+    if size(&written.0) <= MAX_POLICY_CHARS {
         Ok(written)
     } else {
         Err(format!(
@@ -102,13 +102,8 @@ pub fn with_ended_sessions(
 /// Whether `policy` denies the sessions of `user_id` in `account` issued before `before`:
 /// a statement of elevate's for them (or for everyone in the account) of that time or later.
 pub fn ends_sessions(policy: &str, user_id: &str, account: &str, before: DateTime<Utc>) -> bool {
-    let Ok(document) = serde_json::from_str::<Value>(policy) else {
+    let Some(statements) = statements_of(policy) else {
         return false;
-    };
-    let statements = match &document["Statement"] {
-        Value::Array(list) => list.clone(),
-        single @ Value::Object(_) => vec![single.clone()],
-        _ => Vec::new(),
     };
     let before = ceil_to_second(before);
     let wanted = [sid(account, user_id), sid(account, ALL_SESSIONS)];
@@ -151,27 +146,6 @@ fn elevate_sid(statement: &Value) -> Option<&str> {
     statement["Sid"]
         .as_str()
         .filter(|sid| sid.starts_with(SID_PREFIX))
-}
-
-fn issued_before(statement: &Value) -> Option<DateTime<Utc>> {
-    let text = statement["Condition"]["DateLessThan"][ISSUE_TIME].as_str()?;
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|at| at.with_timezone(&Utc))
-}
-
-/// Sessions issued in the same second as the end are denied too.
-fn ceil_to_second(at: DateTime<Utc>) -> DateTime<Utc> {
-    let floor = DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at);
-    if floor == at {
-        at
-    } else {
-        floor + Duration::seconds(1)
-    }
-}
-
-fn chars(text: &str) -> usize {
-    text.chars().filter(|c| !c.is_whitespace()).count()
 }
 
 #[cfg(test)]
@@ -267,7 +241,7 @@ mod tests {
         }
         let text = text.expect("a policy");
         assert_eq!(outcome, SessionsEnded::AllSessions);
-        assert!(chars(&text) <= MAX_POLICY_CHARS);
+        assert!(size(&text) <= MAX_POLICY_CHARS);
         assert!(ends_sessions(
             &text,
             "906754f7e8-anyone",
