@@ -400,8 +400,7 @@ impl IdentityCenter {
             let busy = err
                 .as_service_error()
                 .is_some_and(|e| e.is_conflict_exception() || e.is_throttling_exception());
-            return not_done(what, busy, err)
-                .map(|retry| Err(retry.unwrap_or(Retry::Busy(String::new()))));
+            return not_done(what, busy, err).map(Err);
         }
         if let Err(retry) = self
             .provision(assignment.permission_set_arn, assignment.account)
@@ -448,8 +447,7 @@ impl IdentityCenter {
                 let busy = err
                     .as_service_error()
                     .is_some_and(|e| e.is_throttling_exception());
-                not_done(what, busy, err)
-                    .map(|retry| Err(retry.unwrap_or(Retry::Busy(String::new()))))
+                not_done(what, busy, err).map(Err)
             }
         }
     }
@@ -477,8 +475,7 @@ impl IdentityCenter {
                 let busy = err
                     .as_service_error()
                     .is_some_and(|e| e.is_conflict_exception() || e.is_throttling_exception());
-                return not_done(what, busy, err)
-                    .map(|retry| Err(retry.unwrap_or(Retry::Busy(String::new()))));
+                return not_done(what, busy, err).map(Err);
             }
         }
         .ok_or_else(|| StrategyError::Unavailable(format!("{what} answered no status").into()))?;
@@ -622,7 +619,7 @@ impl IdentityCenter {
                         let busy = err.as_service_error().is_some_and(|e| {
                             e.is_conflict_exception() || e.is_throttling_exception()
                         });
-                        return not_done(what, busy, err);
+                        return not_done(what, busy, err).map(Some);
                     }
                 }
             }
@@ -652,7 +649,7 @@ impl IdentityCenter {
                         let busy = err.as_service_error().is_some_and(|e| {
                             e.is_conflict_exception() || e.is_throttling_exception()
                         });
-                        return not_done(what, busy, err);
+                        return not_done(what, busy, err).map(Some);
                     }
                 }
             }
@@ -983,14 +980,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A create or delete AWS did not accept: asked again when it was `busy` (a conflict or
+/// A call to Identity Center it did not accept: asked again when it was `busy` (a conflict or
 /// throttling), else unavailable.
-fn not_done<E>(what: String, busy: bool, err: E) -> Result<Option<Retry>, StrategyError>
+fn not_done<E>(what: String, busy: bool, err: E) -> Result<Retry, StrategyError>
 where
     E: std::error::Error + Send + Sync + 'static,
 {
     if busy {
-        Ok(Some(Retry::Busy(AwsError::new(what, err).to_string())))
+        Ok(Retry::Busy(AwsError::new(what, err).to_string()))
     } else {
         Err(fault(what, err))
     }
