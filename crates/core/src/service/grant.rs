@@ -180,17 +180,7 @@ pub async fn revoke(
 ) -> Result<Request, ServiceError> {
     crate::rules::check_reason(reason.as_deref().unwrap_or_default())?;
     let request = app.load(id).await?;
-    let may_revoke = match app.config.flow(&request.flow) {
-        _ if request.requester == caller.name() => true,
-        Some(flow) => {
-            let groups = app
-                .groups_of(caller.person, flow.approver_groups_to_ask(caller.name()))
-                .await?;
-            flow.may_view(caller.name(), &groups.member_of, &request)
-        }
-        None => false,
-    };
-    if !may_revoke {
+    if !app.may_view(caller, &request).await? {
         return Err(ServiceError::Forbidden(format!(
             "only the requester or an approver of `{}` may revoke request {id}",
             request.flow

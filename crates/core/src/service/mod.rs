@@ -171,6 +171,26 @@ impl App {
         Ok(found)
     }
 
+    /// Whether `caller` may see (and revoke) `request`: its requester, or an approver of its
+    /// flow by name or, asked only then, by directory group.
+    pub(crate) async fn may_view(
+        &self,
+        caller: &Caller<'_>,
+        request: &Request,
+    ) -> Result<bool, ServiceError> {
+        let name = caller.name();
+        if request.requester == name {
+            return Ok(true);
+        }
+        let Some(flow) = self.config.flow(&request.flow) else {
+            return Ok(false);
+        };
+        let groups = self
+            .groups_of(caller.person, flow.approver_groups_to_ask(name))
+            .await?;
+        Ok(flow.may_view(name, &groups.member_of, request))
+    }
+
     /// elevate's own `component` (escalate, revoke, sweep, ...) as the actor of a step.
     pub(crate) fn system(&self, component: &str) -> By {
         By::system(component, &self.settings.principal)
