@@ -256,6 +256,7 @@ impl History {
             reason: format!("elevate-bench history #{i}: on-call change"),
             duration: Duration::from_secs(u64::try_from(minutes).unwrap_or(15) * 60),
             pending_timeout: flow.pending_timeout,
+            approvals_required: 1,
             terms: Terms {
                 target: target.clone(),
                 person: person.clone(),

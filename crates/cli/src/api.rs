@@ -258,12 +258,14 @@ pub enum Change {
 }
 
 impl Change {
-    fn path(self) -> &'static str {
+    fn path(self) -> &'static [&'static str] {
         match self {
-            Change::Decide(Decision::Approve) => "approve",
-            Change::Decide(Decision::Deny) => "deny",
-            Change::Cancel => "cancel",
-            Change::Revoke => "revoke",
+            Change::Decide(Decision::Approve) => &["approve"],
+            Change::Decide(Decision::Deny) => &["deny"],
+            Change::Decide(Decision::ApproveExtension) => &["extension", "approve"],
+            Change::Decide(Decision::DenyExtension) => &["extension", "deny"],
+            Change::Cancel => &["cancel"],
+            Change::Revoke => &["revoke"],
         }
     }
 }
@@ -384,11 +386,27 @@ impl Client {
                 None => serde_json::json!({}),
             }),
         };
+        let mut path = vec!["requests", id.as_str()];
+        path.extend_from_slice(change.path());
+        self.call(Method::POST, &path, &[], body).await
+    }
+
+    /// Asks for `by` more on active grant `id` (`POST /requests/{id}/extend`).
+    pub async fn extend(
+        &self,
+        id: &RequestId,
+        by: std::time::Duration,
+        reason: Option<&str>,
+    ) -> Result<Answer<RequestEnvelope>, ApiError> {
+        let mut body = serde_json::json!({ "by": by.as_secs() });
+        if let Some(reason) = reason {
+            body["reason"] = reason.into();
+        }
         self.call(
             Method::POST,
-            &["requests", id.as_str(), change.path()],
+            &["requests", id.as_str(), "extend"],
             &[],
-            body,
+            Some(body),
         )
         .await
     }

@@ -55,10 +55,13 @@ pub enum Command {
     /// Ask for access through a flow
     #[command(after_help = EXIT_CODES)]
     Request(RequestArgs),
-    /// Approve someone's pending request
-    Approve(DecideArgs),
-    /// Deny someone's pending request
-    Deny(DecideArgs),
+    /// Approve someone's pending request (or, with --extension, the more time they asked for)
+    Approve(DecisionArgs),
+    /// Deny someone's pending request (or, with --extension, the more time they asked for)
+    Deny(DecisionArgs),
+    /// Ask for more time on your active grant; it is approved like a request
+    #[command(long_about = EXTEND_ABOUT)]
+    Extend(ExtendArgs),
     /// Withdraw your own pending request
     Cancel(IdArg),
     /// End an active grant now
@@ -118,6 +121,39 @@ pub struct RequestArgs {
 pub struct IdArg {
     /// The request id
     pub id: RequestId,
+}
+
+#[derive(Debug, Args)]
+pub struct DecisionArgs {
+    /// The request id
+    pub id: RequestId,
+    /// Why (kept in the audit trail)
+    #[arg(long, short)]
+    pub reason: Option<String>,
+    /// Decide the extension asked for on this active grant, not the request itself
+    #[arg(long)]
+    pub extension: bool,
+}
+
+const EXTEND_ABOUT: &str = "Ask for more time on your active grant.
+
+The extension is approved like a request: by as many approvers of the flow as it needs, or at \
+once by an auto-approval rule that approves the whole, longer grant. The grant keeps its \
+access meanwhile and ends as before unless the extension is approved before it ends. The \
+whole grant stays within the flow's max_duration.
+
+  elevate extend 0193f0c2-8d4e-7b6a-9c1d-2e3f4a5b6c7d --by 30m --reason \"migration still running\"";
+
+#[derive(Debug, Args)]
+pub struct ExtendArgs {
+    /// The request id of your active grant
+    pub id: RequestId,
+    /// How much more time (30m, 1h)
+    #[arg(long, value_parser = parse_duration)]
+    pub by: Duration,
+    /// Why (required when the flow requires a reason)
+    #[arg(long, short)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]

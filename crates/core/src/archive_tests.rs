@@ -754,6 +754,7 @@ fn stored(store: &MemoryStore, events: Vec<AuditEvent>) {
             reason: "incident 42".into(),
             duration: Duration::from_secs(3600),
             pending_timeout: Duration::from_secs(1800),
+            approvals_required: 1,
             terms: sample_terms("alice"),
         },
         &iam_arn(&sample_terms("alice").person),

@@ -26,6 +26,13 @@ pub enum Action {
     Fail,
     /// Reconciliation repaired the access of a grant without changing its state.
     Repair,
+    /// The requester asked for more time on an ACTIVE grant.
+    AskExtension,
+    /// One approval of an extension that needs more.
+    ApproveExtension,
+    /// The extension was approved (its last approval): the grant's expiry moved.
+    Extend,
+    DenyExtension,
 }
 
 impl Action {
@@ -41,6 +48,10 @@ impl Action {
             Action::Revoke => "revoke",
             Action::Fail => "fail",
             Action::Repair => "repair",
+            Action::AskExtension => "ask_extension",
+            Action::ApproveExtension => "approve_extension",
+            Action::Extend => "extend",
+            Action::DenyExtension => "deny_extension",
         }
     }
 }
@@ -76,6 +87,10 @@ pub struct AuditEvent {
     /// ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions: Option<SessionsEnded>,
+    /// On the events of an extension (asked, approved, extended, denied): the time it adds,
+    /// in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extend_by: Option<u64>,
     /// Hash of the previous event of the same request ([`GENESIS`] for the first).
     pub prev_hash: String,
     /// SHA-256 (hex) over every other field of this event.
@@ -112,6 +127,7 @@ impl EventDraft {
             reason: self.reason,
             terms: self.terms,
             sessions: None,
+            extend_by: None,
             prev_hash: self.prev_hash,
             hash: String::new(),
         };
@@ -149,6 +165,9 @@ impl AuditEvent {
             }
             if let Some(sessions) = self.sessions {
                 fields.insert("sessions".into(), sessions.as_str().into());
+            }
+            if let Some(secs) = self.extend_by {
+                fields.insert("extend_by".into(), secs.into());
             }
         }
         let mut hasher = Sha256::new();

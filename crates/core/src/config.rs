@@ -102,6 +102,36 @@ pub struct Approvers {
     pub groups: Vec<String>,
 }
 
+/// When a request is approved without a person (`[[flows.auto_approve]]`): every condition
+/// it names must hold. It always names who (people or Identity Store groups).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoApproval {
+    /// The rule's name; the audit trail records the approval as `elevate:rule:<name>`.
+    pub name: String,
+    /// Requesters it approves by name.
+    pub people: Vec<PersonName>,
+    /// Requesters it approves by Identity Store group, asked when the request is made.
+    pub groups: Vec<String>,
+    /// The longest grant it approves (with an extension: the whole grant).
+    pub max_duration: Option<Duration>,
+    /// The targets it approves; empty means every target of the flow.
+    pub targets: Vec<TargetName>,
+    /// When it approves; `None` means at any time.
+    pub window: Option<Window>,
+}
+
+/// A weekly time window: the days and the hours of the day, in a time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// The days it is open, Monday first.
+    pub days: Vec<chrono::Weekday>,
+    /// Opens at this minute of the day (local time).
+    pub from_minute: u32,
+    /// Closes at this minute of the day (local time), after `from_minute`.
+    pub to_minute: u32,
+    pub time_zone: chrono_tz::Tz,
+}
+
 /// One kind of access that may be requested.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flow {
@@ -126,6 +156,11 @@ pub struct Flow {
     /// IAM users who belong to this flow's groups without a grant, or people (by IAM user
     /// or email) who hold its permission sets without one; reconciliation never removes them.
     pub standing_members: Vec<String>,
+    /// How many distinct approvers (never the requester) must approve a request or an
+    /// extension.
+    pub approvals_required: u32,
+    /// Rules under which a request (or an extension) is approved without a person.
+    pub auto_approve: Vec<AutoApproval>,
 }
 
 /// The IAM Identity Center instance that `sso_permission_set` targets assign in, and its
@@ -219,8 +254,24 @@ struct RawFlow {
     #[serde(default)]
     standing_members: Vec<Spanned<String>>,
     approvers: Spanned<RawApprovers>,
+    approvals_required: Option<Spanned<u32>>,
+    #[serde(default)]
+    auto_approve: Vec<Spanned<RawAutoApproval>>,
     #[serde(default)]
     targets: Vec<Spanned<RawTarget>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAutoApproval {
+    name: Spanned<String>,
+    requesters: Option<RawRequesters>,
+    max_duration: Option<Spanned<String>>,
+    #[serde(default)]
+    targets: Vec<Spanned<String>>,
+    days: Option<Vec<Spanned<String>>>,
+    hours: Option<Spanned<String>>,
+    time_zone: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -742,6 +793,61 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
             standing_members.push(user.to_owned());
         }
 
+        let approvals_required = match &f.approvals_required {
+            None => 1,
+            Some(n) if *n.get_ref() == 0 => {
+                return Err(lines.error(n, "approvals_required must be at least 1"))
+            }
+            Some(n) => {
+                let n_ref = *n.get_ref();
+                if n_ref > 1 && f.allow_self_approval {
+                    return Err(lines.error(n, format!("flow `{name}`: approvals_required = {n_ref} counts distinct approvers other than the requester; it cannot go with allow_self_approval")));
+                }
+                // Without groups the people are all the approvers there are: each requester
+                // needs that many others.
+                if approver_groups.is_empty() {
+                    let others = |requester: &str| {
+                        approver_names
+                            .iter()
+                            .filter(|a| a.as_str() != requester)
+                            .count()
+                    };
+                    let fewest = match &requesters {
+                        Some(list) if requester_groups.is_empty() => {
+                            list.iter().map(|r| others(r)).min()
+                        }
+                        _ => names.iter().map(|r| others(r)).min(),
+                    }
+                    .unwrap_or(0);
+                    if fewest < n_ref as usize {
+                        return Err(lines.error(n, format!("flow `{name}`: approvals_required = {n_ref}, but some requesters have only {fewest} other approvers")));
+                    }
+                }
+                n_ref
+            }
+        };
+        let mut auto_approve: Vec<AutoApproval> = Vec::with_capacity(f.auto_approve.len());
+        for rule in &f.auto_approve {
+            let rule = auto_approval(
+                rule,
+                &targets,
+                max_duration,
+                &known,
+                identity_center.as_ref(),
+                lines,
+            )?;
+            if auto_approve.iter().any(|r| r.name == rule.name) {
+                return Err(lines.error(
+                    &f.name,
+                    format!(
+                        "flow `{name}`: two auto_approve rules are named `{}`",
+                        rule.name
+                    ),
+                ));
+            }
+            auto_approve.push(rule);
+        }
+
         flows.push(Flow {
             name: FlowName::from(name),
             description: f.description.clone(),
@@ -759,6 +865,8 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
             requesters,
             requester_groups,
             standing_members,
+            approvals_required,
+            auto_approve,
         });
     }
 
@@ -768,6 +876,181 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
         people,
         flows,
         auditors,
+    })
+}
+
+/// One `[[flows.auto_approve]]` rule of a flow whose `targets` and `max_duration` are known.
+fn auto_approval(
+    spanned: &Spanned<RawAutoApproval>,
+    targets: &[Target],
+    flow_max: Duration,
+    known: &dyn Fn(&Spanned<String>, &str) -> Result<PersonName, ConfigError>,
+    identity_center: Option<&IdentityCenter>,
+    lines: &Lines<'_>,
+) -> Result<AutoApproval, ConfigError> {
+    let raw = spanned.get_ref();
+    let name = raw.name.get_ref().trim();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(lines.error(
+            &raw.name,
+            format!("auto_approve rule name `{name}` must be letters, digits, `_` or `-`"),
+        ));
+    }
+    let (people, groups) = match &raw.requesters {
+        Some(r) if !(r.people.is_empty() && r.groups.is_empty()) => (
+            r.people
+                .iter()
+                .map(|p| known(p, "auto_approve.requesters"))
+                .collect::<Result<Vec<_>, _>>()?,
+            directory_groups(
+                &r.groups,
+                "auto_approve.requesters.groups",
+                identity_center,
+                lines,
+            )?,
+        ),
+        _ => {
+            return Err(lines.error(
+                &raw.name,
+                format!("auto_approve rule `{name}` must name its requesters (people or groups): a rule that approves anyone is a flow without approvers"),
+            ))
+        }
+    };
+    let max_duration = match &raw.max_duration {
+        None => None,
+        Some(text) => {
+            let d = parse_duration(text.get_ref())
+                .map_err(|e| lines.error(text, format!("max_duration: {e}")))?;
+            if d.is_zero() || d > flow_max {
+                return Err(lines.error(
+                    text,
+                    format!(
+                        "auto_approve rule `{name}`: max_duration must be longer than zero and at most the flow's {}",
+                        format_duration(flow_max)
+                    ),
+                ));
+            }
+            Some(d)
+        }
+    };
+    let mut rule_targets = Vec::with_capacity(raw.targets.len());
+    for target in &raw.targets {
+        let wanted = target.get_ref().trim();
+        if !targets.iter().any(|t| t.name == wanted) {
+            return Err(lines.error(
+                target,
+                format!("auto_approve rule `{name}` names target `{wanted}`, which the flow does not have"),
+            ));
+        }
+        rule_targets.push(TargetName::from(wanted));
+    }
+    let window = if raw.days.is_none() && raw.hours.is_none() {
+        if let Some(zone) = &raw.time_zone {
+            return Err(lines.error(
+                zone,
+                format!("auto_approve rule `{name}`: time_zone goes with days or hours"),
+            ));
+        }
+        None
+    } else {
+        Some(window(raw, name, lines)?)
+    };
+    Ok(AutoApproval {
+        name: name.to_owned(),
+        people,
+        groups,
+        max_duration,
+        targets: rule_targets,
+        window,
+    })
+}
+
+const DAY_NAMES: [(&str, chrono::Weekday); 7] = [
+    ("mon", chrono::Weekday::Mon),
+    ("tue", chrono::Weekday::Tue),
+    ("wed", chrono::Weekday::Wed),
+    ("thu", chrono::Weekday::Thu),
+    ("fri", chrono::Weekday::Fri),
+    ("sat", chrono::Weekday::Sat),
+    ("sun", chrono::Weekday::Sun),
+];
+
+/// The `days`, `hours` and `time_zone` of an auto-approval rule.
+fn window(raw: &RawAutoApproval, name: &str, lines: &Lines<'_>) -> Result<Window, ConfigError> {
+    let mut days = Vec::new();
+    match &raw.days {
+        None => days.extend(DAY_NAMES.iter().map(|(_, d)| *d)),
+        Some(list) => {
+            for day in list {
+                let text = day.get_ref().trim().to_ascii_lowercase();
+                let Some((_, weekday)) = DAY_NAMES.iter().find(|(n, _)| *n == text) else {
+                    return Err(lines.error(
+                        day,
+                        format!(
+                            "`{}` is not a day (write mon, tue, wed, thu, fri, sat or sun)",
+                            day.get_ref()
+                        ),
+                    ));
+                };
+                if days.contains(weekday) {
+                    return Err(lines.error(day, format!("day `{text}` is listed twice")));
+                }
+                days.push(*weekday);
+            }
+            if days.is_empty() {
+                return Err(lines.error(
+                    &raw.name,
+                    format!(
+                        "auto_approve rule `{name}`: days is empty (leave it out for every day)"
+                    ),
+                ));
+            }
+            days.sort_by_key(chrono::Weekday::num_days_from_monday);
+        }
+    }
+    let (from_minute, to_minute) = match &raw.hours {
+        None => (0, 24 * 60),
+        Some(text) => {
+            let bad = || {
+                lines.error(
+                    text,
+                    format!("hours `{}` must be HH:MM-HH:MM, the start before the end (24:00 ends the day; split a window that crosses midnight into two rules)", text.get_ref()),
+                )
+            };
+            let (start, end) = text.get_ref().split_once('-').ok_or_else(bad)?;
+            let minute = |t: &str| -> Option<u32> {
+                let (h, m) = t.trim().split_once(':')?;
+                let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+                (m < 60 && (h < 24 || (h == 24 && m == 0))).then_some(h * 60 + m)
+            };
+            let (from, to) = (minute(start).ok_or_else(bad)?, minute(end).ok_or_else(bad)?);
+            if from >= to {
+                return Err(bad());
+            }
+            (from, to)
+        }
+    };
+    let time_zone = match &raw.time_zone {
+        None => chrono_tz::Tz::UTC,
+        Some(zone) => zone.get_ref().trim().parse().map_err(|_| {
+            lines.error(
+                zone,
+                format!(
+                    "`{}` is not an IANA time zone (such as Europe/Berlin or America/New_York)",
+                    zone.get_ref()
+                ),
+            )
+        })?,
+    };
+    Ok(Window {
+        days,
+        from_minute,
+        to_minute,
+        time_zone,
     })
 }
 

@@ -16,7 +16,9 @@ pub mod service;
 pub mod testing;
 
 pub use audit::{verify_chain, Action, AuditEvent, ChainError};
-pub use config::{Approvers, Config, ConfigError, Flow, Person, Target, TargetKind};
+pub use config::{
+    Approvers, AutoApproval, Config, ConfigError, Flow, Person, Target, TargetKind, Window,
+};
 pub use identity::{Identity, IdentityError};
 pub use machine::{apply, open, Command, NewRequest, Transition, TransitionError};
 pub use model::{format_duration, parse_duration, Actor, MessageRef, Request, RequestId, State};

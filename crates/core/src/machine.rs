@@ -7,7 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::audit::{Action, AuditEvent, EventDraft, GENESIS};
-use crate::model::{Actor, By, Request, RequestId, SessionsEnded, State, Terms};
+use crate::model::{
+    Actor, Approval, By, Extension, Request, RequestId, SessionsEnded, State, Terms,
+};
 use crate::names::{FlowName, PersonName, TargetName};
 
 /// What a caller asks of a request.
@@ -33,6 +35,18 @@ pub enum Command {
     Repair {
         reason: String,
     },
+    /// The requester asks for `by` more on their ACTIVE grant.
+    AskExtension {
+        by: Duration,
+        reason: String,
+    },
+    /// An approval of the extension asked for; the last one needed moves the expiry.
+    ApproveExtension {
+        reason: Option<String>,
+    },
+    DenyExtension {
+        reason: Option<String>,
+    },
 }
 
 impl Command {
@@ -47,6 +61,9 @@ impl Command {
             Command::Revoke { .. } => Action::Revoke,
             Command::Fail { .. } => Action::Fail,
             Command::Repair { .. } => Action::Repair,
+            Command::AskExtension { .. } => Action::AskExtension,
+            Command::ApproveExtension { .. } => Action::ApproveExtension,
+            Command::DenyExtension { .. } => Action::DenyExtension,
         }
     }
 }
@@ -58,15 +75,19 @@ enum Who {
     Requester,
     System,
     PersonOrSystem,
+    /// A person, or an auto-approval rule (`elevate:rule:<name>`).
+    PersonOrRule,
 }
 
 /// The transition table: the one place that says which moves exist.
 const TABLE: &[(State, Action, State, Who)] = &[
+    // An approval that is not yet the last one needed leaves the request PENDING; an
+    // auto-approval rule (elevate itself) approves at once.
     (
         State::Pending,
         Action::Approve,
         State::Approved,
-        Who::AnyPerson,
+        Who::PersonOrRule,
     ),
     (State::Pending, Action::Deny, State::Denied, Who::AnyPerson),
     (
@@ -94,6 +115,25 @@ const TABLE: &[(State, Action, State, Who)] = &[
         Action::Revoke,
         State::Revoked,
         Who::PersonOrSystem,
+    ),
+    // Extensions keep the grant ACTIVE; only its expiry moves.
+    (
+        State::Active,
+        Action::AskExtension,
+        State::Active,
+        Who::Requester,
+    ),
+    (
+        State::Active,
+        Action::ApproveExtension,
+        State::Active,
+        Who::PersonOrRule,
+    ),
+    (
+        State::Active,
+        Action::DenyExtension,
+        State::Active,
+        Who::AnyPerson,
     ),
     // A failed grant is swept again: once its access is confirmed gone it ends.
     (State::Failed, Action::Expire, State::Expired, Who::System),
@@ -126,6 +166,16 @@ pub enum TransitionError {
     PersonOnly { action: Action },
     #[error("too early to {action}: due at {due}")]
     NotYetDue { action: Action, due: DateTime<Utc> },
+    #[error(
+        "{person} has already approved this; it needs {required} approvals by different approvers"
+    )]
+    AlreadyApproved { person: String, required: u32 },
+    #[error("no extension of this grant is waiting for approval")]
+    NoExtension,
+    #[error("an extension of this grant is already waiting for approval; it is approved or denied first")]
+    ExtensionPending,
+    #[error("the grant ended at {at}; request access again instead")]
+    GrantOver { at: DateTime<Utc> },
 }
 
 /// The result of an accepted transition.
@@ -157,6 +207,8 @@ pub struct NewRequest {
     pub reason: String,
     pub duration: Duration,
     pub pending_timeout: Duration,
+    /// How many distinct approvers must approve.
+    pub approvals_required: u32,
     /// What the grant will give, as the config says at the moment of the request.
     pub terms: Terms,
 }
@@ -205,6 +257,10 @@ pub fn open(
         sessions_ended: None,
         failure: None,
         message: None,
+        approvals_required: new.approvals_required.max(1),
+        approvals: Vec::new(),
+        extension: None,
+        extended: Duration::ZERO,
         audit_seq: event.seq,
         audit_head: event.hash.clone(),
     };
@@ -237,6 +293,10 @@ pub fn apply(
 
     match (who, actor) {
         (Who::System, Actor::Person(_)) => return Err(TransitionError::SystemOnly { action }),
+        // Of elevate's components, only an auto-approval rule approves.
+        (Who::PersonOrRule, Actor::System(component)) if !component.starts_with("rule:") => {
+            return Err(TransitionError::PersonOnly { action })
+        }
         (Who::AnyPerson | Who::Requester, Actor::System(_)) => {
             return Err(TransitionError::PersonOnly { action })
         }
@@ -248,11 +308,38 @@ pub fn apply(
 
     let mut next = request.clone();
     next.state = to;
+    let mut action = action;
     let mut reason = None;
+    let mut extend_by = None;
+    let required = request.approvals_required.max(1);
     match command {
-        Command::Approve { reason: why } | Command::Deny { reason: why } => {
+        Command::Approve { reason: why } => {
+            if let Actor::Person(name) = actor {
+                if request.approvals.iter().any(|a| a.by == *name) {
+                    return Err(TransitionError::AlreadyApproved {
+                        person: name.clone(),
+                        required,
+                    });
+                }
+            }
+            next.approvals.push(Approval {
+                by: actor.to_string(),
+                at: now,
+            });
+            // A rule approves the whole request; people count until enough have.
+            let last = actor.person_name().is_none() || next.approvals.len() >= required as usize;
+            if last {
+                next.decided_at = Some(now);
+                next.decided_by = Some(actor.to_string());
+                next.decision_reason = why.clone();
+            } else {
+                next.state = State::Pending;
+            }
+            reason = why;
+        }
+        Command::Deny { reason: why } => {
             next.decided_at = Some(now);
-            next.decided_by = actor.person_name().map(str::to_owned);
+            next.decided_by = Some(actor.to_string());
             next.decision_reason = why.clone();
             reason = why;
         }
@@ -289,7 +376,62 @@ pub fn apply(
             reason = Some(error);
         }
         Command::Repair { reason: why } => reason = Some(why),
+        Command::AskExtension {
+            by: more,
+            reason: why,
+        } => {
+            still_running(request, now)?;
+            if request.extension.is_some() {
+                return Err(TransitionError::ExtensionPending);
+            }
+            next.extension = Some(Extension {
+                by: more,
+                reason: why.clone(),
+                asked_at: now,
+                approvals: Vec::new(),
+            });
+            extend_by = Some(more.as_secs());
+            reason = Some(why);
+        }
+        Command::ApproveExtension { reason: why } => {
+            still_running(request, now)?;
+            let Some(extension) = next.extension.as_mut() else {
+                return Err(TransitionError::NoExtension);
+            };
+            if let Actor::Person(name) = actor {
+                if extension.approvals.iter().any(|a| a.by == *name) {
+                    return Err(TransitionError::AlreadyApproved {
+                        person: name.clone(),
+                        required,
+                    });
+                }
+            }
+            extension.approvals.push(Approval {
+                by: actor.to_string(),
+                at: now,
+            });
+            extend_by = Some(extension.by.as_secs());
+            let last =
+                actor.person_name().is_none() || extension.approvals.len() >= required as usize;
+            if last {
+                let more = extension.by;
+                action = Action::Extend;
+                next.extension = None;
+                next.duration += more;
+                next.extended += more;
+                next.expires_at = request.expires_at.map(|at| at + chrono_duration(more));
+            }
+            reason = why;
+        }
+        Command::DenyExtension { reason: why } => {
+            let Some(extension) = next.extension.take() else {
+                return Err(TransitionError::NoExtension);
+            };
+            extend_by = Some(extension.by.as_secs());
+            reason = why;
+        }
     }
+    let to = next.state;
 
     let event = EventDraft {
         request_id: request.id.clone(),
@@ -305,6 +447,15 @@ pub fn apply(
         prev_hash: request.audit_head.clone(),
     }
     .seal();
+    let event = match extend_by {
+        Some(secs) => {
+            let mut event = event;
+            event.extend_by = Some(secs);
+            event.hash = event.computed_hash();
+            event
+        }
+        None => event,
+    };
     next.audit_seq = event.seq;
     next.audit_head = event.hash.clone();
     Ok(Transition {
@@ -312,6 +463,14 @@ pub fn apply(
         request: next,
         event,
     })
+}
+
+/// An extension is asked for and approved while the grant runs, never after its expiry.
+fn still_running(request: &Request, now: DateTime<Utc>) -> Result<(), TransitionError> {
+    match request.expires_at {
+        Some(at) if at <= now => Err(TransitionError::GrantOver { at }),
+        _ => Ok(()),
+    }
 }
 
 fn chrono_duration(d: Duration) -> chrono::Duration {

@@ -231,6 +231,27 @@ pub struct MessageRef {
     pub ts: String,
 }
 
+/// One approval of a request or of an extension: who gave it and when. `by` is a person's
+/// name, or `elevate:rule:<name>` for an auto-approval rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// More time asked for on an ACTIVE grant, waiting for its approvals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    /// How much longer the grant would last.
+    #[serde(with = "duration_secs")]
+    pub by: Duration,
+    pub reason: String,
+    pub asked_at: DateTime<Utc>,
+    /// The approvals given so far (distinct people).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+}
+
 /// One access request and, once approved, the grant it became.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
@@ -257,6 +278,22 @@ pub struct Request {
     pub decided_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision_reason: Option<String>,
+    /// How many distinct approvers the flow asked for when the request was opened.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub approvals_required: u32,
+    /// The approvals given so far (or, once APPROVED, all of them), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+    /// More time asked for on the ACTIVE grant, while it waits for approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<Extension>,
+    /// How much time approved extensions added to the grant (already in `duration`).
+    #[serde(
+        default,
+        with = "duration_secs",
+        skip_serializing_if = "Duration::is_zero"
+    )]
+    pub extended: Duration,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activated_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -284,7 +321,36 @@ pub struct Request {
     pub audit_head: String,
 }
 
+/// How an approval by an auto-approval rule names its actor: `elevate:rule:<name>`.
+pub const RULE_ACTOR_PREFIX: &str = "elevate:rule:";
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
 impl Request {
+    /// Whether an auto-approval rule (not a person) approved the request.
+    pub fn decided_by_rule(&self) -> bool {
+        self.state != State::Denied
+            && self
+                .decided_by
+                .as_deref()
+                .is_some_and(|by| by.starts_with(RULE_ACTOR_PREFIX))
+    }
+
+    /// Whether `who` has approved the request (or, while one is asked, its extension).
+    pub fn approved_by(&self, who: &str) -> bool {
+        let approvals = match (&self.extension, self.state) {
+            (Some(extension), State::Active) => &extension.approvals,
+            _ => &self.approvals,
+        };
+        approvals.iter().any(|a| a.by == who)
+    }
+
     /// Whether the grant still covers `now` (ACTIVE and not yet expired).
     pub fn covers(&self, now: DateTime<Utc>) -> bool {
         self.state == State::Active && self.expires_at.is_some_and(|at| at > now)

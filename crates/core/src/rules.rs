@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::config::{Flow, Person, Target, TargetKind};
+use chrono::{DateTime, Datelike, Timelike, Utc};
+
+use crate::config::{AutoApproval, Flow, Person, Target, TargetKind, Window};
 use crate::machine::NewRequest;
 use crate::model::{format_duration, Request, Terms};
 use crate::names::{FlowName, PersonName, TargetName};
@@ -73,6 +75,15 @@ pub enum RuleError {
         email: String,
         target: TargetName,
     },
+    #[error(
+        "extending by {by} makes the grant {total} long, over the cap of {max} for flow `{flow}`"
+    )]
+    ExtensionOverCap {
+        flow: FlowName,
+        by: String,
+        total: String,
+        max: String,
+    },
     #[error("{person} is not listed, and flow `{flow}` names Identity Store groups that do not exist: {groups} (fix approvers.groups or requesters.groups in elevate.toml)")]
     UnknownGroup {
         person: PersonName,
@@ -101,6 +112,7 @@ impl RuleError {
             RuleError::SelfApproval { .. } => "self_approval",
             RuleError::NotInDirectory { .. } => "unknown_directory_user",
             RuleError::UnknownGroup { .. } => "unknown_group",
+            RuleError::ExtensionOverCap { .. } => "extension_over_cap",
         }
     }
 }
@@ -300,6 +312,7 @@ impl Flow {
             reason: reason.to_owned(),
             duration,
             pending_timeout: self.pending_timeout,
+            approvals_required: self.approvals_required,
             terms: Terms {
                 target,
                 person: requester.clone(),
@@ -379,5 +392,129 @@ impl Flow {
     /// requester or an approver.
     pub fn may_view(&self, person: &str, groups: &[String], request: &Request) -> bool {
         request.requester == person || self.is_approver(person, groups)
+    }
+}
+
+impl Flow {
+    /// Checks more time asked for on `request`, a grant of this flow: longer than zero, and
+    /// the whole grant within the flow's cap.
+    pub fn check_extension(&self, request: &Request, by: Duration) -> Result<(), RuleError> {
+        if by.is_zero() {
+            return Err(RuleError::ZeroDuration);
+        }
+        let total = request.duration + by;
+        if total > self.max_duration {
+            return Err(RuleError::ExtensionOverCap {
+                flow: self.name.clone(),
+                by: format_duration(by),
+                total: format_duration(total),
+                max: format_duration(self.max_duration),
+            });
+        }
+        Ok(())
+    }
+
+    /// The groups the directory must be asked about to know which auto-approval rules admit
+    /// `person`: those of rules that do not name them.
+    pub fn auto_approval_groups_to_ask(&self, person: &str) -> Vec<String> {
+        let mut groups: Vec<String> = Vec::new();
+        for rule in &self.auto_approve {
+            if !rule.people.iter().any(|p| p == person) {
+                for group in &rule.groups {
+                    if !groups.contains(group) {
+                        groups.push(group.clone());
+                    }
+                }
+            }
+        }
+        groups
+    }
+
+    /// The first auto-approval rule that approves `requester` (in the directory `groups`)
+    /// getting `target` for `duration` (the whole grant) at `now`.
+    pub fn auto_approval(
+        &self,
+        requester: &str,
+        groups: &[String],
+        target: &str,
+        duration: Duration,
+        now: DateTime<Utc>,
+    ) -> Option<&AutoApproval> {
+        self.auto_approve
+            .iter()
+            .find(|rule| rule.approves(requester, groups, target, duration, now))
+    }
+}
+
+impl AutoApproval {
+    /// Whether this rule approves `requester` (in the directory `groups`) getting `target`
+    /// for `duration` at `now`: every condition it names holds.
+    pub fn approves(
+        &self,
+        requester: &str,
+        groups: &[String],
+        target: &str,
+        duration: Duration,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let who = self.people.iter().any(|p| p == requester)
+            || self.groups.iter().any(|g| groups.contains(g));
+        who && self.max_duration.is_none_or(|max| duration <= max)
+            && (self.targets.is_empty() || self.targets.iter().any(|t| t == target))
+            && self.window.as_ref().is_none_or(|w| w.contains(now))
+    }
+
+    /// The rule in words, for the Slack message, the audit trail and `config check`.
+    pub fn describe(&self) -> String {
+        let mut who: Vec<String> = self.people.iter().map(|p| p.to_string()).collect();
+        who.extend(self.groups.iter().map(|g| format!("group {g}")));
+        let mut parts = vec![format!("requester is {}", who.join(" or "))];
+        if let Some(max) = self.max_duration {
+            parts.push(format!("for at most {}", format_duration(max)));
+        }
+        if !self.targets.is_empty() {
+            let targets: Vec<&str> = self.targets.iter().map(|t| t.as_str()).collect();
+            parts.push(format!("target {}", targets.join(" or ")));
+        }
+        if let Some(window) = &self.window {
+            parts.push(window.describe());
+        }
+        format!("rule `{}`: {}", self.name, parts.join(", "))
+    }
+}
+
+impl Window {
+    /// Whether `at` falls in the window, on the local clock of its time zone.
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        let local = at.with_timezone(&self.time_zone);
+        let minute = local.hour() * 60 + local.minute();
+        self.days.contains(&local.weekday())
+            && self.from_minute <= minute
+            && minute < self.to_minute
+    }
+
+    /// `Mon-Fri 09:00-17:00 Europe/Berlin`.
+    pub fn describe(&self) -> String {
+        let name = |d: &chrono::Weekday| d.to_string();
+        let all = self.days.len() == 7;
+        let consecutive = self.days.windows(2).all(|w| w[0].succ() == w[1]);
+        let days = if all {
+            "every day".to_owned()
+        } else if consecutive && self.days.len() > 2 {
+            format!(
+                "{}-{}",
+                name(&self.days[0]),
+                name(&self.days[self.days.len() - 1])
+            )
+        } else {
+            self.days.iter().map(name).collect::<Vec<_>>().join(", ")
+        };
+        let hm = |m: u32| format!("{:02}:{:02}", m / 60, m % 60);
+        format!(
+            "{days} {}-{} {}",
+            hm(self.from_minute),
+            hm(self.to_minute),
+            self.time_zone.name()
+        )
     }
 }

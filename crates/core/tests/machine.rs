@@ -163,8 +163,10 @@ fn may(action: Action) -> May {
         Action::TimeOut | Action::Activate | Action::Expire | Action::Fail | Action::Repair => {
             May::System
         }
+        // And an auto-approval rule (`elevate:rule:<name>`), which no other component is.
         Action::Approve | Action::Deny => May::AnyPerson,
-        Action::Cancel => May::Requester,
+        Action::ApproveExtension | Action::Extend | Action::DenyExtension => May::AnyPerson,
+        Action::Cancel | Action::AskExtension => May::Requester,
         Action::Revoke => May::Anyone,
         Action::Request => unreachable!("not a transition"),
     }

@@ -85,9 +85,16 @@ pub const ROUTES: &[Route] = &[
     Route::iam("GET", "/requests", functions::REQUEST),
     Route::iam("GET", "/requests/{id}", functions::REQUEST),
     Route::iam("POST", "/requests/{id}/cancel", functions::REQUEST),
+    Route::iam("POST", "/requests/{id}/extend", functions::REQUEST),
     Route::iam("GET", "/audit", functions::REQUEST),
     Route::iam("POST", "/requests/{id}/approve", functions::APPROVE),
     Route::iam("POST", "/requests/{id}/deny", functions::APPROVE),
+    Route::iam(
+        "POST",
+        "/requests/{id}/extension/approve",
+        functions::APPROVE,
+    ),
+    Route::iam("POST", "/requests/{id}/extension/deny", functions::APPROVE),
     Route::iam("POST", "/requests/{id}/revoke", functions::REVOKE),
     Route::iam("GET", "/reconcile", functions::REVOKE),
     // Public: the approve function checks Slack's signature itself.

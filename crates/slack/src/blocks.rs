@@ -9,13 +9,15 @@
 //! line. It is also kept on one line and out of the fallback `text`.
 
 use chrono::{DateTime, Utc};
-use elevate_core::model::SessionsEnded;
+use elevate_core::model::{Approval, SessionsEnded, RULE_ACTOR_PREFIX};
 use elevate_core::rules::unsafe_in_text;
 use elevate_core::{format_duration, Flow, Person, Request, State};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::interaction::{APPROVE_ACTION, DENY_ACTION, END_ACCESS_ACTION};
+use crate::interaction::{
+    APPROVE_ACTION, APPROVE_EXTENSION_ACTION, DENY_ACTION, DENY_EXTENSION_ACTION, END_ACCESS_ACTION,
+};
 
 /// `block_id` of the Approve/Deny buttons.
 pub const DECISION_BLOCK: &str = "decision";
@@ -69,6 +71,28 @@ pub fn request_message(request: &Request, flow: &Flow, requester: &Person) -> Me
             "elements": [
                 button("Approve", APPROVE_ACTION, "primary", request),
                 button("Deny", DENY_ACTION, "danger", request),
+            ],
+        }));
+    }
+    if let (State::Active, Some(extension)) = (request.state, &request.extension) {
+        blocks.push(section(format!(
+            ":hourglass_flowing_sand: *Extension asked*: {} more{}",
+            format_duration(extension.by),
+            escape(&progress(request.approvals_required, &extension.approvals))
+        )));
+        blocks.push(json!({
+            "type": "context",
+            "elements": [
+                { "type": "mrkdwn", "text": "Why:" },
+                plain_text(non_empty(&extension.reason), MAX_FIELD_CHARS),
+            ],
+        }));
+        blocks.push(json!({
+            "type": "actions",
+            "block_id": DECISION_BLOCK,
+            "elements": [
+                button("Approve extension", APPROVE_EXTENSION_ACTION, "primary", request),
+                button("Deny extension", DENY_EXTENSION_ACTION, "danger", request),
             ],
         }));
     }
@@ -161,7 +185,16 @@ fn fields(request: &Request, flow: &Flow, requester: &Person) -> Vec<Value> {
     if let Some(account) = request.account() {
         fields.push(("Account", format!("`{}`", text(account))));
     }
-    fields.push(("Duration", format_duration(request.duration)));
+    let duration = if request.extended.is_zero() {
+        format_duration(request.duration)
+    } else {
+        format!(
+            "{} (extended by {})",
+            format_duration(request.duration),
+            format_duration(request.extended)
+        )
+    };
+    fields.push(("Duration", duration));
     if let (State::Active, Some(expires_at)) = (request.state, request.expires_at) {
         fields.push(("Expires", when(expires_at)));
     }
@@ -243,22 +276,36 @@ fn state_summary(request: &Request) -> String {
         }
         None => "",
     };
-    let approval = || {
-        format!(
-            "approved{}{}",
-            by(&request.decided_by),
-            at(request.decided_at)
-        )
+    let approved_by = || {
+        if request.decided_by_rule() {
+            let rule = request
+                .decided_by
+                .as_deref()
+                .and_then(|b| b.strip_prefix(RULE_ACTOR_PREFIX))
+                .unwrap_or_default();
+            format!(" automatically by rule {rule}")
+        } else if request.approvals.len() > 1 {
+            let names: Vec<&str> = request.approvals.iter().map(|a| a.by.as_str()).collect();
+            format!(" by {}", names.join(" and "))
+        } else {
+            by(&request.decided_by)
+        }
     };
+    let approval = || format!("approved{}{}", approved_by(), at(request.decided_at));
     let state = request.state;
     match state {
+        State::Pending if request.approvals_required > 1 => format!(
+            "{state}{}, waiting for approvers until {}",
+            progress(request.approvals_required, &request.approvals),
+            when(request.pending_until)
+        ),
         State::Pending => format!(
             "{state}, waiting for an approver until {}",
             when(request.pending_until)
         ),
         State::Approved => format!(
             "{state}{}{}, granting access",
-            by(&request.decided_by),
+            approved_by(),
             at(request.decided_at)
         ),
         State::Active => match request.expires_at {
@@ -289,6 +336,17 @@ fn state_summary(request: &Request) -> String {
         State::TimedOut => format!("{state}{}, nobody answered", at(request.decided_at)),
         State::Failed => state.to_string(),
     }
+}
+
+/// `, 1 of 2 approved (bob)`: how far the approvals of a request or extension are.
+fn progress(required: u32, approvals: &[Approval]) -> String {
+    let names: Vec<&str> = approvals.iter().map(|a| a.by.as_str()).collect();
+    let who = if names.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", names.join(", "))
+    };
+    format!(", {} of {} approved{who}", approvals.len(), required.max(1))
 }
 
 /// The emoji that goes with `state` wherever elevate shows it.
@@ -404,6 +462,8 @@ pub(crate) mod tests {
             requesters: None,
             requester_groups: vec![],
             standing_members: vec![],
+            approvals_required: 1,
+            auto_approve: vec![],
         }
     }
 
@@ -415,6 +475,7 @@ pub(crate) mod tests {
             reason: reason.into(),
             duration: Duration::from_secs(5400),
             pending_timeout: Duration::from_secs(1800),
+            approvals_required: 1,
             terms: Terms {
                 target: Target {
                     name: "admins".into(),

@@ -19,6 +19,10 @@ use crate::modal::{
 pub const APPROVE_ACTION: &str = "approve";
 /// `action_id` of the Deny button.
 pub const DENY_ACTION: &str = "deny";
+/// `action_id` of the Approve extension button of an ACTIVE grant's message.
+pub const APPROVE_EXTENSION_ACTION: &str = "approve_extension";
+/// `action_id` of the Deny extension button.
+pub const DENY_EXTENSION_ACTION: &str = "deny_extension";
 /// `action_id` of the End access now button of a requester's direct message.
 pub const END_ACCESS_ACTION: &str = "end_access";
 
@@ -64,6 +68,8 @@ pub fn action_id(decision: Decision) -> &'static str {
     match decision {
         Decision::Approve => APPROVE_ACTION,
         Decision::Deny => DENY_ACTION,
+        Decision::ApproveExtension => APPROVE_EXTENSION_ACTION,
+        Decision::DenyExtension => DENY_EXTENSION_ACTION,
     }
 }
 
@@ -291,6 +297,8 @@ impl Interaction {
         let decision = match action.action_id.as_str() {
             APPROVE_ACTION => Some(Decision::Approve),
             DENY_ACTION => Some(Decision::Deny),
+            APPROVE_EXTENSION_ACTION => Some(Decision::ApproveExtension),
+            DENY_EXTENSION_ACTION => Some(Decision::DenyExtension),
             END_ACCESS_ACTION => None,
             other => return Err(InteractionError::UnknownAction(other.to_owned())),
         };
@@ -355,6 +363,8 @@ pub fn block_actions_body(
 ) -> String {
     let (label, style, block_id) = match action_id {
         DENY_ACTION => ("Deny", "danger", DECISION_BLOCK),
+        APPROVE_EXTENSION_ACTION => ("Approve extension", "primary", DECISION_BLOCK),
+        DENY_EXTENSION_ACTION => ("Deny extension", "danger", DECISION_BLOCK),
         END_ACCESS_ACTION => ("End access now", "danger", END_ACCESS_BLOCK),
         _ => ("Approve", "primary", DECISION_BLOCK),
     };

@@ -448,7 +448,8 @@ pub fn error_block(err: &ServiceError) -> &'static str {
         ServiceError::Rule(rule) => match rule {
             RuleError::ZeroDuration
             | RuleError::DurationOverCap { .. }
-            | RuleError::DurationNotAllowed { .. } => DURATION_BLOCK,
+            | RuleError::DurationNotAllowed { .. }
+            | RuleError::ExtensionOverCap { .. } => DURATION_BLOCK,
             RuleError::ReasonRequired { .. }
             | RuleError::ReasonTooLong { .. }
             | RuleError::ReasonInvalidCharacters { .. } => REASON_BLOCK,

@@ -67,6 +67,7 @@ fn pending() -> Request {
         reason: "debug prod incident #42".into(),
         duration: Duration::from_secs(3600),
         pending_timeout: Duration::from_secs(1800),
+        approvals_required: 1,
         terms: Terms {
             target: f.flow.targets[0].clone(),
             person: f.alice.clone(),

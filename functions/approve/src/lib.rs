@@ -7,6 +7,8 @@
 //! | `POST /slack/interactions` | Slack signature (v0 HMAC-SHA256, 5-minute window) | 200: empty, or the form's field errors |
 //! | `POST /requests/{id}/approve` `{"reason"?}` | AWS IAM | 200 `{"request"}` |
 //! | `POST /requests/{id}/deny` `{"reason"?}` | AWS IAM | 200 `{"request"}` |
+//! | `POST /requests/{id}/extension/approve` `{"reason"?}` | AWS IAM | 200 `{"request"}` |
+//! | `POST /requests/{id}/extension/deny` `{"reason"?}` | AWS IAM | 200 `{"request"}` |
 //!
 //! A Slack call whose signature does not verify (forged, or older than five minutes) is
 //! answered 401 and changes nothing. Slack wants an answer within 3 seconds, so the step a
@@ -132,6 +134,12 @@ async fn dispatch(app: &App, slack: &Slack, request: &Request) -> Result<Respons
             decide(app, request, id, Decision::Approve).await
         }
         (&Method::POST, ["requests", id, "deny"]) => decide(app, request, id, Decision::Deny).await,
+        (&Method::POST, ["requests", id, "extension", "approve"]) => {
+            decide(app, request, id, Decision::ApproveExtension).await
+        }
+        (&Method::POST, ["requests", id, "extension", "deny"]) => {
+            decide(app, request, id, Decision::DenyExtension).await
+        }
         _ => Err(api::no_route(request)),
     }
 }

@@ -6,6 +6,7 @@
 //! | `GET /requests?scope=mine\|to_approve&state=S&limit=N&cursor=C` | 200 `{"requests","next"?}`, one page |
 //! | `GET /requests/{id}` | 200 `{"request","audit"}` |
 //! | `POST /requests/{id}/cancel` | 200 `{"request"}` |
+//! | `POST /requests/{id}/extend` `{"by":"30m" or seconds,"reason"?}` | 200 `{"request"}` |
 //! | `GET /audit?since=&until=&cursor=` | 200 `{"events","heads","next"?}`, one page |
 //!
 //! The caller is the IAM principal API Gateway verified; see [`elevate_http::caller`].
@@ -41,6 +42,7 @@ async fn dispatch(app: &App, request: &Request) -> Result<Response<Body>, ApiErr
         (&Method::GET, ["requests"]) => list(app, request).await,
         (&Method::GET, ["requests", id]) => show(app, request, id).await,
         (&Method::POST, ["requests", id, "cancel"]) => cancel(app, request, id).await,
+        (&Method::POST, ["requests", id, "extend"]) => extend(app, request, id).await,
         (&Method::GET, ["audit"]) => audit(app, request).await,
         _ => Err(api::no_route(request)),
     }
@@ -179,6 +181,29 @@ async fn cancel(app: &App, request: &Request, id: &str) -> Result<Response<Body>
     Ok(json_response(
         200,
         &serde_json::json!({ "request": cancelled }),
+    ))
+}
+
+/// The body of `POST /requests/{id}/extend`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendBody {
+    /// How much more time.
+    pub by: DurationField,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+async fn extend(app: &App, request: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+    let person = caller(app, request)?;
+    let id = request_id(id)?;
+    let body = json_body::<ExtendBody>(request)?;
+    let by = body.by.parse()?;
+    let reason = body.reason.unwrap_or_default();
+    let extended = service::extend(app, &person, &id, by, &reason).await?;
+    Ok(json_response(
+        200,
+        &serde_json::json!({ "request": extended }),
     ))
 }
 

@@ -55,6 +55,11 @@ pub(super) mod attr {
     pub const PRINCIPAL: &str = "principal";
     pub const SESSIONS_ENDED: &str = "sessions_ended";
     pub const SESSIONS: &str = "sessions";
+    pub const APPROVALS_REQUIRED: &str = "approvals_required";
+    pub const APPROVALS: &str = "approvals";
+    pub const EXTENSION: &str = "extension";
+    pub const EXTENDED: &str = "extended";
+    pub const EXTEND_BY: &str = "extend_by";
 
     pub const REQUEST_ID: &str = "request_id";
     pub const SEQ: &str = "seq";
@@ -146,6 +151,19 @@ pub(super) fn request_attributes(r: &Request) -> Vec<(&'static str, Option<Attri
         ),
         (attr::FAILURE, text(&r.failure)),
         (attr::MESSAGE, r.message.as_ref().map(message_attribute)),
+        (
+            attr::APPROVALS_REQUIRED,
+            (r.approvals_required != 1).then(|| n(u64::from(r.approvals_required))),
+        ),
+        (
+            attr::APPROVALS,
+            (!r.approvals.is_empty()).then(|| serde_attribute(&r.approvals)),
+        ),
+        (attr::EXTENSION, r.extension.as_ref().map(serde_attribute)),
+        (
+            attr::EXTENDED,
+            (!r.extended.is_zero()).then(|| n(r.extended.as_secs())),
+        ),
         (attr::AUDIT_SEQ, Some(n(r.audit_seq))),
         (attr::AUDIT_HEAD, Some(s(&r.audit_head))),
         (attr::GSI1PK, Some(s(requester_key(&r.requester)))),
@@ -219,7 +237,15 @@ pub fn event_item(e: &AuditEvent) -> Item {
     if let Some(sessions) = e.sessions {
         item.insert(attr::SESSIONS.to_owned(), s(sessions.as_str()));
     }
+    if let Some(secs) = e.extend_by {
+        item.insert(attr::EXTEND_BY.to_owned(), n(secs));
+    }
     item
+}
+
+/// A value as the map or list attribute of its JSON, field for field.
+fn serde_attribute<T: serde::Serialize>(value: &T) -> AttributeValue {
+    json_attribute(&serde_json::to_value(value).unwrap_or_default())
 }
 
 /// A grant's terms as a map attribute, field for field as in the API's JSON.
@@ -360,6 +386,24 @@ impl Fields<'_> {
         }
     }
 
+    fn opt_u64(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(_) => self.u64(name).map(Some),
+        }
+    }
+
+    /// A value written by [`serde_attribute`].
+    fn serde<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(value) => attribute_json(value)
+                .and_then(|json| serde_json::from_value(json).ok())
+                .map(Some)
+                .ok_or_else(|| self.corrupt(name, "is not what elevate writes there")),
+        }
+    }
+
     fn map(&self, name: &str) -> Result<Option<Fields<'_>>, StoreError> {
         match self.item.get(name) {
             None | Some(AttributeValue::Null(_)) => Ok(None),
@@ -412,6 +456,15 @@ pub(super) fn request_from_item(item: &Item) -> Result<Request, StoreError> {
         sessions_ended: f.sessions_ended(attr::SESSIONS_ENDED)?,
         failure: f.opt_s(attr::FAILURE)?,
         message,
+        approvals_required: match f.opt_u64(attr::APPROVALS_REQUIRED)? {
+            None => 1,
+            Some(n) => {
+                u32::try_from(n).map_err(|_| f.corrupt(attr::APPROVALS_REQUIRED, "is too large"))?
+            }
+        },
+        approvals: f.serde(attr::APPROVALS)?.unwrap_or_default(),
+        extension: f.serde(attr::EXTENSION)?,
+        extended: Duration::from_secs(f.opt_u64(attr::EXTENDED)?.unwrap_or(0)),
         audit_seq: f.u64(attr::AUDIT_SEQ)?,
         audit_head: f.s(attr::AUDIT_HEAD)?,
     })
@@ -450,6 +503,7 @@ pub(super) fn event_from_item(item: &Item) -> Result<AuditEvent, StoreError> {
         reason: f.opt_s(attr::REASON)?,
         terms: f.terms(attr::TERMS)?,
         sessions: f.sessions_ended(attr::SESSIONS)?,
+        extend_by: f.opt_u64(attr::EXTEND_BY)?,
         prev_hash: f.s(attr::PREV_HASH)?,
         hash: f.s(attr::HASH)?,
     })
@@ -515,6 +569,7 @@ mod tests {
                 reason: "incident 42".into(),
                 duration: Duration::from_secs(3600),
                 pending_timeout: Duration::from_secs(600),
+                approvals_required: 1,
                 terms: Terms {
                     target: Target {
                         name: "admins".into(),

@@ -53,6 +53,7 @@ pub fn new_request(requester: &str, now: DateTime<Utc>) -> (Request, AuditEvent)
             reason: "incident 42: restart the stuck workers".to_owned(),
             duration: Duration::from_secs(3600),
             pending_timeout: Duration::from_secs(900),
+            approvals_required: 1,
             terms: Terms {
                 target: Target {
                     name: "admins".into(),

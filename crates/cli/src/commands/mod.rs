@@ -76,25 +76,25 @@ async fn dispatch(cli: Cli, out: Out) -> anyhow::Result<Exit> {
         Command::Request(args) => request::request(&connect(global).await?, args, out).await,
         Command::Approve(args) => {
             let client = connect(global).await?;
-            decide::decide(
-                &client,
-                Change::Decide(Decision::Approve),
-                args.id,
-                args.reason,
-                out,
-            )
-            .await
+            let decision = if args.extension {
+                Decision::ApproveExtension
+            } else {
+                Decision::Approve
+            };
+            decide::decide(&client, Change::Decide(decision), args.id, args.reason, out).await
         }
         Command::Deny(args) => {
             let client = connect(global).await?;
-            decide::decide(
-                &client,
-                Change::Decide(Decision::Deny),
-                args.id,
-                args.reason,
-                out,
-            )
-            .await
+            let decision = if args.extension {
+                Decision::DenyExtension
+            } else {
+                Decision::Deny
+            };
+            decide::decide(&client, Change::Decide(decision), args.id, args.reason, out).await
+        }
+        Command::Extend(args) => {
+            let client = connect(global).await?;
+            decide::extend(&client, args, out).await
         }
         Command::Cancel(args) => {
             let client = connect(global).await?;

@@ -197,6 +197,8 @@ struct Trail {
     terms: Option<Terms>,
     requested: Option<(Actor, Step)>,
     decision: Option<(Action, Actor, Step)>,
+    /// Approvals before the last one a request needed.
+    approvals: Vec<Step>,
     activated: Option<DateTime<Utc>>,
     /// Expire or revoke of an active grant, or the failure of its granting.
     ending: Option<(Action, Step)>,
@@ -217,7 +219,25 @@ impl Trail {
                 self.terms.clone_from(&event.terms);
                 self.requested = Some((event.actor.clone(), step));
             }
+            // One approval of several needed: its approver is named with the last one.
+            Action::Approve if event.to == State::Pending => {
+                self.approvals.push(step);
+            }
             Action::Approve | Action::Deny | Action::Cancel | Action::TimeOut => {
+                let mut step = step;
+                if event.action == Action::Approve && !self.approvals.is_empty() {
+                    let join = |pick: fn(&Step) -> &str| {
+                        self.approvals
+                            .iter()
+                            .chain(std::iter::once(&step))
+                            .map(pick)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    let (by, principal) = (join(|s| &s.by), join(|s| &s.principal));
+                    step.by = by;
+                    step.principal = principal;
+                }
                 self.decision = Some((event.action, event.actor.clone(), step));
             }
             Action::Activate => self.activated = Some(event.at),
@@ -227,7 +247,12 @@ impl Trail {
             Action::Expire | Action::Revoke | Action::Fail => {
                 self.ending = Some((event.action, step));
             }
-            Action::Repair => {}
+            // Extensions show in the access's end (and in `elevate show`).
+            Action::Repair
+            | Action::AskExtension
+            | Action::ApproveExtension
+            | Action::Extend
+            | Action::DenyExtension => {}
         }
         if event.sessions.is_some() {
             self.sessions = event.sessions;
@@ -864,6 +889,7 @@ mod tests {
                 reason: "INC-1".into(),
                 duration: std::time::Duration::from_secs(3600),
                 pending_timeout: std::time::Duration::from_secs(1800),
+                approvals_required: 1,
                 terms: Terms {
                     target: Target {
                         name: "admins".into(),

@@ -316,6 +316,7 @@ pub fn pending_for(
             reason: reason.into(),
             duration,
             pending_timeout: StdDuration::from_secs(1800),
+            approvals_required: 1,
             terms: Terms {
                 target: Target {
                     name: target.into(),

@@ -144,6 +144,48 @@ pub(crate) async fn read_back(
     )))
 }
 
+/// Writes a step of a grant that may approve its extension. The last approval of an
+/// extension moves the expiry in the one write of the step; the revocation schedule stays
+/// where it is, earlier than the new expiry, and the revoke function it wakes arms it again
+/// for the new expiry (the functions that approve never touch a grant's schedule). An
+/// extension is not approved in the last `revoke_lead` before expiry, when the revocation
+/// may already be under way.
+pub(crate) async fn write_extension_aware(
+    app: &App,
+    before: &Request,
+    step: &machine::Transition,
+) -> Result<Option<Request>, ServiceError> {
+    if step.event.action == crate::audit::Action::Extend {
+        let lead = chrono::Duration::from_std(app.settings.revoke_lead).unwrap_or_default();
+        if let Some(old) = before
+            .expires_at
+            .filter(|old| *old - lead <= app.clock.now())
+        {
+            return Err(ServiceError::Conflict(format!(
+                "request {} expires at {} and its access is being removed; request access again",
+                before.id,
+                old.format("%Y-%m-%d %H:%M:%S UTC")
+            )));
+        }
+    }
+    app.write(step).await
+}
+
+/// The grant was extended after its revocation was scheduled: the schedule that fired arms
+/// the revocation again for the new expiry.
+async fn rearm_expiry(app: &App, request: &Request) -> Result<Option<Request>, ServiceError> {
+    let Some(at) = request.expires_at else {
+        return Ok(None);
+    };
+    let lead = chrono::Duration::from_std(app.settings.revoke_lead).unwrap_or_default();
+    let expire = ScheduledAction::Expire {
+        request_id: request.id.clone(),
+    };
+    app.scheduler.schedule(at - lead, &expire).await?;
+    tracing::info!(request_id = %request.id, expires_at = %at, "extended: the revocation is scheduled for the new expiry");
+    Ok(None)
+}
+
 /// A schedule fired: `expire` ends an ACTIVE grant at its expiry (waiting out the lead the
 /// schedule fired with), `timeout` ends an unanswered PENDING request. Late or duplicate
 /// deliveries find the request already moved on and do nothing.
@@ -158,8 +200,22 @@ pub async fn end_by_schedule(
                 tracing::info!(request_id = %request.id, state = %request.state, "not ACTIVE; nothing to expire");
                 return Ok(None);
             }
+            let lead = chrono::Duration::from_std(app.settings.revoke_lead).unwrap_or_default();
             if let Some(at) = request.expires_at {
+                // Extended after this was scheduled: the revocation moves to the new expiry.
+                if at - app.clock.now() > lead * 2 {
+                    return rearm_expiry(app, &request).await;
+                }
                 app.clock.sleep_until(at).await;
+            }
+            // An extension may have moved the expiry while this waited: read it again.
+            let request = app.load(request_id).await?;
+            if request.state != State::Active {
+                tracing::info!(request_id = %request.id, state = %request.state, "ended meanwhile; nothing to expire");
+                return Ok(None);
+            }
+            if request.covers(app.clock.now()) {
+                return rearm_expiry(app, &request).await;
             }
             end_grant(app, request, Command::Expire, &app.system("revoke")).await
         }

@@ -2,6 +2,7 @@
 //! handler parses its event, calls one of these, and turns the result into its answer.
 
 mod error;
+mod extend;
 mod grant;
 mod query;
 mod reconcile;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{ErrorKind, ServiceError};
+pub use extend::extend;
 pub use grant::{end_by_schedule, escalate, fail, revoke, time_out};
 pub use query::{
     audit_export, list, show, AuditExport, AuditHead, Scope, AUDIT_PAGE_EVENTS, LIST_PAGE_DEFAULT,

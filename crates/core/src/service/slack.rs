@@ -127,7 +127,7 @@ pub async fn follow_up(app: &App, work: &FollowUp) -> Result<(), ServiceError> {
     match work {
         FollowUp::Opened { request_id } => {
             let mut request = app.load(request_id).await?;
-            if announce(app, &mut request).await? {
+            if announce(app, &mut request).await? && request.state == State::Pending {
                 let text = format!(
                     "Your {} request for {} ({}) is waiting for an approver. Request {}",
                     request.flow,
@@ -137,6 +137,10 @@ pub async fn follow_up(app: &App, work: &FollowUp) -> Result<(), ServiceError> {
                 );
                 // Best effort: the request is announced, which is what matters.
                 let _ = app.tell_requester(&request, &text).await;
+            }
+            if request.state == State::Approved {
+                // Auto-approved: start its escalation (once, however often this runs).
+                after_decision(app, &request).await?;
             }
             Ok(())
         }

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-use crate::config::{Flow, TargetKind};
+use crate::audit::Action;
+use crate::config::{AutoApproval, Flow, Person, TargetKind};
 use crate::events::ScheduledAction;
-use crate::machine::{self, Command};
-use crate::model::{format_duration, Request, RequestId, State, Terms};
+use crate::machine::{self, Command, TransitionError};
+use crate::model::{format_duration, By, Request, RequestId, State, Terms};
 use crate::names::{FlowName, TargetName};
 use crate::rules::RuleError;
 
@@ -36,6 +37,10 @@ pub async fn submit(
     if let Err(err) = announce(app, &mut request).await {
         tracing::error!(request_id = %request.id, error = %err, "could not announce the request or schedule its time-out; the sweep will");
     }
+    if request.state == State::Approved {
+        // Logged where it failed; the sweep starts an escalation left unstarted.
+        let _ = after_decision(app, &request).await;
+    }
     Ok(request)
 }
 
@@ -63,11 +68,62 @@ pub(crate) async fn open(
     )?;
     in_directory(app, &new.terms).await?;
     let now = app.clock.now();
+    let rule = auto_approval(app, flow, caller.person, &new.target, new.duration, now).await;
     let (request, event) = machine::open(RequestId::generate(now), new, &caller.principal, now);
     tracing::Span::current().record("request_id", tracing::field::display(&request.id));
     app.store.create(&request, &event).await?;
     tracing::info!(request_id = %request.id, duration = %format_duration(request.duration), "request opened");
-    Ok(request)
+    let Some(rule) = rule else {
+        return Ok(request);
+    };
+    let command = Command::Approve {
+        reason: Some(rule.describe()),
+    };
+    match app.step(&request, command, &rule_actor(app, rule)).await {
+        Ok(Some(approved)) => {
+            tracing::info!(rule = %rule.name, "request approved by an auto-approval rule");
+            Ok(approved)
+        }
+        // Stored but not auto-approved: it waits for people like any other request.
+        Ok(None) => app.load(&request.id).await,
+        Err(err) => {
+            tracing::error!(error = %err, rule = %rule.name, "could not record the auto-approval; the request waits for approvers");
+            Ok(request)
+        }
+    }
+}
+
+/// The actor of an approval by `rule`: `elevate:rule:<name>`.
+pub(crate) fn rule_actor(app: &App, rule: &AutoApproval) -> By {
+    app.system(&format!("rule:{}", rule.name))
+}
+
+/// The auto-approval rule of `flow` that approves `person` getting `target` for `duration`
+/// (the whole grant) now, if any. The directory is asked only for the groups of rules that do
+/// not name the person; when it cannot answer, no rule approves (the request waits for people,
+/// never the other way round).
+pub(crate) async fn auto_approval<'f>(
+    app: &App,
+    flow: &'f Flow,
+    person: &Person,
+    target: &str,
+    duration: Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<&'f AutoApproval> {
+    if flow.auto_approve.is_empty() {
+        return None;
+    }
+    let groups = match app
+        .groups_of(person, &flow.auto_approval_groups_to_ask(&person.name))
+        .await
+    {
+        Ok(found) => found.member_of,
+        Err(err) => {
+            tracing::warn!(error = %err, "could not ask the directory for auto-approval groups; no rule approves");
+            Vec::new()
+        }
+    };
+    flow.auto_approval(&person.name, &groups, target, duration, now)
 }
 
 /// A permission set is granted to the person's Identity Store user: someone the directory
@@ -92,7 +148,9 @@ async fn in_directory(app: &App, terms: &Terms) -> Result<(), ServiceError> {
 /// Slack message. Stops at the first fault, which the caller logs or retries: the sweep
 /// announces what is left unannounced.
 pub(crate) async fn announce(app: &App, request: &mut Request) -> Result<bool, ServiceError> {
-    if request.state != State::Pending {
+    // An auto-approved request is posted too, saying so, so the channel sees every grant.
+    let auto_approved = request.state == State::Approved && request.decided_by_rule();
+    if request.state != State::Pending && !auto_approved {
         return Ok(false);
     }
     let posted = request.message.is_none();
@@ -104,6 +162,9 @@ pub(crate) async fn announce(app: &App, request: &mut Request) -> Result<bool, S
         request.message = Some(message);
         recorded?;
     }
+    if request.state != State::Pending {
+        return Ok(posted);
+    }
     let timeout = ScheduledAction::Timeout {
         request_id: request.id.clone(),
     };
@@ -113,11 +174,19 @@ pub(crate) async fn announce(app: &App, request: &mut Request) -> Result<bool, S
     Ok(posted)
 }
 
-/// Approve or deny.
+/// Approve or deny a request, or the extension asked for on a grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Approve,
     Deny,
+    ApproveExtension,
+    DenyExtension,
+}
+
+impl Decision {
+    fn is_extension(self) -> bool {
+        matches!(self, Decision::ApproveExtension | Decision::DenyExtension)
+    }
 }
 
 /// An approver approves or denies a PENDING request. The move is conditional on the request
@@ -141,7 +210,9 @@ pub async fn decide(
     Ok(request)
 }
 
-/// The first half of [`decide`]: checks the decider and writes the decision.
+/// The first half of [`decide`]: checks the decider and writes the decision. When the
+/// flow needs several approvals, approvals by different people that meet are each written
+/// (the loser reads the request again and adds theirs); the same person twice is refused.
 pub(crate) async fn record_decision(
     app: &App,
     decider: &Caller<'_>,
@@ -149,29 +220,90 @@ pub(crate) async fn record_decision(
     decision: Decision,
     reason: Option<String>,
 ) -> Result<Request, ServiceError> {
+    /// Each lost race is another approver's write; a few rounds settle any real contention.
+    const ROUNDS: usize = 4;
     crate::rules::check_reason(reason.as_deref().unwrap_or_default())?;
-    let request = app.load(id).await?;
+    let mut request = app.load(id).await?;
     let flow = app.flow_of(&request)?;
     let groups = app
         .groups_of(decider.person, flow.approver_groups_to_ask(decider.name()))
         .await?;
     flow.check_decider(decider.name(), &groups.member_of, &request)
         .map_err(|refusal| groups.explain(refusal, decider.person, flow))?;
-    if request.state != State::Pending {
-        return Err(already_decided(&request));
+    for _ in 0..ROUNDS {
+        let command = match decision {
+            Decision::Approve | Decision::Deny => {
+                if request.state != State::Pending {
+                    return Err(already_decided(&request));
+                }
+                if decision == Decision::Approve {
+                    still_granted(app, flow, &request).await?;
+                    Command::Approve {
+                        reason: reason.clone(),
+                    }
+                } else {
+                    Command::Deny {
+                        reason: reason.clone(),
+                    }
+                }
+            }
+            Decision::ApproveExtension | Decision::DenyExtension => {
+                let Some(extension) = request
+                    .extension
+                    .as_ref()
+                    .filter(|_| request.state == State::Active)
+                else {
+                    return Err(ServiceError::Conflict(format!(
+                        "request {id} has no extension waiting for approval (it is {})",
+                        request.state
+                    )));
+                };
+                if decision == Decision::ApproveExtension {
+                    still_granted(app, flow, &request).await?;
+                    flow.check_extension(&request, extension.by)?;
+                    Command::ApproveExtension {
+                        reason: reason.clone(),
+                    }
+                } else {
+                    Command::DenyExtension {
+                        reason: reason.clone(),
+                    }
+                }
+            }
+        };
+        let step = machine::apply(&request, command, &decider.by(), app.clock.now())?;
+        if let Some(written) = super::grant::write_extension_aware(app, &request, &step).await? {
+            tracing::info!(state = %written.state, action = %step.event.action, "request decided");
+            return Ok(written);
+        }
+        let stored = app.load(id).await?;
+        let same_question = if decision.is_extension() {
+            stored.state == State::Active && stored.extension.is_some()
+        } else {
+            stored.state == State::Pending
+        };
+        if stored.approved_by(decider.name()) {
+            return Err(TransitionError::AlreadyApproved {
+                person: decider.name().to_owned(),
+                required: stored.approvals_required.max(1),
+            }
+            .into());
+        }
+        if !same_question {
+            return Err(if decision.is_extension() {
+                ServiceError::Conflict(format!(
+                    "the extension of request {id} was decided meanwhile"
+                ))
+            } else {
+                already_decided(&stored)
+            });
+        }
+        tracing::info!("another approval was written first; adding this one to it");
+        request = stored;
     }
-    if decision == Decision::Approve {
-        still_granted(app, flow, &request).await?;
-    }
-    let command = match decision {
-        Decision::Approve => Command::Approve { reason },
-        Decision::Deny => Command::Deny { reason },
-    };
-    let Some(request) = app.step(&request, command, &decider.by()).await? else {
-        return Err(already_decided(&app.load(id).await?));
-    };
-    tracing::info!(state = %request.state, "request decided");
-    Ok(request)
+    Err(ServiceError::Conflict(format!(
+        "request {id} kept changing while deciding; try again"
+    )))
 }
 
 /// What follows a decision: an approval starts its escalation, the time-out schedule goes,
@@ -180,6 +312,9 @@ pub(crate) async fn record_decision(
 /// (and starting an escalation twice escalates once). Every step is tried; the first fault
 /// worth retrying is returned (the escalation not started, Slack unavailable), after logging.
 pub(crate) async fn after_decision(app: &App, request: &Request) -> Result<(), ServiceError> {
+    if request.state == State::Active {
+        return after_extension_decision(app, request).await;
+    }
     let mut fault = None;
     if request.state == State::Approved {
         if let Err(err) = app.escalation.start(&request.id).await {
@@ -187,12 +322,14 @@ pub(crate) async fn after_decision(app: &App, request: &Request) -> Result<(), S
             fault = Some(err.into());
         }
     }
-    let timeout = ScheduledAction::Timeout {
-        request_id: request.id.clone(),
-    }
-    .schedule_name();
-    if let Err(err) = app.scheduler.cancel(&timeout).await {
-        tracing::warn!(request_id = %request.id, error = %err, "could not delete the time-out schedule; it will find the request decided");
+    if request.state != State::Pending {
+        let timeout = ScheduledAction::Timeout {
+            request_id: request.id.clone(),
+        }
+        .schedule_name();
+        if let Err(err) = app.scheduler.cancel(&timeout).await {
+            tracing::warn!(request_id = %request.id, error = %err, "could not delete the time-out schedule; it will find the request decided");
+        }
     }
     let denied = (request.state == State::Denied).then(|| {
         let by = request.decided_by.as_deref().unwrap_or("an approver");
@@ -207,6 +344,34 @@ pub(crate) async fn after_decision(app: &App, request: &Request) -> Result<(), S
         fault = fault.or(Some(err.into()));
     }
     fault.map_or(Ok(()), Err)
+}
+
+/// What follows a decision on an extension: the message shows it (the approvals so far, or
+/// the new expiry), and the requester hears of the new expiry or of the denial.
+async fn after_extension_decision(app: &App, request: &Request) -> Result<(), ServiceError> {
+    if request.extension.is_some() {
+        return Ok(app.tell_checked(request, None).await?);
+    }
+    let last = app.store.audit_events(&request.id).await?;
+    match last.iter().max_by_key(|event| event.seq) {
+        Some(event) if event.action == Action::Extend => {
+            super::extend::extended_told(app, request).await;
+        }
+        Some(event) if event.action == Action::DenyExtension => {
+            let why = event
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            let text = format!(
+                "{} denied more time on your {} access{why}. It still ends as before.",
+                event.actor, request.flow
+            );
+            app.tell(request, Some(&text)).await;
+        }
+        _ => app.tell(request, None).await,
+    }
+    Ok(())
 }
 
 /// Refuses to approve terms that elevate.toml no longer gives: the requester offboarded or no

@@ -286,6 +286,7 @@ async fn seed(store: &dyn RequestStore, t0: DateTime<Utc>) -> Seeded {
                 reason: "incident 42".into(),
                 duration: std::time::Duration::from_secs(3600),
                 pending_timeout: std::time::Duration::from_secs(1800),
+                approvals_required: 1,
                 terms: sample_terms(requester),
             },
             &iam_arn(&sample_terms(requester).person),

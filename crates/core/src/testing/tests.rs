@@ -23,6 +23,7 @@ fn new_request(clock: &FakeClock, requester: &str) -> (Request, AuditEvent) {
             reason: "incident 42".into(),
             duration: Duration::from_secs(3600),
             pending_timeout: Duration::from_secs(1800),
+            approvals_required: 1,
             terms: sample_terms(requester),
         },
         &iam_arn(&sample_terms(requester).person),

@@ -63,6 +63,7 @@ pub fn new_request() -> NewRequest {
         reason: "INC-42: restart the stuck ingest job".into(),
         duration: DURATION,
         pending_timeout: PENDING_TIMEOUT,
+        approvals_required: 1,
         terms: terms(),
     }
 }

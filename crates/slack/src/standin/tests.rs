@@ -304,6 +304,7 @@ fn elevate_messages() -> Vec<Message> {
         reason: format!("debug prod incident #42\n*APPROVED* <@U0BOB0001> {long}"),
         duration: Duration::from_secs(3600),
         pending_timeout: Duration::from_secs(1800),
+        approvals_required: 1,
         terms: elevate_core::model::Terms {
             target: flow.targets[0].clone(),
             person: alice.clone(),

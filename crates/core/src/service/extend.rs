@@ -1,0 +1,103 @@
+//! More time on an ACTIVE grant: asked by its requester, approved like a request (by enough
+//! approvers, or by an auto-approval rule), and never by removing and adding the access again.
+
+use std::time::Duration;
+
+use crate::machine::{self, Command};
+use crate::model::{format_duration, Request, RequestId, State};
+
+use super::grant::write_extension_aware;
+use super::submit::{auto_approval, rule_actor};
+use super::{App, Caller, ServiceError};
+
+/// The requester of ACTIVE grant `id` asks for `by` more. The whole grant must stay within
+/// the flow's cap. An auto-approval rule that approves the whole grant approves it at once
+/// (the expiry and its revocation move before this returns); otherwise the approvers are
+/// asked in the grant's Slack message, and until they answer the grant ends as it would.
+#[tracing::instrument(skip_all, fields(caller = %caller.name(), request_id = %id))]
+pub async fn extend(
+    app: &App,
+    caller: &Caller<'_>,
+    id: &RequestId,
+    by: Duration,
+    reason: &str,
+) -> Result<Request, ServiceError> {
+    let reason = reason.trim();
+    crate::rules::check_reason(reason)?;
+    let request = app.load(id).await?;
+    if request.requester != caller.name() {
+        return Err(ServiceError::Forbidden(format!(
+            "only {} may extend request {id}",
+            request.requester
+        )));
+    }
+    let flow = app.flow_of(&request)?;
+    if request.state != State::Active {
+        return Err(ServiceError::Conflict(format!(
+            "request {id} is {}; only an ACTIVE grant can be extended",
+            request.state
+        )));
+    }
+    flow.check_extension(&request, by)?;
+    if flow.reason_required && reason.is_empty() {
+        return Err(crate::rules::RuleError::ReasonRequired {
+            flow: flow.name.clone(),
+        }
+        .into());
+    }
+    let now = app.clock.now();
+    let ask = Command::AskExtension {
+        by,
+        reason: reason.to_owned(),
+    };
+    let Some(asked) = app.step(&request, ask, &caller.by()).await? else {
+        return Err(ServiceError::Conflict(format!(
+            "request {id} changed meanwhile; look at it and ask again"
+        )));
+    };
+    tracing::info!(by = %format_duration(by), "extension asked");
+
+    let rule = auto_approval(
+        app,
+        flow,
+        caller.person,
+        &asked.target,
+        asked.duration + by,
+        now,
+    )
+    .await;
+    if let Some(rule) = rule {
+        let approve = Command::ApproveExtension {
+            reason: Some(rule.describe()),
+        };
+        let step = machine::apply(&asked, approve, &rule_actor(app, rule), app.clock.now())?;
+        match write_extension_aware(app, &asked, &step).await {
+            Ok(Some(extended)) => {
+                tracing::info!(rule = %rule.name, "extension approved by an auto-approval rule");
+                extended_told(app, &extended).await;
+                return Ok(extended);
+            }
+            Ok(None) => {}
+            Err(err) => {
+                tracing::error!(error = %err, rule = %rule.name, "could not record the auto-approval of the extension; it waits for approvers")
+            }
+        }
+    }
+    let asked = app.load(id).await?;
+    app.tell(&asked, None).await;
+    Ok(asked)
+}
+
+/// Tells the world an extension was decided: the message shows it, the requester hears.
+pub(crate) async fn extended_told(app: &App, request: &Request) {
+    let text = match request.expires_at {
+        Some(at) => format!(
+            "Your {} access on {} is extended: it is active until {} UTC.",
+            request.flow,
+            request.target_label(),
+            at.format("%Y-%m-%d %H:%M:%S")
+        ),
+        None => format!("Your {} access is extended.", request.flow),
+    };
+    app.tell(request, Some(&text)).await;
+}
