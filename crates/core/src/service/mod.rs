@@ -361,3 +361,5 @@ mod sessions_tests;
 mod slack_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod workflow_tests;
