@@ -44,6 +44,7 @@ ERROR_CODES = {
         "invalid_duration",
         "duration_over_cap",
         "duration_not_allowed",
+        "extension_over_cap",
         "reason_required",
         "reason_too_long",
         "reason_invalid_characters",

@@ -310,6 +310,48 @@ pub fn request_detail(r: &Request) -> String {
     if r.state == elevate_core::State::Pending {
         lines.push(("times out", timestamp(r.pending_until)));
     }
+    let approvals = |list: &[elevate_core::model::Approval]| {
+        list.iter()
+            .map(|a| format!("{} at {}", a.by, timestamp(a.at)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if r.approvals_required > 1 {
+        lines.push((
+            "approvals",
+            format!(
+                "{} of {}{}",
+                r.approvals.len(),
+                r.approvals_required,
+                if r.approvals.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", approvals(&r.approvals))
+                }
+            ),
+        ));
+    }
+    if let Some(extension) = &r.extension {
+        lines.push((
+            "extension",
+            format!(
+                "{} more asked at {}: {}; {} of {} approved{}",
+                format_duration(extension.by),
+                timestamp(extension.asked_at),
+                extension.reason,
+                extension.approvals.len(),
+                r.approvals_required,
+                if extension.approvals.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", approvals(&extension.approvals))
+                }
+            ),
+        ));
+    }
+    if !r.extended.is_zero() {
+        lines.push(("extended", format!("by {}", format_duration(r.extended))));
+    }
     if let (Some(at), Some(by)) = (r.decided_at, &r.decided_by) {
         let why = r
             .decision_reason
@@ -373,7 +415,14 @@ pub fn audit_lines(events: &[AuditEvent]) -> String {
             e.seq.to_string(),
             e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
             e.actor.to_string(),
-            e.action.to_string(),
+            match e.extend_by {
+                Some(secs) => format!(
+                    "{} ({})",
+                    e.action,
+                    format_duration(std::time::Duration::from_secs(secs))
+                ),
+                None => e.action.to_string(),
+            },
             states,
             e.reason.clone().unwrap_or_default(),
         ]);

@@ -6,7 +6,8 @@
 //! - `GET /slack/messages[?as=<person>]`: the messages as they stand (with `as`, ephemeral and
 //!   direct messages only when they are for that person), the views opened for that person
 //!   (newest first), the people, who clicks by default;
-//! - `POST /slack/click` `{"as", "action": "approve"|"deny"|"end_access", "request_id",
+//! - `POST /slack/click` `{"as", "action": "approve"|"deny"|"approve_extension"|
+//!   "deny_extension"|"end_access", "request_id",
 //!   "channel", "ts"}`: the `block_actions` payload Slack would send for that person's click;
 //! - `POST /slack/command` `{"as" | "slack_id", "text"}`: the `/elevate` slash command typed by
 //!   that person (or by a Slack user elevate.toml does not know), with a trigger id from the
@@ -28,7 +29,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use elevate_core::config::Config;
-use elevate_slack::interaction::{APPROVE_ACTION, DENY_ACTION, END_ACCESS_ACTION};
+use elevate_slack::interaction::{
+    APPROVE_ACTION, APPROVE_EXTENSION_ACTION, DENY_ACTION, DENY_EXTENSION_ACTION, END_ACCESS_ACTION,
+};
 use elevate_slack::standin::{OpenedView, PostedMessage, StandinState};
 use elevate_slack::RequestForm;
 use serde::de::DeserializeOwned;
@@ -49,7 +52,13 @@ const VIEW_WAIT: Duration = Duration::from_secs(3);
 const TEAM_ID: &str = "T0ELEVATE";
 
 /// The buttons the page clicks.
-const ACTIONS: [&str; 3] = [APPROVE_ACTION, DENY_ACTION, END_ACCESS_ACTION];
+const ACTIONS: [&str; 5] = [
+    APPROVE_ACTION,
+    DENY_ACTION,
+    APPROVE_EXTENSION_ACTION,
+    DENY_EXTENSION_ACTION,
+    END_ACCESS_ACTION,
+];
 
 /// A person of elevate.toml as the page shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -24,8 +24,9 @@ pub struct EnvSpec {
 }
 
 impl EnvSpec {
+    /// Request starts the escalation of a request an auto-approval rule approved.
     pub const REQUEST: EnvSpec = EnvSpec {
-        escalate_function: false,
+        escalate_function: true,
     };
     /// Approve starts escalations and deletes the time-out schedule of a decided request.
     pub const APPROVE: EnvSpec = EnvSpec {
@@ -310,14 +311,17 @@ mod tests {
     }
 
     #[test]
-    fn request_and_escalate_need_no_escalate_function() {
+    fn escalate_needs_no_escalate_function_and_request_does() {
         let mut vars = full();
         vars.remove("ELEVATE_ESCALATE_FUNCTION");
-        for spec in [EnvSpec::REQUEST, EnvSpec::ESCALATE] {
-            let env = read(spec, &vars).expect("env");
-            assert!(env.escalate_function().is_err());
-            assert!(env.scheduler().is_ok());
-        }
+        let env = read(EnvSpec::ESCALATE, &vars).expect("env");
+        assert!(env.escalate_function().is_err());
+        assert!(env.scheduler().is_ok());
+        // An auto-approved request is escalated by the request function.
+        assert_eq!(
+            read(EnvSpec::REQUEST, &vars),
+            Err(EnvError::Missing("ELEVATE_ESCALATE_FUNCTION"))
+        );
     }
 
     #[test]

@@ -13,3 +13,4 @@ mod flows;
 mod identity_center;
 mod openapi_fuzz;
 mod slack;
+mod workflow;

@@ -254,8 +254,13 @@ fn summary(path: &Path, config: &Config) -> String {
             }
             parts.join(" and ")
         };
+        let approvals = if flow.approvals_required > 1 {
+            format!("{} of ", flow.approvals_required)
+        } else {
+            String::new()
+        };
         lines.push(format!(
-            "    approvers: {} in {}; self-approval {}; reason {}",
+            "    approvers: {approvals}{} in {}; self-approval {}; reason {}",
             who(&flow.approvers.people, &flow.approvers.groups),
             flow.approvers.channel,
             if flow.allow_self_approval {
@@ -276,6 +281,37 @@ fn summary(path: &Path, config: &Config) -> String {
                 |people| who(people, &flow.requester_groups)
             )
         ));
+        // Who gets what without a person approving: what reviewers of the file look for.
+        if flow.auto_approve.is_empty() {
+            lines.push("    without a human: nobody (every request needs an approver)".to_owned());
+        } else {
+            lines.push("    without a human (auto-approved, requests and extensions):".to_owned());
+            for rule in &flow.auto_approve {
+                let targets = if rule.targets.is_empty() {
+                    flow.targets
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                } else {
+                    rule.targets
+                        .iter()
+                        .map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let when = rule
+                    .window
+                    .as_ref()
+                    .map_or_else(|| "at any time".to_owned(), |w| w.describe());
+                lines.push(format!(
+                    "      {}: {} get {targets} for up to {}, {when}",
+                    rule.name,
+                    who(&rule.people, &rule.groups),
+                    format_duration(rule.max_duration.unwrap_or(flow.max_duration)),
+                ));
+            }
+        }
     }
     lines.join("\n")
 }
@@ -302,6 +338,20 @@ fn summary_json(path: &Path, config: &Config) -> serde_json::Value {
             "reason_required": f.reason_required,
             "requesters": f.requesters,
             "requester_groups": f.requester_groups,
+            "approvals_required": f.approvals_required,
+            "auto_approve": f.auto_approve.iter().map(|rule| serde_json::json!({
+                "name": rule.name,
+                "people": rule.people,
+                "groups": rule.groups,
+                "max_duration": rule.max_duration.unwrap_or(f.max_duration).as_secs(),
+                "targets": if rule.targets.is_empty() {
+                    f.targets.iter().map(|t| t.name.clone()).collect::<Vec<_>>()
+                } else {
+                    rule.targets.clone()
+                },
+                "window": rule.window.as_ref().map(|w| w.describe()),
+                "describe": rule.describe(),
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
 }

@@ -35,11 +35,29 @@ pub async fn request(client: &Client, args: RequestArgs, out: Out) -> anyhow::Re
                 format_duration(request.duration),
                 request.id
             ));
-            out.progress(format!(
-                "waiting for approval until {}; follow it with `elevate show {}`",
-                output::clock(request.pending_until),
-                request.id
-            ));
+            if request.state == State::Pending {
+                let waiting = if request.approvals_required > 1 {
+                    format!("waiting for {} approvals", request.approvals_required)
+                } else {
+                    "waiting for approval".to_owned()
+                };
+                out.progress(format!(
+                    "{waiting} until {}; follow it with `elevate show {}`",
+                    output::clock(request.pending_until),
+                    request.id
+                ));
+            } else {
+                out.progress(format!(
+                    "{} {}; follow it with `elevate show {}`",
+                    request.state,
+                    request
+                        .decided_by
+                        .as_deref()
+                        .map(|by| format!("by {by}"))
+                        .unwrap_or_default(),
+                    request.id
+                ));
+            }
         }
         return Ok(Exit::Ok);
     }
@@ -97,17 +115,17 @@ pub async fn request(client: &Client, args: RequestArgs, out: Out) -> anyhow::Re
 /// What has been told to the user so far, so each step is said once.
 #[derive(Debug, Default)]
 struct Progress {
-    seen: Option<State>,
+    seen: Option<(State, usize)>,
     told_approval: bool,
 }
 
 impl Progress {
     /// Reports a newly seen state; returns the exit status once the wait is over.
     fn observe(&mut self, request: &Request, out: Out) -> Option<Exit> {
-        if self.seen == Some(request.state) {
+        if self.seen == Some((request.state, request.approvals.len())) {
             return None;
         }
-        self.seen = Some(request.state);
+        self.seen = Some((request.state, request.approvals.len()));
         let by = request.decided_by.as_deref().unwrap_or("an approver");
         let why = request
             .decision_reason
@@ -126,6 +144,21 @@ impl Progress {
             out.progress(format!("approved by {by}{why}"));
         }
         match request.state {
+            State::Pending if request.approvals_required > 1 => {
+                let names: Vec<&str> = request.approvals.iter().map(|a| a.by.as_str()).collect();
+                let so_far = if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", names.join(", "))
+                };
+                out.progress(format!(
+                    "{} of {} approved{so_far}; waiting… times out at {}",
+                    names.len(),
+                    request.approvals_required,
+                    output::clock(request.pending_until)
+                ));
+                None
+            }
             State::Pending => {
                 out.progress(format!(
                     "waiting for approval… times out at {}",

@@ -225,7 +225,7 @@ async fn ended_by(app: &App, id: &RequestId, caller: &Caller<'_>) -> bool {
 /// How long a form submitted again counts as the same submission.
 const RESUBMIT_WINDOW: chrono::Duration = chrono::Duration::minutes(5);
 
-/// The PENDING request the caller made from these same answers in the last few minutes.
+/// The request the caller made from these same answers in the last few minutes.
 /// Slack shows a form whose answer came late as failed and lets it be submitted again, so a
 /// second identical submission returns the first request instead of opening another.
 async fn just_submitted(
@@ -234,9 +234,14 @@ async fn just_submitted(
     submission: &Submission,
 ) -> Result<Option<Request>, ServiceError> {
     let since = app.clock.now() - RESUBMIT_WINDOW;
+    // An auto-approved request is APPROVED (or already ACTIVE) by the time the form is sent
+    // again.
     let pending = app
         .store
-        .list_by_requester(caller.name(), &[State::Pending])
+        .list_by_requester(
+            caller.name(),
+            &[State::Pending, State::Approved, State::Active],
+        )
         .await?;
     Ok(pending.into_iter().find(|request| {
         request.created_at >= since

@@ -1,0 +1,341 @@
+//! Workflow rules end to end: a flow that needs two approvers, an auto-approval rule, and
+//! extensions of an active grant, driven by the `elevate` CLI and the Slack page, with the
+//! membership read from moto's IAM and the steps from the audit trail.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use elevate_core::audit::Action;
+use elevate_core::Actor;
+use serde_json::Value;
+
+use super::harness::{members, wait_membership, LocalStack, CONFIG};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// People only these tests ask as, a flow that needs two of three approvers, and a flow whose
+/// rule approves mia (for up to 30 minutes of its hour) without a person.
+const WORKFLOW_EXTRA: &str = r#"
+[[people]]
+name = "liam"
+iam_user = "liam"
+slack_id = "U0LIAM001"
+email = "liam@healthy-health.example"
+
+[[people]]
+name = "mia"
+iam_user = "mia"
+slack_id = "U0MIA0001"
+email = "mia@healthy-health.example"
+
+[[people]]
+name = "noah"
+iam_user = "noah"
+slack_id = "U0NOAH001"
+email = "noah@healthy-health.example"
+
+[[flows]]
+name = "two_person"
+description = "Deploy to production: two approvers"
+max_duration = "1h"
+approvals_required = 2
+
+[flows.approvers]
+channel = "C0APPROVALS"
+people = ["alice", "bob", "carol"]
+
+[[flows.targets]]
+name = "deployers"
+type = "iam_group"
+group = "SymDemoDeployers"
+
+[[flows]]
+name = "on_call"
+description = "On-call access: the on-call engineer is approved by rule"
+max_duration = "1h"
+
+[flows.approvers]
+channel = "C0APPROVALS"
+people = ["alice", "bob"]
+
+[[flows.auto_approve]]
+name = "on_call_engineer"
+requesters = ["mia"]
+max_duration = "30m"
+
+[[flows.targets]]
+name = "on_call"
+type = "iam_group"
+group = "SymDemoOnCall"
+"#;
+
+fn stack() -> &'static LocalStack {
+    static STACK: OnceLock<LocalStack> = OnceLock::new();
+    STACK.get_or_init(|| LocalStack::start_with(&format!("{CONFIG}{WORKFLOW_EXTRA}")))
+}
+
+/// Runs `elevate --json request ...` as `profile` and returns the request it made.
+fn request(stack: &LocalStack, profile: &str, flow: &str, duration: &str) -> Value {
+    let made = stack.run(
+        profile,
+        &[
+            "--json",
+            "request",
+            flow,
+            "--duration",
+            duration,
+            "--reason",
+            "release 42",
+        ],
+    );
+    assert!(made.ok(), "elevate request: {made:?}");
+    let answer: Value = serde_json::from_str(&made.stdout).expect("request --json");
+    answer["request"].clone()
+}
+
+fn time(value: &Value) -> DateTime<Utc> {
+    value
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| panic!("not a time: {value}"))
+}
+
+/// Whether `message` is the approvers' message of request `id` (not a direct message).
+fn in_channel(message: &Value, id: &str) -> bool {
+    message["request_id"] == id && message["channel"] == "C0APPROVALS"
+}
+
+/// The approvers' Slack message of request `id` (messages are updated in place).
+async fn message_of(stack: &LocalStack, id: &str) -> Value {
+    stack
+        .messages()
+        .await
+        .into_iter()
+        .rev()
+        .find(|m| in_channel(m, id))
+        .unwrap_or_else(|| panic!("no message of {id}"))
+}
+
+#[tokio::test]
+async fn two_approvers_are_needed_and_the_same_one_twice_is_refused() {
+    let stack = stack();
+    let iam = aws_sdk_iam::Client::new(&stack.moto());
+    let made = request(stack, "liam", "two_person", "10m");
+    let id = made["id"].as_str().expect("id").to_owned();
+    assert_eq!(made["state"], "PENDING");
+    assert_eq!(made["approvals_required"], 2, "{made}");
+
+    let message = stack.pending_message("liam").await;
+    let click = stack.click("bob", "approve", &message).await;
+    assert_eq!(click["outcome"], "done", "{click}");
+    let shown = stack
+        .wait_for_message("1 of 2 approved", WAIT, |m| {
+            in_channel(m, &id)
+                && m["blocks"].to_string().contains("1 of 2 approved (bob)")
+        })
+        .await;
+    assert!(
+        shown["buttons"].as_array().is_some_and(|b| b.len() == 2),
+        "the buttons stay for the second approver: {shown}"
+    );
+    assert_eq!(stack.state("liam", &id), "PENDING");
+    assert!(!members(&iam, "SymDemoDeployers")
+        .await
+        .contains(&"liam".to_owned()));
+
+    // bob again, from Slack and from the CLI: refused, nothing written.
+    let again = stack.click("bob", "approve", &shown).await;
+    assert_eq!(again["outcome"], "refused", "{again}");
+    assert!(
+        again["ephemeral"].to_string().contains("already approved"),
+        "{again}"
+    );
+    let cli_again = stack.run("bob", &["approve", &id]);
+    assert!(!cli_again.ok(), "bob approved twice: {cli_again:?}");
+    assert!(
+        cli_again.stderr.contains("already approved"),
+        "{cli_again:?}"
+    );
+    // liam is no approver of his own request, however many are needed.
+    let own = stack.run("liam", &["approve", &id]);
+    assert!(!own.ok(), "{own:?}");
+
+    let second = stack.run("carol", &["approve", &id, "--reason", "reviewed the diff"]);
+    assert!(second.ok(), "{second:?}");
+    stack.wait_for_state("liam", &id, "ACTIVE", WAIT).await;
+    wait_membership(&iam, "SymDemoDeployers", "liam", true, WAIT).await;
+
+    let events = stack.audit_events(&id);
+    let approvals: Vec<(&Actor, elevate_core::State)> = events
+        .iter()
+        .filter(|e| e.action == Action::Approve)
+        .map(|e| (&e.actor, e.to))
+        .collect();
+    assert_eq!(
+        approvals,
+        vec![
+            (&Actor::person("bob"), elevate_core::State::Pending),
+            (&Actor::person("carol"), elevate_core::State::Approved),
+        ],
+        "each approval is its own audit event"
+    );
+    let revoked = stack.run("liam", &["revoke", &id]);
+    assert!(revoked.ok(), "{revoked:?}");
+}
+
+#[tokio::test]
+async fn a_rule_approves_the_on_call_engineer_and_nobody_else() {
+    let stack = stack();
+    let iam = aws_sdk_iam::Client::new(&stack.moto());
+    let made = request(stack, "mia", "on_call", "10m");
+    let id = made["id"].as_str().expect("id").to_owned();
+    assert_eq!(made["state"], "APPROVED", "{made}");
+    assert_eq!(
+        made["decided_by"], "elevate:rule:on_call_engineer",
+        "{made}"
+    );
+    stack.wait_for_state("mia", &id, "ACTIVE", WAIT).await;
+    wait_membership(&iam, "SymDemoOnCall", "mia", true, WAIT).await;
+    let message = stack
+        .wait_for_message("the auto-approval", WAIT, |m| {
+            in_channel(m, &id)
+        })
+        .await;
+    assert!(
+        message["blocks"]
+            .to_string()
+            .contains("automatically by rule on_call_engineer"),
+        "{message}"
+    );
+    let approve = stack
+        .audit_events(&id)
+        .into_iter()
+        .find(|e| e.action == Action::Approve)
+        .expect("an approve event");
+    assert_eq!(approve.actor.to_string(), "elevate:rule:on_call_engineer");
+
+    // Longer than the rule allows, or someone the rule does not name: people decide.
+    let long = request(stack, "mia", "on_call", "45m");
+    assert_eq!(long["state"], "PENDING", "{long}");
+    let other = request(stack, "noah", "on_call", "10m");
+    assert_eq!(other["state"], "PENDING", "{other}");
+    for pending in [&long, &other] {
+        let requester = pending["requester"].as_str().expect("requester");
+        let id = pending["id"].as_str().expect("id");
+        assert!(stack.run(requester, &["cancel", id]).ok());
+    }
+    assert!(stack.run("mia", &["revoke", &id]).ok());
+}
+
+#[tokio::test]
+async fn an_active_grant_is_extended_by_rule_or_by_an_approver_and_never_past_the_cap() {
+    let stack = stack();
+    let iam = aws_sdk_iam::Client::new(&stack.moto());
+    let made = request(stack, "mia", "on_call", "10m");
+    let id = made["id"].as_str().expect("id").to_owned();
+    stack.wait_for_state("mia", &id, "ACTIVE", WAIT).await;
+    let first = time(&stack.request("mia", &id)["expires_at"]);
+
+    // Within the rule (20m of its 30m): extended at once.
+    let extended = stack.run(
+        "mia",
+        &[
+            "extend",
+            &id,
+            "--by",
+            "10m",
+            "--reason",
+            "still rolling out",
+        ],
+    );
+    assert!(extended.ok(), "{extended:?}");
+    assert!(extended.stdout.contains("active until"), "{extended:?}");
+    let now = stack.request("mia", &id);
+    assert_eq!(
+        time(&now["expires_at"]) - first,
+        chrono::Duration::minutes(10)
+    );
+    assert_eq!(now["state"], "ACTIVE");
+
+    // Past the flow's hour: refused, nothing changes.
+    let over = stack.run(
+        "mia",
+        &["extend", &id, "--by", "45m", "--reason", "all day"],
+    );
+    assert!(!over.ok(), "{over:?}");
+    assert!(over.stderr.contains("over the cap"), "{over:?}");
+    assert_eq!(stack.request("mia", &id)["expires_at"], now["expires_at"]);
+    // Someone else's grant: refused.
+    let foreign = stack.run(
+        "noah",
+        &["extend", &id, "--by", "5m", "--reason", "mine now"],
+    );
+    assert!(!foreign.ok(), "{foreign:?}");
+
+    // Past the rule but within the cap: an approver is asked in Slack.
+    let asked = stack.run(
+        "mia",
+        &["extend", &id, "--by", "20m", "--reason", "one more region"],
+    );
+    assert!(asked.ok(), "{asked:?}");
+    assert!(asked.stdout.contains("approvers are asked"), "{asked:?}");
+    let message = stack
+        .wait_for_message("the extension's buttons", WAIT, |m| {
+            in_channel(m, &id)
+                && m["buttons"]
+                    .as_array()
+                    .is_some_and(|b| b.iter().any(|b| b["action_id"] == "approve_extension"))
+        })
+        .await;
+    assert!(
+        message["blocks"].to_string().contains("20m more"),
+        "{message}"
+    );
+    let again = stack.run(
+        "mia",
+        &["extend", &id, "--by", "5m", "--reason", "and more"],
+    );
+    assert!(!again.ok(), "a second extension while one waits: {again:?}");
+
+    let click = stack.click("bob", "approve_extension", &message).await;
+    assert_eq!(click["outcome"], "done", "{click}");
+    let after = stack.request("mia", &id);
+    assert_eq!(
+        time(&after["expires_at"]) - first,
+        chrono::Duration::minutes(30)
+    );
+    assert!(after["extension"].is_null(), "{after}");
+    assert_eq!(after["extended"], 1800, "{after}");
+    // The access stayed all along: never removed and added again.
+    assert!(members(&iam, "SymDemoOnCall")
+        .await
+        .contains(&"mia".to_owned()));
+    let shown = message_of(stack, &id).await;
+    assert!(
+        shown["blocks"].to_string().contains("extended by 30m"),
+        "{shown}"
+    );
+
+    let actions: Vec<Action> = stack
+        .audit_events(&id)
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            Action::Request,
+            Action::Approve,
+            Action::Activate,
+            Action::AskExtension,
+            Action::Extend,
+            Action::AskExtension,
+            Action::Extend,
+        ]
+    );
+    let verified = stack.run("bob", &["audit", "verify"]);
+    assert!(verified.ok(), "{verified:?}");
+    assert!(stack.run("mia", &["revoke", &id]).ok());
+}
