@@ -314,20 +314,7 @@ pub fn apply(
     let required = request.approvals_required.max(1);
     match command {
         Command::Approve { reason: why } => {
-            if let Actor::Person(name) = actor {
-                if request.approvals.iter().any(|a| a.by == *name) {
-                    return Err(TransitionError::AlreadyApproved {
-                        person: name.clone(),
-                        required,
-                    });
-                }
-            }
-            next.approvals.push(Approval {
-                by: actor.to_string(),
-                at: now,
-            });
-            // A rule approves the whole request; people count until enough have.
-            let last = actor.person_name().is_none() || next.approvals.len() >= required as usize;
+            let last = add_approval(&mut next.approvals, actor, now, required)?;
             if last {
                 next.decided_at = Some(now);
                 next.decided_by = Some(actor.to_string());
@@ -360,15 +347,18 @@ pub fn apply(
             next.activated_at = Some(now);
             next.expires_at = Some(now + chrono_duration(request.duration));
         }
+        // An extension still waiting when the grant ends is moot.
         Command::Expire => {
             if let Some(due) = request.expires_at.filter(|due| now < *due) {
                 return Err(TransitionError::NotYetDue { action, due });
             }
             next.ended_at = Some(now);
+            next.extension = None;
         }
         Command::Revoke { reason: why } => {
             next.ended_at = Some(now);
             next.ended_by = Some(actor.to_string());
+            next.extension = None;
             reason = why;
         }
         Command::Fail { error } => {
@@ -398,21 +388,8 @@ pub fn apply(
             let Some(extension) = next.extension.as_mut() else {
                 return Err(TransitionError::NoExtension);
             };
-            if let Actor::Person(name) = actor {
-                if extension.approvals.iter().any(|a| a.by == *name) {
-                    return Err(TransitionError::AlreadyApproved {
-                        person: name.clone(),
-                        required,
-                    });
-                }
-            }
-            extension.approvals.push(Approval {
-                by: actor.to_string(),
-                at: now,
-            });
+            let last = add_approval(&mut extension.approvals, actor, now, required)?;
             extend_by = Some(extension.by.as_secs());
-            let last =
-                actor.person_name().is_none() || extension.approvals.len() >= required as usize;
             if last {
                 let more = extension.by;
                 action = Action::Extend;
@@ -424,6 +401,7 @@ pub fn apply(
             reason = why;
         }
         Command::DenyExtension { reason: why } => {
+            still_running(request, now)?;
             let Some(extension) = next.extension.take() else {
                 return Err(TransitionError::NoExtension);
             };
@@ -463,6 +441,30 @@ pub fn apply(
         request: next,
         event,
     })
+}
+
+/// Adds `actor`'s approval to `approvals`; whether it is the last one needed. A rule
+/// approves the whole of it; people count until `required` different ones have, and the same
+/// person twice is refused.
+fn add_approval(
+    approvals: &mut Vec<Approval>,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    required: u32,
+) -> Result<bool, TransitionError> {
+    if let Actor::Person(name) = actor {
+        if approvals.iter().any(|a| a.by == *name) {
+            return Err(TransitionError::AlreadyApproved {
+                person: name.clone(),
+                required,
+            });
+        }
+    }
+    approvals.push(Approval {
+        by: actor.to_string(),
+        at: now,
+    });
+    Ok(actor.person_name().is_none() || approvals.len() >= required as usize)
 }
 
 /// An extension is asked for and approved while the grant runs, never after its expiry.

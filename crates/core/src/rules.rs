@@ -380,7 +380,11 @@ impl Flow {
                 flow: self.name.clone(),
             });
         }
-        if person == request.requester && !self.allow_self_approval {
+        // Several approvals are several people other than the requester, whatever the flow
+        // says of self-approval now.
+        if person == request.requester
+            && (!self.allow_self_approval || request.approvals_required > 1)
+        {
             return Err(RuleError::SelfApproval {
                 person: person.into(),
             });
@@ -402,7 +406,7 @@ impl Flow {
         if by.is_zero() {
             return Err(RuleError::ZeroDuration);
         }
-        let total = request.duration + by;
+        let total = request.duration.checked_add(by).unwrap_or(Duration::MAX);
         if total > self.max_duration {
             return Err(RuleError::ExtensionOverCap {
                 flow: self.name.clone(),

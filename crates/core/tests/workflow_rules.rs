@@ -993,3 +993,18 @@ fn a_rule_approves_an_extension_at_once_and_nothing_else_of_elevate_does() {
     assert_eq!(event.action, Action::Extend);
     assert_eq!(event.actor, Actor::system("rule:short"));
 }
+
+#[test]
+fn an_extension_is_checked_against_the_flows_cap() {
+    let config = Config::parse(CONFIG).unwrap();
+    let flow = config.flow("infra_access").unwrap();
+    let (grant, _) = active();
+    // 1h granted of a 4h cap.
+    flow.check_extension(&grant, mins(180)).unwrap();
+    for more in [mins(181), Duration::MAX] {
+        let err = flow.check_extension(&grant, more).unwrap_err();
+        assert_eq!(err.code(), "extension_over_cap", "{more:?}: {err}");
+    }
+    let err = flow.check_extension(&grant, Duration::ZERO).unwrap_err();
+    assert_eq!(err.code(), "invalid_duration");
+}

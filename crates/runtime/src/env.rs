@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn defaults_apply_when_optional_variables_are_absent() {
-        let env = read(EnvSpec::REQUEST, &full()).expect("env");
+        let env = read(EnvSpec::ESCALATE, &full()).expect("env");
         assert_eq!(env.table, "elevate");
         assert_eq!(env.slack_api_url, DEFAULT_SLACK_API_URL);
         assert_eq!(env.config_path, None);

@@ -7,13 +7,14 @@ use crate::machine::{self, Command};
 use crate::model::{format_duration, Request, RequestId, State};
 
 use super::grant::write_extension_aware;
-use super::submit::{auto_approval, rule_actor};
+use super::submit::{auto_approval, rule_actor, still_granted};
 use super::{App, Caller, ServiceError};
 
 /// The requester of ACTIVE grant `id` asks for `by` more. The whole grant must stay within
-/// the flow's cap. An auto-approval rule that approves the whole grant approves it at once
-/// (the expiry and its revocation move before this returns); otherwise the approvers are
-/// asked in the grant's Slack message, and until they answer the grant ends as it would.
+/// the flow's cap, and the terms must be ones elevate.toml still gives. An auto-approval rule
+/// that approves the whole grant approves it at once (the expiry moves before this returns;
+/// the revocation follows when its schedule fires); otherwise the approvers are asked in the
+/// grant's Slack message, and until they answer the grant ends as it would.
 #[tracing::instrument(skip_all, fields(caller = %caller.name(), request_id = %id))]
 pub async fn extend(
     app: &App,
@@ -45,12 +46,15 @@ pub async fn extend(
         }
         .into());
     }
+    // More time is given only on terms elevate.toml still gives, as an approval is.
+    still_granted(app, flow, &request).await?;
     let now = app.clock.now();
     let ask = Command::AskExtension {
         by,
         reason: reason.to_owned(),
     };
-    let Some(asked) = app.step(&request, ask, &caller.by()).await? else {
+    let step = machine::apply(&request, ask, &caller.by(), now)?;
+    let Some(asked) = write_extension_aware(app, &request, &step).await? else {
         return Err(ServiceError::Conflict(format!(
             "request {id} changed meanwhile; look at it and ask again"
         )));
@@ -70,8 +74,12 @@ pub async fn extend(
         let approve = Command::ApproveExtension {
             reason: Some(rule.describe()),
         };
-        let step = machine::apply(&asked, approve, &rule_actor(app, rule), app.clock.now())?;
-        match write_extension_aware(app, &asked, &step).await {
+        let written = match machine::apply(&asked, approve, &rule_actor(app, rule), app.clock.now())
+        {
+            Ok(step) => write_extension_aware(app, &asked, &step).await,
+            Err(err) => Err(err.into()),
+        };
+        match written {
             Ok(Some(extended)) => {
                 tracing::info!(rule = %rule.name, "extension approved by an auto-approval rule");
                 extended_told(app, &extended).await;

@@ -1,5 +1,6 @@
 //! Granting access and taking it away again.
 
+use crate::audit::Action;
 use crate::config::TargetKind;
 use crate::events::ScheduledAction;
 use crate::machine::{self, Command};
@@ -144,18 +145,22 @@ pub(crate) async fn read_back(
     )))
 }
 
-/// Writes a step of a grant that may approve its extension. The last approval of an
+/// Writes a step of a grant, which may be a step of its extension. The last approval of an
 /// extension moves the expiry in the one write of the step; the revocation schedule stays
 /// where it is, earlier than the new expiry, and the revoke function it wakes arms it again
-/// for the new expiry (the functions that approve never touch a grant's schedule). An
-/// extension is not approved in the last `revoke_lead` before expiry, when the revocation
-/// may already be under way.
+/// for the new expiry (the functions that approve never touch a grant's schedule). No step of
+/// an extension is taken in the last `revoke_lead` before expiry, when the revocation may
+/// already be under way.
 pub(crate) async fn write_extension_aware(
     app: &App,
     before: &Request,
     step: &machine::Transition,
 ) -> Result<Option<Request>, ServiceError> {
-    if step.event.action == crate::audit::Action::Extend {
+    let extension_step = matches!(
+        step.event.action,
+        Action::AskExtension | Action::ApproveExtension | Action::Extend | Action::DenyExtension
+    );
+    if extension_step {
         let lead = chrono::Duration::from_std(app.settings.revoke_lead).unwrap_or_default();
         if let Some(old) = before
             .expires_at
@@ -182,6 +187,12 @@ async fn rearm_expiry(app: &App, request: &Request) -> Result<Option<Request>, S
         request_id: request.id.clone(),
     };
     app.scheduler.schedule(at - lead, &expire).await?;
+    // The schedule that fired is deleted by the scheduler once it has delivered this: when
+    // that deletion lands after the update above, the schedule is gone; set it again.
+    if app.scheduler.get(&expire.schedule_name()).await?.is_none() {
+        tracing::warn!(request_id = %request.id, "the revocation schedule was deleted after it was moved; scheduling it again");
+        app.scheduler.schedule(at - lead, &expire).await?;
+    }
     tracing::info!(request_id = %request.id, expires_at = %at, "extended: the revocation is scheduled for the new expiry");
     Ok(None)
 }
@@ -203,7 +214,7 @@ pub async fn end_by_schedule(
             let lead = chrono::Duration::from_std(app.settings.revoke_lead).unwrap_or_default();
             if let Some(at) = request.expires_at {
                 // Extended after this was scheduled: the revocation moves to the new expiry.
-                if at - app.clock.now() > lead * 2 {
+                if at - app.clock.now() > lead + chrono::Duration::seconds(10) {
                     return rearm_expiry(app, &request).await;
                 }
                 app.clock.sleep_until(at).await;
@@ -269,7 +280,7 @@ pub const SESSION_END_MARGIN: chrono::Duration = chrono::Duration::seconds(10);
 /// looks again, and removes the access.
 pub(crate) async fn end_grant(
     app: &App,
-    request: Request,
+    mut request: Request,
     command: Command,
     by: &By,
 ) -> Result<Option<Request>, ServiceError> {
@@ -311,9 +322,17 @@ pub(crate) async fn end_grant(
             }
             Err(StoreError::Conflict(why)) => {
                 let stored = app.load(&request.id).await?;
-                if stored.state != request.state || stored.audit_seq != request.audit_seq {
+                if stored.state != request.state {
                     tracing::info!(request_id = %request.id, "the grant was ended concurrently");
                     return Ok(None);
+                }
+                // Still running but moved on (an extension asked, approved or denied): end
+                // it as it is now. The access removed above stays removed; ending it again
+                // is a no-op.
+                if stored.audit_seq != request.audit_seq {
+                    tracing::info!(request_id = %request.id, %why, "the grant changed while ending; ending it as it is now");
+                    request = stored;
+                    continue;
                 }
                 tracing::info!(request_id = %request.id, %why, "the covering grant changed; looking again");
             }

@@ -88,7 +88,9 @@ pub(crate) async fn open(
         Ok(None) => app.load(&request.id).await,
         Err(err) => {
             tracing::error!(error = %err, rule = %rule.name, "could not record the auto-approval; the request waits for approvers");
-            Ok(request)
+            // The write may have landed before the failure was seen: answer with what is
+            // stored when it can be read.
+            Ok(app.load(&request.id).await.unwrap_or(request))
         }
     }
 }
@@ -277,12 +279,17 @@ pub(crate) async fn record_decision(
             return Ok(written);
         }
         let stored = app.load(id).await?;
+        // The same extension (asked at the same moment), or the same pending request.
+        let asked_at = |r: &Request| r.extension.as_ref().map(|e| e.asked_at);
         let same_question = if decision.is_extension() {
-            stored.state == State::Active && stored.extension.is_some()
+            stored.state == State::Active
+                && asked_at(&stored).is_some()
+                && asked_at(&stored) == asked_at(&request)
         } else {
             stored.state == State::Pending
         };
-        if stored.approved_by(decider.name()) {
+        let approving = matches!(decision, Decision::Approve | Decision::ApproveExtension);
+        if approving && same_question && stored.approved_by(decider.name()) {
             return Err(TransitionError::AlreadyApproved {
                 person: decider.name().to_owned(),
                 required: stored.approvals_required.max(1),
@@ -378,7 +385,11 @@ async fn after_extension_decision(app: &App, request: &Request) -> Result<(), Se
 /// longer a requester of the flow (by name or, asked now, by group), their IAM user or Slack
 /// id changed, the target removed or pointed elsewhere. The request was made under other
 /// rules; it is denied or asked again.
-async fn still_granted(app: &App, flow: &Flow, request: &Request) -> Result<(), ServiceError> {
+pub(crate) async fn still_granted(
+    app: &App,
+    flow: &Flow,
+    request: &Request,
+) -> Result<(), ServiceError> {
     let Some(terms) = &request.terms else {
         return Ok(());
     };

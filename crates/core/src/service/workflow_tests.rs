@@ -589,9 +589,6 @@ async fn an_approval_that_meets_a_denial_finds_the_request_denied() {
 }
 
 #[tokio::test]
-#[ignore = "bug: record_decision refuses a denial by an earlier approver as AlreadyApproved when \
-            another approval was written first (submit.rs, retry loop: stored.approved_by is \
-            checked for Deny too), while the same denial without the race is accepted"]
 async fn a_denial_by_an_earlier_approver_that_loses_a_race_is_still_a_denial() {
     // Without a race bob may deny after approving (the machine allows it).
     let plain = app();
@@ -862,6 +859,19 @@ async fn only_the_requester_extends_and_only_within_the_cap() {
     assert_eq!(stored.audit_seq, seq, "nothing written");
     assert!(stored.extension.is_none());
 
+    // An absurd extension is over the cap, not an overflow.
+    let err = extend(
+        &app.app,
+        &caller(&app, "alice"),
+        &id,
+        Duration::MAX,
+        "INC-7: forever",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), "extension_over_cap", "{err}");
+    assert_eq!(app.request(&id).audit_seq, seq);
+
     // Exactly up to the cap is fine.
     extend_as(&app, "alice", &id, 60).await.unwrap();
     assert_eq!(app.request(&id).extension.unwrap().by, mins(60));
@@ -1019,6 +1029,14 @@ async fn an_extension_is_not_approved_once_the_revocation_may_be_under_way() {
     assert_eq!(stored.expires_at, Some(expiry));
     assert!(stored.extension.is_some());
 
+    // Nor is one asked then.
+    let late = active(&app, "ext", 60).await;
+    app.clock
+        .set(late.expires_at.unwrap() - chrono::Duration::seconds(30));
+    let err = extend_as(&app, "alice", &late.id, 30).await.unwrap_err();
+    assert_eq!(err.code(), "conflict", "{err}");
+    assert!(app.request(&late.id).extension.is_none());
+
     // After the expiry even asking is refused.
     let other = active(&app, "ext", 60).await;
     app.clock.set(other.expires_at.unwrap());
@@ -1174,6 +1192,10 @@ async fn an_unextended_grant_still_expires_when_its_schedule_fires() {
     assert_eq!(ended.state, State::Expired);
     assert_eq!(ended.ended_at, Some(expiry));
     assert!(!app.strategy.has("ext_ops", "alice"));
+    assert!(
+        app.request(&id).extension.is_none(),
+        "an ended grant has no extension waiting"
+    );
 
     // The extension asked is no longer approvable.
     let err = decide_as(&app, "bob", &id, Decision::ApproveExtension)
@@ -1207,32 +1229,28 @@ async fn an_extension_asks_for_some_time_and_says_why() {
 }
 
 #[tokio::test]
-#[ignore = "bug: extend() (service/extend.rs) lets an auto-approval rule approve an extension \
-            without the still_granted check record_decision makes (submit.rs), so a rule extends \
-            a grant of someone who may no longer request the flow, which no person could approve"]
 async fn a_rule_does_not_extend_what_no_person_could_approve_any_more() {
     let fakes = app();
     let first = active(&fakes, "ext_auto", 60).await;
     let second = active(&fakes, "ext_auto", 60).await;
+    // 1h + 2h30m is over the rule's 2h: asked of people.
+    extend_as(&fakes, "alice", &first.id, 150).await.unwrap();
+    assert!(fakes.request(&first.id).extension.is_some());
 
     // elevate.toml changes: only bob may request `ext_auto` now (the rule still names alice).
-    let text = format!("{SAMPLE_CONFIG}\n{WORKFLOW_FLOWS}").replacen(
+    let original = format!("{SAMPLE_CONFIG}\n{WORKFLOW_FLOWS}");
+    let text = original.replacen(
         "[[flows]]\nname = \"ext_auto\"\n",
         "[[flows]]\nname = \"ext_auto\"\nrequesters = [\"bob\"]\n",
         1,
     );
-    assert_ne!(text, format!("{SAMPLE_CONFIG}\n{WORKFLOW_FLOWS}"));
+    assert_ne!(text, original);
     let mut later = fakes.app.clone();
     later.config = Arc::new(Config::parse(&text).unwrap());
     let alice = later.config.person("alice").unwrap().clone();
     let bob = later.config.person("bob").unwrap().clone();
 
     // A person may not approve more time for her: the terms are no longer given.
-    extend(&later, &caller_of(&alice), &first.id, mins(150), "INC-7")
-        .await
-        .unwrap();
-    let asked = fakes.request(&first.id);
-    assert!(asked.extension.is_some(), "3h30m is over the rule: asked");
     let err = decide(
         &later,
         &caller_of(&bob),
@@ -1244,14 +1262,17 @@ async fn a_rule_does_not_extend_what_no_person_could_approve_any_more() {
     .unwrap_err();
     assert_eq!(err.code(), "conflict", "{err}");
     assert!(err.to_string().contains("may no longer request"), "{err}");
+    assert_eq!(fakes.request(&first.id).expires_at, first.expires_at);
 
-    // Nor may the rule.
-    extend(&later, &caller_of(&alice), &second.id, mins(30), "INC-7")
-        .await
-        .unwrap();
+    // Nor may the rule (asking may be refused outright, or left to people).
+    let outcome = extend(&later, &caller_of(&alice), &second.id, mins(30), "INC-7").await;
+    if let Err(err) = &outcome {
+        assert_eq!(err.code(), "conflict", "{err}");
+    }
     let stored = fakes.request(&second.id);
     assert_eq!(
         stored.expires_at, second.expires_at,
         "the rule extended a grant no approver could extend"
     );
+    assert_eq!(stored.extended, Duration::ZERO);
 }
