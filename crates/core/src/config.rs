@@ -879,12 +879,15 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
     })
 }
 
+/// Finds a person of the file by a name written in `role` (`approvers`, ...), or says the line.
+type KnownPerson<'a> = dyn Fn(&Spanned<String>, &str) -> Result<PersonName, ConfigError> + 'a;
+
 /// One `[[flows.auto_approve]]` rule of a flow whose `targets` and `max_duration` are known.
 fn auto_approval(
     spanned: &Spanned<RawAutoApproval>,
     targets: &[Target],
     flow_max: Duration,
-    known: &dyn Fn(&Spanned<String>, &str) -> Result<PersonName, ConfigError>,
+    known: &KnownPerson<'_>,
     identity_center: Option<&IdentityCenter>,
     lines: &Lines<'_>,
 ) -> Result<AutoApproval, ConfigError> {

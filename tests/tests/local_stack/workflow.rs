@@ -132,8 +132,7 @@ async fn two_approvers_are_needed_and_the_same_one_twice_is_refused() {
     assert_eq!(click["outcome"], "done", "{click}");
     let shown = stack
         .wait_for_message("1 of 2 approved", WAIT, |m| {
-            in_channel(m, &id)
-                && m["blocks"].to_string().contains("1 of 2 approved (bob)")
+            in_channel(m, &id) && m["blocks"].to_string().contains("1 of 2 approved (bob)")
         })
         .await;
     assert!(
@@ -199,9 +198,7 @@ async fn a_rule_approves_the_on_call_engineer_and_nobody_else() {
     stack.wait_for_state("mia", &id, "ACTIVE", WAIT).await;
     wait_membership(&iam, "SymDemoOnCall", "mia", true, WAIT).await;
     let message = stack
-        .wait_for_message("the auto-approval", WAIT, |m| {
-            in_channel(m, &id)
-        })
+        .wait_for_message("the auto-approval", WAIT, |m| in_channel(m, &id))
         .await;
     assert!(
         message["blocks"]
