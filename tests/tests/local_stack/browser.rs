@@ -141,40 +141,66 @@ async fn act_as(browser: &Client, person: &str) -> Result<(), CmdError> {
         .await
 }
 
-/// Clicks the element `css` once it is there. The page redraws when messages change (other
-/// tests post too): find and click again when the element was replaced under the click.
+/// Clicks the element `css` once it is there.
 async fn click_when_there(browser: &Client, css: &str) -> Result<(), CmdError> {
+    again_if_redrawn(css, || async {
+        browser
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await?
+            .click()
+            .await
+    })
+    .await
+}
+
+/// The text of the element `css`, once it is there.
+async fn text_of(browser: &Client, css: &str) -> Result<String, CmdError> {
+    again_if_redrawn(css, || async {
+        browser
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await?
+            .text()
+            .await
+    })
+    .await
+}
+
+/// The attribute `name` of the element `css`, once it is there.
+async fn attribute_of(browser: &Client, css: &str, name: &str) -> Result<String, CmdError> {
+    again_if_redrawn(css, || async {
+        let element = browser
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await?;
+        Ok(element.attr(name).await?.unwrap_or_default())
+    })
+    .await
+}
+
+/// Runs `step` on the element `css` until it succeeds or 20 s pass. The page redraws when
+/// messages change (other tests post too), so an element found a moment ago can be replaced
+/// under the step: find it again then.
+async fn again_if_redrawn<T, F, Fut>(css: &str, mut step: F) -> Result<T, CmdError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CmdError>>,
+{
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let clicked = async {
-            let element = browser
-                .wait()
-                .at_most(Duration::from_secs(10))
-                .for_element(Locator::Css(css))
-                .await?;
-            element.click().await
-        }
-        .await;
-        match clicked {
-            Ok(()) => return Ok(()),
+        match step().await {
+            Ok(value) => return Ok(value),
             Err(error) if Instant::now() < deadline => {
-                eprintln!("clicking {css} again: {error}");
+                eprintln!("finding {css} again: {error}");
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
             Err(error) => return Err(error),
         }
     }
-}
-
-/// The text of the element `css`, once it is there.
-async fn text_of(browser: &Client, css: &str) -> Result<String, CmdError> {
-    browser
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css(css))
-        .await?
-        .text()
-        .await
 }
 
 #[tokio::test]
@@ -325,14 +351,7 @@ async fn ken_requests_in_the_slack_modal_and_ends_his_access_from_the_page() {
         let end = format!(
             "article[data-direct-to='ken'] button[data-action='end_access'][data-request-id='{id}']"
         );
-        let ts = page
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Css(&end))
-            .await?
-            .attr("data-ts")
-            .await?
-            .unwrap_or_default();
+        let ts = attribute_of(page, &end, "data-ts").await?;
         click_when_there(page, &end).await?;
         let dialog = format!("article[data-ts='{ts}'] .confirm[data-confirm-action='end_access']");
         let question = text_of(page, &dialog).await?;
