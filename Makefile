@@ -28,7 +28,7 @@ lint: ## cargo fmt --check and clippy with warnings denied
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
-LAMBDA_BINS := elevate-request elevate-approve elevate-escalate elevate-revoke elevate-example-target elevate-archive
+LAMBDA_BINS := elevate-request elevate-approve elevate-escalate elevate-revoke elevate-example-target elevate-example-hook elevate-archive
 STRATEGY_STACK ?= elevate-strategy
 # e.g. make deploy-strategy STRATEGY_PARAMS="BucketName=symdemo-alice"
 STRATEGY_PARAMS ?=

@@ -266,6 +266,7 @@ pub async fn run(n: usize) -> Result<ReconcileFigures, String> {
         notifier: Arc::new(SlackNotifier::new(slack.base_url(), BOT_TOKEN)),
         escalation: Arc::new(RecordingEscalation::new()),
         follow_ups: Arc::new(RecordingFollowUps::new()),
+        hooks: Arc::new(elevate_core::testing::RecordingInvoker::new()),
         clock: Arc::new(SystemClock),
         settings: Settings {
             principal: "lambda:elevate-sweep".to_owned(),

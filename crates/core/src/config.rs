@@ -161,6 +161,9 @@ pub struct Flow {
     pub approvals_required: u32,
     /// Rules under which a request (or an extension) is approved without a person.
     pub auto_approve: Vec<AutoApproval>,
+    /// A Lambda function (ARN) asked when a request is submitted: it may approve, deny, or
+    /// send the request to another approvers channel (docs/contracts.md, "request hook").
+    pub hook: Option<String>,
 }
 
 /// The IAM Identity Center instance that `sso_permission_set` targets assign in, and its
@@ -257,6 +260,7 @@ struct RawFlow {
     approvals_required: Option<Spanned<u32>>,
     #[serde(default)]
     auto_approve: Vec<Spanned<RawAutoApproval>>,
+    hook: Option<Spanned<String>>,
     #[serde(default)]
     targets: Vec<Spanned<RawTarget>>,
 }
@@ -744,12 +748,7 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
                             ),
                         ));
                     }
-                    if !arn.get_ref().starts_with("arn:") || !arn.get_ref().contains(":lambda:") {
-                        return Err(lines.error(
-                            arn,
-                            format!("`{}` is not a Lambda function ARN", arn.get_ref()),
-                        ));
-                    }
+                    lambda_arn(arn, lines)?;
                     TargetKind::Lambda {
                         function_arn: arn.get_ref().clone(),
                     }
@@ -848,6 +847,11 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
             auto_approve.push(rule);
         }
 
+        let hook = match &f.hook {
+            Some(arn) => Some(lambda_arn(arn, lines)?.to_owned()),
+            None => None,
+        };
+
         flows.push(Flow {
             name: FlowName::from(name),
             description: f.description.clone(),
@@ -867,6 +871,7 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
             standing_members,
             approvals_required,
             auto_approve,
+            hook,
         });
     }
 
@@ -881,6 +886,20 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
 
 /// Finds a person of the file by a name written in `role` (`approvers`, ...), or says the line.
 type KnownPerson<'a> = dyn Fn(&Spanned<String>, &str) -> Result<PersonName, ConfigError> + 'a;
+
+/// A Lambda function ARN (a custom target's, a flow's hook).
+fn lambda_arn<'a>(arn: &'a Spanned<String>, lines: &Lines) -> Result<&'a str, ConfigError> {
+    let text = arn.get_ref();
+    let function = text.split(":function:").nth(1).unwrap_or_default();
+    if !text.starts_with("arn:")
+        || !text.contains(":lambda:")
+        || function.is_empty()
+        || text.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(lines.error(arn, format!("`{text}` is not a Lambda function ARN")));
+    }
+    Ok(text)
+}
 
 /// One `[[flows.auto_approve]]` rule of a flow whose `targets` and `max_duration` are known.
 fn auto_approval(

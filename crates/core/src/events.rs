@@ -231,3 +231,107 @@ mod tests {
         );
     }
 }
+
+/// The event a flow's request hook receives when a request is submitted, before anything is
+/// stored (docs/contracts.md, "request hook"):
+/// `{"type": "request_submitted", "flow", "request": {...}, "person": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HookEvent<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub flow: &'a str,
+    /// The request as it will be stored (PENDING, with its id and terms).
+    pub request: &'a crate::model::Request,
+    pub person: HookPerson<'a>,
+}
+
+/// The requester, as a hook sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HookPerson<'a> {
+    pub name: &'a str,
+    pub iam_user: &'a str,
+    pub slack_id: &'a str,
+    pub email: &'a str,
+}
+
+impl<'a> HookEvent<'a> {
+    pub const SUBMITTED: &'static str = "request_submitted";
+
+    pub fn submitted(
+        request: &'a crate::model::Request,
+        person: &'a crate::config::Person,
+    ) -> Self {
+        HookEvent {
+            kind: Self::SUBMITTED,
+            flow: &request.flow,
+            request,
+            person: HookPerson {
+                name: &person.name,
+                iam_user: &person.iam_user,
+                slack_id: &person.slack_id,
+                email: &person.email,
+            },
+        }
+    }
+}
+
+/// What a request hook answers: `{"decision": "continue"}` (optionally with `"channel"`, the
+/// approvers channel to post to instead of the flow's), `{"decision": "approve", "reason"}`
+/// or `{"decision": "deny", "reason"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HookAnswer {
+    Continue {
+        #[serde(default)]
+        channel: Option<String>,
+    },
+    Approve {
+        reason: String,
+    },
+    Deny {
+        reason: String,
+    },
+}
+
+/// Longest reason a hook may give (what Slack and the audit trail show).
+pub const HOOK_REASON_MAX: usize = 500;
+
+impl HookAnswer {
+    /// Reads a hook's answer, refusing what elevate cannot act on safely: an approval or
+    /// denial without a reason, a reason with control characters or over
+    /// [`HOOK_REASON_MAX`] characters, a channel that is not a Slack channel id.
+    pub fn parse(answer: serde_json::Value) -> Result<Self, String> {
+        let parsed: HookAnswer = serde_json::from_value(answer.clone()).map_err(|e| {
+            format!("answered {answer}, expected {{\"decision\": \"continue\"|\"approve\"|\"deny\", ...}} ({e})")
+        })?;
+        match &parsed {
+            HookAnswer::Continue { channel: Some(id) } => {
+                let valid = !id.is_empty()
+                    && id.len() <= 80
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if !valid {
+                    return Err(format!(
+                        "answered channel {id:?}, which is not a Slack channel id"
+                    ));
+                }
+            }
+            HookAnswer::Continue { channel: None } => {}
+            HookAnswer::Approve { reason } | HookAnswer::Deny { reason } => {
+                if reason.trim().is_empty() {
+                    return Err("answered a decision without a reason".to_owned());
+                }
+                if reason.chars().any(char::is_control) {
+                    return Err("answered a reason with control characters".to_owned());
+                }
+                if reason.chars().count() > HOOK_REASON_MAX {
+                    return Err(format!(
+                        "answered a reason longer than {HOOK_REASON_MAX} characters"
+                    ));
+                }
+            }
+        }
+        Ok(parsed)
+    }
+}

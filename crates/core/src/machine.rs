@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::audit::{Action, AuditEvent, EventDraft, GENESIS};
 use crate::model::{
-    Actor, Approval, By, Extension, Request, RequestId, SessionsEnded, State, Terms,
+    Actor, Approval, AutoDecider, By, Extension, Request, RequestId, SessionsEnded, State, Terms,
 };
 use crate::names::{FlowName, PersonName, TargetName};
 
@@ -75,21 +75,29 @@ enum Who {
     Requester,
     System,
     PersonOrSystem,
-    /// A person, or an auto-approval rule (`elevate:rule:<name>`).
-    PersonOrRule,
+    /// A person, or a rule or hook that decides on its own (`elevate:rule:<name>`,
+    /// `elevate:hook:<function>`).
+    PersonOrAuto,
+    /// A person, or a request hook (`elevate:hook:<function>`): rules only approve.
+    PersonOrHook,
 }
 
 /// The transition table: the one place that says which moves exist.
 const TABLE: &[(State, Action, State, Who)] = &[
     // An approval that is not yet the last one needed leaves the request PENDING; an
-    // auto-approval rule (elevate itself) approves at once.
+    // auto-approval rule or a request hook (elevate itself) approves at once. A hook may deny.
     (
         State::Pending,
         Action::Approve,
         State::Approved,
-        Who::PersonOrRule,
+        Who::PersonOrAuto,
     ),
-    (State::Pending, Action::Deny, State::Denied, Who::AnyPerson),
+    (
+        State::Pending,
+        Action::Deny,
+        State::Denied,
+        Who::PersonOrHook,
+    ),
     (
         State::Pending,
         Action::Cancel,
@@ -127,7 +135,7 @@ const TABLE: &[(State, Action, State, Who)] = &[
         State::Active,
         Action::ApproveExtension,
         State::Active,
-        Who::PersonOrRule,
+        Who::PersonOrAuto,
     ),
     (
         State::Active,
@@ -259,6 +267,7 @@ pub fn open(
         message: None,
         approvals_required: new.approvals_required.max(1),
         approvals: Vec::new(),
+        channel: None,
         extension: None,
         extended: Duration::ZERO,
         audit_seq: event.seq,
@@ -293,8 +302,13 @@ pub fn apply(
 
     match (who, actor) {
         (Who::System, Actor::Person(_)) => return Err(TransitionError::SystemOnly { action }),
-        // Of elevate's components, only an auto-approval rule approves.
-        (Who::PersonOrRule, Actor::System(component)) if !component.starts_with("rule:") => {
+        // Of elevate's components, only an auto-approval rule or a request hook decides.
+        (Who::PersonOrAuto, Actor::System(_)) if actor.auto_decider().is_none() => {
+            return Err(TransitionError::PersonOnly { action })
+        }
+        (Who::PersonOrHook, Actor::System(_))
+            if !matches!(actor.auto_decider(), Some(AutoDecider::Hook(_))) =>
+        {
             return Err(TransitionError::PersonOnly { action })
         }
         (Who::AnyPerson | Who::Requester, Actor::System(_)) => {

@@ -157,6 +157,66 @@ impl Actor {
             Actor::System(_) => None,
         }
     }
+
+    /// The rule or hook this actor is, if it is one.
+    pub fn auto_decider(&self) -> Option<AutoDecider> {
+        match self {
+            Actor::Person(_) => None,
+            Actor::System(component) => AutoDecider::from_component(component),
+        }
+    }
+}
+
+impl From<&AutoDecider> for Actor {
+    fn from(decider: &AutoDecider) -> Self {
+        Actor::System(decider.component())
+    }
+}
+
+/// Something other than a person that decides a request on its own. It acts as a system
+/// actor whose component names it, so the audit trail says which one decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AutoDecider {
+    /// An auto-approval rule of the flow, by name (`elevate:rule:<name>`).
+    Rule(String),
+    /// The flow's request hook, by function (`elevate:hook:<function>`).
+    Hook(String),
+}
+
+impl AutoDecider {
+    /// Its component name, as recorded after `elevate:`.
+    pub fn component(&self) -> String {
+        match self {
+            AutoDecider::Rule(name) => format!("rule:{name}"),
+            AutoDecider::Hook(function) => format!("hook:{function}"),
+        }
+    }
+
+    /// The decider a system component names, if it is one.
+    pub fn from_component(component: &str) -> Option<Self> {
+        if let Some(name) = component.strip_prefix("rule:") {
+            return Some(AutoDecider::Rule(name.to_owned()));
+        }
+        component
+            .strip_prefix("hook:")
+            .map(|function| AutoDecider::Hook(function.to_owned()))
+    }
+
+    /// The decider a recorded actor (`elevate:<component>`) names, if it is one.
+    pub fn from_recorded(actor: &str) -> Option<Self> {
+        actor
+            .strip_prefix("elevate:")
+            .and_then(AutoDecider::from_component)
+    }
+}
+
+impl fmt::Display for AutoDecider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AutoDecider::Rule(name) => write!(f, "rule {name}"),
+            AutoDecider::Hook(function) => write!(f, "hook {function}"),
+        }
+    }
 }
 
 impl fmt::Display for Actor {
@@ -284,6 +344,9 @@ pub struct Request {
     /// The approvals given so far (or, once APPROVED, all of them), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<Approval>,
+    /// The approvers channel a request hook sent the request to, instead of the flow's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     /// More time asked for on the ACTIVE grant, while it waits for approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extension: Option<Extension>,
@@ -321,9 +384,6 @@ pub struct Request {
     pub audit_head: String,
 }
 
-/// How an approval by an auto-approval rule names its actor: `elevate:rule:<name>`.
-pub const RULE_ACTOR_PREFIX: &str = "elevate:rule:";
-
 fn one() -> u32 {
     1
 }
@@ -333,13 +393,16 @@ fn is_one(n: &u32) -> bool {
 }
 
 impl Request {
-    /// Whether an auto-approval rule (not a person) approved the request.
-    pub fn decided_by_rule(&self) -> bool {
-        self.state != State::Denied
-            && self
-                .decided_by
-                .as_deref()
-                .is_some_and(|by| by.starts_with(RULE_ACTOR_PREFIX))
+    /// The rule or hook (not a person) that decided the request, if one did.
+    pub fn decided_automatically(&self) -> Option<AutoDecider> {
+        self.decided_by
+            .as_deref()
+            .and_then(AutoDecider::from_recorded)
+    }
+
+    /// Whether a rule or hook (not a person) approved the request.
+    pub fn approved_automatically(&self) -> bool {
+        self.state != State::Denied && self.decided_automatically().is_some()
     }
 
     /// Whether `who` has approved the request (or, while one is asked, its extension).

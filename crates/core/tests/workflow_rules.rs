@@ -715,7 +715,7 @@ fn a_denial_after_a_partial_approval_denies() {
     );
     assert_eq!(request.state, State::Denied);
     assert_eq!(request.decided_by.as_deref(), Some("carol"));
-    assert!(!request.decided_by_rule());
+    assert!(!request.approved_automatically());
 }
 
 #[test]
@@ -724,7 +724,7 @@ fn an_auto_approval_rule_approves_at_once() {
     let (request, events) = step(needing(1, 3), approve(), &rule, 0);
     assert_eq!(request.state, State::Approved);
     assert_eq!(request.decided_by.as_deref(), Some("elevate:rule:office"));
-    assert!(request.decided_by_rule());
+    assert!(request.approved_automatically());
     assert_eq!(approvers(&request), ["elevate:rule:office"]);
     let event = events.last().unwrap();
     assert_eq!(event.actor, rule);
@@ -1007,4 +1007,60 @@ fn an_extension_is_checked_against_the_flows_cap() {
     }
     let err = flow.check_extension(&grant, Duration::ZERO).unwrap_err();
     assert_eq!(err.code(), "invalid_duration");
+}
+
+/// The base config with `hook = "<arn>"` on `infra_access`.
+fn with_hook(arn: &str) -> String {
+    config_with(
+        "pending_timeout = \"30m\"",
+        &format!("pending_timeout = \"30m\"\nhook = \"{arn}\""),
+    )
+}
+
+#[test]
+fn a_flow_names_its_hook_by_lambda_arn() {
+    let arn = "arn:aws:lambda:us-east-1:123456789012:function:on-call-hook";
+    let config = Config::parse(&with_hook(arn)).unwrap();
+    assert_eq!(
+        config.flow("infra_access").unwrap().hook.as_deref(),
+        Some(arn)
+    );
+    assert_eq!(config.flow("db_access").unwrap().hook, None);
+    for bad in [
+        "on-call-hook",
+        "arn:aws:lambda:us-east-1:123456789012:function:",
+        "arn:aws:s3:::bucket",
+        "arn:aws:lambda:us-east-1:123456789012:function:on call",
+    ] {
+        assert_refused_at(&with_hook(bad), "hook =", "is not a Lambda function ARN");
+    }
+}
+
+#[test]
+fn a_hook_approves_and_denies_at_once_and_a_rule_never_denies() {
+    let hook = Actor::system("hook:on-call-hook");
+    let (request, events) = step(needing(1, 2), approve(), &hook, 0);
+    assert_eq!(request.state, State::Approved);
+    assert_eq!(
+        request.decided_by.as_deref(),
+        Some("elevate:hook:on-call-hook")
+    );
+    assert!(request.approved_automatically());
+    assert_eq!(events.last().unwrap().actor, hook);
+
+    let deny = || Command::Deny {
+        reason: Some("change freeze".into()),
+    };
+    let (request, _) = step(needing(1, 2), deny(), &hook, 0);
+    assert_eq!(request.state, State::Denied);
+    assert!(!request.approved_automatically());
+
+    let (pending, _) = needing(1, 1);
+    for component in ["rule:office", "sweep", "hooks:x"] {
+        let err = apply(&pending, deny(), &by(&Actor::system(component)), at(60)).unwrap_err();
+        assert!(
+            matches!(err, TransitionError::PersonOnly { .. }),
+            "{component}: {err:?}"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! The request function receives API Gateway payload 2.0 events, turned into an
 //! `http::Request` by lambda_http's own `LambdaRequest` conversion (so it sees the same
 //! request, request context included, as under `lambda_http::run`), and answers payload 2.0
-//! responses. approve, escalate, revoke and the example target get the JSON event as it is
+//! responses. approve, escalate, revoke, the example target and the example hook get the JSON event as it is
 //! (approve and revoke turn API events into requests the same way); an `Err` becomes the
 //! function error Lambda reports (`errorType`, `errorMessage`). The archive function gets the
 //! table's stream batches from [`crate::streams`] and its anchor task from the anchor schedule.
@@ -24,10 +24,19 @@ pub const APPROVE: &str = "elevate-approve";
 pub const ESCALATE: &str = "elevate-escalate";
 pub const REVOKE: &str = "elevate-revoke";
 pub const EXAMPLE_TARGET: &str = "elevate-example-target";
+pub const EXAMPLE_HOOK: &str = "elevate-example-hook";
 pub const ARCHIVE: &str = "elevate-archive";
 
 /// Every function the local stack runs, by the name it has in template.yaml.
-pub const NAMES: [&str; 6] = [REQUEST, APPROVE, ESCALATE, REVOKE, EXAMPLE_TARGET, ARCHIVE];
+pub const NAMES: [&str; 7] = [
+    REQUEST,
+    APPROVE,
+    ESCALATE,
+    REVOKE,
+    EXAMPLE_TARGET,
+    EXAMPLE_HOOK,
+    ARCHIVE,
+];
 
 /// The ARN a function has in the local account (what schedules and flow targets name).
 pub fn function_arn(name: &str) -> String {
@@ -52,6 +61,8 @@ pub struct Functions {
     pub escalate: App,
     pub revoke: App,
     pub example_target: ExampleTarget,
+    /// The example request hook, with the on-call file built into it.
+    pub example_hook: elevate_example_hook::OnCall,
     pub archive: elevate_archive::Archiver,
 }
 
@@ -101,6 +112,7 @@ impl Dispatcher for InProcess {
                 let target = &f.example_target;
                 Ok(elevate_example_target::handle(&target.iam, &target.group, payload).await)
             }
+            EXAMPLE_HOOK => Ok(elevate_example_hook::handle(&f.example_hook, &payload)),
             // A stream batch (answered with its batchItemFailures) or the anchor task.
             ARCHIVE => elevate_archive::handle(&f.archive, payload)
                 .await

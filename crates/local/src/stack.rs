@@ -505,6 +505,8 @@ async fn start_functions(env: &FunctionEnv, sdk: &SdkConfig) -> Result<Functions
             iam: aws_sdk_iam::Client::new(sdk),
             group: group.to_owned(),
         },
+        example_hook: elevate_example_hook::OnCall::bundled()
+            .map_err(|e| fail(functions::EXAMPLE_HOOK, &e))?,
         archive: archiver(env, sdk)?,
     })
 }

@@ -74,6 +74,7 @@ pub fn build_app(
             slack.bot_token.clone(),
         )),
         escalation: Arc::new(escalation(env, invoker.clone())),
+        hooks: invoker.clone(),
         // A function's follow-ups run in the function itself, "End access now" in revoke.
         follow_ups: Arc::new(LambdaFollowUps::new(
             invoker,

@@ -9,7 +9,7 @@
 //! line. It is also kept on one line and out of the fallback `text`.
 
 use chrono::{DateTime, Utc};
-use elevate_core::model::{Approval, SessionsEnded, RULE_ACTOR_PREFIX};
+use elevate_core::model::{Approval, SessionsEnded};
 use elevate_core::rules::unsafe_in_text;
 use elevate_core::{format_duration, Flow, Person, Request, State};
 use serde::Serialize;
@@ -277,13 +277,8 @@ fn state_summary(request: &Request) -> String {
         None => "",
     };
     let approved_by = || {
-        if request.decided_by_rule() {
-            let rule = request
-                .decided_by
-                .as_deref()
-                .and_then(|b| b.strip_prefix(RULE_ACTOR_PREFIX))
-                .unwrap_or_default();
-            format!(" automatically by rule {rule}")
+        if let Some(decider) = request.decided_automatically() {
+            format!(" automatically by {decider}")
         } else if request.approvals.len() > 1 {
             let names: Vec<&str> = request.approvals.iter().map(|a| a.by.as_str()).collect();
             format!(" by {}", names.join(" and "))
@@ -464,6 +459,7 @@ pub(crate) mod tests {
             standing_members: vec![],
             approvals_required: 1,
             auto_approve: vec![],
+            hook: None,
         }
     }
 

@@ -152,7 +152,8 @@ impl Notifier for SlackNotifier {
             .call(
                 "chat.postMessage",
                 &json!({
-                    "channel": flow.approvers.channel,
+                    // A request hook may have sent it to another approvers channel.
+                    "channel": request.channel.as_deref().unwrap_or(&flow.approvers.channel),
                     "text": message.text,
                     "blocks": message.blocks,
                     "unfurl_links": false,

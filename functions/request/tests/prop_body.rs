@@ -88,6 +88,7 @@ fn fakes(config: &Arc<Config>) -> Fakes {
         notifier: Arc::new(RecordingNotifier::new()),
         escalation: Arc::new(RecordingEscalation::new()),
         follow_ups: Arc::new(RecordingFollowUps::new()),
+        hooks: Arc::new(elevate_core::testing::RecordingInvoker::new()),
         clock: Arc::new(FakeClock::new(FakeClock::start())),
         settings: Settings::default(),
     };

@@ -14,8 +14,10 @@ use super::harness::{members, wait_membership, LocalStack, CONFIG};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// People only these tests ask as, a flow that needs two of three approvers, and a flow whose
-/// rule approves mia (for up to 30 minutes of its hour) without a person.
+/// People only these tests ask as, a flow that needs two of three approvers, a flow whose
+/// rule approves mia (for up to 30 minutes of its hour) without a person, a flow that asks the
+/// example hook (its on-call file names mia, for up to an hour, and sends everyone else to
+/// C0ONCALL), and a flow whose hook is not deployed.
 const WORKFLOW_EXTRA: &str = r#"
 [[people]]
 name = "liam"
@@ -68,6 +70,36 @@ max_duration = "30m"
 name = "on_call"
 type = "iam_group"
 group = "SymDemoOnCall"
+
+[[flows]]
+name = "hooked"
+description = "On-call access decided by the example hook and its on-call file"
+max_duration = "2h"
+hook = "arn:aws:lambda:us-east-1:123456789012:function:elevate-example-hook"
+
+[flows.approvers]
+channel = "C0APPROVALS"
+people = ["alice", "bob"]
+
+[[flows.targets]]
+name = "hooked"
+type = "iam_group"
+group = "SymDemoHooked"
+
+[[flows]]
+name = "broken_hook"
+description = "A hook that is not deployed: requests wait for people"
+max_duration = "1h"
+hook = "arn:aws:lambda:us-east-1:123456789012:function:elevate-no-such-hook"
+
+[flows.approvers]
+channel = "C0APPROVALS"
+people = ["alice", "bob"]
+
+[[flows.targets]]
+name = "broken_hook"
+type = "iam_group"
+group = "SymDemoBrokenHook"
 "#;
 
 fn stack() -> &'static LocalStack {
@@ -344,4 +376,86 @@ async fn an_active_grant_is_extended_by_rule_or_by_an_approver_and_never_past_th
     let verified = stack.run("bob", &["audit", "verify"]);
     assert!(verified.ok(), "{verified:?}");
     assert!(stack.run("mia", &["revoke", &id]).ok());
+}
+
+#[tokio::test]
+async fn the_example_hook_approves_who_is_on_call_and_routes_everyone_else() {
+    let stack = stack();
+    let iam = aws_sdk_iam::Client::new(&stack.moto());
+
+    // mia is on call: approved by the hook, named in the audit trail and in Slack.
+    let made = request(stack, "mia", "hooked", "30m");
+    let id = made["id"].as_str().expect("id").to_owned();
+    assert_eq!(made["state"], "APPROVED", "{made}");
+    assert_eq!(
+        made["decided_by"], "elevate:hook:elevate-example-hook",
+        "{made}"
+    );
+    assert!(
+        made["decision_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("mia is on call")),
+        "{made}"
+    );
+    stack.wait_for_state("mia", &id, "ACTIVE", WAIT).await;
+    wait_membership(&iam, "SymDemoHooked", "mia", true, WAIT).await;
+    let message = stack
+        .wait_for_message("the hook's approval", WAIT, |m| in_channel(m, &id))
+        .await;
+    assert!(
+        message["blocks"]
+            .to_string()
+            .contains("automatically by hook elevate-example-hook"),
+        "{message}"
+    );
+    let approve = stack
+        .audit_events(&id)
+        .into_iter()
+        .find(|e| e.action == Action::Approve)
+        .expect("an approve event");
+    assert_eq!(approve.actor, Actor::system("hook:elevate-example-hook"));
+
+    // noah is not on call, and mia asks for longer than the file allows: both wait for
+    // approvers, in the on-call channel the hook names.
+    let other = request(stack, "noah", "hooked", "30m");
+    let long = request(stack, "mia", "hooked", "90m");
+    for pending in [&other, &long] {
+        assert_eq!(pending["state"], "PENDING", "{pending}");
+        assert_eq!(pending["decided_by"], Value::Null, "{pending}");
+        let pending_id = pending["id"].as_str().expect("id");
+        let posted = stack
+            .wait_for_message("the routed request", WAIT, |m| {
+                m["request_id"] == pending_id && m["channel"] == "C0ONCALL"
+            })
+            .await;
+        assert!(
+            posted["buttons"].as_array().is_some_and(|b| b.len() == 2),
+            "{posted}"
+        );
+    }
+    assert!(!members(&iam, "SymDemoHooked")
+        .await
+        .contains(&"noah".to_owned()));
+
+    // A hook that cannot be invoked never approves: the request waits in the flow's channel.
+    let broken = request(stack, "mia", "broken_hook", "10m");
+    assert_eq!(broken["state"], "PENDING", "{broken}");
+    let broken_id = broken["id"].as_str().expect("id");
+    stack
+        .wait_for_message("the request of the broken hook", WAIT, |m| {
+            in_channel(m, broken_id)
+        })
+        .await;
+    assert_eq!(
+        stack.audit_events(broken_id).len(),
+        1,
+        "only the request itself is recorded"
+    );
+
+    for (requester, pending) in [("noah", &other), ("mia", &long), ("mia", &broken)] {
+        let pending_id = pending["id"].as_str().expect("id");
+        assert!(stack.run(requester, &["cancel", pending_id]).ok());
+    }
+    assert!(stack.run("mia", &["revoke", &id]).ok());
+    wait_membership(&iam, "SymDemoHooked", "mia", false, WAIT).await;
 }

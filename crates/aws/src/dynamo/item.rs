@@ -159,6 +159,7 @@ pub(super) fn request_attributes(r: &Request) -> Vec<(&'static str, Option<Attri
             attr::APPROVALS,
             (!r.approvals.is_empty()).then(|| serde_attribute(&r.approvals)),
         ),
+        (attr::CHANNEL, text(&r.channel)),
         (attr::EXTENSION, r.extension.as_ref().map(serde_attribute)),
         (
             attr::EXTENDED,
@@ -463,6 +464,7 @@ pub(super) fn request_from_item(item: &Item) -> Result<Request, StoreError> {
             }
         },
         approvals: f.serde(attr::APPROVALS)?.unwrap_or_default(),
+        channel: f.opt_s(attr::CHANNEL)?,
         extension: f.serde(attr::EXTENSION)?,
         extended: Duration::from_secs(f.opt_u64(attr::EXTENDED)?.unwrap_or(0)),
         audit_seq: f.u64(attr::AUDIT_SEQ)?,
@@ -606,6 +608,7 @@ mod tests {
         full.kept_access_for = Some(request.id.clone());
         full.sessions_ended = Some(SessionsEnded::AllSessions);
         full.failure = Some("IAM said no".into());
+        full.channel = Some("C0ONCALL".into());
         full.message = Some(MessageRef {
             channel: "C123".into(),
             ts: "1700000000.000100".into(),

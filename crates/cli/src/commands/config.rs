@@ -312,6 +312,12 @@ fn summary(path: &Path, config: &Config) -> String {
                 ));
             }
         }
+        // A hook is code, not config: whom it approves is in its own source.
+        if let Some(hook) = &flow.hook {
+            lines.push(format!(
+                "    hook: {hook} is asked at submission and may approve, deny or send to another channel"
+            ));
+        }
     }
     lines.join("\n")
 }
@@ -352,6 +358,7 @@ fn summary_json(path: &Path, config: &Config) -> serde_json::Value {
                 "window": rule.window.as_ref().map(|w| w.describe()),
                 "describe": rule.describe(),
             })).collect::<Vec<_>>(),
+            "hook": f.hook,
         })).collect::<Vec<_>>(),
     })
 }

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use crate::machine::{self, Command};
-use crate::model::{format_duration, Request, RequestId, State};
+use crate::model::{format_duration, AutoDecider, Request, RequestId, State};
 
 use super::grant::write_extension_aware;
-use super::submit::{auto_approval, rule_actor, still_granted};
+use super::submit::{auto_approval, still_granted};
 use super::{App, Caller, ServiceError};
 
 /// The requester of ACTIVE grant `id` asks for `by` more. The whole grant must stay within
@@ -74,8 +74,12 @@ pub async fn extend(
         let approve = Command::ApproveExtension {
             reason: Some(rule.describe()),
         };
-        let written = match machine::apply(&asked, approve, &rule_actor(app, rule), app.clock.now())
-        {
+        let written = match machine::apply(
+            &asked,
+            approve,
+            &app.decider(&AutoDecider::Rule(rule.name.clone())),
+            app.clock.now(),
+        ) {
             Ok(step) => write_extension_aware(app, &asked, &step).await,
             Err(err) => Err(err.into()),
         };

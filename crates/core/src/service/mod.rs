@@ -4,6 +4,7 @@
 mod error;
 mod extend;
 mod grant;
+mod hook;
 mod query;
 mod reconcile;
 mod slack;
@@ -31,10 +32,10 @@ pub use sweep::{sweep, SweepReport};
 
 use crate::config::{Config, Flow, Person};
 use crate::machine::{self, Command, Transition};
-use crate::model::{By, Request, RequestId, Terms};
+use crate::model::{AutoDecider, By, Request, RequestId, Terms};
 use crate::ports::{
-    Clock, Directory, Escalation, FollowUps, Notifier, NotifyError, RequestStore, Scheduler,
-    StoreError, Strategy,
+    Clock, Directory, Escalation, FollowUps, Invoker, Notifier, NotifyError, RequestStore,
+    Scheduler, StoreError, Strategy,
 };
 use crate::rules::RuleError;
 
@@ -52,6 +53,9 @@ pub struct Settings {
     pub escalation_retry_after: Duration,
     /// An APPROVED request still not escalated after this long is marked FAILED.
     pub escalation_deadline: Duration,
+    /// How long a flow's request hook may take to answer; a later answer counts as
+    /// `continue` (the caller is waiting for the request to be made).
+    pub hook_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -61,6 +65,7 @@ impl Default for Settings {
             revoke_lead: Duration::from_secs(60),
             escalation_retry_after: Duration::from_secs(120),
             escalation_deadline: Duration::from_secs(15 * 60),
+            hook_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -79,6 +84,8 @@ pub struct App {
     pub escalation: Arc<dyn Escalation>,
     /// Work that runs after Slack has been answered (see [`FollowUp`](crate::events::FollowUp)).
     pub follow_ups: Arc<dyn FollowUps>,
+    /// Asks flows' request hooks (synchronous Lambda invokes).
+    pub hooks: Arc<dyn Invoker>,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
 }
@@ -196,6 +203,11 @@ impl App {
     /// elevate's own `component` (escalate, revoke, sweep, ...) as the actor of a step.
     pub(crate) fn system(&self, component: &str) -> By {
         By::system(component, &self.settings.principal)
+    }
+
+    /// The actor of a decision by a rule or hook, recorded with this function's principal.
+    pub(crate) fn decider(&self, decider: &AutoDecider) -> By {
+        self.system(&decider.component())
     }
 
     /// What a stored request grants: the terms it carries. Requests stored before terms were
@@ -355,6 +367,8 @@ fn retry_worthy(
 
 #[cfg(test)]
 mod directory_tests;
+#[cfg(test)]
+mod hook_tests;
 #[cfg(test)]
 mod sessions_tests;
 #[cfg(test)]

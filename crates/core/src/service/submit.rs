@@ -6,10 +6,11 @@ use crate::audit::Action;
 use crate::config::{AutoApproval, Flow, Person, TargetKind};
 use crate::events::ScheduledAction;
 use crate::machine::{self, Command, TransitionError};
-use crate::model::{format_duration, By, Request, RequestId, State, Terms};
+use crate::model::{format_duration, AutoDecider, Request, RequestId, State, Terms};
 use crate::names::{FlowName, TargetName};
 use crate::rules::RuleError;
 
+use super::hook::{ask_hook, Hooked};
 use super::{App, Caller, ServiceError};
 
 /// A new request as the caller asked for it.
@@ -69,35 +70,53 @@ pub(crate) async fn open(
     in_directory(app, &new.terms).await?;
     let now = app.clock.now();
     let rule = auto_approval(app, flow, caller.person, &new.target, new.duration, now).await;
-    let (request, event) = machine::open(RequestId::generate(now), new, &caller.principal, now);
+    let (mut request, event) = machine::open(RequestId::generate(now), new, &caller.principal, now);
     tracing::Span::current().record("request_id", tracing::field::display(&request.id));
+    let hooked = match &flow.hook {
+        Some(function) => ask_hook(app, function, &request, caller.person).await,
+        None => Hooked::Continue { channel: None },
+    };
+    if let Hooked::Continue { channel } = &hooked {
+        request.channel.clone_from(channel);
+    }
     app.store.create(&request, &event).await?;
     tracing::info!(request_id = %request.id, duration = %format_duration(request.duration), "request opened");
-    let Some(rule) = rule else {
-        return Ok(request);
+    // A hook's denial wins; then a rule of the reviewed file; then the hook's approval.
+    let (command, decider) = match (hooked, rule) {
+        (Hooked::Deny { by, reason }, _) => (
+            Command::Deny {
+                reason: Some(reason),
+            },
+            by,
+        ),
+        (_, Some(rule)) => (
+            Command::Approve {
+                reason: Some(rule.describe()),
+            },
+            AutoDecider::Rule(rule.name.clone()),
+        ),
+        (Hooked::Approve { by, reason }, None) => (
+            Command::Approve {
+                reason: Some(reason),
+            },
+            by,
+        ),
+        (Hooked::Continue { .. }, None) => return Ok(request),
     };
-    let command = Command::Approve {
-        reason: Some(rule.describe()),
-    };
-    match app.step(&request, command, &rule_actor(app, rule)).await {
-        Ok(Some(approved)) => {
-            tracing::info!(rule = %rule.name, "request approved by an auto-approval rule");
-            Ok(approved)
+    match app.step(&request, command, &app.decider(&decider)).await {
+        Ok(Some(decided)) => {
+            tracing::info!(decider = %decider, state = %decided.state, "request decided on submission");
+            Ok(decided)
         }
-        // Stored but not auto-approved: it waits for people like any other request.
+        // Stored but not decided: it waits for people like any other request.
         Ok(None) => app.load(&request.id).await,
         Err(err) => {
-            tracing::error!(error = %err, rule = %rule.name, "could not record the auto-approval; the request waits for approvers");
+            tracing::error!(error = %err, decider = %decider, "could not record the decision on submission; the request waits for approvers");
             // The write may have landed before the failure was seen: answer with what is
             // stored when it can be read.
             Ok(app.load(&request.id).await.unwrap_or(request))
         }
     }
-}
-
-/// The actor of an approval by `rule`: `elevate:rule:<name>`.
-pub(crate) fn rule_actor(app: &App, rule: &AutoApproval) -> By {
-    app.system(&format!("rule:{}", rule.name))
 }
 
 /// The auto-approval rule of `flow` that approves `person` getting `target` for `duration`
@@ -151,7 +170,7 @@ async fn in_directory(app: &App, terms: &Terms) -> Result<(), ServiceError> {
 /// announces what is left unannounced.
 pub(crate) async fn announce(app: &App, request: &mut Request) -> Result<bool, ServiceError> {
     // An auto-approved request is posted too, saying so, so the channel sees every grant.
-    let auto_approved = request.state == State::Approved && request.decided_by_rule();
+    let auto_approved = request.state == State::Approved && request.approved_automatically();
     if request.state != State::Pending && !auto_approved {
         return Ok(false);
     }

@@ -380,7 +380,7 @@ async fn a_denial_after_one_of_two_approvals_ends_the_request() {
     let stored = app.request(&id);
     assert_eq!(stored.state, State::Denied);
     assert_eq!(stored.decided_by.as_deref(), Some("dave"));
-    assert!(!stored.decided_by_rule());
+    assert!(!stored.approved_automatically());
     assert!(app.escalation.started().is_empty());
     assert!(timeout_schedule(&app, &id).is_none());
     assert!(
@@ -629,7 +629,7 @@ async fn a_rule_approves_a_short_request_in_office_hours_at_once() {
         stored.decided_by.as_deref(),
         Some("elevate:rule:business_hours")
     );
-    assert!(stored.decided_by_rule());
+    assert!(stored.approved_automatically());
     assert_eq!(approvers_of(&stored), ["elevate:rule:business_hours"]);
     let rule = app.app.config.flow("auto").unwrap().auto_approve[0].describe();
     assert_eq!(stored.decision_reason.as_deref(), Some(rule.as_str()));

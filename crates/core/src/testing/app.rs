@@ -7,7 +7,7 @@ use crate::model::RequestId;
 
 use super::{
     FakeClock, FakeDirectory, FakeScheduler, FakeStrategy, MemoryStore, RecordingEscalation,
-    RecordingFollowUps, RecordingNotifier,
+    RecordingFollowUps, RecordingInvoker, RecordingNotifier,
 };
 
 /// The flows config the fixtures are written for (`infra/elevate.toml`).
@@ -51,6 +51,8 @@ pub struct FakeApp {
     pub notifier: Arc<RecordingNotifier>,
     pub escalation: Arc<RecordingEscalation>,
     pub follow_ups: Arc<RecordingFollowUps>,
+    /// Answers `{"decision": "continue"}` unless told otherwise.
+    pub hooks: Arc<RecordingInvoker>,
     pub clock: Arc<FakeClock>,
 }
 
@@ -71,6 +73,9 @@ impl FakeApp {
         let notifier = Arc::new(RecordingNotifier::new());
         let escalation = Arc::new(RecordingEscalation::new());
         let follow_ups = Arc::new(RecordingFollowUps::new());
+        let hooks = Arc::new(RecordingInvoker::answering(
+            serde_json::json!({"decision": "continue"}),
+        ));
         let clock = Arc::new(FakeClock::new(now));
         let app = crate::service::App {
             config: Arc::new(config),
@@ -81,6 +86,7 @@ impl FakeApp {
             notifier: notifier.clone(),
             escalation: escalation.clone(),
             follow_ups: follow_ups.clone(),
+            hooks: hooks.clone(),
             clock: clock.clone(),
             settings: crate::service::Settings::default(),
         };
@@ -93,6 +99,7 @@ impl FakeApp {
             notifier,
             escalation,
             follow_ups,
+            hooks,
             clock,
         }
     }

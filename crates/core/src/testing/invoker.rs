@@ -22,11 +22,16 @@ pub struct Invocation {
 struct InvokerInner {
     calls: Vec<Invocation>,
     answers: HashMap<String, Result<serde_json::Value, String>>,
+    /// What a synchronous call of a function without its own answer gets.
+    default: Option<serde_json::Value>,
+    /// Functions whose synchronous calls never answer.
+    hanging: Vec<String>,
     failures: u32,
 }
 
 /// [`Invoker`] that records its calls. A synchronous call answers what [`Self::answer`] set for
-/// that function, `{"ok": true}` otherwise (a custom target that accepts).
+/// that function, else what [`Self::answering`] set, else `{"ok": true}` (a custom target that
+/// accepts).
 #[derive(Default)]
 pub struct RecordingInvoker {
     inner: Mutex<InvokerInner>,
@@ -35,6 +40,18 @@ pub struct RecordingInvoker {
 impl RecordingInvoker {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Synchronous calls of functions without their own answer answer `value`.
+    pub fn answering(value: serde_json::Value) -> Self {
+        let invoker = Self::default();
+        lock(&invoker.inner).default = Some(value);
+        invoker
+    }
+
+    /// Synchronous calls of `function` are recorded and never answer (a hung function).
+    pub fn hang(&self, function: &str) {
+        lock(&self.inner).hanging.push(function.to_owned());
     }
 
     /// Synchronous calls of `function` answer `value`.
@@ -96,11 +113,24 @@ impl Invoker for RecordingInvoker {
         function: &str,
         payload: &serde_json::Value,
     ) -> Result<serde_json::Value, InvokeError> {
-        let inner = self.record(function, payload, false)?;
-        match inner.answers.get(function) {
-            Some(Ok(value)) => Ok(value.clone()),
-            Some(Err(message)) => Err(InvokeError::FunctionError(message.clone())),
-            None => Ok(serde_json::json!({"ok": true})),
+        let answer = {
+            let inner = self.record(function, payload, false)?;
+            if inner.hanging.iter().any(|f| f == function) {
+                None
+            } else {
+                Some(match inner.answers.get(function) {
+                    Some(Ok(value)) => Ok(value.clone()),
+                    Some(Err(message)) => Err(InvokeError::FunctionError(message.clone())),
+                    None => Ok(inner
+                        .default
+                        .clone()
+                        .unwrap_or_else(|| serde_json::json!({"ok": true}))),
+                })
+            }
+        };
+        match answer {
+            Some(answer) => answer,
+            None => std::future::pending().await,
         }
     }
 }

@@ -104,7 +104,10 @@ impl Notifier for RecordingNotifier {
         let mut inner = self.enter()?;
         inner.next_ts += 1;
         let message = MessageRef {
-            channel: flow.approvers.channel.clone(),
+            channel: request
+                .channel
+                .clone()
+                .unwrap_or_else(|| flow.approvers.channel.clone()),
             ts: format!("1700000000.{:06}", inner.next_ts),
         };
         inner.notices.push(Notice::Announce {

@@ -267,7 +267,7 @@ fn invocable(template: &Value, function: &str) -> HashSet<Value> {
 }
 
 #[test]
-fn approve_invokes_only_itself_escalate_and_revoke_and_passes_only_the_scheduler_role() {
+fn approve_invokes_only_itself_escalate_revoke_and_the_hooks_and_passes_only_the_scheduler_role() {
     let template = template();
     // Its own ARN is spelled from the same name as its FunctionName (!GetAtt on itself would
     // be a circular reference).
@@ -279,6 +279,9 @@ fn approve_invokes_only_itself_escalate_and_revoke_and_passes_only_the_scheduler
         "!Sub arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-approve",
         "!GetAtt EscalateFunction.Arn",
         "!GetAtt RevokeFunction.Arn",
+        // Requests made from the Slack form ask their flow's hook: the listed hooks only.
+        "!Ref RequestHookFunctionArns",
+        "!GetAtt ExampleHookFunction.Arn",
     ]
     .into_iter()
     .map(yaml)
@@ -788,4 +791,25 @@ fn make_builds_every_function_of_the_template() {
         .map(str::to_owned)
         .collect();
     assert_eq!(built, binaries);
+}
+
+#[test]
+fn request_invokes_only_escalate_and_the_listed_request_hooks() {
+    let template = template();
+    let expected: HashSet<Value> = [
+        "!GetAtt EscalateFunction.Arn",
+        "!Ref RequestHookFunctionArns",
+        "!GetAtt ExampleHookFunction.Arn",
+    ]
+    .into_iter()
+    .map(yaml)
+    .collect();
+    assert_eq!(invocable(&template, "RequestFunction"), expected);
+    // The hooks' policies exist only when there are hooks to invoke.
+    for (policy, condition) in [
+        ("RequestHooksPolicy", "HasRequestHooks"),
+        ("ExampleHookInvokePolicy", "CreateExampleHook"),
+    ] {
+        assert_eq!(resource(&template, policy)["Condition"], yaml(condition));
+    }
 }
