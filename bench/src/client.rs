@@ -203,6 +203,7 @@ impl StackClient {
             account: None,
             duration: duration.as_secs(),
             reason: reason.to_owned(),
+            break_glass: false,
         };
         let body = serde_json::to_value(&body).map_err(|e| ClientError::Build(e.to_string()))?;
         let answer = self

@@ -240,6 +240,9 @@ pub struct NewRequestBody {
     /// Whole seconds.
     pub duration: u64,
     pub reason: String,
+    /// Active at once, reviewed afterwards (the flow's `[flows.break_glass]`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
 }
 
 /// Which requests `GET /requests` returns.
@@ -264,6 +267,7 @@ impl Change {
             Change::Decide(Decision::Deny) => &["deny"],
             Change::Decide(Decision::ApproveExtension) => &["extension", "approve"],
             Change::Decide(Decision::DenyExtension) => &["extension", "deny"],
+            Change::Decide(Decision::Review) => &["review"],
             Change::Cancel => &["cancel"],
             Change::Revoke => &["revoke"],
         }

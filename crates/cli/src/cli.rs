@@ -66,6 +66,8 @@ pub enum Command {
     Cancel(IdArg),
     /// End an active grant now
     Revoke(DecideArgs),
+    /// Acknowledge a break-glass grant someone used (an approver of its flow, never its user)
+    Review(DecideArgs),
     /// List requests (yours by default)
     List(ListArgs),
     /// Show a request and its audit trail
@@ -115,6 +117,11 @@ pub struct RequestArgs {
     /// With --wait: give up waiting after this long (the request stays open)
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Break glass: active at once, without an approver, for an emergency. Needs a reason and
+    /// a flow with [flows.break_glass]; posted to its security channel, and an approver must
+    /// review it afterwards or it is marked unreviewed
+    #[arg(long)]
+    pub break_glass: bool,
 }
 
 #[derive(Debug, Args)]

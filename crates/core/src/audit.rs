@@ -33,6 +33,10 @@ pub enum Action {
     /// The extension was approved (its last approval): the grant's expiry moved.
     Extend,
     DenyExtension,
+    /// An approver acknowledged a break-glass grant after the fact.
+    Review,
+    /// A break-glass grant was not acknowledged in time: it is marked unreviewed.
+    ReviewOverdue,
 }
 
 impl Action {
@@ -52,6 +56,8 @@ impl Action {
             Action::ApproveExtension => "approve_extension",
             Action::Extend => "extend",
             Action::DenyExtension => "deny_extension",
+            Action::Review => "review",
+            Action::ReviewOverdue => "review_overdue",
         }
     }
 }

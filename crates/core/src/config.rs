@@ -164,6 +164,19 @@ pub struct Flow {
     /// A Lambda function (ARN) asked when a request is submitted: it may approve, deny, or
     /// send the request to another approvers channel (docs/contracts.md, "request hook").
     pub hook: Option<String>,
+    /// Whether, and how, a requester may activate at once and be reviewed afterwards.
+    pub break_glass: Option<BreakGlassPolicy>,
+}
+
+/// `[flows.break_glass]`: a request marked break-glass is active at once, on a mandatory
+/// reason, for at most `max_duration`; it is posted to `channel` and must be acknowledged by an
+/// approver within `review_within`, or it is marked unreviewed and the channel is told again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakGlassPolicy {
+    pub max_duration: Duration,
+    /// The Slack channel (id) of the people who review break-glass grants.
+    pub channel: String,
+    pub review_within: Duration,
 }
 
 /// The IAM Identity Center instance that `sso_permission_set` targets assign in, and its
@@ -261,8 +274,17 @@ struct RawFlow {
     #[serde(default)]
     auto_approve: Vec<Spanned<RawAutoApproval>>,
     hook: Option<Spanned<String>>,
+    break_glass: Option<Spanned<RawBreakGlass>>,
     #[serde(default)]
     targets: Vec<Spanned<RawTarget>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBreakGlass {
+    max_duration: Spanned<String>,
+    channel: Spanned<String>,
+    review_within: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -851,6 +873,34 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
             Some(arn) => Some(lambda_arn(arn, lines)?.to_owned()),
             None => None,
         };
+        let break_glass = match &f.break_glass {
+            None => None,
+            Some(raw) => {
+                let b = raw.get_ref();
+                let cap = duration(&b.max_duration, "break_glass.max_duration")?;
+                if cap > max_duration {
+                    return Err(lines.error(
+                        &b.max_duration,
+                        format!(
+                            "flow `{name}`: break_glass.max_duration must be at most the flow's {}",
+                            format_duration(max_duration)
+                        ),
+                    ));
+                }
+                let channel = b.channel.get_ref();
+                if channel.is_empty() || !channel.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    return Err(lines.error(
+                        &b.channel,
+                        "break_glass.channel must name a Slack channel id",
+                    ));
+                }
+                Some(BreakGlassPolicy {
+                    max_duration: cap,
+                    channel: channel.clone(),
+                    review_within: duration(&b.review_within, "break_glass.review_within")?,
+                })
+            }
+        };
 
         flows.push(Flow {
             name: FlowName::from(name),
@@ -872,6 +922,7 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
             approvals_required,
             auto_approve,
             hook,
+            break_glass,
         });
     }
 

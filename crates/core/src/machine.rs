@@ -47,6 +47,12 @@ pub enum Command {
     DenyExtension {
         reason: Option<String>,
     },
+    /// An approver acknowledges a break-glass grant; the state stays as it is.
+    Review {
+        reason: Option<String>,
+    },
+    /// The break-glass grant's review time passed unacknowledged; the state stays.
+    ReviewOverdue,
 }
 
 impl Command {
@@ -64,6 +70,8 @@ impl Command {
             Command::AskExtension { .. } => Action::AskExtension,
             Command::ApproveExtension { .. } => Action::ApproveExtension,
             Command::DenyExtension { .. } => Action::DenyExtension,
+            Command::Review { .. } => Action::Review,
+            Command::ReviewOverdue => Action::ReviewOverdue,
         }
     }
 }
@@ -143,6 +151,57 @@ const TABLE: &[(State, Action, State, Who)] = &[
         State::Active,
         Who::AnyPerson,
     ),
+    // A break-glass grant is reviewed (or found unreviewed) whatever became of it since.
+    (
+        State::Approved,
+        Action::Review,
+        State::Approved,
+        Who::AnyPerson,
+    ),
+    (
+        State::Approved,
+        Action::ReviewOverdue,
+        State::Approved,
+        Who::System,
+    ),
+    (State::Active, Action::Review, State::Active, Who::AnyPerson),
+    (
+        State::Active,
+        Action::ReviewOverdue,
+        State::Active,
+        Who::System,
+    ),
+    (
+        State::Expired,
+        Action::Review,
+        State::Expired,
+        Who::AnyPerson,
+    ),
+    (
+        State::Expired,
+        Action::ReviewOverdue,
+        State::Expired,
+        Who::System,
+    ),
+    (
+        State::Revoked,
+        Action::Review,
+        State::Revoked,
+        Who::AnyPerson,
+    ),
+    (
+        State::Revoked,
+        Action::ReviewOverdue,
+        State::Revoked,
+        Who::System,
+    ),
+    (State::Failed, Action::Review, State::Failed, Who::AnyPerson),
+    (
+        State::Failed,
+        Action::ReviewOverdue,
+        State::Failed,
+        Who::System,
+    ),
     // A failed grant is swept again: once its access is confirmed gone it ends.
     (State::Failed, Action::Expire, State::Expired, Who::System),
     (
@@ -184,6 +243,10 @@ pub enum TransitionError {
     ExtensionPending,
     #[error("the grant ended at {at}; request access again instead")]
     GrantOver { at: DateTime<Utc> },
+    #[error("this is not a break-glass grant: there is nothing to review")]
+    NotBreakGlass,
+    #[error("this break-glass grant was already reviewed by {by}")]
+    AlreadyReviewed { by: String },
 }
 
 /// The result of an accepted transition.
@@ -269,6 +332,7 @@ pub fn open(
         approvals: Vec::new(),
         channel: None,
         extension: None,
+        break_glass: None,
         extended: Duration::ZERO,
         audit_seq: event.seq,
         audit_head: event.hash.clone(),
@@ -318,6 +382,13 @@ pub fn apply(
             return Err(TransitionError::NotRequester { action })
         }
         _ => {}
+    }
+
+    // Only a break-glass request is approved as one, by its requester's word alone.
+    if matches!(actor.auto_decider(), Some(AutoDecider::BreakGlass))
+        && request.break_glass.is_none()
+    {
+        return Err(TransitionError::NotBreakGlass);
     }
 
     let mut next = request.clone();
@@ -421,6 +492,38 @@ pub fn apply(
             };
             extend_by = Some(extension.by.as_secs());
             reason = why;
+        }
+        Command::Review { reason: why } => {
+            let Some(review) = next.break_glass.as_mut() else {
+                return Err(TransitionError::NotBreakGlass);
+            };
+            if let Some(by) = &review.reviewed_by {
+                return Err(TransitionError::AlreadyReviewed { by: by.clone() });
+            }
+            review.reviewed_by = Some(actor.to_string());
+            review.reviewed_at = Some(now);
+            reason = why;
+        }
+        Command::ReviewOverdue => {
+            let Some(review) = next.break_glass.as_mut() else {
+                return Err(TransitionError::NotBreakGlass);
+            };
+            if let Some(by) = &review.reviewed_by {
+                return Err(TransitionError::AlreadyReviewed { by: by.clone() });
+            }
+            if review.unreviewed {
+                return Err(TransitionError::NotAllowed {
+                    state: from,
+                    action,
+                });
+            }
+            if now < review.review_by {
+                return Err(TransitionError::NotYetDue {
+                    action,
+                    due: review.review_by,
+                });
+            }
+            review.unreviewed = true;
         }
     }
     let to = next.state;

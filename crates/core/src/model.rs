@@ -181,6 +181,8 @@ pub enum AutoDecider {
     Rule(String),
     /// The flow's request hook, by function (`elevate:hook:<function>`).
     Hook(String),
+    /// A break-glass request, active at once and reviewed afterwards (`elevate:break_glass`).
+    BreakGlass,
 }
 
 impl AutoDecider {
@@ -189,11 +191,15 @@ impl AutoDecider {
         match self {
             AutoDecider::Rule(name) => format!("rule:{name}"),
             AutoDecider::Hook(function) => format!("hook:{function}"),
+            AutoDecider::BreakGlass => "break_glass".to_owned(),
         }
     }
 
     /// The decider a system component names, if it is one.
     pub fn from_component(component: &str) -> Option<Self> {
+        if component == "break_glass" {
+            return Some(AutoDecider::BreakGlass);
+        }
         if let Some(name) = component.strip_prefix("rule:") {
             return Some(AutoDecider::Rule(name.to_owned()));
         }
@@ -215,6 +221,7 @@ impl fmt::Display for AutoDecider {
         match self {
             AutoDecider::Rule(name) => write!(f, "rule {name}"),
             AutoDecider::Hook(function) => write!(f, "hook {function}"),
+            AutoDecider::BreakGlass => f.write_str("break-glass"),
         }
     }
 }
@@ -312,6 +319,29 @@ pub struct Extension {
     pub approvals: Vec<Approval>,
 }
 
+/// A break-glass grant's review: active at once, it must be acknowledged by an approver
+/// within the flow's `review_within`, or it is marked unreviewed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakGlass {
+    /// When an approver must have acknowledged it.
+    pub review_by: DateTime<Utc>,
+    /// The approver who acknowledged it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_at: Option<DateTime<Utc>>,
+    /// `review_by` passed without an acknowledgement.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unreviewed: bool,
+}
+
+impl BreakGlass {
+    /// Whether it still waits for an acknowledgement (reviewed late is still reviewed).
+    pub fn awaits_review(&self) -> bool {
+        self.reviewed_by.is_none()
+    }
+}
+
 /// One access request and, once approved, the grant it became.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
@@ -350,6 +380,9 @@ pub struct Request {
     /// More time asked for on the ACTIVE grant, while it waits for approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extension: Option<Extension>,
+    /// Set on a break-glass request: its review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<BreakGlass>,
     /// How much time approved extensions added to the grant (already in `duration`).
     #[serde(
         default,

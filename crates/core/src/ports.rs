@@ -509,6 +509,9 @@ pub trait Notifier: Send + Sync {
     /// is ACTIVE, the message offers its requester a way to end the access at once.
     async fn tell(&self, person: &Person, request: &Request, text: &str)
         -> Result<(), NotifyError>;
+    /// A new message in the thread of the request's announcement, shown in the channel too:
+    /// what needs the channel's attention again (a break-glass grant nobody reviewed).
+    async fn remind(&self, request: &Request, text: &str) -> Result<(), NotifyError>;
     /// A message only `person` sees, in `channel` (why a click was refused).
     async fn tell_privately(
         &self,

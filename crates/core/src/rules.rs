@@ -84,6 +84,16 @@ pub enum RuleError {
         total: String,
         max: String,
     },
+    #[error("flow `{flow}` has no break-glass (it needs [flows.break_glass] in elevate.toml); request it normally")]
+    BreakGlassNotAllowed { flow: FlowName },
+    #[error("a break-glass grant of flow `{flow}` lasts at most {max}; {asked} was asked for")]
+    BreakGlassOverCap {
+        flow: FlowName,
+        asked: String,
+        max: String,
+    },
+    #[error("a break-glass request of flow `{flow}` needs a reason")]
+    BreakGlassReasonRequired { flow: FlowName },
     #[error("{person} is not listed, and flow `{flow}` names Identity Store groups that do not exist: {groups} (fix approvers.groups or requesters.groups in elevate.toml)")]
     UnknownGroup {
         person: PersonName,
@@ -113,6 +123,9 @@ impl RuleError {
             RuleError::NotInDirectory { .. } => "unknown_directory_user",
             RuleError::UnknownGroup { .. } => "unknown_group",
             RuleError::ExtensionOverCap { .. } => "extension_over_cap",
+            RuleError::BreakGlassNotAllowed { .. } => "break_glass_not_allowed",
+            RuleError::BreakGlassOverCap { .. } => "duration_over_cap",
+            RuleError::BreakGlassReasonRequired { .. } => "reason_required",
         }
     }
 }
@@ -382,8 +395,11 @@ impl Flow {
         }
         // Several approvals are several people other than the requester, whatever the flow
         // says of self-approval now.
+        // Nor is a break-glass grant reviewed by the one who used it.
         if person == request.requester
-            && (!self.allow_self_approval || request.approvals_required > 1)
+            && (!self.allow_self_approval
+                || request.approvals_required > 1
+                || request.break_glass.is_some())
         {
             return Err(RuleError::SelfApproval {
                 person: person.into(),
@@ -400,6 +416,35 @@ impl Flow {
 }
 
 impl Flow {
+    /// Checks a break-glass request of this flow (its terms are checked as any request's):
+    /// the flow allows break-glass, the duration is within its break-glass cap, and a reason
+    /// is given whatever `reason_required` says.
+    pub fn check_break_glass(
+        &self,
+        duration: Duration,
+        reason: &str,
+    ) -> Result<&crate::config::BreakGlassPolicy, RuleError> {
+        let policy = self
+            .break_glass
+            .as_ref()
+            .ok_or_else(|| RuleError::BreakGlassNotAllowed {
+                flow: self.name.clone(),
+            })?;
+        if duration > policy.max_duration {
+            return Err(RuleError::BreakGlassOverCap {
+                flow: self.name.clone(),
+                asked: format_duration(duration),
+                max: format_duration(policy.max_duration),
+            });
+        }
+        if reason.trim().is_empty() {
+            return Err(RuleError::BreakGlassReasonRequired {
+                flow: self.name.clone(),
+            });
+        }
+        Ok(policy)
+    }
+
     /// Checks more time asked for on `request`, a grant of this flow: longer than zero, and
     /// the whole grant within the flow's cap.
     pub fn check_extension(&self, request: &Request, by: Duration) -> Result<(), RuleError> {

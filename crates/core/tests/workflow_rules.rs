@@ -1064,3 +1064,59 @@ fn a_hook_approves_and_denies_at_once_and_a_rule_never_denies() {
         );
     }
 }
+
+/// The base config with `[flows.break_glass]` (`lines`) on `infra_access` (max 4h).
+fn with_break_glass(lines: &str) -> String {
+    config_with(
+        "[[flows]]\nname = \"db_access\"",
+        &format!("[flows.break_glass]\n{lines}\n\n[[flows]]\nname = \"db_access\""),
+    )
+}
+
+#[test]
+fn break_glass_is_a_flow_option_with_a_shorter_cap_a_channel_and_a_review_time() {
+    let config = Config::parse(&with_break_glass(
+        "max_duration = \"30m\"\nchannel = \"C0SECURITY\"\nreview_within = \"1h\"",
+    ))
+    .unwrap();
+    let policy = config
+        .flow("infra_access")
+        .unwrap()
+        .break_glass
+        .clone()
+        .unwrap();
+    assert_eq!(policy.max_duration, mins(30));
+    assert_eq!(policy.channel, "C0SECURITY");
+    assert_eq!(policy.review_within, mins(60));
+    assert_eq!(config.flow("db_access").unwrap().break_glass, None);
+
+    for (lines, needle, message) in [
+        (
+            "max_duration = \"5h\"\nchannel = \"C0SECURITY\"\nreview_within = \"1h\"",
+            "max_duration = \"5h\"",
+            "must be at most the flow's 4h",
+        ),
+        (
+            "max_duration = \"30m\"\nchannel = \"#security\"\nreview_within = \"1h\"",
+            "channel = \"#security\"",
+            "must name a Slack channel id",
+        ),
+        (
+            "max_duration = \"30m\"\nchannel = \"C0SECURITY\"\nreview_within = \"0m\"",
+            "review_within",
+            "review_within",
+        ),
+        (
+            "max_duration = \"30m\"\nchannel = \"C0SECURITY\"",
+            "[flows.break_glass]",
+            "review_within",
+        ),
+        (
+            "max_duration = \"30m\"\nchannel = \"C0SECURITY\"\nreview_within = \"1h\"\nauto = true",
+            "auto = true",
+            "unknown field",
+        ),
+    ] {
+        assert_refused_at(&with_break_glass(lines), needle, message);
+    }
+}

@@ -95,6 +95,7 @@ pub const ROUTES: &[Route] = &[
         functions::APPROVE,
     ),
     Route::iam("POST", "/requests/{id}/extension/deny", functions::APPROVE),
+    Route::iam("POST", "/requests/{id}/review", functions::APPROVE),
     Route::iam("POST", "/requests/{id}/revoke", functions::REVOKE),
     Route::iam("GET", "/reconcile", functions::REVOKE),
     // Public: the approve function checks Slack's signature itself.

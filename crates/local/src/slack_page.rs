@@ -7,7 +7,7 @@
 //!   direct messages only when they are for that person), the views opened for that person
 //!   (newest first), the people, who clicks by default;
 //! - `POST /slack/click` `{"as", "action": "approve"|"deny"|"approve_extension"|
-//!   "deny_extension"|"end_access", "request_id",
+//!   "deny_extension"|"review"|"end_access", "request_id",
 //!   "channel", "ts"}`: the `block_actions` payload Slack would send for that person's click;
 //! - `POST /slack/command` `{"as" | "slack_id", "text"}`: the `/elevate` slash command typed by
 //!   that person (or by a Slack user elevate.toml does not know), with a trigger id from the
@@ -30,7 +30,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use elevate_core::config::Config;
 use elevate_slack::interaction::{
-    APPROVE_ACTION, APPROVE_EXTENSION_ACTION, DENY_ACTION, DENY_EXTENSION_ACTION, END_ACCESS_ACTION,
+    APPROVE_ACTION, APPROVE_EXTENSION_ACTION, DENY_ACTION, DENY_EXTENSION_ACTION,
+    END_ACCESS_ACTION, REVIEW_ACTION,
 };
 use elevate_slack::standin::{OpenedView, PostedMessage, StandinState};
 use elevate_slack::RequestForm;
@@ -52,11 +53,12 @@ const VIEW_WAIT: Duration = Duration::from_secs(3);
 const TEAM_ID: &str = "T0ELEVATE";
 
 /// The buttons the page clicks.
-const ACTIONS: [&str; 5] = [
+const ACTIONS: [&str; 6] = [
     APPROVE_ACTION,
     DENY_ACTION,
     APPROVE_EXTENSION_ACTION,
     DENY_EXTENSION_ACTION,
+    REVIEW_ACTION,
     END_ACCESS_ACTION,
 ];
 

@@ -16,9 +16,12 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::interaction::{
-    APPROVE_ACTION, APPROVE_EXTENSION_ACTION, DENY_ACTION, DENY_EXTENSION_ACTION, END_ACCESS_ACTION,
+    APPROVE_ACTION, APPROVE_EXTENSION_ACTION, DENY_ACTION, DENY_EXTENSION_ACTION,
+    END_ACCESS_ACTION, REVIEW_ACTION,
 };
 
+/// `block_id` of a break-glass grant's Review button.
+pub const REVIEW_BLOCK: &str = "review";
 /// `block_id` of the Approve/Deny buttons.
 pub const DECISION_BLOCK: &str = "decision";
 /// `block_id` of the End access now button of a requester's direct message.
@@ -95,6 +98,37 @@ pub fn request_message(request: &Request, flow: &Flow, requester: &Person) -> Me
                 button("Deny extension", DENY_EXTENSION_ACTION, "danger", request),
             ],
         }));
+    }
+    if let Some(review) = &request.break_glass {
+        let by = |name: &str| escape(name);
+        let banner = match (&review.reviewed_by, review.unreviewed) {
+            (Some(name), false) => format!(
+                ":white_check_mark: *Break-glass*, reviewed by {}{}",
+                by(name),
+                review.reviewed_at.map(|t| format!(" at {}", when(t))).unwrap_or_default()
+            ),
+            (Some(name), true) => format!(
+                ":warning: *Break-glass*, UNREVIEWED by {}, reviewed late by {}",
+                when(review.review_by),
+                by(name)
+            ),
+            (None, true) => format!(
+                ":rotating_light: *Break-glass*, UNREVIEWED: nobody reviewed it by {}",
+                when(review.review_by)
+            ),
+            (None, false) => format!(
+                ":rotating_light: *Break-glass*: active without an approver; an approver reviews it by {}",
+                when(review.review_by)
+            ),
+        };
+        blocks.insert(0, section(banner));
+        if review.awaits_review() && request.state != State::Pending {
+            blocks.push(json!({
+                "type": "actions",
+                "block_id": REVIEW_BLOCK,
+                "elements": [button("Review", REVIEW_ACTION, "primary", request)],
+            }));
+        }
     }
     blocks.push(json!({
         "type": "context",
@@ -460,6 +494,7 @@ pub(crate) mod tests {
             approvals_required: 1,
             auto_approve: vec![],
             hook: None,
+            break_glass: None,
         }
     }
 

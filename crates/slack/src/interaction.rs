@@ -23,6 +23,8 @@ pub const DENY_ACTION: &str = "deny";
 pub const APPROVE_EXTENSION_ACTION: &str = "approve_extension";
 /// `action_id` of the Deny extension button.
 pub const DENY_EXTENSION_ACTION: &str = "deny_extension";
+/// `action_id` of the Review button of a break-glass grant's message.
+pub const REVIEW_ACTION: &str = "review";
 /// `action_id` of the End access now button of a requester's direct message.
 pub const END_ACCESS_ACTION: &str = "end_access";
 
@@ -70,6 +72,7 @@ pub fn action_id(decision: Decision) -> &'static str {
         Decision::Deny => DENY_ACTION,
         Decision::ApproveExtension => APPROVE_EXTENSION_ACTION,
         Decision::DenyExtension => DENY_EXTENSION_ACTION,
+        Decision::Review => REVIEW_ACTION,
     }
 }
 
@@ -299,6 +302,7 @@ impl Interaction {
             DENY_ACTION => Some(Decision::Deny),
             APPROVE_EXTENSION_ACTION => Some(Decision::ApproveExtension),
             DENY_EXTENSION_ACTION => Some(Decision::DenyExtension),
+            REVIEW_ACTION => Some(Decision::Review),
             END_ACCESS_ACTION => None,
             other => return Err(InteractionError::UnknownAction(other.to_owned())),
         };

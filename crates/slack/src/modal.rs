@@ -449,8 +449,10 @@ pub fn error_block(err: &ServiceError) -> &'static str {
             RuleError::ZeroDuration
             | RuleError::DurationOverCap { .. }
             | RuleError::DurationNotAllowed { .. }
-            | RuleError::ExtensionOverCap { .. } => DURATION_BLOCK,
+            | RuleError::ExtensionOverCap { .. }
+            | RuleError::BreakGlassOverCap { .. } => DURATION_BLOCK,
             RuleError::ReasonRequired { .. }
+            | RuleError::BreakGlassReasonRequired { .. }
             | RuleError::ReasonTooLong { .. }
             | RuleError::ReasonInvalidCharacters { .. } => REASON_BLOCK,
             RuleError::UnknownTarget { .. }
@@ -462,7 +464,8 @@ pub fn error_block(err: &ServiceError) -> &'static str {
             | RuleError::NotAnApprover { .. }
             | RuleError::SelfApproval { .. }
             | RuleError::NotInDirectory { .. }
-            | RuleError::UnknownGroup { .. } => ACCESS_BLOCK,
+            | RuleError::UnknownGroup { .. }
+            | RuleError::BreakGlassNotAllowed { .. } => ACCESS_BLOCK,
         },
         // Who asks for which access: the first field answers for it.
         ServiceError::UnknownCaller(_)

@@ -190,6 +190,35 @@ impl Notifier for SlackNotifier {
         .map(drop)
     }
 
+    /// In the announcement's thread, broadcast to the channel. Without an announcement (it
+    /// was never posted), in the channel the request belongs to.
+    async fn remind(&self, request: &Request, text: &str) -> Result<(), NotifyError> {
+        let message = notice(text);
+        let mut body = json!({
+            "text": message.text,
+            "blocks": message.blocks,
+            "mrkdwn": false,
+            "parse": "none",
+            "unfurl_links": false,
+            "unfurl_media": false,
+        });
+        match (&request.message, &request.channel) {
+            (Some(posted), _) => {
+                body["channel"] = json!(posted.channel);
+                body["thread_ts"] = json!(posted.ts);
+                body["reply_broadcast"] = json!(true);
+            }
+            (None, Some(channel)) => body["channel"] = json!(channel),
+            (None, None) => {
+                return Err(NotifyError::Refused(format!(
+                    "request {} has no Slack message or channel to remind",
+                    request.id
+                )))
+            }
+        }
+        self.call("chat.postMessage", &body).await.map(drop)
+    }
+
     /// `text` may quote user text (a denial's reason, an error), so it goes as a `plain_text`
     /// block on one line; the fallback `text` is escaped and sent with `mrkdwn: false` and
     /// `parse: "none"`, so Slack neither formats nor links it, and nothing unfurls. About an

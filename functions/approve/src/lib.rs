@@ -9,6 +9,7 @@
 //! | `POST /requests/{id}/deny` `{"reason"?}` | AWS IAM | 200 `{"request"}` |
 //! | `POST /requests/{id}/extension/approve` `{"reason"?}` | AWS IAM | 200 `{"request"}` |
 //! | `POST /requests/{id}/extension/deny` `{"reason"?}` | AWS IAM | 200 `{"request"}` |
+//! | `POST /requests/{id}/review` `{"reason"?}` | AWS IAM | 200 `{"request"}` (a break-glass grant reviewed) |
 //!
 //! A Slack call whose signature does not verify (forged, or older than five minutes) is
 //! answered 401 and changes nothing. Slack wants an answer within 3 seconds, so the step a
@@ -139,6 +140,9 @@ async fn dispatch(app: &App, slack: &Slack, request: &Request) -> Result<Respons
         }
         (&Method::POST, ["requests", id, "extension", "deny"]) => {
             decide(app, request, id, Decision::DenyExtension).await
+        }
+        (&Method::POST, ["requests", id, "review"]) => {
+            decide(app, request, id, Decision::Review).await
         }
         _ => Err(api::no_route(request)),
     }

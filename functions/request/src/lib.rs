@@ -62,6 +62,9 @@ pub struct NewRequestBody {
     /// Absent is the same as empty: the flow decides whether a reason is required.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Active at once, reviewed afterwards: the flow's `[flows.break_glass]`.
+    #[serde(default)]
+    pub break_glass: bool,
 }
 
 /// A duration as people and scripts write it: `"1h30m"` or whole seconds.
@@ -116,8 +119,14 @@ impl NewRequestBody {
 
 async fn create(app: &App, request: &Request) -> Result<Response<Body>, ApiError> {
     let person = caller(app, request)?;
-    let submission = json_body::<NewRequestBody>(request)?.into_submission()?;
-    let created = service::submit(app, &person, submission).await?;
+    let body = json_body::<NewRequestBody>(request)?;
+    let break_glass = body.break_glass;
+    let submission = body.into_submission()?;
+    let created = if break_glass {
+        service::submit_break_glass(app, &person, submission).await?
+    } else {
+        service::submit(app, &person, submission).await?
+    };
     Ok(json_response(
         201,
         &serde_json::json!({ "request": created }),

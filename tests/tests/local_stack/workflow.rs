@@ -17,7 +17,8 @@ const WAIT: Duration = Duration::from_secs(30);
 /// People only these tests ask as, a flow that needs two of three approvers, a flow whose
 /// rule approves mia (for up to 30 minutes of its hour) without a person, a flow that asks the
 /// example hook (its on-call file names mia, for up to an hour, and sends everyone else to
-/// C0ONCALL), and a flow whose hook is not deployed.
+/// C0ONCALL), a flow with break-glass (posted to C0SECURITY, reviewed within 20 seconds), and a
+/// flow whose hook is not deployed.
 const WORKFLOW_EXTRA: &str = r#"
 [[people]]
 name = "liam"
@@ -85,6 +86,25 @@ people = ["alice", "bob"]
 name = "hooked"
 type = "iam_group"
 group = "SymDemoHooked"
+
+[[flows]]
+name = "urgent"
+description = "Break-glass: active at once, reviewed by an approver within 20 seconds"
+max_duration = "1h"
+
+[flows.approvers]
+channel = "C0APPROVALS"
+people = ["alice", "bob", "mia"]
+
+[flows.break_glass]
+max_duration = "15m"
+channel = "C0SECURITY"
+review_within = "20s"
+
+[[flows.targets]]
+name = "urgent"
+type = "iam_group"
+group = "SymDemoUrgent"
 
 [[flows]]
 name = "broken_hook"
@@ -458,4 +478,118 @@ async fn the_example_hook_approves_who_is_on_call_and_routes_everyone_else() {
     }
     assert!(stack.run("mia", &["revoke", &id]).ok());
     wait_membership(&iam, "SymDemoHooked", "mia", false, WAIT).await;
+}
+
+/// `elevate --json request <flow> --break-glass` as `profile`.
+fn break_glass(
+    stack: &LocalStack,
+    profile: &str,
+    flow: &str,
+    duration: &str,
+) -> super::harness::Outcome {
+    stack.run(
+        profile,
+        &[
+            "--json",
+            "request",
+            flow,
+            "--duration",
+            duration,
+            "--reason",
+            "INC-77: the claims API is down",
+            "--break-glass",
+        ],
+    )
+}
+
+#[tokio::test]
+async fn break_glass_is_active_at_once_and_reviewed_or_marked_unreviewed() {
+    let stack = stack();
+    let iam = aws_sdk_iam::Client::new(&stack.moto());
+
+    // A flow without break-glass, or longer than its cap: refused, nothing stored.
+    let before = stack.requests_of("noah").len();
+    let refused = break_glass(stack, "noah", "two_person", "10m");
+    assert!(!refused.ok(), "{refused:?}");
+    assert!(refused.stderr.contains("has no break-glass"), "{refused:?}");
+    let too_long = break_glass(stack, "noah", "urgent", "30m");
+    assert!(!too_long.ok(), "{too_long:?}");
+    assert!(too_long.stderr.contains("at most 15m"), "{too_long:?}");
+    assert_eq!(stack.requests_of("noah").len(), before);
+
+    // noah breaks the glass: active at once, posted to the security channel.
+    let made = break_glass(stack, "noah", "urgent", "10m");
+    assert!(made.ok(), "{made:?}");
+    let made: Value = serde_json::from_str(&made.stdout).expect("request --json");
+    let made = &made["request"];
+    let id = made["id"].as_str().expect("id").to_owned();
+    assert_eq!(made["state"], "APPROVED", "{made}");
+    assert_eq!(made["decided_by"], "elevate:break_glass", "{made}");
+    stack.wait_for_state("noah", &id, "ACTIVE", WAIT).await;
+    wait_membership(&iam, "SymDemoUrgent", "noah", true, WAIT).await;
+    let posted = stack
+        .wait_for_message("the break-glass post", WAIT, |m| {
+            m["request_id"] == id.as_str()
+                && m["channel"] == "C0SECURITY"
+                && m["buttons"].to_string().contains("review")
+        })
+        .await;
+    assert!(
+        posted["blocks"].to_string().contains("Break-glass"),
+        "{posted}"
+    );
+
+    // noah cannot review his own; bob reviews it from Slack.
+    let own = stack.run("noah", &["review", &id]);
+    assert!(!own.ok(), "{own:?}");
+    let click = stack.click("bob", "review", &posted).await;
+    assert_eq!(click["outcome"], "done", "{click}");
+    let reviewed = stack.request("noah", &id);
+    assert_eq!(reviewed["break_glass"]["reviewed_by"], "bob", "{reviewed}");
+    stack
+        .wait_for_message("the reviewed post", WAIT, |m| {
+            m["request_id"] == id.as_str()
+                && m["channel"] == "C0SECURITY"
+                && m["blocks"].to_string().contains("reviewed by bob")
+        })
+        .await;
+
+    // A second one nobody reviews: marked unreviewed at its deadline, and the channel is
+    // told again; a late review is recorded and the mark stays.
+    let second = break_glass(stack, "noah", "urgent", "10m");
+    assert!(second.ok(), "{second:?}");
+    let second: Value = serde_json::from_str(&second.stdout).expect("request --json");
+    let second_id = second["request"]["id"].as_str().expect("id").to_owned();
+    stack
+        .wait_for_message("the reminder", Duration::from_secs(60), |m| {
+            m["channel"] == "C0SECURITY"
+                && m["text"].as_str().is_some_and(|t| {
+                    t.contains("was not reviewed") && t.contains(second_id.as_str())
+                })
+        })
+        .await;
+    let marked = stack.request("noah", &second_id);
+    assert_eq!(marked["break_glass"]["unreviewed"], true, "{marked}");
+    let late = stack.run(
+        "alice",
+        &["review", &second_id, "--reason", "checked the logs"],
+    );
+    assert!(late.ok(), "{late:?}");
+    let late = stack.request("noah", &second_id);
+    assert_eq!(late["break_glass"]["reviewed_by"], "alice", "{late}");
+    assert_eq!(late["break_glass"]["unreviewed"], true, "{late}");
+    let actions: Vec<Action> = stack
+        .audit_events(&second_id)
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(
+        actions.ends_with(&[Action::ReviewOverdue, Action::Review]),
+        "{actions:?}"
+    );
+
+    for grant in [&id, &second_id] {
+        assert!(stack.run("noah", &["revoke", grant]).ok());
+    }
+    wait_membership(&iam, "SymDemoUrgent", "noah", false, WAIT).await;
 }

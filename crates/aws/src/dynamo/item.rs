@@ -58,6 +58,7 @@ pub(super) mod attr {
     pub const APPROVALS_REQUIRED: &str = "approvals_required";
     pub const APPROVALS: &str = "approvals";
     pub const EXTENSION: &str = "extension";
+    pub const BREAK_GLASS: &str = "break_glass";
     pub const EXTENDED: &str = "extended";
     pub const EXTEND_BY: &str = "extend_by";
 
@@ -161,6 +162,10 @@ pub(super) fn request_attributes(r: &Request) -> Vec<(&'static str, Option<Attri
         ),
         (attr::CHANNEL, text(&r.channel)),
         (attr::EXTENSION, r.extension.as_ref().map(serde_attribute)),
+        (
+            attr::BREAK_GLASS,
+            r.break_glass.as_ref().map(serde_attribute),
+        ),
         (
             attr::EXTENDED,
             (!r.extended.is_zero()).then(|| n(r.extended.as_secs())),
@@ -466,6 +471,7 @@ pub(super) fn request_from_item(item: &Item) -> Result<Request, StoreError> {
         approvals: f.serde(attr::APPROVALS)?.unwrap_or_default(),
         channel: f.opt_s(attr::CHANNEL)?,
         extension: f.serde(attr::EXTENSION)?,
+        break_glass: f.serde(attr::BREAK_GLASS)?,
         extended: Duration::from_secs(f.opt_u64(attr::EXTENDED)?.unwrap_or(0)),
         audit_seq: f.u64(attr::AUDIT_SEQ)?,
         audit_head: f.s(attr::AUDIT_HEAD)?,
@@ -552,7 +558,7 @@ mod tests {
     use super::*;
     use elevate_core::config::{Person, Target, TargetKind};
     use elevate_core::machine::{apply, open, Command, NewRequest};
-    use elevate_core::model::By;
+    use elevate_core::model::{BreakGlass, By};
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -609,6 +615,12 @@ mod tests {
         full.sessions_ended = Some(SessionsEnded::AllSessions);
         full.failure = Some("IAM said no".into());
         full.channel = Some("C0ONCALL".into());
+        full.break_glass = Some(BreakGlass {
+            review_by: at("2026-11-25T11:01:02Z"),
+            reviewed_by: Some("carol".into()),
+            reviewed_at: Some(at("2026-11-25T10:45:00.25Z")),
+            unreviewed: true,
+        });
         full.message = Some(MessageRef {
             channel: "C123".into(),
             ts: "1700000000.000100".into(),

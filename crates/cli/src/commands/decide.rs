@@ -52,6 +52,12 @@ pub async fn decide(
         Change::Decide(Decision::DenyExtension) => {
             format!("denied the extension of {id}: {what}; it ends as before")
         }
+        Change::Decide(Decision::Review) => {
+            format!(
+                "reviewed the break-glass grant {id}: {what}; it is {}",
+                r.state
+            )
+        }
         Change::Cancel => format!("cancelled {id}: {what}"),
         Change::Revoke => format!(
             "revoked {id}: {what}; access ended {}",

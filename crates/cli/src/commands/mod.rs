@@ -104,6 +104,11 @@ async fn dispatch(cli: Cli, out: Out) -> anyhow::Result<Exit> {
             let client = connect(global).await?;
             decide::decide(&client, Change::Revoke, args.id, args.reason, out).await
         }
+        Command::Review(args) => {
+            let client = connect(global).await?;
+            let review = Change::Decide(Decision::Review);
+            decide::decide(&client, review, args.id, args.reason, out).await
+        }
         Command::List(args) => show::list(&connect(global).await?, args, out).await,
         Command::Show(args) => show::show(&connect(global).await?, args.id, out).await,
         Command::Audit(AuditCommand::Export(args)) => {

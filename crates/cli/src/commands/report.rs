@@ -209,6 +209,10 @@ struct Trail {
     last: Option<(u64, State)>,
     /// The request itself, when it was read: names for a trail without terms.
     request: Option<Request>,
+    /// A break-glass grant's review by an approver.
+    reviewed: Option<Step>,
+    /// A break-glass grant's review time passed without one.
+    unreviewed: bool,
 }
 
 impl Trail {
@@ -247,6 +251,8 @@ impl Trail {
             Action::Expire | Action::Revoke | Action::Fail => {
                 self.ending = Some((event.action, step));
             }
+            Action::Review => self.reviewed = Some(step),
+            Action::ReviewOverdue => self.unreviewed = true,
             // Extensions show in the access's end (and in `elevate show`).
             Action::Repair
             | Action::AskExtension
@@ -339,6 +345,9 @@ struct Row {
     ending: Option<Ending>,
     ended: Step,
     sessions: Option<SessionsEnded>,
+    /// Set on break-glass grants: `reviewed`, `reviewed_late` or `unreviewed`.
+    break_glass: Option<&'static str>,
+    reviewed: Step,
 }
 
 impl Row {
@@ -375,6 +384,15 @@ impl Row {
                 String::new(),
             ),
         };
+        let break_glass = matches!(
+            &trail.decision,
+            Some((Action::Approve, actor, _)) if *actor == elevate_core::Actor::system("break_glass")
+        )
+        .then_some(match (&trail.reviewed, trail.unreviewed) {
+            (Some(_), false) => "reviewed",
+            (Some(_), true) => "reviewed_late",
+            (None, _) => "unreviewed",
+        });
         let (decision, decided, self_approved) = match trail.decision {
             Some((action, actor, step)) => {
                 let decision = match action {
@@ -416,6 +434,8 @@ impl Row {
             ending,
             ended,
             sessions: trail.sessions,
+            break_glass,
+            reviewed: trail.reviewed.unwrap_or_default(),
         }
     }
 
@@ -453,7 +473,7 @@ struct Review {
 const CSV_HEADER: &str = "person,person_email,target,target_kind,target_resource,\
 request_id,requested_at,requested_by_principal,reason,decision,decided_by,decided_by_principal,\
 decided_at,decision_reason,self_approved,access_start,access_end,ended,ended_by,\
-ended_by_principal,end_reason,sessions_ended";
+ended_by_principal,end_reason,sessions_ended,break_glass,reviewed_by,reviewed_at";
 
 fn rfc3339(at: Option<DateTime<Utc>>) -> String {
     at.map(|at| at.to_rfc3339_opts(SecondsFormat::Secs, true))
@@ -504,6 +524,9 @@ impl Review {
                     .map(SessionsEnded::as_str)
                     .unwrap_or_default()
                     .to_owned(),
+                row.break_glass.unwrap_or_default().to_owned(),
+                row.reviewed.by.clone(),
+                rfc3339(row.reviewed.at),
             ];
             let cells: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
             text.push_str(&cells.join(","));

@@ -20,6 +20,7 @@ pub async fn request(client: &Client, args: RequestArgs, out: Out) -> anyhow::Re
         account: args.account,
         duration: args.duration.as_secs(),
         reason: args.reason.unwrap_or_default(),
+        break_glass: args.break_glass,
     };
     let created = client.create_request(&body).await?;
     let request = created.value.request;

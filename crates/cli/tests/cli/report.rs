@@ -206,7 +206,7 @@ fn the_csv_has_one_row_per_request_with_its_decision_access_and_ending() {
             "person,person_email,target,target_kind,target_resource,request_id,requested_at,\
 requested_by_principal,reason,decision,decided_by,decided_by_principal,decided_at,\
 decision_reason,self_approved,access_start,access_end,ended,ended_by,ended_by_principal,\
-end_reason,sessions_ended"
+end_reason,sessions_ended,break_glass,reviewed_by,reviewed_at"
         )
     );
     // A reason a spreadsheet would run is text.

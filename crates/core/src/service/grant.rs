@@ -4,7 +4,7 @@ use crate::audit::Action;
 use crate::config::TargetKind;
 use crate::events::ScheduledAction;
 use crate::machine::{self, Command};
-use crate::model::{By, Request, RequestId, SessionsEnded, State, Terms};
+use crate::model::{format_duration, By, Request, RequestId, SessionsEnded, State, Terms};
 use crate::ports::{Membership, StoreError};
 
 use super::{App, Caller, ServiceError};
@@ -451,6 +451,9 @@ pub(crate) fn same_access(a: &Terms, b: &Terms) -> bool {
 #[tracing::instrument(skip_all, fields(request_id = %id))]
 pub async fn time_out(app: &App, id: &RequestId) -> Result<Option<Request>, ServiceError> {
     let request = app.load(id).await?;
+    if request.break_glass.is_some() && request.state != State::Pending {
+        return review_overdue(app, request).await;
+    }
     if request.state != State::Pending {
         return Ok(None);
     }
@@ -467,6 +470,49 @@ pub async fn time_out(app: &App, id: &RequestId) -> Result<Option<Request>, Serv
     );
     app.tell(&request, Some(&text)).await;
     Ok(Some(request))
+}
+
+/// A break-glass grant's review deadline: when no approver acknowledged it by then, it is
+/// marked unreviewed (audit `review_overdue`), its message says so, and the channel is told
+/// again in the message's thread. A grant reviewed in time, or already marked, is left alone.
+async fn review_overdue(app: &App, request: Request) -> Result<Option<Request>, ServiceError> {
+    let mut request = request;
+    for _ in 0..3 {
+        let Some(review) = request.break_glass.clone() else {
+            return Ok(None);
+        };
+        if !review.awaits_review() || review.unreviewed {
+            return Ok(None);
+        }
+        app.clock.sleep_until(review.review_by).await;
+        // Another step (the grant's end, a review) may be written first: read and try again.
+        match app
+            .step(&request, Command::ReviewOverdue, &app.system("revoke"))
+            .await?
+        {
+            Some(marked) => {
+                tracing::warn!(request_id = %marked.id, "break-glass grant not reviewed in time; marked unreviewed");
+                let text = format!(
+                    ":rotating_light: Break-glass grant {} of {} ({}, {}) was not reviewed by {}. It is marked unreviewed in the audit trail; an approver should review it now.",
+                    marked.id,
+                    marked.requester,
+                    marked.flow,
+                    format_duration(marked.duration),
+                    review.review_by.format("%Y-%m-%d %H:%M UTC"),
+                );
+                if let Err(err) = app.notifier.remind(&marked, &text).await {
+                    tracing::error!(error = %err, "could not remind the channel of the unreviewed break-glass grant");
+                }
+                app.tell(&marked, None).await;
+                return Ok(Some(marked));
+            }
+            None => request = app.load(&request.id).await?,
+        }
+    }
+    Err(ServiceError::Conflict(format!(
+        "request {} kept changing while marking it unreviewed; the schedule tries again",
+        request.id
+    )))
 }
 
 /// APPROVED → FAILED after the escalation's retries are exhausted, with the error recorded

@@ -27,7 +27,7 @@ pub use slack::{
     decide_from_slack, end_access_from_slack, follow_up, slack_caller, submit_from_slack,
     SlackOutcome,
 };
-pub use submit::{cancel, decide, submit, Decision, Submission};
+pub use submit::{cancel, decide, submit, submit_break_glass, Decision, Submission};
 pub use sweep::{sweep, SweepReport};
 
 use crate::config::{Config, Flow, Person};
@@ -365,6 +365,8 @@ fn retry_worthy(
     }
 }
 
+#[cfg(test)]
+mod break_glass_tests;
 #[cfg(test)]
 mod directory_tests;
 #[cfg(test)]

@@ -6,7 +6,7 @@ use crate::audit::Action;
 use crate::config::{AutoApproval, Flow, Person, TargetKind};
 use crate::events::ScheduledAction;
 use crate::machine::{self, Command, TransitionError};
-use crate::model::{format_duration, AutoDecider, Request, RequestId, State, Terms};
+use crate::model::{format_duration, AutoDecider, BreakGlass, Request, RequestId, State, Terms};
 use crate::names::{FlowName, TargetName};
 use crate::rules::RuleError;
 
@@ -45,11 +45,41 @@ pub async fn submit(
     Ok(request)
 }
 
+/// A break-glass request: checked like any request and against the flow's
+/// `[flows.break_glass]` (allowed, within its cap, with a reason), then approved at once by
+/// `elevate:break_glass`, posted to the flow's break-glass channel and escalated. An approver
+/// must review it within `review_within` ([`Decision::Review`]), or it is marked unreviewed
+/// and the channel is told again. Neither the flow's hook nor its rules are asked.
+#[tracing::instrument(skip_all, fields(requester = %caller.name(), flow = %submission.flow, request_id, break_glass = true))]
+pub async fn submit_break_glass(
+    app: &App,
+    caller: &Caller<'_>,
+    submission: Submission,
+) -> Result<Request, ServiceError> {
+    let mut request = open_with(app, caller, submission, true).await?;
+    if let Err(err) = announce(app, &mut request).await {
+        tracing::error!(request_id = %request.id, error = %err, "could not post the break-glass request or schedule its review");
+    }
+    if request.state == State::Approved {
+        let _ = after_decision(app, &request).await;
+    }
+    Ok(request)
+}
+
 /// The first half of [`submit`]: checks the request against its flow and stores it.
 pub(crate) async fn open(
     app: &App,
     caller: &Caller<'_>,
     submission: Submission,
+) -> Result<Request, ServiceError> {
+    open_with(app, caller, submission, false).await
+}
+
+async fn open_with(
+    app: &App,
+    caller: &Caller<'_>,
+    submission: Submission,
+    break_glass: bool,
 ) -> Result<Request, ServiceError> {
     let flow = app
         .config
@@ -67,8 +97,31 @@ pub(crate) async fn open(
         submission.duration,
         &submission.reason,
     )?;
+    let policy = if break_glass {
+        Some(flow.check_break_glass(new.duration, &submission.reason)?)
+    } else {
+        None
+    };
     in_directory(app, &new.terms).await?;
     let now = app.clock.now();
+    if let Some(policy) = policy {
+        let (mut request, event) =
+            machine::open(RequestId::generate(now), new, &caller.principal, now);
+        tracing::Span::current().record("request_id", tracing::field::display(&request.id));
+        request.channel = Some(policy.channel.clone());
+        request.break_glass = Some(BreakGlass {
+            review_by: now + chrono::Duration::from_std(policy.review_within).unwrap_or_default(),
+            reviewed_by: None,
+            reviewed_at: None,
+            unreviewed: false,
+        });
+        app.store.create(&request, &event).await?;
+        tracing::warn!(request_id = %request.id, duration = %format_duration(request.duration), "break-glass request opened; approved at once, to be reviewed");
+        let command = Command::Approve {
+            reason: Some(format!("break-glass: {}", request.reason)),
+        };
+        return decided_on_submission(app, request, command, AutoDecider::BreakGlass).await;
+    }
     let rule = auto_approval(app, flow, caller.person, &new.target, new.duration, now).await;
     let (mut request, event) = machine::open(RequestId::generate(now), new, &caller.principal, now);
     tracing::Span::current().record("request_id", tracing::field::display(&request.id));
@@ -103,6 +156,17 @@ pub(crate) async fn open(
         ),
         (Hooked::Continue { .. }, None) => return Ok(request),
     };
+    decided_on_submission(app, request, command, decider).await
+}
+
+/// Writes the decision a rule, hook or break-glass takes on a request just stored. When it
+/// cannot be written the request waits for people, and the caller gets what is stored.
+async fn decided_on_submission(
+    app: &App,
+    request: Request,
+    command: Command,
+    decider: AutoDecider,
+) -> Result<Request, ServiceError> {
     match app.step(&request, command, &app.decider(&decider)).await {
         Ok(Some(decided)) => {
             tracing::info!(decider = %decider, state = %decided.state, "request decided on submission");
@@ -183,12 +247,17 @@ pub(crate) async fn announce(app: &App, request: &mut Request) -> Result<bool, S
         request.message = Some(message);
         recorded?;
     }
-    if request.state != State::Pending {
-        return Ok(posted);
-    }
     let timeout = ScheduledAction::Timeout {
         request_id: request.id.clone(),
     };
+    // A break-glass grant's time-out is its review deadline.
+    if let Some(review) = request.break_glass.as_ref().filter(|r| r.awaits_review()) {
+        app.scheduler.schedule(review.review_by, &timeout).await?;
+        return Ok(posted);
+    }
+    if request.state != State::Pending {
+        return Ok(posted);
+    }
     app.scheduler
         .schedule(request.pending_until, &timeout)
         .await?;
@@ -202,6 +271,8 @@ pub enum Decision {
     Deny,
     ApproveExtension,
     DenyExtension,
+    /// Acknowledge a break-glass grant (whatever its state now).
+    Review,
 }
 
 impl Decision {
@@ -268,6 +339,14 @@ pub(crate) async fn record_decision(
                     }
                 }
             }
+            Decision::Review => {
+                if request.break_glass.is_none() {
+                    return Err(TransitionError::NotBreakGlass.into());
+                }
+                Command::Review {
+                    reason: reason.clone(),
+                }
+            }
             Decision::ApproveExtension | Decision::DenyExtension => {
                 let Some(extension) = request
                     .extension
@@ -300,7 +379,10 @@ pub(crate) async fn record_decision(
         let stored = app.load(id).await?;
         // The same extension (asked at the same moment), or the same pending request.
         let asked_at = |r: &Request| r.extension.as_ref().map(|e| e.asked_at);
-        let same_question = if decision.is_extension() {
+        // A review is tried again on the request as it is now; the machine refuses a second.
+        let same_question = if decision == Decision::Review {
+            true
+        } else if decision.is_extension() {
             stored.state == State::Active
                 && asked_at(&stored).is_some()
                 && asked_at(&stored) == asked_at(&request)
@@ -348,7 +430,12 @@ pub(crate) async fn after_decision(app: &App, request: &Request) -> Result<(), S
             fault = Some(err.into());
         }
     }
-    if request.state != State::Pending {
+    // A break-glass grant's time-out schedule is its review deadline: kept until reviewed.
+    let awaits_review = request
+        .break_glass
+        .as_ref()
+        .is_some_and(|r| r.awaits_review());
+    if request.state != State::Pending && !awaits_review {
         let timeout = ScheduledAction::Timeout {
             request_id: request.id.clone(),
         }

@@ -35,6 +35,12 @@ pub enum Notice {
         person_slack_id: String,
         text: String,
     },
+    Remind {
+        request_id: RequestId,
+        /// The announcement it was posted under.
+        message: Option<MessageRef>,
+        text: String,
+    },
 }
 
 #[derive(Default)]
@@ -145,6 +151,16 @@ impl Notifier for RecordingNotifier {
             person: person.name.to_string(),
             request_id: request.id.clone(),
             state: request.state,
+            text: text.to_owned(),
+        });
+        Ok(())
+    }
+
+    async fn remind(&self, request: &Request, text: &str) -> Result<(), NotifyError> {
+        let mut inner = self.enter()?;
+        inner.notices.push(Notice::Remind {
+            request_id: request.id.clone(),
+            message: request.message.clone(),
             text: text.to_owned(),
         });
         Ok(())
