@@ -302,18 +302,17 @@ impl HookAnswer {
     /// [`HOOK_REASON_MAX`] characters, a channel that is not a Slack channel id.
     pub fn parse(answer: serde_json::Value) -> Result<Self, String> {
         let parsed: HookAnswer = serde_json::from_value(answer.clone()).map_err(|e| {
-            format!("answered {answer}, expected {{\"decision\": \"continue\"|\"approve\"|\"deny\", ...}} ({e})")
+            format!(
+                "answered {}, expected {{\"decision\": \"continue\"|\"approve\"|\"deny\", ...}} ({e})",
+                fit(&answer.to_string(), 200)
+            )
         })?;
         match &parsed {
             HookAnswer::Continue { channel: Some(id) } => {
-                let valid = !id.is_empty()
-                    && id.len() <= 80
-                    && id
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-                if !valid {
+                if !is_channel_id(id) {
                     return Err(format!(
-                        "answered channel {id:?}, which is not a Slack channel id"
+                        "answered channel {:?}, which is not a Slack channel id (C… or G…)",
+                        fit(id, 100)
                     ));
                 }
             }
@@ -333,5 +332,21 @@ impl HookAnswer {
             }
         }
         Ok(parsed)
+    }
+}
+
+/// A Slack channel id: `C` (public) or `G` (private) and upper-case letters and digits.
+pub fn is_channel_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some('C' | 'G'))
+        && (2..=80).contains(&id.len())
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// `text` cut to `max` characters for a log line.
+fn fit(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
     }
 }

@@ -88,6 +88,9 @@ enum Who {
     PersonOrAuto,
     /// A person, or a request hook (`elevate:hook:<function>`): rules only approve.
     PersonOrHook,
+    /// A person, or an auto-approval rule (`elevate:rule:<name>`): hooks are asked only at
+    /// submission, and break-glass only activates.
+    PersonOrRule,
 }
 
 /// The transition table: the one place that says which moves exist.
@@ -143,7 +146,7 @@ const TABLE: &[(State, Action, State, Who)] = &[
         State::Active,
         Action::ApproveExtension,
         State::Active,
-        Who::PersonOrAuto,
+        Who::PersonOrRule,
     ),
     (
         State::Active,
@@ -372,6 +375,11 @@ pub fn apply(
         }
         (Who::PersonOrHook, Actor::System(_))
             if !matches!(actor.auto_decider(), Some(AutoDecider::Hook(_))) =>
+        {
+            return Err(TransitionError::PersonOnly { action })
+        }
+        (Who::PersonOrRule, Actor::System(_))
+            if !matches!(actor.auto_decider(), Some(AutoDecider::Rule(_))) =>
         {
             return Err(TransitionError::PersonOnly { action })
         }

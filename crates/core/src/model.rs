@@ -167,12 +167,6 @@ impl Actor {
     }
 }
 
-impl From<&AutoDecider> for Actor {
-    fn from(decider: &AutoDecider) -> Self {
-        Actor::System(decider.component())
-    }
-}
-
 /// Something other than a person that decides a request on its own. It acts as a system
 /// actor whose component names it, so the audit trail says which one decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,7 +293,7 @@ pub struct MessageRef {
 }
 
 /// One approval of a request or of an extension: who gave it and when. `by` is a person's
-/// name, or `elevate:rule:<name>` for an auto-approval rule.
+/// name, or `elevate:<component>` for a rule, hook or break-glass (`elevate:rule:<name>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
     pub by: String,

@@ -94,6 +94,8 @@ pub enum RuleError {
     },
     #[error("a break-glass request of flow `{flow}` needs a reason")]
     BreakGlassReasonRequired { flow: FlowName },
+    #[error("your break-glass grant {request} of flow `{flow}` is still open; it ends (or an approver reviews it) before you break the glass again")]
+    BreakGlassInUse { flow: FlowName, request: String },
     #[error("{person} is not listed, and flow `{flow}` names Identity Store groups that do not exist: {groups} (fix approvers.groups or requesters.groups in elevate.toml)")]
     UnknownGroup {
         person: PersonName,
@@ -126,6 +128,7 @@ impl RuleError {
             RuleError::BreakGlassNotAllowed { .. } => "break_glass_not_allowed",
             RuleError::BreakGlassOverCap { .. } => "duration_over_cap",
             RuleError::BreakGlassReasonRequired { .. } => "reason_required",
+            RuleError::BreakGlassInUse { .. } => "break_glass_in_use",
         }
     }
 }
@@ -446,18 +449,24 @@ impl Flow {
     }
 
     /// Checks more time asked for on `request`, a grant of this flow: longer than zero, and
-    /// the whole grant within the flow's cap.
+    /// the whole grant within the flow's cap (a break-glass grant's: its break-glass cap, or
+    /// none at all once the flow no longer allows break-glass).
     pub fn check_extension(&self, request: &Request, by: Duration) -> Result<(), RuleError> {
         if by.is_zero() {
             return Err(RuleError::ZeroDuration);
         }
+        let max = match (&request.break_glass, &self.break_glass) {
+            (None, _) => self.max_duration,
+            (Some(_), Some(policy)) => policy.max_duration,
+            (Some(_), None) => Duration::ZERO,
+        };
         let total = request.duration.checked_add(by).unwrap_or(Duration::MAX);
-        if total > self.max_duration {
+        if total > max {
             return Err(RuleError::ExtensionOverCap {
                 flow: self.name.clone(),
                 by: format_duration(by),
                 total: format_duration(total),
-                max: format_duration(self.max_duration),
+                max: format_duration(max),
             });
         }
         Ok(())

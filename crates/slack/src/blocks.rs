@@ -122,7 +122,12 @@ pub fn request_message(request: &Request, flow: &Flow, requester: &Person) -> Me
             ),
         };
         blocks.insert(0, section(banner));
-        if review.awaits_review() && request.state != State::Pending {
+        // Once the access is granted (a review while it is being granted would hold that up).
+        let granted = matches!(
+            request.state,
+            State::Active | State::Expired | State::Revoked | State::Failed
+        );
+        if review.awaits_review() && granted {
             blocks.push(json!({
                 "type": "actions",
                 "block_id": REVIEW_BLOCK,

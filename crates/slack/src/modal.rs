@@ -465,7 +465,8 @@ pub fn error_block(err: &ServiceError) -> &'static str {
             | RuleError::SelfApproval { .. }
             | RuleError::NotInDirectory { .. }
             | RuleError::UnknownGroup { .. }
-            | RuleError::BreakGlassNotAllowed { .. } => ACCESS_BLOCK,
+            | RuleError::BreakGlassNotAllowed { .. }
+            | RuleError::BreakGlassInUse { .. } => ACCESS_BLOCK,
         },
         // Who asks for which access: the first field answers for it.
         ServiceError::UnknownCaller(_)

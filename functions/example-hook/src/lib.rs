@@ -11,7 +11,8 @@
 //! `{"decision": "approve", "reason": "..."}` or `{"decision": "deny", "reason": "..."}`.
 //! This one reads an on-call file built into it (`on-call.toml`): a person on call is
 //! approved for up to the file's `max_duration`; everyone else waits for approvers in the
-//! file's `channel`. It never denies.
+//! file's `channel`. It never denies. It approves whatever flow names it: give each flow
+//! that should trust the on-call file its own hook (or check `flow` here).
 //!
 //! A hook has about three seconds: whatever it cannot decide at once is `continue`, which is
 //! also what elevate does when a hook fails or is late.
@@ -53,7 +54,10 @@ impl OnCall {
         let raw: RawOnCall = toml::from_str(text).map_err(|e| e.to_string())?;
         let max_duration = parse_duration(&raw.max_duration)?;
         if let Some(channel) = &raw.channel {
-            if channel.is_empty() || !channel.chars().all(|c| c.is_ascii_alphanumeric()) {
+            let mut chars = channel.chars();
+            let id = matches!(chars.next(), Some('C' | 'G'))
+                && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            if !id || channel.len() < 2 {
                 return Err(format!("channel `{channel}` is not a Slack channel id"));
             }
         }
@@ -68,18 +72,15 @@ impl OnCall {
 /// `30m`, `1h`, `90s`.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("max_duration `{text}` is not a duration like 30m or 1h");
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let (number, unit) = [("s", 1), ("m", 60), ("h", 3600)]
+        .into_iter()
+        .find_map(|(suffix, unit)| text.strip_suffix(suffix).map(|n| (n, unit)))
+        .ok_or_else(bad)?;
     let n: u64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(bad()),
-    };
-    if seconds == 0 {
-        return Err(bad());
+    match n.checked_mul(unit) {
+        Some(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
+        _ => Err(bad()),
     }
-    Ok(Duration::from_secs(seconds))
 }
 
 /// The part of the event this hook reads.

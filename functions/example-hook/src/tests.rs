@@ -73,6 +73,15 @@ fn the_bundled_on_call_file_is_valid_and_bad_files_say_why() {
     for (text, says) in [
         ("people = []\nmax_duration = \"soon\"", "not a duration"),
         ("people = []\nmax_duration = \"0m\"", "not a duration"),
+        ("people = []\nmax_duration = \"1é\"", "not a duration"),
+        (
+            "people = []\nmax_duration = \"99999999999999999999h\"",
+            "not a duration",
+        ),
+        (
+            "people = []\nmax_duration = \"9999999999999999h\"",
+            "not a duration",
+        ),
         (
             "people = []\nmax_duration = \"1h\"\nchannel = \"#ops\"",
             "not a Slack channel id",

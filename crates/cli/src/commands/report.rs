@@ -345,7 +345,8 @@ struct Row {
     ending: Option<Ending>,
     ended: Step,
     sessions: Option<SessionsEnded>,
-    /// Set on break-glass grants: `reviewed`, `reviewed_late` or `unreviewed`.
+    /// Set on break-glass grants: `reviewed`, `reviewed_late`, `unreviewed` or
+    /// `awaiting_review` (within its review time when the trail was read).
     break_glass: Option<&'static str>,
     reviewed: Step,
 }
@@ -391,7 +392,8 @@ impl Row {
         .then_some(match (&trail.reviewed, trail.unreviewed) {
             (Some(_), false) => "reviewed",
             (Some(_), true) => "reviewed_late",
-            (None, _) => "unreviewed",
+            (None, true) => "unreviewed",
+            (None, false) => "awaiting_review",
         });
         let (decision, decided, self_approved) = match trail.decision {
             Some((action, actor, step)) => {

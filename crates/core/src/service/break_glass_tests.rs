@@ -310,3 +310,79 @@ async fn a_grant_reviewed_in_time_is_left_alone_at_the_deadline() {
         .iter()
         .any(|n| matches!(n, Notice::Remind { .. })));
 }
+
+#[tokio::test]
+async fn one_break_glass_at_a_time_until_it_is_reviewed() {
+    let app = FakeApp::new(config());
+    let first = break_glass(&app, "urgent", 20, "INC-11").await.unwrap();
+    let again = break_glass(&app, "urgent", 20, "INC-11 again").await;
+    match again {
+        Err(ServiceError::Rule(rule)) => assert_eq!(rule.code(), "break_glass_in_use", "{rule}"),
+        other => panic!("a second break-glass was not refused: {other:?}"),
+    }
+    assert_eq!(app.store.events_all().len(), 2, "nothing more is written");
+    review_as(&app, "bob", &first).await.unwrap();
+    let second = break_glass(&app, "urgent", 20, "INC-12").await.unwrap();
+    assert_eq!(second.state, State::Approved);
+}
+
+#[tokio::test]
+async fn a_break_glass_grant_is_extended_within_its_break_glass_cap_only() {
+    let app = FakeApp::new(config());
+    let request = break_glass(&app, "urgent", 20, "INC-11").await.unwrap();
+    escalate(&app.app, &request.id).await.unwrap();
+    assert_eq!(app.request(&request.id).state, State::Active);
+    let alice = app.app.config.person("alice").unwrap();
+    // 20m + 15m is over the break-glass cap of 30m (the flow's own cap is 2h).
+    let err = extend(
+        &app.app,
+        &caller_of(alice),
+        &request.id,
+        Duration::from_secs(15 * 60),
+        "INC-11 is not over",
+    )
+    .await
+    .unwrap_err();
+    match err {
+        ServiceError::Rule(rule) => assert_eq!(rule.code(), "extension_over_cap", "{rule}"),
+        other => panic!("{other:?}"),
+    }
+    let asked = extend(
+        &app.app,
+        &caller_of(alice),
+        &request.id,
+        Duration::from_secs(10 * 60),
+        "INC-11 is not over",
+    )
+    .await
+    .unwrap();
+    assert!(
+        asked.extension.is_some(),
+        "within the cap, approvers decide"
+    );
+}
+
+#[tokio::test]
+async fn the_sweep_posts_a_break_glass_grant_slack_missed_and_marks_a_lost_deadline() {
+    let app = FakeApp::new(config());
+    // Slack is down when it is used: the deadline is scheduled all the same.
+    app.notifier.fail_next(1);
+    let request = break_glass(&app, "urgent", 20, "INC-11").await.unwrap();
+    assert!(app.request(&request.id).message.is_none());
+    assert!(review_schedule(&app, &request).is_some());
+
+    app.clock.advance(Duration::from_secs(5 * 60));
+    let report = sweep(&app.app).await.unwrap();
+    assert_eq!(report.announced, 1, "{report:?}");
+    let posted = app
+        .request(&request.id)
+        .message
+        .expect("posted by the sweep");
+    assert_eq!(posted.channel, "C0SECURITY");
+
+    // The deadline's schedule is lost; the sweep after the deadline marks it.
+    app.clock.advance(Duration::from_secs(60 * 60));
+    let report = sweep(&app.app).await.unwrap();
+    assert_eq!(report.reviews_overdue, 1, "{report:?}");
+    assert!(app.request(&request.id).break_glass.unwrap().unreviewed);
+}

@@ -510,7 +510,7 @@ async fn review_overdue(app: &App, request: Request) -> Result<Option<Request>, 
         }
     }
     Err(ServiceError::Conflict(format!(
-        "request {} kept changing while marking it unreviewed; the schedule tries again",
+        "request {} kept changing while marking it unreviewed; the sweep tries again",
         request.id
     )))
 }

@@ -206,6 +206,13 @@ async fn a_hook_denial_ends_the_request_and_wins_over_a_rule() {
     assert!(!stored.approved_automatically());
     assert_eq!(actions(&app, &request), vec![Action::Request, Action::Deny]);
     assert!(app.escalation.started().is_empty());
+    // The requester hears why.
+    let told = app.notifier.told("alice");
+    assert!(
+        told.iter()
+            .any(|t| t.contains("denied") && t.contains("change freeze until Monday")),
+        "{told:?}"
+    );
     assert!(!app.strategy.has("hooked_rule_ops", "alice"));
 }
 
@@ -274,6 +281,8 @@ async fn an_answer_elevate_cannot_act_on_means_continue_never_approve() {
         json!({"decision": "approve", "reason": "on call", "duration": 99999}),
         json!({"decision": "APPROVE", "reason": "on call"}),
         json!({"decision": "continue", "channel": "#general; rm"}),
+        json!({"decision": "continue", "channel": "U0ALICE01"}),
+        json!({"decision": "continue", "channel": "c0oncall"}),
         json!({"ok": true}),
         json!("approve"),
         Value::Null,

@@ -54,7 +54,7 @@ pub struct Settings {
     /// An APPROVED request still not escalated after this long is marked FAILED.
     pub escalation_deadline: Duration,
     /// How long a flow's request hook may take to answer; a later answer counts as
-    /// `continue` (the caller is waiting for the request to be made).
+    /// `continue`. The caller waits meanwhile, and Slack gives a form submission 3 s in all.
     pub hook_timeout: Duration,
 }
 
@@ -65,7 +65,7 @@ impl Default for Settings {
             revoke_lead: Duration::from_secs(60),
             escalation_retry_after: Duration::from_secs(120),
             escalation_deadline: Duration::from_secs(15 * 60),
-            hook_timeout: Duration::from_secs(3),
+            hook_timeout: Duration::from_secs(2),
         }
     }
 }

@@ -138,8 +138,9 @@ pub async fn follow_up(app: &App, work: &FollowUp) -> Result<(), ServiceError> {
                 // Best effort: the request is announced, which is what matters.
                 let _ = app.tell_requester(&request, &text).await;
             }
-            if request.state == State::Approved {
-                // Auto-approved: start its escalation (once, however often this runs).
+            if matches!(request.state, State::Approved | State::Denied) {
+                // Decided on submission (a rule, a hook, break-glass): start its escalation
+                // (once, however often this runs), or tell the requester why it was denied.
                 after_decision(app, &request).await?;
             }
             Ok(())

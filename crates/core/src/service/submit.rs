@@ -38,8 +38,9 @@ pub async fn submit(
     if let Err(err) = announce(app, &mut request).await {
         tracing::error!(request_id = %request.id, error = %err, "could not announce the request or schedule its time-out; the sweep will");
     }
-    if request.state == State::Approved {
-        // Logged where it failed; the sweep starts an escalation left unstarted.
+    if matches!(request.state, State::Approved | State::Denied) {
+        // Logged where it failed; the sweep starts an escalation left unstarted. A request a
+        // hook denied is told to its requester.
         let _ = after_decision(app, &request).await;
     }
     Ok(request)
@@ -98,7 +99,25 @@ async fn open_with(
         &submission.reason,
     )?;
     let policy = if break_glass {
-        Some(flow.check_break_glass(new.duration, &submission.reason)?)
+        let policy = flow.check_break_glass(new.duration, &submission.reason)?;
+        // One break-glass grant at a time: a second waits until the first ends or is reviewed.
+        let open = app
+            .store
+            .list_by_requester(
+                caller.name(),
+                &[State::Pending, State::Approved, State::Active],
+            )
+            .await?;
+        if let Some(used) = open.iter().find(|r| {
+            r.flow == flow.name && r.break_glass.as_ref().is_some_and(|b| b.awaits_review())
+        }) {
+            return Err(RuleError::BreakGlassInUse {
+                flow: flow.name.clone(),
+                request: used.id.to_string(),
+            }
+            .into());
+        }
+        Some(policy)
     } else {
         None
     };
@@ -235,8 +254,23 @@ async fn in_directory(app: &App, terms: &Terms) -> Result<(), ServiceError> {
 pub(crate) async fn announce(app: &App, request: &mut Request) -> Result<bool, ServiceError> {
     // An auto-approved request is posted too, saying so, so the channel sees every grant.
     let auto_approved = request.state == State::Approved && request.approved_automatically();
-    if request.state != State::Pending && !auto_approved {
+    let active_break_glass =
+        request.break_glass.is_some() && matches!(request.state, State::Approved | State::Active);
+    if request.state != State::Pending && !auto_approved && !active_break_glass {
         return Ok(false);
+    }
+    let timeout = ScheduledAction::Timeout {
+        request_id: request.id.clone(),
+    };
+    // A break-glass grant's time-out is its review deadline, set before the post so that a
+    // failed post still leaves the deadline (the sweep posts what was not posted).
+    let review_by = request
+        .break_glass
+        .as_ref()
+        .filter(|r| r.awaits_review() && !r.unreviewed && request.state != State::Pending)
+        .map(|r| r.review_by);
+    if let Some(at) = review_by {
+        app.scheduler.schedule(at, &timeout).await?;
     }
     let posted = request.message.is_none();
     if posted {
@@ -247,15 +281,7 @@ pub(crate) async fn announce(app: &App, request: &mut Request) -> Result<bool, S
         request.message = Some(message);
         recorded?;
     }
-    let timeout = ScheduledAction::Timeout {
-        request_id: request.id.clone(),
-    };
-    // A break-glass grant's time-out is its review deadline.
-    if let Some(review) = request.break_glass.as_ref().filter(|r| r.awaits_review()) {
-        app.scheduler.schedule(review.review_by, &timeout).await?;
-        return Ok(posted);
-    }
-    if request.state != State::Pending {
+    if request.state != State::Pending || review_by.is_some() {
         return Ok(posted);
     }
     app.scheduler

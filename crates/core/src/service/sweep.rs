@@ -19,6 +19,8 @@ pub struct SweepReport {
     pub escalations_retried: usize,
     pub escalations_failed: usize,
     pub announced: usize,
+    /// Break-glass grants found past their review time unreviewed, and marked.
+    pub reviews_overdue: usize,
     /// Differences between IAM and the grants that reconciliation repaired.
     pub repairs: usize,
     pub errors: usize,
@@ -28,7 +30,9 @@ pub struct SweepReport {
 /// APPROVED requests never escalated are escalated again, then failed after the deadline;
 /// PENDING requests past their time-out time out, and those still unannounced a while after
 /// they were opened (see [`Settings::escalation_retry_after`](super::Settings)) are announced; then
-/// reconciliation repairs any difference between the managed groups and the grants.
+/// reconciliation repairs any difference between the managed groups and the grants. A
+/// break-glass grant never posted is posted, and one past its review time is marked
+/// unreviewed, in case its own follow-up or schedule was lost.
 pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
     let mut report = SweepReport::default();
     let now = app.clock.now();
@@ -38,6 +42,25 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
     let failed = app.store.list_by_state(State::Failed).await?;
     let approved = app.store.list_by_state(State::Approved).await?;
     let pending = app.store.list_by_state(State::Pending).await?;
+
+    // Break-glass grants whose post or review deadline was lost: posted (which schedules the
+    // deadline again), or marked unreviewed when the deadline has passed.
+    for request in active.iter().chain(&approved) {
+        let Some(review) = request.break_glass.as_ref() else {
+            continue;
+        };
+        if review.awaits_review() && !review.unreviewed && review.review_by <= now {
+            let result = time_out(app, &request.id).await.map(|r| r.is_some());
+            note(result, &mut report.reviews_overdue, &mut report.errors);
+        } else if request.message.is_none()
+            && (now - request.created_at).to_std().unwrap_or_default()
+                >= app.settings.escalation_retry_after
+        {
+            let mut request = request.clone();
+            let result = announce(app, &mut request).await;
+            note(result, &mut report.announced, &mut report.errors);
+        }
+    }
 
     for request in active {
         if request.expires_at.is_some_and(|at| at <= now) {

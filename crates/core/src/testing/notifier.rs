@@ -51,7 +51,7 @@ struct NotifierInner {
 }
 
 /// [`Notifier`] that records what it was asked to say. An announcement answers a
-/// [`MessageRef`] in the flow's approvers channel with an increasing Slack-like `ts`.
+/// [`MessageRef`] in the request's channel (else the flow's approvers channel) with an increasing Slack-like `ts`.
 #[derive(Default)]
 pub struct RecordingNotifier {
     inner: Mutex<NotifierInner>,
