@@ -52,6 +52,8 @@ ERROR_CODES = {
         "unknown_account",
         "account_not_applicable",
         "unknown_directory_user",
+        "break_glass_not_allowed",
+        "break_glass_in_use",
     },
     401: {"bad_signature"},
     403: {
