@@ -34,16 +34,24 @@ pub async fn submit(
     caller: &Caller<'_>,
     submission: Submission,
 ) -> Result<Request, ServiceError> {
-    let mut request = open(app, caller, submission).await?;
+    let request = open(app, caller, submission).await?;
+    Ok(announced(app, request).await)
+}
+
+/// The second half of a submission: the request is posted and its time-out (or review
+/// deadline) scheduled, then what follows a decision taken on submission is done (the
+/// escalation started, a denial told). Faults are logged and left to the sweep, so the caller
+/// still gets the request it made.
+async fn announced(app: &App, mut request: Request) -> Request {
     if let Err(err) = announce(app, &mut request).await {
-        tracing::error!(request_id = %request.id, error = %err, "could not announce the request or schedule its time-out; the sweep will");
+        tracing::error!(request_id = %request.id, error = %err, "could not announce the request or schedule its time-out or review; the sweep will");
     }
     if matches!(request.state, State::Approved | State::Denied) {
         // Logged where it failed; the sweep starts an escalation left unstarted. A request a
         // hook denied is told to its requester.
         let _ = after_decision(app, &request).await;
     }
-    Ok(request)
+    request
 }
 
 /// A break-glass request: checked like any request and against the flow's
@@ -57,14 +65,8 @@ pub async fn submit_break_glass(
     caller: &Caller<'_>,
     submission: Submission,
 ) -> Result<Request, ServiceError> {
-    let mut request = open_with(app, caller, submission, true).await?;
-    if let Err(err) = announce(app, &mut request).await {
-        tracing::error!(request_id = %request.id, error = %err, "could not post the break-glass request or schedule its review");
-    }
-    if request.state == State::Approved {
-        let _ = after_decision(app, &request).await;
-    }
-    Ok(request)
+    let request = open_with(app, caller, submission, true).await?;
+    Ok(announced(app, request).await)
 }
 
 /// The first half of [`submit`]: checks the request against its flow and stores it.
