@@ -37,6 +37,11 @@ pub enum Action {
     Review,
     /// A break-glass grant was not acknowledged in time: it is marked unreviewed.
     ReviewOverdue,
+    /// Nobody answered a PENDING request for a while: its approvers were reminded.
+    Remind,
+    /// Nobody answered a PENDING request for longer: the flow's backup approvers were asked,
+    /// and may decide it from now on.
+    AskBackup,
 }
 
 impl Action {
@@ -58,6 +63,8 @@ impl Action {
             Action::DenyExtension => "deny_extension",
             Action::Review => "review",
             Action::ReviewOverdue => "review_overdue",
+            Action::Remind => "remind",
+            Action::AskBackup => "ask_backup",
         }
     }
 }

@@ -166,6 +166,21 @@ pub struct Flow {
     pub hook: Option<String>,
     /// Whether, and how, a requester may activate at once and be reviewed afterwards.
     pub break_glass: Option<BreakGlassPolicy>,
+    /// What happens to a request nobody answers, before it times out.
+    pub reminders: Option<ReminderPolicy>,
+}
+
+/// `[flows.reminders]`: a PENDING request nobody answered is brought up again in its thread,
+/// pinging the approvers, `remind_after` it was made; `backup_after` it was made, the
+/// `backup_people` may decide it too, and are pinged (in `backup_channel`, where the request
+/// is posted again, when one is set). Both come before the flow's `pending_timeout`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReminderPolicy {
+    pub remind_after: Option<Duration>,
+    pub backup_after: Option<Duration>,
+    /// Who may decide once `backup_after` has passed; never empty with `backup_after`.
+    pub backup_people: Vec<PersonName>,
+    pub backup_channel: Option<String>,
 }
 
 /// `[flows.break_glass]`: a request marked break-glass is active at once, on a mandatory
@@ -275,8 +290,19 @@ struct RawFlow {
     auto_approve: Vec<Spanned<RawAutoApproval>>,
     hook: Option<Spanned<String>>,
     break_glass: Option<Spanned<RawBreakGlass>>,
+    reminders: Option<Spanned<RawReminders>>,
     #[serde(default)]
     targets: Vec<Spanned<RawTarget>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReminders {
+    remind_after: Option<Spanned<String>>,
+    backup_after: Option<Spanned<String>>,
+    #[serde(default)]
+    backup_people: Vec<Spanned<String>>,
+    backup_channel: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -887,17 +913,83 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
                         ),
                     ));
                 }
-                let channel = b.channel.get_ref();
-                if channel.is_empty() || !channel.chars().all(|c| c.is_ascii_alphanumeric()) {
-                    return Err(lines.error(
-                        &b.channel,
-                        "break_glass.channel must name a Slack channel id",
-                    ));
-                }
                 Some(BreakGlassPolicy {
                     max_duration: cap,
-                    channel: channel.clone(),
+                    channel: channel_id(&b.channel, "break_glass.channel", lines)?,
                     review_within: duration(&b.review_within, "break_glass.review_within")?,
+                })
+            }
+        };
+        let reminders = match &f.reminders {
+            None => None,
+            Some(raw) => {
+                let r = raw.get_ref();
+                let before_time_out = |text: &Spanned<String>, what: &str| {
+                    let after = duration(text, what)?;
+                    if after >= pending_timeout {
+                        return Err(lines.error(
+                            text,
+                            format!(
+                                "flow `{name}`: {what} must be shorter than pending_timeout ({})",
+                                format_duration(pending_timeout)
+                            ),
+                        ));
+                    }
+                    Ok(after)
+                };
+                let remind_after = r
+                    .remind_after
+                    .as_ref()
+                    .map(|t| before_time_out(t, "reminders.remind_after"))
+                    .transpose()?;
+                let backup_after = r
+                    .backup_after
+                    .as_ref()
+                    .map(|t| before_time_out(t, "reminders.backup_after"))
+                    .transpose()?;
+                let backup_people = r
+                    .backup_people
+                    .iter()
+                    .map(|p| known(p, "reminders.backup_people"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let backup_channel = r
+                    .backup_channel
+                    .as_ref()
+                    .map(|c| channel_id(c, "reminders.backup_channel", lines))
+                    .transpose()?;
+                if remind_after.is_none() && backup_after.is_none() {
+                    return Err(lines.error(
+                        raw,
+                        format!("flow `{name}`: reminders needs remind_after or backup_after"),
+                    ));
+                }
+                if let (Some(remind), Some(backup), Some(text)) =
+                    (remind_after, backup_after, &r.backup_after)
+                {
+                    if backup <= remind {
+                        return Err(lines.error(
+                            text,
+                            format!("flow `{name}`: reminders.backup_after must come after remind_after"),
+                        ));
+                    }
+                }
+                if backup_after.is_some() == backup_people.is_empty() {
+                    return Err(lines.error(
+                        raw,
+                        format!("flow `{name}`: reminders.backup_after and backup_people go together (who may decide, and from when)"),
+                    ));
+                }
+                if backup_channel.is_some() && backup_after.is_none() {
+                    return Err(lines.error(
+                        raw,
+                        format!("flow `{name}`: reminders.backup_channel needs backup_after and backup_people"),
+                    ));
+                }
+                Some(ReminderPolicy {
+                    remind_after,
+                    backup_after,
+                    backup_people,
+                    backup_channel,
                 })
             }
         };
@@ -923,6 +1015,7 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
             auto_approve,
             hook,
             break_glass,
+            reminders,
         });
     }
 
@@ -939,6 +1032,15 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
 type KnownPerson<'a> = dyn Fn(&Spanned<String>, &str) -> Result<PersonName, ConfigError> + 'a;
 
 /// A Lambda function ARN (a custom target's, a flow's hook).
+/// A Slack channel id: letters and digits (`C0APPROVALS`).
+fn channel_id(text: &Spanned<String>, what: &str, lines: &Lines) -> Result<String, ConfigError> {
+    let channel = text.get_ref();
+    if channel.is_empty() || !channel.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(lines.error(text, format!("{what} must name a Slack channel id")));
+    }
+    Ok(channel.clone())
+}
+
 fn lambda_arn<'a>(arn: &'a Spanned<String>, lines: &Lines) -> Result<&'a str, ConfigError> {
     let text = arn.get_ref();
     let function = text.split(":function:").nth(1).unwrap_or_default();

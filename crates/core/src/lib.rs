@@ -17,7 +17,8 @@ pub mod testing;
 
 pub use audit::{verify_chain, Action, AuditEvent, ChainError};
 pub use config::{
-    Approvers, AutoApproval, Config, ConfigError, Flow, Person, Target, TargetKind, Window,
+    Approvers, AutoApproval, Config, ConfigError, Flow, Person, ReminderPolicy, Target, TargetKind,
+    Window,
 };
 pub use identity::{Identity, IdentityError};
 pub use machine::{apply, open, Command, NewRequest, Transition, TransitionError};

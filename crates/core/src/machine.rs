@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 
 use crate::audit::{Action, AuditEvent, EventDraft, GENESIS};
 use crate::model::{
-    Actor, Approval, AutoDecider, By, Extension, Request, RequestId, SessionsEnded, State, Terms,
+    Actor, Approval, AutoDecider, By, Extension, MessageRef, Reminders, Request, RequestId,
+    SessionsEnded, State, Terms,
 };
 use crate::names::{FlowName, PersonName, TargetName};
 
@@ -53,6 +54,17 @@ pub enum Command {
     },
     /// The break-glass grant's review time passed unacknowledged; the state stays.
     ReviewOverdue,
+    /// Nobody answered by `due`: the approvers are reminded; the request stays PENDING.
+    Remind {
+        due: DateTime<Utc>,
+    },
+    /// Nobody answered by `due`: the backup approvers are asked (the request posted again as
+    /// `message`, in the backup channel, when there is one); it stays PENDING.
+    AskBackup {
+        due: DateTime<Utc>,
+        message: Option<MessageRef>,
+        reason: String,
+    },
 }
 
 impl Command {
@@ -72,6 +84,8 @@ impl Command {
             Command::DenyExtension { .. } => Action::DenyExtension,
             Command::Review { .. } => Action::Review,
             Command::ReviewOverdue => Action::ReviewOverdue,
+            Command::Remind { .. } => Action::Remind,
+            Command::AskBackup { .. } => Action::AskBackup,
         }
     }
 }
@@ -119,6 +133,14 @@ const TABLE: &[(State, Action, State, Who)] = &[
         State::Pending,
         Action::TimeOut,
         State::TimedOut,
+        Who::System,
+    ),
+    // Nobody answered for a while: the request is brought up again, still PENDING.
+    (State::Pending, Action::Remind, State::Pending, Who::System),
+    (
+        State::Pending,
+        Action::AskBackup,
+        State::Pending,
         Who::System,
     ),
     (
@@ -250,6 +272,8 @@ pub enum TransitionError {
     NotBreakGlass,
     #[error("this break-glass grant was already reviewed by {by}")]
     AlreadyReviewed { by: String },
+    #[error("{action} was already done on this request")]
+    AlreadyReminded { action: Action },
 }
 
 /// The result of an accepted transition.
@@ -336,6 +360,7 @@ pub fn open(
         channel: None,
         extension: None,
         break_glass: None,
+        reminders: None,
         extended: Duration::ZERO,
         audit_seq: event.seq,
         audit_head: event.hash.clone(),
@@ -532,6 +557,33 @@ pub fn apply(
                 });
             }
             review.unreviewed = true;
+        }
+        Command::Remind { due } => {
+            let reminders = next.reminders.get_or_insert_with(Reminders::default);
+            // Once the backups are asked, an earlier reminder is moot.
+            if reminders.reminded_at.is_some() || reminders.backup_asked_at.is_some() {
+                return Err(TransitionError::AlreadyReminded { action });
+            }
+            if now < due {
+                return Err(TransitionError::NotYetDue { action, due });
+            }
+            reminders.reminded_at = Some(now);
+        }
+        Command::AskBackup {
+            due,
+            message,
+            reason: why,
+        } => {
+            let reminders = next.reminders.get_or_insert_with(Reminders::default);
+            if reminders.backup_asked_at.is_some() {
+                return Err(TransitionError::AlreadyReminded { action });
+            }
+            if now < due {
+                return Err(TransitionError::NotYetDue { action, due });
+            }
+            reminders.backup_asked_at = Some(now);
+            reminders.backup_message = message;
+            reason = Some(why);
         }
     }
     let to = next.state;

@@ -336,6 +336,20 @@ impl BreakGlass {
     }
 }
 
+/// How a PENDING request nobody answered was brought up again (`[flows.reminders]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reminders {
+    /// When the approvers were reminded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminded_at: Option<DateTime<Utc>>,
+    /// When the flow's backup approvers were asked; from then on they may decide it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_asked_at: Option<DateTime<Utc>>,
+    /// The request as posted again in the backup channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_message: Option<MessageRef>,
+}
+
 /// One access request and, once approved, the grant it became.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
@@ -377,6 +391,9 @@ pub struct Request {
     /// Set on a break-glass request: its review.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<BreakGlass>,
+    /// Set once a request nobody answered was brought up again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminders: Option<Reminders>,
     /// How much time approved extensions added to the grant (already in `duration`).
     #[serde(
         default,

@@ -490,12 +490,14 @@ pub enum NotifyError {
 /// Tells people about requests (Slack).
 #[async_trait]
 pub trait Notifier: Send + Sync {
-    /// Posts a new request to the flow's approvers with Approve/Deny buttons.
+    /// Posts a request in `channel` (the approvers', or its backups') with Approve/Deny
+    /// buttons.
     async fn announce(
         &self,
         request: &Request,
         flow: &Flow,
         requester: &Person,
+        channel: &str,
     ) -> Result<MessageRef, NotifyError>;
     /// Rewrites the announcement to show the request's current state.
     async fn update(
@@ -509,9 +511,17 @@ pub trait Notifier: Send + Sync {
     /// is ACTIVE, the message offers its requester a way to end the access at once.
     async fn tell(&self, person: &Person, request: &Request, text: &str)
         -> Result<(), NotifyError>;
-    /// A new message in the thread of the request's announcement, shown in the channel too:
-    /// what needs the channel's attention again (a break-glass grant nobody reviewed).
-    async fn remind(&self, request: &Request, text: &str) -> Result<(), NotifyError>;
+    /// What needs a channel's attention again (a request nobody answered, a break-glass
+    /// grant nobody reviewed): a reply in the thread of the message `thread` (a `ts`), shown
+    /// in the channel too, or a new message in `channel` without one. `ping` (Slack user ids)
+    /// are mentioned, so that they are notified.
+    async fn remind(
+        &self,
+        channel: &str,
+        thread: Option<&str>,
+        text: &str,
+        ping: &[String],
+    ) -> Result<(), NotifyError>;
     /// A message only `person` sees, in `channel` (why a click was refused).
     async fn tell_privately(
         &self,

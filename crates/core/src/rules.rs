@@ -6,7 +6,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use crate::config::{AutoApproval, Flow, Person, Target, TargetKind, Window};
 use crate::machine::NewRequest;
-use crate::model::{format_duration, Request, Terms};
+use crate::model::{format_duration, Request, State, Terms};
 use crate::names::{FlowName, PersonName, TargetName};
 
 /// A request or decision the flow does not allow. Nothing is written when one is returned.
@@ -383,6 +383,27 @@ impl Flow {
         }
     }
 
+    /// Whether `person` is one of the flow's backup approvers and `request` is PENDING with
+    /// its backups asked (`[flows.reminders]`): then they may decide it too.
+    pub fn is_backup_for(&self, person: &str, request: &Request) -> bool {
+        request.state == State::Pending
+            && request
+                .reminders
+                .as_ref()
+                .is_some_and(|r| r.backup_asked_at.is_some())
+            && self
+                .reminders
+                .as_ref()
+                .is_some_and(|r| r.backup_people.iter().any(|p| p == person))
+    }
+
+    /// Whether `person` is among the flow's backup approvers, whatever the request.
+    pub fn is_backup(&self, person: &str) -> bool {
+        self.reminders
+            .as_ref()
+            .is_some_and(|r| r.backup_people.iter().any(|p| p == person))
+    }
+
     /// Whether `person` (in the directory `groups`) may approve or deny `request`.
     pub fn check_decider(
         &self,
@@ -390,7 +411,7 @@ impl Flow {
         groups: &[String],
         request: &Request,
     ) -> Result<(), RuleError> {
-        if !self.is_approver(person, groups) {
+        if !self.is_approver(person, groups) && !self.is_backup_for(person, request) {
             return Err(RuleError::NotAnApprover {
                 person: person.into(),
                 flow: self.name.clone(),
@@ -414,7 +435,85 @@ impl Flow {
     /// Whether `person` (in the directory `groups`) may see a request of this flow: its
     /// requester or an approver.
     pub fn may_view(&self, person: &str, groups: &[String], request: &Request) -> bool {
-        request.requester == person || self.is_approver(person, groups)
+        request.requester == person
+            || self.is_approver(person, groups)
+            || (self.is_backup(person)
+                && request
+                    .reminders
+                    .as_ref()
+                    .is_some_and(|r| r.backup_asked_at.is_some()))
+    }
+}
+
+/// What is due on a PENDING request nobody answered (`[flows.reminders]`, then its time-out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nudge {
+    /// Remind the approvers.
+    Remind,
+    /// Ask the backup approvers.
+    AskBackup,
+    /// Time the request out.
+    TimeOut,
+}
+
+impl Flow {
+    /// The next step due on PENDING `request` if nobody answers, and when: a reminder or the
+    /// backups' turn not taken yet, else its time-out. A step that would come at or after the
+    /// time-out is left out, and a reminder once the backups are asked.
+    pub fn next_nudge(&self, request: &Request) -> (Nudge, DateTime<Utc>) {
+        let mut next = (Nudge::TimeOut, request.pending_until);
+        let (Some(policy), done) = (
+            &self.reminders,
+            request.reminders.clone().unwrap_or_default(),
+        ) else {
+            return next;
+        };
+        let at = |after: Duration| {
+            request.created_at + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX)
+        };
+        if let Some(after) = policy
+            .backup_after
+            .filter(|_| done.backup_asked_at.is_none())
+        {
+            if at(after) < next.1 {
+                next = (Nudge::AskBackup, at(after));
+            }
+        }
+        let remind = policy
+            .remind_after
+            .filter(|_| done.reminded_at.is_none() && done.backup_asked_at.is_none());
+        if let Some(after) = remind {
+            if at(after) < next.1 {
+                next = (Nudge::Remind, at(after));
+            }
+        }
+        next
+    }
+
+    /// The step due on PENDING `request` at `now`, if any: the latest one whose time has come
+    /// (backups asked rather than a reminder first, when both are late).
+    pub fn nudge_due(&self, request: &Request, now: DateTime<Utc>) -> Option<Nudge> {
+        if now >= request.pending_until {
+            return Some(Nudge::TimeOut);
+        }
+        let (next, at) = self.next_nudge(request);
+        if at > now {
+            return None;
+        }
+        if next == Nudge::Remind {
+            // Both late: the backups are asked, which reminds too.
+            let mut reminded = request.clone();
+            reminded
+                .reminders
+                .get_or_insert_with(Default::default)
+                .reminded_at = Some(now);
+            if let (Nudge::AskBackup, later) = self.next_nudge(&reminded) {
+                if later <= now {
+                    return Some(Nudge::AskBackup);
+                }
+            }
+        }
+        Some(next)
     }
 }
 

@@ -170,6 +170,8 @@ fn may(action: Action) -> May {
         // Break-glass reviews (crates/core/tests/break_glass.rs).
         Action::Review => May::AnyPerson,
         Action::ReviewOverdue => May::System,
+        // Reminders (crates/core/src/service/remind_tests.rs).
+        Action::Remind | Action::AskBackup => May::System,
         Action::Revoke => May::Anyone,
         Action::Request => unreachable!("not a transition"),
     }

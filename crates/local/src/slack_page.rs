@@ -243,6 +243,8 @@ impl SlackPage {
             "blocks": message.blocks,
             "visible_to": message.visible_to,
             "visible_to_name": message.visible_to.as_deref().and_then(|id| self.name_of(id)),
+            // A reply in the thread of the message with this `ts`.
+            "thread_ts": message.thread_ts,
             // A direct message: the person it was sent to.
             "direct_to": self.name_of(&message.channel),
             "posted_at": message.posted_at,
@@ -704,6 +706,7 @@ group = "SymDemoAdmins"
                 {"type": "context", "elements": [{"type": "mrkdwn", "text": "Request `0193f0c2-8d4e-7b6a-9c1d-2e3f4a5b6c7d`"}]},
             ]),
             visible_to: None,
+            thread_ts: None,
             posted_at: chrono::Utc::now(),
             updated_at: None,
             edits: 0,

@@ -43,6 +43,32 @@ pub struct Message {
 
 /// The message showing `request` in its current state. Buttons only while it is PENDING,
 /// each carrying the request id as its `value`.
+/// How a request nobody answered was brought up again: the backups asked (and who they
+/// are), or the approvers reminded.
+fn reminded_line(request: &Request, flow: &Flow) -> Option<String> {
+    let reminders = request.reminders.as_ref()?;
+    if let Some(at) = reminders.backup_asked_at {
+        let people = flow
+            .reminders
+            .as_ref()
+            .map(|r| {
+                r.backup_people
+                    .iter()
+                    .map(|p| escape(p))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        return Some(format!(
+            ":bell: No answer by {}: backup approvers asked ({people})",
+            when(at)
+        ));
+    }
+    reminders
+        .reminded_at
+        .map(|at| format!(":bell: Approvers reminded at {}", when(at)))
+}
+
 pub fn request_message(request: &Request, flow: &Flow, requester: &Person) -> Message {
     let mut blocks = vec![
         section(format!(
@@ -65,6 +91,12 @@ pub fn request_message(request: &Request, flow: &Flow, requester: &Person) -> Me
                 { "type": "mrkdwn", "text": label },
                 plain_text(&text, MAX_FIELD_CHARS),
             ],
+        }));
+    }
+    if let Some(line) = reminded_line(request, flow) {
+        blocks.push(json!({
+            "type": "context",
+            "elements": [{ "type": "mrkdwn", "text": line }],
         }));
     }
     if request.state == State::Pending {
@@ -500,6 +532,7 @@ pub(crate) mod tests {
             auto_approve: vec![],
             hook: None,
             break_glass: None,
+            reminders: None,
         }
     }
 

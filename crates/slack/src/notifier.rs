@@ -11,7 +11,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::blocks::{notice, notice_about, request_message};
+use crate::blocks::{escape, notice, notice_about, request_message, Message};
 
 /// Slack's own Web API base.
 pub const DEFAULT_BASE_URL: &str = "https://slack.com/api";
@@ -146,14 +146,14 @@ impl Notifier for SlackNotifier {
         request: &Request,
         flow: &Flow,
         requester: &Person,
+        channel: &str,
     ) -> Result<MessageRef, NotifyError> {
         let message = request_message(request, flow, requester);
         let answer = self
             .call(
                 "chat.postMessage",
                 &json!({
-                    // A request hook may have sent it to another approvers channel.
-                    "channel": request.channel.as_deref().unwrap_or(&flow.approvers.channel),
+                    "channel": channel,
                     "text": message.text,
                     "blocks": message.blocks,
                     "unfurl_links": false,
@@ -190,31 +190,29 @@ impl Notifier for SlackNotifier {
         .map(drop)
     }
 
-    /// In the announcement's thread, broadcast to the channel. Without an announcement (it
-    /// was never posted), in the channel the request belongs to.
-    async fn remind(&self, request: &Request, text: &str) -> Result<(), NotifyError> {
-        let message = notice(text);
-        let mut body = json!({
-            "text": message.text,
-            "blocks": message.blocks,
-            "mrkdwn": false,
-            "parse": "none",
-            "unfurl_links": false,
-            "unfurl_media": false,
-        });
-        match (&request.message, &request.channel) {
-            (Some(posted), _) => {
-                body["channel"] = json!(posted.channel);
-                body["thread_ts"] = json!(posted.ts);
-                body["reply_broadcast"] = json!(true);
-            }
-            (None, Some(channel)) => body["channel"] = json!(channel),
-            (None, None) => {
-                return Err(NotifyError::Refused(format!(
-                    "request {} has no Slack message or channel to remind",
-                    request.id
-                )))
-            }
+    /// In the thread of `thread`, broadcast to the channel, or a new message without one.
+    /// `text` goes as [`tell`](Notifier::tell)'s does; the mentions of `ping` are a `mrkdwn`
+    /// block of their own, so that Slack notifies them.
+    async fn remind(
+        &self,
+        channel: &str,
+        thread: Option<&str>,
+        text: &str,
+        ping: &[String],
+    ) -> Result<(), NotifyError> {
+        let mut message = notice(text);
+        if !ping.is_empty() {
+            let mentions: Vec<String> =
+                ping.iter().map(|id| format!("<@{}>", escape(id))).collect();
+            message.blocks.push(json!({
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": mentions.join(" ")},
+            }));
+        }
+        let mut body = plain_post(channel, &message);
+        if let Some(ts) = thread {
+            body["thread_ts"] = json!(ts);
+            body["reply_broadcast"] = json!(true);
         }
         self.call("chat.postMessage", &body).await.map(drop)
     }
@@ -231,20 +229,9 @@ impl Notifier for SlackNotifier {
     ) -> Result<(), NotifyError> {
         let message = notice_about(text, request);
         // A user id as channel makes Slack deliver to the bot's DM with that user.
-        self.call(
-            "chat.postMessage",
-            &json!({
-                "channel": person.slack_id,
-                "text": message.text,
-                "blocks": message.blocks,
-                "mrkdwn": false,
-                "parse": "none",
-                "unfurl_links": false,
-                "unfurl_media": false,
-            }),
-        )
-        .await
-        .map(drop)
+        self.call("chat.postMessage", &plain_post(&person.slack_id, &message))
+            .await
+            .map(drop)
     }
 
     async fn tell_privately(
@@ -267,6 +254,20 @@ impl Notifier for SlackNotifier {
         .await
         .map(drop)
     }
+}
+
+/// A `chat.postMessage` body for text elevate does not format: neither formatted nor linked
+/// by Slack, and nothing unfurls.
+fn plain_post(channel: &str, message: &Message) -> Value {
+    json!({
+        "channel": channel,
+        "text": message.text,
+        "blocks": message.blocks,
+        "mrkdwn": false,
+        "parse": "none",
+        "unfurl_links": false,
+        "unfurl_media": false,
+    })
 }
 
 /// Against the recording stand-in, which answers and checks like Slack.

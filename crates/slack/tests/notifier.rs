@@ -103,7 +103,7 @@ async fn announce_posts_the_request_with_buttons_and_returns_where() {
     let request = pending();
 
     let message = notifier
-        .announce(&request, &f.flow, &f.alice)
+        .announce(&request, &f.flow, &f.alice, &f.flow.approvers.channel)
         .await
         .expect("announce");
 
@@ -138,7 +138,7 @@ async fn update_rewrites_the_announcement_in_place() {
     let f = fixture();
     let request = pending();
     let message = notifier
-        .announce(&request, &f.flow, &f.alice)
+        .announce(&request, &f.flow, &f.alice, &f.flow.approvers.channel)
         .await
         .expect("announce");
 
@@ -220,7 +220,7 @@ async fn a_wrong_token_is_refused() {
     let f = fixture();
 
     let err = notifier
-        .announce(&pending(), &f.flow, &f.alice)
+        .announce(&pending(), &f.flow, &f.alice, &f.flow.approvers.channel)
         .await
         .expect_err("refused");
     assert!(
@@ -304,7 +304,7 @@ async fn a_stand_in_that_is_down_is_unavailable() {
     };
     let nowhere = SlackNotifier::new(format!("http://127.0.0.1:{port}/api"), TOKEN);
     let err = nowhere
-        .announce(&pending(), &f.flow, &f.alice)
+        .announce(&pending(), &f.flow, &f.alice, &f.flow.approvers.channel)
         .await
         .expect_err("down");
     assert!(matches!(err, NotifyError::Unavailable(_)), "{err:?}");
@@ -511,7 +511,7 @@ async fn router_composes_with_other_routes() {
     let notifier = SlackNotifier::new(format!("http://{addr}/api"), TOKEN);
     let f = fixture();
     let message = notifier
-        .announce(&pending(), &f.flow, &f.alice)
+        .announce(&pending(), &f.flow, &f.alice, &f.flow.approvers.channel)
         .await
         .expect("announce");
     assert_eq!(state.messages(CHANNEL)[0].ts, message.ts);
@@ -548,7 +548,7 @@ async fn forged_reasons_are_inert_plain_text_in_the_channel_message_and_its_upda
     let mut request = pending();
     request.reason = FORGERY.into();
     let message = notifier
-        .announce(&request, &f.flow, &f.alice)
+        .announce(&request, &f.flow, &f.alice, &f.flow.approvers.channel)
         .await
         .expect("announce");
     let announced = &standin.messages(CHANNEL)[0];
@@ -672,4 +672,58 @@ async fn stand_in_refuses_text_objects_slack_would() {
         assert_eq!(answer["error"], "invalid_blocks", "{} chars", text.len());
     }
     assert!(standin.messages("C1").is_empty());
+}
+
+#[tokio::test]
+async fn a_reminder_replies_in_the_thread_for_the_channel_and_mentions_who_it_pings() {
+    let (standin, notifier) = standin().await;
+    let f = fixture();
+    let request = pending();
+    let message = notifier
+        .announce(&request, &f.flow, &f.alice, "C0BACKUP")
+        .await
+        .expect("announce");
+    assert_eq!(message.channel, "C0BACKUP");
+
+    notifier
+        .remind(
+            "C0BACKUP",
+            Some(&message.ts),
+            "Request waited 20m: <!channel> *bold*",
+            &["U0BOB0001".to_owned()],
+        )
+        .await
+        .expect("remind");
+    let posted = standin.messages("C0BACKUP");
+    assert_eq!(posted.len(), 2);
+    let reply = &posted[1];
+    assert_eq!(reply.thread_ts.as_deref(), Some(message.ts.as_str()));
+    let calls = standin.calls();
+    let body = &calls.last().expect("a call").body;
+    assert_eq!(body["reply_broadcast"], true);
+    assert_eq!(body["parse"], "none");
+    // The text is plain; only the mention block is mrkdwn, and holds nothing but mentions.
+    let blocks = reply.blocks.as_array().expect("blocks");
+    let mrkdwn: Vec<&str> = blocks
+        .iter()
+        .filter(|b| b["text"]["type"] == "mrkdwn")
+        .filter_map(|b| b["text"]["text"].as_str())
+        .collect();
+    assert_eq!(mrkdwn, ["<@U0BOB0001>"]);
+    assert!(reply.all_text().contains("<!channel> *bold*"));
+
+    // Without a thread, a message of its own; a thread that is not there is Slack's refusal.
+    notifier
+        .remind(CHANNEL, None, "Request waited", &[])
+        .await
+        .expect("remind");
+    assert_eq!(standin.messages(CHANNEL)[0].thread_ts, None);
+    let missing = notifier
+        .remind(CHANNEL, Some("1.000001"), "Request waited", &[])
+        .await;
+    assert!(
+        matches!(&missing, Err(NotifyError::Refused(why)) if why.contains("thread_not_found")),
+        "{missing:?}"
+    );
+    standin.stop().await;
 }

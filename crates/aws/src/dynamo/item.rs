@@ -59,6 +59,7 @@ pub(super) mod attr {
     pub const APPROVALS: &str = "approvals";
     pub const EXTENSION: &str = "extension";
     pub const BREAK_GLASS: &str = "break_glass";
+    pub const REMINDERS: &str = "reminders";
     pub const EXTENDED: &str = "extended";
     pub const EXTEND_BY: &str = "extend_by";
 
@@ -166,6 +167,7 @@ pub(super) fn request_attributes(r: &Request) -> Vec<(&'static str, Option<Attri
             attr::BREAK_GLASS,
             r.break_glass.as_ref().map(serde_attribute),
         ),
+        (attr::REMINDERS, r.reminders.as_ref().map(serde_attribute)),
         (
             attr::EXTENDED,
             (!r.extended.is_zero()).then(|| n(r.extended.as_secs())),
@@ -472,6 +474,7 @@ pub(super) fn request_from_item(item: &Item) -> Result<Request, StoreError> {
         channel: f.opt_s(attr::CHANNEL)?,
         extension: f.serde(attr::EXTENSION)?,
         break_glass: f.serde(attr::BREAK_GLASS)?,
+        reminders: f.serde(attr::REMINDERS)?,
         extended: Duration::from_secs(f.opt_u64(attr::EXTENDED)?.unwrap_or(0)),
         audit_seq: f.u64(attr::AUDIT_SEQ)?,
         audit_head: f.s(attr::AUDIT_HEAD)?,
@@ -558,7 +561,7 @@ mod tests {
     use super::*;
     use elevate_core::config::{Person, Target, TargetKind};
     use elevate_core::machine::{apply, open, Command, NewRequest};
-    use elevate_core::model::{BreakGlass, By};
+    use elevate_core::model::{BreakGlass, By, Reminders};
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -624,6 +627,14 @@ mod tests {
         full.message = Some(MessageRef {
             channel: "C123".into(),
             ts: "1700000000.000100".into(),
+        });
+        full.reminders = Some(Reminders {
+            reminded_at: Some(at("2026-11-25T10:20:00.125Z")),
+            backup_asked_at: Some(at("2026-11-25T10:40:00Z")),
+            backup_message: Some(MessageRef {
+                channel: "C0BACKUP".into(),
+                ts: "1700000000.000200".into(),
+            }),
         });
         (full, approved.event)
     }

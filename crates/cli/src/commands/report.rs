@@ -253,12 +253,14 @@ impl Trail {
             }
             Action::Review => self.reviewed = Some(step),
             Action::ReviewOverdue => self.unreviewed = true,
-            // Extensions show in the access's end (and in `elevate show`).
+            // Extensions show in the access's end; they and reminders in `elevate show`.
             Action::Repair
             | Action::AskExtension
             | Action::ApproveExtension
             | Action::Extend
-            | Action::DenyExtension => {}
+            | Action::DenyExtension
+            | Action::Remind
+            | Action::AskBackup => {}
         }
         if event.sessions.is_some() {
             self.sessions = event.sessions;

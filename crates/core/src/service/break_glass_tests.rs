@@ -268,10 +268,15 @@ async fn an_unreviewed_grant_is_marked_at_its_deadline_and_the_channel_is_remind
         .into_iter()
         .filter_map(|n| match n {
             Notice::Remind {
-                request_id,
-                message,
+                channel,
+                thread,
                 text,
-            } if request_id == request.id => Some((message.map(|m| m.channel), text)),
+                ping,
+            } => {
+                assert_eq!(thread, marked.message.as_ref().map(|m| m.ts.clone()));
+                assert!(ping.is_empty());
+                Some((Some(channel), text))
+            }
             _ => None,
         })
         .collect();

@@ -6,6 +6,7 @@ use crate::events::ScheduledAction;
 use crate::machine::{self, Command};
 use crate::model::{format_duration, By, Request, RequestId, SessionsEnded, State, Terms};
 use crate::ports::{Membership, StoreError};
+use crate::rules::Nudge;
 
 use super::{App, Caller, ServiceError};
 
@@ -447,7 +448,8 @@ pub(crate) fn same_access(a: &Terms, b: &Terms) -> bool {
     a.target.kind == b.target.kind && same_identity
 }
 
-/// PENDING → TIMED_OUT once nobody answered in time.
+/// PENDING → TIMED_OUT once nobody answered in time; before that, the flow's reminders
+/// (see [`remind`](super::remind)) ride the same schedule.
 #[tracing::instrument(skip_all, fields(request_id = %id))]
 pub async fn time_out(app: &App, id: &RequestId) -> Result<Option<Request>, ServiceError> {
     let request = app.load(id).await?;
@@ -456,6 +458,11 @@ pub async fn time_out(app: &App, id: &RequestId) -> Result<Option<Request>, Serv
     }
     if request.state != State::Pending {
         return Ok(None);
+    }
+    if let Some(flow) = app.config.flow(&request.flow) {
+        if flow.next_nudge(&request).0 != Nudge::TimeOut {
+            return super::remind::nudge(app, flow, request).await;
+        }
     }
     app.clock.sleep_until(request.pending_until).await;
     let Some(request) = app
@@ -500,7 +507,8 @@ async fn review_overdue(app: &App, request: Request) -> Result<Option<Request>, 
                     format_duration(marked.duration),
                     review.review_by.format("%Y-%m-%d %H:%M UTC"),
                 );
-                if let Err(err) = app.notifier.remind(&marked, &text).await {
+                let (channel, thread) = app.thread_of(&marked);
+                if let Err(err) = app.notifier.remind(channel, thread, &text, &[]).await {
                     tracing::error!(error = %err, "could not remind the channel of the unreviewed break-glass grant");
                 }
                 app.tell(&marked, None).await;

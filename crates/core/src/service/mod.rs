@@ -7,6 +7,7 @@ mod grant;
 mod hook;
 mod query;
 mod reconcile;
+mod remind;
 mod slack;
 mod submit;
 mod sweep;
@@ -32,7 +33,7 @@ pub use sweep::{sweep, SweepReport};
 
 use crate::config::{Config, Flow, Person};
 use crate::machine::{self, Command, Transition};
-use crate::model::{AutoDecider, By, Request, RequestId, Terms};
+use crate::model::{AutoDecider, By, MessageRef, Request, RequestId, Terms};
 use crate::ports::{
     Clock, Directory, Escalation, FollowUps, Invoker, Notifier, NotifyError, RequestStore,
     Scheduler, StoreError, Strategy,
@@ -303,24 +304,55 @@ impl App {
 
     /// Shows the request's new state in its Slack message. Slack being down must not undo or
     /// block a grant, so a failure is logged; it is returned when it is worth retrying.
+    /// The request posted again for its backup approvers is shown the same way.
     pub(crate) async fn refresh_message(&self, request: &Request) -> Result<(), NotifyError> {
-        let Some(message) = &request.message else {
+        let backup = request
+            .reminders
+            .as_ref()
+            .and_then(|r| r.backup_message.as_ref());
+        let messages: Vec<&MessageRef> = request.message.iter().chain(backup).collect();
+        if messages.is_empty() {
             return Ok(());
-        };
+        }
         let (Some(flow), Ok(terms)) = (self.config.flow(&request.flow), self.terms(request)) else {
             tracing::info!(request_id = %request.id, "flow no longer configured; Slack message left as it is");
             return Ok(());
         };
-        let result = self
-            .notifier
-            .update(request, flow, &terms.person, message)
-            .await;
-        retry_worthy(result, || {
-            format!(
-                "could not update the Slack message of request {}",
-                request.id
-            )
-        })
+        let mut shown = Ok(());
+        for message in messages {
+            let result = self
+                .notifier
+                .update(request, flow, &terms.person, message)
+                .await;
+            let result = retry_worthy(result, || {
+                format!(
+                    "could not update the Slack message of request {} in {}",
+                    request.id, message.channel
+                )
+            });
+            shown = shown.and(result);
+        }
+        shown
+    }
+
+    /// Where to bring up `request` again: the thread of its announcement, else (never
+    /// posted) the channel it belongs to.
+    pub(crate) fn thread_of<'r>(&'r self, request: &'r Request) -> (&'r str, Option<&'r str>) {
+        match &request.message {
+            Some(message) => (&message.channel, Some(&message.ts)),
+            None => {
+                let flow_channel = self
+                    .config
+                    .flow(&request.flow)
+                    .map(|flow| flow.approvers.channel.as_str());
+                let channel = request
+                    .channel
+                    .as_deref()
+                    .or(flow_channel)
+                    .unwrap_or_default();
+                (channel, None)
+            }
+        }
     }
 
     /// A direct message to the requester; like [`App::refresh_message`].
@@ -371,6 +403,8 @@ mod break_glass_tests;
 mod directory_tests;
 #[cfg(test)]
 mod hook_tests;
+#[cfg(test)]
+mod remind_tests;
 #[cfg(test)]
 mod sessions_tests;
 #[cfg(test)]

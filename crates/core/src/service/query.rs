@@ -92,7 +92,7 @@ pub async fn list(
                 .config
                 .flows
                 .iter()
-                .filter(|flow| flow.is_approver(name, &groups))
+                .filter(|flow| flow.is_approver(name, &groups) || flow.is_backup(name))
                 .collect();
             ListQuery::State {
                 state: state.unwrap_or(State::Pending),

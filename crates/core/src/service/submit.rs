@@ -278,7 +278,14 @@ pub(crate) async fn announce(app: &App, request: &mut Request) -> Result<bool, S
     if posted {
         let flow = app.flow_of(request)?;
         let terms = app.terms(request)?;
-        let message = app.notifier.announce(request, flow, &terms.person).await?;
+        let channel = request
+            .channel
+            .as_deref()
+            .unwrap_or(&flow.approvers.channel);
+        let message = app
+            .notifier
+            .announce(request, flow, &terms.person, channel)
+            .await?;
         let recorded = app.store.set_message(&request.id, &message).await;
         request.message = Some(message);
         recorded?;
@@ -286,9 +293,12 @@ pub(crate) async fn announce(app: &App, request: &mut Request) -> Result<bool, S
     if request.state != State::Pending || review_by.is_some() {
         return Ok(posted);
     }
-    app.scheduler
-        .schedule(request.pending_until, &timeout)
-        .await?;
+    // The time-out schedule fires first for the flow's reminders, if any.
+    let first = app
+        .config
+        .flow(&request.flow)
+        .map_or(request.pending_until, |flow| flow.next_nudge(request).1);
+    app.scheduler.schedule(first, &timeout).await?;
     Ok(posted)
 }
 

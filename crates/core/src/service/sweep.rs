@@ -21,6 +21,8 @@ pub struct SweepReport {
     pub announced: usize,
     /// Break-glass grants found past their review time unreviewed, and marked.
     pub reviews_overdue: usize,
+    /// PENDING requests whose reminder or backup approvers were due, and taken now.
+    pub reminded: usize,
     /// Differences between IAM and the grants that reconciliation repaired.
     pub repairs: usize,
     pub errors: usize,
@@ -28,7 +30,8 @@ pub struct SweepReport {
 
 /// ACTIVE grants past expiry are ended; FAILED grants have their access removed and end;
 /// APPROVED requests never escalated are escalated again, then failed after the deadline;
-/// PENDING requests past their time-out time out, and those still unannounced a while after
+/// PENDING requests past their time-out time out, those past a reminder or their backups' turn
+/// get it, and those still unannounced a while after
 /// they were opened (see [`Settings::escalation_retry_after`](super::Settings)) are announced; then
 /// reconciliation repairs any difference between the managed groups and the grants. A
 /// break-glass grant never posted is posted, and one past its review time is marked
@@ -101,9 +104,17 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
     }
 
     for request in pending {
+        let nudge = app
+            .config
+            .flow(&request.flow)
+            .and_then(|flow| flow.nudge_due(&request, now));
         if request.pending_until <= now {
             let result = time_out(app, &request.id).await.map(|r| r.is_some());
             note(result, &mut report.timed_out, &mut report.errors);
+        } else if nudge.is_some() && request.message.is_some() {
+            // A reminder or the backups' turn whose schedule was lost.
+            let result = time_out(app, &request.id).await.map(|r| r.is_some());
+            note(result, &mut report.reminded, &mut report.errors);
         } else if request.message.is_none()
             && (now - request.created_at).to_std().unwrap_or_default()
                 >= app.settings.escalation_retry_after

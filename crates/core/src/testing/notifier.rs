@@ -36,10 +36,11 @@ pub enum Notice {
         text: String,
     },
     Remind {
-        request_id: RequestId,
-        /// The announcement it was posted under.
-        message: Option<MessageRef>,
+        channel: String,
+        /// The `ts` of the message it was posted under.
+        thread: Option<String>,
         text: String,
+        ping: Vec<String>,
     },
 }
 
@@ -51,7 +52,7 @@ struct NotifierInner {
 }
 
 /// [`Notifier`] that records what it was asked to say. An announcement answers a
-/// [`MessageRef`] in the request's channel (else the flow's approvers channel) with an increasing Slack-like `ts`.
+/// [`MessageRef`] in the channel it was given, with an increasing Slack-like `ts`.
 #[derive(Default)]
 pub struct RecordingNotifier {
     inner: Mutex<NotifierInner>,
@@ -106,14 +107,12 @@ impl Notifier for RecordingNotifier {
         request: &Request,
         flow: &Flow,
         requester: &Person,
+        channel: &str,
     ) -> Result<MessageRef, NotifyError> {
         let mut inner = self.enter()?;
         inner.next_ts += 1;
         let message = MessageRef {
-            channel: request
-                .channel
-                .clone()
-                .unwrap_or_else(|| flow.approvers.channel.clone()),
+            channel: channel.to_owned(),
             ts: format!("1700000000.{:06}", inner.next_ts),
         };
         inner.notices.push(Notice::Announce {
@@ -156,12 +155,19 @@ impl Notifier for RecordingNotifier {
         Ok(())
     }
 
-    async fn remind(&self, request: &Request, text: &str) -> Result<(), NotifyError> {
+    async fn remind(
+        &self,
+        channel: &str,
+        thread: Option<&str>,
+        text: &str,
+        ping: &[String],
+    ) -> Result<(), NotifyError> {
         let mut inner = self.enter()?;
         inner.notices.push(Notice::Remind {
-            request_id: request.id.clone(),
-            message: request.message.clone(),
+            channel: channel.to_owned(),
+            thread: thread.map(str::to_owned),
             text: text.to_owned(),
+            ping: ping.to_vec(),
         });
         Ok(())
     }

@@ -314,11 +314,11 @@ async fn notifier_and_invoker_record() {
 
     let notifier = RecordingNotifier::new();
     let first = notifier
-        .announce(&request, flow, alice)
+        .announce(&request, flow, alice, &flow.approvers.channel)
         .await
         .expect("announce");
     let second = notifier
-        .announce(&request, flow, alice)
+        .announce(&request, flow, alice, &flow.approvers.channel)
         .await
         .expect("announce");
     assert_eq!(first.channel, "C0APPROVALS");

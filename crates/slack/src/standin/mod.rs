@@ -74,6 +74,9 @@ pub struct PostedMessage {
     pub blocks: Value,
     /// For ephemeral messages: the only user who sees it.
     pub visible_to: Option<String>,
+    /// For a reply: the `ts` of the message it answers in a thread.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_ts: Option<String>,
     pub posted_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
     /// How many times `chat.update` rewrote it.
@@ -532,6 +535,18 @@ impl Inner {
             .ok_or("channel_not_found")?
             .to_owned();
         let (text, blocks) = content(body)?;
+        // A reply goes under a message of the same channel, as Slack's does.
+        let thread_ts = field(body, "thread_ts").map(str::to_owned);
+        if let Some(parent) = &thread_ts {
+            let found = self
+                .recording
+                .messages
+                .iter()
+                .any(|m| m.channel == channel && m.ts == *parent && m.visible_to.is_none());
+            if !found {
+                return Err("thread_not_found".into());
+            }
+        }
         let ts = self.next_ts(now);
         let answer = json!({
             "ok": true,
@@ -545,6 +560,7 @@ impl Inner {
             text,
             blocks,
             visible_to: None,
+            thread_ts,
             posted_at: now,
             updated_at: None,
             edits: 0,
@@ -660,6 +676,7 @@ impl Inner {
             text,
             blocks,
             visible_to: Some(user),
+            thread_ts: None,
             posted_at: now,
             updated_at: None,
             edits: 0,

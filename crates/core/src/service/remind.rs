@@ -1,0 +1,209 @@
+//! A PENDING request nobody answers is brought up again before it times out
+//! (`[flows.reminders]`): its approvers are reminded, then its backup approvers asked, who may
+//! decide it from then on. Each step rides the request's time-out schedule, which fires at the
+//! next step due and is set again for the one after; the sweep takes a step whose schedule
+//! was lost.
+
+use chrono::{DateTime, Utc};
+
+use super::{App, ServiceError};
+use crate::config::{Flow, ReminderPolicy};
+use crate::events::ScheduledAction;
+use crate::machine::Command;
+use crate::model::{format_duration, MessageRef, Request, State};
+use crate::names::PersonName;
+use crate::rules::Nudge;
+
+/// How much earlier than its step a delivery may come and still take it (a later one is a
+/// stale or repeated delivery, or the flow changed since: the schedule is set again).
+const EARLY: chrono::Duration = chrono::Duration::seconds(10);
+
+/// The time-out schedule of PENDING `request` fired while a reminder or the backups' turn
+/// comes first: takes that step (once), then sets the schedule for the next. `Ok(None)` when
+/// nothing was due, or the request was answered meanwhile.
+pub(crate) async fn nudge(
+    app: &App,
+    flow: &Flow,
+    request: Request,
+) -> Result<Option<Request>, ServiceError> {
+    let (_, at) = flow.next_nudge(&request);
+    if at - app.clock.now() > EARLY {
+        schedule_next(app, flow, &request).await?;
+        return Ok(None);
+    }
+    app.clock.sleep_until(at).await;
+    let Some(policy) = &flow.reminders else {
+        return Ok(None);
+    };
+    let taken = match flow.nudge_due(&request, app.clock.now()) {
+        Some(Nudge::Remind) => remind(app, flow, request, at).await?,
+        Some(Nudge::AskBackup) => ask_backup(app, flow, policy, request, at).await?,
+        // Its time-out came meanwhile: the schedule set again fires it.
+        Some(Nudge::TimeOut) | None => {
+            schedule_next(app, flow, &request).await?;
+            return Ok(None);
+        }
+    };
+    if let Some(request) = &taken {
+        schedule_next(app, flow, request).await?;
+    }
+    Ok(taken)
+}
+
+async fn schedule_next(app: &App, flow: &Flow, request: &Request) -> Result<(), ServiceError> {
+    let (_, at) = flow.next_nudge(request);
+    let timeout = ScheduledAction::Timeout {
+        request_id: request.id.clone(),
+    };
+    Ok(app.scheduler.schedule(at, &timeout).await?)
+}
+
+/// Reminds the approvers in the request's thread, naming those listed by name, then records
+/// it (audit `remind`). Posted first: a failure is retried, and may remind twice, never not.
+async fn remind(
+    app: &App,
+    flow: &Flow,
+    request: Request,
+    due: DateTime<Utc>,
+) -> Result<Option<Request>, ServiceError> {
+    let ping = slack_ids(app, &flow.approvers.people, &request);
+    let text = format!(
+        "Request {} of {} ({}, {}) has waited {} for an answer; it times out at {}.",
+        request.id,
+        request.requester,
+        request.flow,
+        format_duration(request.duration),
+        waited(&request, app.clock.now()),
+        request.pending_until.format("%Y-%m-%d %H:%M UTC"),
+    );
+    let (channel, thread) = app.thread_of(&request);
+    app.notifier.remind(channel, thread, &text, &ping).await?;
+    let recorded = step_pending(app, request, || Command::Remind { due }).await?;
+    if let Some(reminded) = &recorded {
+        tracing::info!(request_id = %reminded.id, "approvers reminded");
+        app.refresh_message(reminded).await.ok();
+    }
+    Ok(recorded)
+}
+
+/// Asks the backup approvers: posts the request again in the backup channel (with its
+/// buttons), or else in its own thread, pinging them; then records it (audit `ask_backup`),
+/// from when they may decide it.
+async fn ask_backup(
+    app: &App,
+    flow: &Flow,
+    policy: &ReminderPolicy,
+    request: Request,
+    due: DateTime<Utc>,
+) -> Result<Option<Request>, ServiceError> {
+    let ping = slack_ids(app, &policy.backup_people, &request);
+    let names = policy
+        .backup_people
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let waited = waited(&request, app.clock.now());
+    let id = request.id.clone();
+    let posted: Option<MessageRef> = match &policy.backup_channel {
+        Some(channel) => {
+            let terms = app.terms(&request)?;
+            Some(
+                app.notifier
+                    .announce(&request, flow, &terms.person, channel)
+                    .await?,
+            )
+        }
+        None => None,
+    };
+    let text = format!(
+        "Request {} of {} ({}, {}) has had no answer for {waited}: backup approvers {names}, you may approve or deny it now.",
+        request.id,
+        request.requester,
+        request.flow,
+        format_duration(request.duration),
+    );
+    let (channel, thread) = match &posted {
+        Some(message) => (message.channel.as_str(), Some(message.ts.as_str())),
+        None => app.thread_of(&request),
+    };
+    app.notifier.remind(channel, thread, &text, &ping).await?;
+    let reason = match &posted {
+        Some(message) => format!(
+            "no answer for {waited}: {names} may decide too; posted in {}",
+            message.channel
+        ),
+        None => format!("no answer for {waited}: {names} may decide too"),
+    };
+    let recorded = step_pending(app, request, || Command::AskBackup {
+        due,
+        message: posted.clone(),
+        reason: reason.clone(),
+    })
+    .await?;
+    match &recorded {
+        Some(asked) => {
+            tracing::info!(request_id = %asked.id, "backup approvers asked");
+            app.refresh_message(asked).await.ok();
+        }
+        // Answered meanwhile: the copy just posted shows the answer, not its buttons.
+        None => {
+            if let Some(message) = &posted {
+                let now = app.load(&id).await?;
+                let terms = app.terms(&now)?;
+                if let Err(err) = app
+                    .notifier
+                    .update(&now, flow, &terms.person, message)
+                    .await
+                {
+                    tracing::warn!(error = %err, "could not show the answer in the backup channel's copy");
+                }
+            }
+        }
+    }
+    Ok(recorded)
+}
+
+/// Writes `command` on `request` while it is PENDING, reading it again when another step
+/// (an approval of several) was written first. `None` once it is PENDING no more, or the
+/// step was taken by someone else.
+async fn step_pending(
+    app: &App,
+    mut request: Request,
+    command: impl Fn() -> Command,
+) -> Result<Option<Request>, ServiceError> {
+    for _ in 0..3 {
+        if request.state != State::Pending {
+            return Ok(None);
+        }
+        match app.step(&request, command(), &app.system("revoke")).await {
+            Ok(Some(done)) => return Ok(Some(done)),
+            Ok(None) => request = app.load(&request.id).await?,
+            Err(ServiceError::Transition(err)) => {
+                tracing::info!(error = %err, "already taken; nothing to record");
+                return Ok(None);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Err(ServiceError::Conflict(format!(
+        "request {} kept changing while reminding its approvers; the sweep tries again",
+        request.id
+    )))
+}
+
+/// The Slack ids of `people` (other than the requester and those who approved already), to
+/// mention them.
+fn slack_ids(app: &App, people: &[PersonName], request: &Request) -> Vec<String> {
+    people
+        .iter()
+        .filter(|p| **p != request.requester)
+        .filter(|p| !request.approvals.iter().any(|a| a.by == p.as_str()))
+        .filter_map(|p| app.config.person(p))
+        .map(|p| p.slack_id.clone())
+        .collect()
+}
+
+fn waited(request: &Request, now: DateTime<Utc>) -> String {
+    format_duration((now - request.created_at).to_std().unwrap_or_default())
+}
