@@ -11,7 +11,7 @@ setup: ## Install the tools the tests need (moto server, cfn-lint)
 dev: ## Run the local stack in the foreground (moto, the functions, the Slack page); Ctrl-C stops it
 	ELEVATE_SETUP_BROWSER=0 .ci/setup
 	cargo build -p elevate -p elevate-local
-	./target/debug/elevate-local up --config infra/elevate.toml --state-dir .local --port 4000 --identity-center
+	./target/debug/elevate-local up --config infra/elevate.toml --state-dir .local --port 4000 --identity-center --workflows
 
 test: setup ## Run every test (installs what they need first; each starts its own moto server)
 	cargo test --workspace --all-targets

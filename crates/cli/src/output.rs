@@ -310,6 +310,19 @@ pub fn request_detail(r: &Request) -> String {
     if r.state == elevate_core::State::Pending {
         lines.push(("times out", timestamp(r.pending_until)));
     }
+    if let Some(reminders) = &r.reminders {
+        if let Some(at) = reminders.reminded_at {
+            lines.push(("reminded", format!("approvers at {}", timestamp(at))));
+        }
+        if let Some(at) = reminders.backup_asked_at {
+            let posted = reminders
+                .backup_message
+                .as_ref()
+                .map(|m| format!(", posted in {}", m.channel))
+                .unwrap_or_default();
+            lines.push(("backups", format!("asked at {}{posted}", timestamp(at))));
+        }
+    }
     let approvals = |list: &[elevate_core::model::Approval]| {
         list.iter()
             .map(|a| format!("{} at {}", a.by, timestamp(a.at)))

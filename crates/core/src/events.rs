@@ -27,6 +27,10 @@ pub enum ScheduledAction {
     Expire { request_id: RequestId },
     /// Time a PENDING request out when nobody answered.
     Timeout { request_id: RequestId },
+    /// Remind the approvers of a PENDING request nobody answered (`[flows.reminders]`).
+    Remind { request_id: RequestId },
+    /// Ask the backup approvers of a PENDING request nobody answered.
+    AskBackup { request_id: RequestId },
     /// Periodic sweep for anything missed.
     Sweep,
 }
@@ -38,6 +42,9 @@ impl ScheduledAction {
         match self {
             ScheduledAction::Expire { request_id } => format!("revoke-{request_id}"),
             ScheduledAction::Timeout { request_id } => format!("timeout-{request_id}"),
+            // Under `timeout-`: the same functions write them, with the same permission.
+            ScheduledAction::Remind { request_id } => format!("timeout-{request_id}-remind"),
+            ScheduledAction::AskBackup { request_id } => format!("timeout-{request_id}-backup"),
             ScheduledAction::Sweep => "sweep".to_owned(),
         }
     }

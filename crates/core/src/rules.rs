@@ -457,34 +457,37 @@ pub enum Nudge {
 }
 
 impl Flow {
-    /// The next step due on PENDING `request` if nobody answers, and when: a reminder or the
-    /// backups' turn not taken yet, else its time-out. A step that would come at or after the
-    /// time-out is left out, and a reminder once the backups are asked.
-    pub fn next_nudge(&self, request: &Request) -> (Nudge, DateTime<Utc>) {
-        let mut next = (Nudge::TimeOut, request.pending_until);
-        let (Some(policy), done) = (
-            &self.reminders,
-            request.reminders.clone().unwrap_or_default(),
-        ) else {
-            return next;
+    /// When `nudge` comes on `request`: its time-out, or `[flows.reminders]`'s time after it
+    /// was made; `None` for a step the flow does not have, or that would come at or after the
+    /// time-out.
+    pub fn nudge_at(&self, request: &Request, nudge: Nudge) -> Option<DateTime<Utc>> {
+        let after = |d: Option<Duration>| {
+            d.map(|d| {
+                request.created_at + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+            })
         };
-        let at = |after: Duration| {
-            request.created_at + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX)
-        };
-        if let Some(after) = policy
-            .backup_after
-            .filter(|_| done.backup_asked_at.is_none())
-        {
-            if at(after) < next.1 {
-                next = (Nudge::AskBackup, at(after));
-            }
+        match nudge {
+            Nudge::TimeOut => Some(request.pending_until),
+            Nudge::Remind => after(self.reminders.as_ref()?.remind_after),
+            Nudge::AskBackup => after(self.reminders.as_ref()?.backup_after),
         }
-        let remind = policy
-            .remind_after
-            .filter(|_| done.reminded_at.is_none() && done.backup_asked_at.is_none());
-        if let Some(after) = remind {
-            if at(after) < next.1 {
-                next = (Nudge::Remind, at(after));
+        .filter(|at| nudge == Nudge::TimeOut || *at < request.pending_until)
+    }
+
+    /// The next step due on PENDING `request` if nobody answers, and when: a reminder or the
+    /// backups' turn not taken yet, else its time-out. Once the backups are asked, a reminder
+    /// is moot.
+    pub fn next_nudge(&self, request: &Request) -> (Nudge, DateTime<Utc>) {
+        let done = request.reminders.clone().unwrap_or_default();
+        let asked = done.backup_asked_at.is_some();
+        let mut next = (Nudge::TimeOut, request.pending_until);
+        for (nudge, taken) in [
+            (Nudge::AskBackup, asked),
+            (Nudge::Remind, asked || done.reminded_at.is_some()),
+        ] {
+            match self.nudge_at(request, nudge) {
+                Some(at) if !taken && at < next.1 => next = (nudge, at),
+                _ => {}
             }
         }
         next

@@ -24,9 +24,9 @@ use crate::dispatch::{function_name, DispatchError, Dispatcher};
 /// The path the SDK posts to; `{name}` is a name or an (URL-encoded) ARN.
 pub const INVOKE_PATH: &str = "/2015-03-31/functions/{name}/invocations";
 
-/// What happens to a failed asynchronous invocation.
+/// What happens to a failed asynchronous invocation, and how long functions take.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AsyncPolicy {
+pub struct InvokePolicy {
     /// Lambda's `MaximumRetryAttempts` (0 to 2, default 2).
     pub retries: u32,
     /// The wait before the first retry, doubled for each next one (Lambda waits about a
@@ -34,15 +34,19 @@ pub struct AsyncPolicy {
     pub first_delay: Duration,
     /// Function name → the function receiving its failure record (`OnFailure` destination).
     pub on_failure: HashMap<String, String>,
+    /// Function name → how long it takes before it starts (a slow function, as a cold start or
+    /// a slow dependency makes one: what a caller's time-out is tested against).
+    pub latency: HashMap<String, Duration>,
 }
 
-impl Default for AsyncPolicy {
+impl Default for InvokePolicy {
     /// Lambda's two retries, without a destination.
     fn default() -> Self {
-        AsyncPolicy {
+        InvokePolicy {
             retries: 2,
             first_delay: Duration::from_secs(1),
             on_failure: HashMap::new(),
+            latency: HashMap::new(),
         }
     }
 }
@@ -50,18 +54,18 @@ impl Default for AsyncPolicy {
 #[derive(Clone)]
 struct Invoke {
     dispatcher: Arc<dyn Dispatcher>,
-    policy: Arc<AsyncPolicy>,
+    policy: Arc<InvokePolicy>,
 }
 
 /// A router serving the Invoke API through `dispatcher`, with Lambda's default retries of
 /// asynchronous invocations.
 pub fn router(dispatcher: Arc<dyn Dispatcher>) -> Router {
-    router_with(dispatcher, AsyncPolicy::default())
+    router_with(dispatcher, InvokePolicy::default())
 }
 
 /// A router serving the Invoke API through `dispatcher`, asynchronous failures handled by
 /// `policy`.
-pub fn router_with(dispatcher: Arc<dyn Dispatcher>, policy: AsyncPolicy) -> Router {
+pub fn router_with(dispatcher: Arc<dyn Dispatcher>, policy: InvokePolicy) -> Router {
     Router::new()
         .route(INVOKE_PATH, post(invoke))
         .with_state(Invoke {
@@ -123,6 +127,9 @@ async fn invoke(
         }
     };
 
+    if let Some(latency) = policy.latency.get(&function) {
+        tokio::time::sleep(*latency).await;
+    }
     match invocation_type {
         InvocationType::DryRun => StatusCode::NO_CONTENT.into_response(),
         InvocationType::Event => {
@@ -156,7 +163,7 @@ async fn invoke(
 /// One asynchronous invocation: the first attempt, the retries, then the destination.
 async fn invoke_async(
     dispatcher: Arc<dyn Dispatcher>,
-    policy: Arc<AsyncPolicy>,
+    policy: Arc<InvokePolicy>,
     function: String,
     payload: Value,
 ) {

@@ -13,6 +13,8 @@
 //! - [`bootstrap`]: the tutorial's resources and elevate's own, created in moto.
 //! - [`identity_center`]: `--identity-center`: moto's Identity Center made ready for a
 //!   permission set flow, appended to the config the stack serves.
+//! - [`workflows`]: `--workflows`: flows that show the workflow rules, appended to the config
+//!   the stack serves.
 //! - [`stack`]: `elevate-local up`, everything above on one port.
 //!
 //! Every function runs through one [`dispatch::Dispatcher`]; [`functions::InProcess`] runs the
@@ -30,3 +32,4 @@ pub mod sigv4;
 pub mod slack_page;
 pub mod stack;
 pub mod streams;
+pub mod workflows;

@@ -56,6 +56,28 @@ struct UpArgs {
     /// flow prod_readonly appended (written to <state-dir>/elevate.toml)
     #[arg(long)]
     identity_center: bool,
+    /// Serve the config with flows that show the workflow rules appended (two approvers, an
+    /// auto-approval rule, the example hook, break-glass, reminders) and the people carol and
+    /// mia (written to <state-dir>/elevate.toml)
+    #[arg(long)]
+    workflows: bool,
+    /// A function that takes this long before it starts when invoked, e.g.
+    /// `elevate-example-hook=5s` (repeatable): to see what a caller's time-out does
+    #[arg(long, value_name = "FUNCTION=DURATION", value_parser = function_latency)]
+    function_latency: Vec<(String, std::time::Duration)>,
+}
+
+/// `NAME=DURATION` of `--function-latency`.
+fn function_latency(text: &str) -> Result<(String, std::time::Duration), String> {
+    let (name, duration) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not FUNCTION=DURATION"))?;
+    let duration =
+        elevate_core::parse_duration(duration).map_err(|e| format!("{duration}: {e}"))?;
+    if name.is_empty() {
+        return Err(format!("`{text}` names no function"));
+    }
+    Ok((name.to_owned(), duration))
 }
 
 fn main() -> ExitCode {
@@ -93,6 +115,8 @@ async fn up(args: UpArgs) -> ExitCode {
         functions_aws_endpoint: args.functions_aws_endpoint,
         archive_pump: !args.no_archive_pump,
         identity_center: args.identity_center,
+        workflows: args.workflows,
+        function_latency: args.function_latency.into_iter().collect(),
     };
     let stack = tokio::select! {
         started = Stack::up(options) => match started {
@@ -192,6 +216,20 @@ fn summary(stack: &Stack) -> String {
         ),
     ];
     let mut lines = lines.to_vec();
+    if config.flow(elevate_local::workflows::FLOWS[0].0).is_some() {
+        lines.extend([
+            String::new(),
+            "Workflow rules (--workflows), each a flow:".to_owned(),
+        ]);
+        for (name, shows) in elevate_local::workflows::FLOWS {
+            lines.push(format!("  {name:<11} {shows}"));
+        }
+        lines.extend([
+            "  elevate --profile mia request on_call --duration 15m --reason \"paged\" --wait".to_owned(),
+            format!("  elevate --profile {requester} request urgent --duration 10m --reason \"INC-1\" --break-glass"),
+            format!("  elevate --profile {requester} extend <id> --by 30m --reason \"not done yet\""),
+        ]);
+    }
     if let Some(center) = &info.identity_center {
         lines.extend([
             String::new(),

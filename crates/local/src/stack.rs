@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -24,7 +25,7 @@ use crate::apigw::Gateway;
 use crate::bootstrap::{self, Bootstrapped, Names, SlackCredentials};
 use crate::functions::{self, ExampleTarget, Functions, InProcess};
 use crate::identity_center::LocalIdentityCenter;
-use crate::invoke_api::{self, AsyncPolicy};
+use crate::invoke_api::{self, InvokePolicy};
 use crate::pump::{Pump, PumpConfig, PumpHandle};
 use crate::slack_page::SlackPage;
 use crate::streams::{KeyPrefix, StreamPump, StreamPumpConfig};
@@ -52,6 +53,12 @@ pub struct UpOptions {
     /// Make moto's Identity Center ready and serve `config` with its `[identity_center]` and
     /// a `prod_readonly` flow appended (see [`crate::identity_center`]).
     pub identity_center: bool,
+    /// Serve `config` with the flows that show the workflow rules appended (see
+    /// [`crate::workflows`]).
+    pub workflows: bool,
+    /// Functions (by name) that take this long before they start, when invoked through the
+    /// Lambda Invoke API.
+    pub function_latency: HashMap<String, Duration>,
 }
 
 impl Default for UpOptions {
@@ -64,6 +71,8 @@ impl Default for UpOptions {
             functions_aws_endpoint: None,
             archive_pump: true,
             identity_center: false,
+            workflows: false,
+            function_latency: HashMap::new(),
         }
     }
 }
@@ -139,6 +148,20 @@ impl std::fmt::Debug for StackInfo {
     }
 }
 
+/// Writes `<state_dir>/elevate.toml`: the file at `config` with `section` appended; its path.
+fn serve_with(config: &Path, state_dir: &Path, section: &str) -> Result<PathBuf, UpError> {
+    let served = state_dir.join("elevate.toml");
+    let text = std::fs::read_to_string(config).map_err(|source| UpError::Write {
+        path: config.to_path_buf(),
+        source,
+    })?;
+    std::fs::write(&served, format!("{text}\n{section}")).map_err(|source| UpError::Write {
+        path: served.clone(),
+        source,
+    })?;
+    Ok(absolute(&served))
+}
+
 /// A running stack. [`Stack::stop`] (or dropping it) stops the gateway, the pumps and moto.
 pub struct Stack {
     info: StackInfo,
@@ -172,6 +195,15 @@ impl Stack {
             path: options.state_dir.clone(),
             source,
         })?;
+        // Appended first: the people and groups they add are made in moto like the file's.
+        if options.workflows {
+            config_path = serve_with(
+                &config_path,
+                &options.state_dir,
+                &crate::workflows::config_section(),
+            )?;
+            config = elevate_runtime::load_config_from(Some(&config_path))?;
+        }
         let stack_json = options.state_dir.join("stack.json");
         // A stale file would say a stack runs that does not.
         let _ = std::fs::remove_file(&stack_json);
@@ -203,18 +235,7 @@ impl Stack {
         tracing::info!("local resources created in moto");
         let identity_center = if options.identity_center {
             let center = crate::identity_center::provision(&aws, &config).await?;
-            let served = options.state_dir.join("elevate.toml");
-            let text = std::fs::read_to_string(&config_path).map_err(|source| UpError::Write {
-                path: config_path.clone(),
-                source,
-            })?;
-            std::fs::write(&served, format!("{text}\n{}", center.config_section())).map_err(
-                |source| UpError::Write {
-                    path: served.clone(),
-                    source,
-                },
-            )?;
-            config_path = absolute(&served);
+            config_path = serve_with(&config_path, &options.state_dir, &center.config_section())?;
             config = elevate_runtime::load_config_from(Some(&config_path))?;
             tracing::info!(config = %config_path.display(), permission_set = %center.permission_set_arn, "Identity Center ready in moto");
             Some(center)
@@ -243,12 +264,13 @@ impl Stack {
             format!("{base_url}/slack/interactions"),
         );
         let gateway = Gateway::new(Arc::new(bootstrapped.users.clone()), dispatcher.clone());
-        let policy = AsyncPolicy {
+        let policy = InvokePolicy {
             on_failure: HashMap::from([(
                 functions::ESCALATE.to_owned(),
                 functions::REVOKE.to_owned(),
             )]),
-            ..AsyncPolicy::default()
+            latency: options.function_latency.clone(),
+            ..InvokePolicy::default()
         };
         let router = invoke_api::router_with(dispatcher.clone(), policy)
             .merge(elevate_slack::standin::router(standin.clone()))

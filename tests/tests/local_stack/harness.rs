@@ -323,6 +323,12 @@ impl LocalStack {
         tail(&self.dir.path().join("stack.log"))
     }
 
+    /// Whether the stack's whole log holds `text`.
+    pub fn logged(&self, text: &str) -> bool {
+        std::fs::read_to_string(self.dir.path().join("stack.log"))
+            .is_ok_and(|log| log.contains(text))
+    }
+
     /// `elevate --profile <profile> <args>` as a user runs it after `make dev`'s exports.
     pub fn elevate(&self, profile: &str, args: &[&str]) -> Command {
         let mut command = Command::new(elevate_bin());

@@ -17,8 +17,9 @@ const WAIT: Duration = Duration::from_secs(30);
 /// People only these tests ask as, a flow that needs two of three approvers, a flow whose
 /// rule approves mia (for up to 30 minutes of its hour) without a person, a flow that asks the
 /// example hook (its on-call file names mia, for up to an hour, and sends everyone else to
-/// C0ONCALL), a flow with break-glass (posted to C0SECURITY, reviewed within 20 seconds), and a
-/// flow whose hook is not deployed.
+/// C0ONCALL), a flow with break-glass (posted to C0SECURITY, reviewed within 20 seconds), a
+/// flow whose hook is not deployed, and a flow whose approvers (in C0SLOW) are reminded after 6
+/// seconds and whose backup, mia, is asked in C0BACKUP after 12.
 const WORKFLOW_EXTRA: &str = r#"
 [[people]]
 name = "liam"
@@ -120,6 +121,27 @@ people = ["alice", "bob"]
 name = "broken_hook"
 type = "iam_group"
 group = "SymDemoBrokenHook"
+
+[[flows]]
+name = "slow"
+description = "Approvers reminded after 6 seconds; mia asked as backup after 12"
+max_duration = "1h"
+pending_timeout = "5m"
+
+[flows.approvers]
+channel = "C0SLOW"
+people = ["alice", "bob"]
+
+[flows.reminders]
+remind_after = "6s"
+backup_after = "12s"
+backup_people = ["mia"]
+backup_channel = "C0BACKUP"
+
+[[flows.targets]]
+name = "slow"
+type = "iam_group"
+group = "SymDemoSlow"
 "#;
 
 fn stack() -> &'static LocalStack {
@@ -592,4 +614,231 @@ async fn break_glass_is_active_at_once_and_reviewed_or_marked_unreviewed() {
         assert!(stack.run("noah", &["revoke", grant]).ok());
     }
     wait_membership(&iam, "SymDemoUrgent", "noah", false, WAIT).await;
+}
+
+#[tokio::test]
+async fn a_request_nobody_answers_is_reminded_then_decided_by_its_backup() {
+    let stack = stack();
+    let iam = aws_sdk_iam::Client::new(&stack.moto());
+    let made = request(stack, "liam", "slow", "10m");
+    let id = made["id"].as_str().expect("id").to_owned();
+    let announced = stack
+        .wait_for_message("the announcement", WAIT, |m| {
+            m["request_id"] == id.as_str() && m["channel"] == "C0SLOW"
+        })
+        .await;
+
+    // mia is no approver until the backups are asked: refused, nothing written.
+    let early = stack.run("mia", &["approve", &id]);
+    assert!(!early.ok(), "{early:?}");
+    assert!(early.stderr.contains("not an approver"), "{early:?}");
+
+    // After 6 seconds: a reply in the request's thread pings alice and bob.
+    let reminder = stack
+        .wait_for_message("the reminder", WAIT, |m| {
+            m["channel"] == "C0SLOW"
+                && m["thread_ts"] == announced["ts"]
+                && m["text"].as_str().is_some_and(|t| t.contains("has waited"))
+        })
+        .await;
+    let pinged = reminder["blocks"].to_string();
+    assert!(
+        pinged.contains("<@U0ALICE01>") && pinged.contains("<@U0BOB0001>"),
+        "{reminder}"
+    );
+
+    // After 12: posted again in C0BACKUP with its buttons, and mia pinged there.
+    let copy = stack
+        .wait_for_message("the backup post", WAIT, |m| {
+            m["request_id"] == id.as_str()
+                && m["channel"] == "C0BACKUP"
+                && m["thread_ts"].is_null()
+                && m["buttons"].to_string().contains("approve")
+        })
+        .await;
+    let ping = stack
+        .wait_for_message("mia's ping", WAIT, |m| {
+            m["channel"] == "C0BACKUP" && m["thread_ts"] == copy["ts"]
+        })
+        .await;
+    assert!(
+        ping["blocks"].to_string().contains("<@U0MIA0001>"),
+        "{ping}"
+    );
+    let asked = stack.request("liam", &id);
+    assert!(asked["reminders"]["backup_asked_at"].is_string(), "{asked}");
+    assert_eq!(asked["reminders"]["backup_message"]["channel"], "C0BACKUP");
+
+    // mia approves from the backup channel: the access is granted, both posts show it.
+    let click = stack.click("mia", "approve", &copy).await;
+    assert_eq!(click["outcome"], "done", "{click}");
+    stack.wait_for_state("liam", &id, "ACTIVE", WAIT).await;
+    wait_membership(&iam, "SymDemoSlow", "liam", true, WAIT).await;
+    for channel in ["C0SLOW", "C0BACKUP"] {
+        stack
+            .wait_for_message("the decided post", WAIT, |m| {
+                m["request_id"] == id.as_str()
+                    && m["channel"] == channel
+                    && m["thread_ts"].is_null()
+                    && m["buttons"].as_array().is_some_and(Vec::is_empty)
+                    && m["blocks"].to_string().contains("mia")
+            })
+            .await;
+    }
+    let actions: Vec<Action> = stack
+        .audit_events(&id)
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions[..4],
+        [
+            Action::Request,
+            Action::Remind,
+            Action::AskBackup,
+            Action::Approve
+        ],
+        "{actions:?}"
+    );
+
+    assert!(stack.run("liam", &["revoke", &id]).ok());
+    wait_membership(&iam, "SymDemoSlow", "liam", false, WAIT).await;
+}
+
+/// `make dev`: the reviewed tutorial file served with `--identity-center --workflows` shows each
+/// workflow rule on the Slack page, through the real CLI.
+#[tokio::test]
+async fn make_dev_shows_the_workflow_rules() {
+    let stack = LocalStack::start_with_args(
+        include_str!("../../../infra/elevate.toml"),
+        &["--identity-center", "--workflows"],
+    );
+    let stack = &stack;
+    let iam = aws_sdk_iam::Client::new(&stack.moto());
+
+    // mia is on call: the rule approves her at once.
+    let on_call = request(stack, "mia", "on_call", "15m");
+    assert_eq!(
+        on_call["decided_by"], "elevate:rule:on_call_engineer",
+        "{on_call}"
+    );
+    wait_membership(&iam, "SymDemoOnCall", "mia", true, WAIT).await;
+
+    // The example hook approves her too; alice waits for people.
+    let hooked = request(stack, "mia", "hooked", "30m");
+    assert_eq!(
+        hooked["decided_by"], "elevate:hook:elevate-example-hook",
+        "{hooked}"
+    );
+
+    // Two approvers: the message counts them.
+    let two = request(stack, "alice", "two_person", "10m");
+    let id = two["id"].as_str().expect("id").to_owned();
+    let message = stack
+        .wait_for_message("the two-person request", WAIT, |m| {
+            m["request_id"] == id.as_str() && m["channel"] == "C0APPROVALS"
+        })
+        .await;
+    let click = stack.click("bob", "approve", &message).await;
+    assert_eq!(click["outcome"], "done", "{click}");
+    stack
+        .wait_for_message("1 of 2 approved", WAIT, |m| {
+            m["request_id"] == id.as_str()
+                && m["blocks"].to_string().contains("1 of 2 approved (bob)")
+        })
+        .await;
+
+    // Break-glass: active at once, posted to the security channel.
+    let urgent = stack.run(
+        "alice",
+        &[
+            "--json",
+            "request",
+            "urgent",
+            "--duration",
+            "10m",
+            "--reason",
+            "INC-1: the claims API is down",
+            "--break-glass",
+        ],
+    );
+    assert!(urgent.ok(), "{urgent:?}");
+    let urgent: Value = serde_json::from_str(&urgent.stdout).expect("request --json");
+    let urgent_id = urgent["request"]["id"].as_str().expect("id").to_owned();
+    stack
+        .wait_for_message("the break-glass post", WAIT, |m| {
+            m["request_id"] == urgent_id.as_str() && m["channel"] == "C0SECURITY"
+        })
+        .await;
+    wait_membership(&iam, "SymDemoUrgent", "alice", true, WAIT).await;
+
+    // The tutorial and Identity Center flows are still there.
+    let served = stack.info.0["config_path"]
+        .as_str()
+        .expect("config_path")
+        .to_owned();
+    let flows = stack.run(
+        "alice",
+        &["--json", "config", "check", "--offline", &served],
+    );
+    assert!(flows.ok(), "{flows:?}");
+    for flow in [
+        "infra_access",
+        "prod_readonly",
+        "two_person",
+        "on_call",
+        "hooked",
+        "urgent",
+        "slow",
+    ] {
+        assert!(flows.stdout.contains(flow), "{flow}: {}", flows.stdout);
+    }
+    assert!(
+        flows
+            .stdout
+            .contains("carol may decide after 2m (posted in C0BACKUP)"),
+        "{}",
+        flows.stdout
+    );
+}
+
+/// The example hook deployed slow (it starts 5 seconds after it is invoked, past the 2 seconds
+/// elevate waits): mia, whom it would approve, waits for approvers instead.
+#[tokio::test]
+async fn a_hook_that_answers_too_late_approves_nothing() {
+    let stack = LocalStack::start_with_args(
+        &format!("{CONFIG}{WORKFLOW_EXTRA}"),
+        &["--function-latency", "elevate-example-hook=5s"],
+    );
+    let stack = &stack;
+    let made = request(stack, "mia", "hooked", "30m");
+    let id = made["id"].as_str().expect("id").to_owned();
+    assert_eq!(made["state"], "PENDING", "{made}");
+    assert_eq!(made["decided_by"], Value::Null, "{made}");
+    // Announced to the flow's approvers, not routed, with buttons.
+    let posted = stack
+        .wait_for_message("the request", WAIT, |m| in_channel(m, &id))
+        .await;
+    assert!(
+        posted["buttons"].to_string().contains("approve"),
+        "{posted}"
+    );
+    assert!(
+        stack.logged("the request hook did not answer in time"),
+        "{}",
+        stack.log()
+    );
+    // The hook's late answer changes nothing.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(stack.state("mia", &id), "PENDING");
+    let actions: Vec<Action> = stack
+        .audit_events(&id)
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, [Action::Request]);
+    let click = stack.click("bob", "approve", &posted).await;
+    assert_eq!(click["outcome"], "done", "{click}");
+    stack.wait_for_state("mia", &id, "ACTIVE", WAIT).await;
+    assert!(stack.run("mia", &["revoke", &id]).ok());
 }

@@ -318,6 +318,12 @@ fn summary(path: &Path, config: &Config) -> String {
                 "    hook: {hook} is asked at submission and may approve, deny or send to another channel"
             ));
         }
+        if let Some(reminders) = &flow.reminders {
+            lines.push(format!(
+                "    when nobody answers: {}",
+                describe_reminders(reminders)
+            ));
+        }
     }
     lines.join("\n")
 }
@@ -359,6 +365,42 @@ fn summary_json(path: &Path, config: &Config) -> serde_json::Value {
                 "describe": rule.describe(),
             })).collect::<Vec<_>>(),
             "hook": f.hook,
+            "reminders": f.reminders.as_ref().map(|r| serde_json::json!({
+                "remind_after": r.remind_after.map(|d| d.as_secs()),
+                "backup_after": r.backup_after.map(|d| d.as_secs()),
+                "backup_people": r.backup_people,
+                "backup_channel": r.backup_channel,
+                "describe": describe_reminders(r),
+            })),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// `[flows.reminders]` in a sentence: who is pinged when, and who may decide from when.
+fn describe_reminders(reminders: &elevate_core::ReminderPolicy) -> String {
+    let mut parts = Vec::new();
+    if let Some(after) = reminders.remind_after {
+        parts.push(format!(
+            "the approvers are reminded after {}",
+            format_duration(after)
+        ));
+    }
+    if let Some(after) = reminders.backup_after {
+        let people = reminders
+            .backup_people
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let posted = reminders
+            .backup_channel
+            .as_ref()
+            .map(|c| format!(" (posted in {c})"))
+            .unwrap_or_default();
+        parts.push(format!(
+            "{people} may decide after {}{posted}",
+            format_duration(after)
+        ));
+    }
+    parts.join("; ")
 }

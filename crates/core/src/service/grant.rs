@@ -6,7 +6,6 @@ use crate::events::ScheduledAction;
 use crate::machine::{self, Command};
 use crate::model::{format_duration, By, Request, RequestId, SessionsEnded, State, Terms};
 use crate::ports::{Membership, StoreError};
-use crate::rules::Nudge;
 
 use super::{App, Caller, ServiceError};
 
@@ -199,7 +198,8 @@ async fn rearm_expiry(app: &App, request: &Request) -> Result<Option<Request>, S
 }
 
 /// A schedule fired: `expire` ends an ACTIVE grant at its expiry (waiting out the lead the
-/// schedule fired with), `timeout` ends an unanswered PENDING request. Late or duplicate
+/// schedule fired with), `timeout` ends an unanswered PENDING request, `remind` and
+/// `ask_backup` bring one up again. Late or duplicate
 /// deliveries find the request already moved on and do nothing.
 pub async fn end_by_schedule(
     app: &App,
@@ -232,6 +232,9 @@ pub async fn end_by_schedule(
             end_grant(app, request, Command::Expire, &app.system("revoke")).await
         }
         ScheduledAction::Timeout { request_id } => time_out(app, request_id).await,
+        ScheduledAction::Remind { request_id } | ScheduledAction::AskBackup { request_id } => {
+            super::remind::nudge(app, request_id).await
+        }
         ScheduledAction::Sweep => Err(ServiceError::BadRequest(
             "a sweep is not a schedule of one request".into(),
         )),
@@ -448,8 +451,7 @@ pub(crate) fn same_access(a: &Terms, b: &Terms) -> bool {
     a.target.kind == b.target.kind && same_identity
 }
 
-/// PENDING → TIMED_OUT once nobody answered in time; before that, the flow's reminders
-/// (see [`remind`](super::remind)) ride the same schedule.
+/// PENDING → TIMED_OUT once nobody answered in time.
 #[tracing::instrument(skip_all, fields(request_id = %id))]
 pub async fn time_out(app: &App, id: &RequestId) -> Result<Option<Request>, ServiceError> {
     let request = app.load(id).await?;
@@ -458,11 +460,6 @@ pub async fn time_out(app: &App, id: &RequestId) -> Result<Option<Request>, Serv
     }
     if request.state != State::Pending {
         return Ok(None);
-    }
-    if let Some(flow) = app.config.flow(&request.flow) {
-        if flow.next_nudge(&request).0 != Nudge::TimeOut {
-            return super::remind::nudge(app, flow, request).await;
-        }
     }
     app.clock.sleep_until(request.pending_until).await;
     let Some(request) = app

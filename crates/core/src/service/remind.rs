@@ -1,8 +1,7 @@
 //! A PENDING request nobody answers is brought up again before it times out
 //! (`[flows.reminders]`): its approvers are reminded, then its backup approvers asked, who may
-//! decide it from then on. Each step rides the request's time-out schedule, which fires at the
-//! next step due and is set again for the one after; the sweep takes a step whose schedule
-//! was lost.
+//! decide it from then on. Each step has a one-time schedule of its own, set when the request
+//! is announced; the sweep takes a step whose schedule was lost.
 
 use chrono::{DateTime, Utc};
 
@@ -10,52 +9,76 @@ use super::{App, ServiceError};
 use crate::config::{Flow, ReminderPolicy};
 use crate::events::ScheduledAction;
 use crate::machine::Command;
-use crate::model::{format_duration, MessageRef, Request, State};
+use crate::model::{format_duration, MessageRef, Request, RequestId, State};
 use crate::names::PersonName;
 use crate::rules::Nudge;
 
-/// How much earlier than its step a delivery may come and still take it (a later one is a
-/// stale or repeated delivery, or the flow changed since: the schedule is set again).
+/// How much earlier than its step a delivery may come and still wait for it (an earlier one
+/// is of a flow whose reminders moved later since: the sweep takes the step when it is due).
 const EARLY: chrono::Duration = chrono::Duration::seconds(10);
 
-/// The time-out schedule of PENDING `request` fired while a reminder or the backups' turn
-/// comes first: takes that step (once), then sets the schedule for the next. `Ok(None)` when
-/// nothing was due, or the request was answered meanwhile.
-pub(crate) async fn nudge(
-    app: &App,
-    flow: &Flow,
-    request: Request,
-) -> Result<Option<Request>, ServiceError> {
-    let (_, at) = flow.next_nudge(&request);
-    if at - app.clock.now() > EARLY {
-        schedule_next(app, flow, &request).await?;
+/// The schedules of the steps still to come on PENDING `request` before its time-out.
+pub(crate) fn schedules(flow: &Flow, request: &Request) -> Vec<(DateTime<Utc>, ScheduledAction)> {
+    let request_id = request.id.clone();
+    let mut ahead = request.clone();
+    let mut steps = Vec::new();
+    // Each step in turn, as if the one before were taken.
+    loop {
+        match flow.next_nudge(&ahead) {
+            (Nudge::Remind, at) => {
+                steps.push((
+                    at,
+                    ScheduledAction::Remind {
+                        request_id: request_id.clone(),
+                    },
+                ));
+                ahead
+                    .reminders
+                    .get_or_insert_with(Default::default)
+                    .reminded_at = Some(at);
+            }
+            (Nudge::AskBackup, at) => {
+                steps.push((
+                    at,
+                    ScheduledAction::AskBackup {
+                        request_id: request_id.clone(),
+                    },
+                ));
+                ahead
+                    .reminders
+                    .get_or_insert_with(Default::default)
+                    .backup_asked_at = Some(at);
+            }
+            (Nudge::TimeOut, _) => return steps,
+        }
+    }
+}
+
+/// A step's schedule fired (or the sweep found it due): takes the step due on the request
+/// now, once. `Ok(None)` when none is, or the request was answered meanwhile.
+pub(crate) async fn nudge(app: &App, id: &RequestId) -> Result<Option<Request>, ServiceError> {
+    let request = app.load(id).await?;
+    if request.state != State::Pending {
         return Ok(None);
     }
-    app.clock.sleep_until(at).await;
+    let Some(flow) = app.config.flow(&request.flow) else {
+        return Ok(None);
+    };
     let Some(policy) = &flow.reminders else {
         return Ok(None);
     };
-    let taken = match flow.nudge_due(&request, app.clock.now()) {
-        Some(Nudge::Remind) => remind(app, flow, request, at).await?,
-        Some(Nudge::AskBackup) => ask_backup(app, flow, policy, request, at).await?,
-        // Its time-out came meanwhile: the schedule set again fires it.
-        Some(Nudge::TimeOut) | None => {
-            schedule_next(app, flow, &request).await?;
-            return Ok(None);
-        }
-    };
-    if let Some(request) = &taken {
-        schedule_next(app, flow, request).await?;
+    let (next, at) = flow.next_nudge(&request);
+    if next == Nudge::TimeOut || at - app.clock.now() > EARLY {
+        return Ok(None);
     }
-    Ok(taken)
-}
-
-async fn schedule_next(app: &App, flow: &Flow, request: &Request) -> Result<(), ServiceError> {
-    let (_, at) = flow.next_nudge(request);
-    let timeout = ScheduledAction::Timeout {
-        request_id: request.id.clone(),
-    };
-    Ok(app.scheduler.schedule(at, &timeout).await?)
+    app.clock.sleep_until(at).await;
+    let step = flow.nudge_due(&request, app.clock.now());
+    match (step, step.and_then(|step| flow.nudge_at(&request, step))) {
+        (Some(Nudge::Remind), Some(due)) => remind(app, flow, request, due).await,
+        (Some(Nudge::AskBackup), Some(due)) => ask_backup(app, flow, policy, request, due).await,
+        // The time-out's own schedule ends it.
+        _ => Ok(None),
+    }
 }
 
 /// Reminds the approvers in the request's thread, naming those listed by name, then records

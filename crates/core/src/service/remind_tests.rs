@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::audit::Action;
 use crate::config::Config;
+use crate::events::ScheduledAction;
 use crate::machine::{self, Command, TransitionError};
 use crate::model::{By, MessageRef, Request, State};
 use crate::rules::{Nudge, RuleError};
@@ -105,15 +106,28 @@ fn actions(app: &FakeApp, request: &Request) -> Vec<Action> {
     events.into_iter().map(|e| e.action).collect()
 }
 
-/// When the request's time-out schedule fires next.
-fn fires_at(app: &FakeApp, request: &Request) -> chrono::DateTime<chrono::Utc> {
+/// When the request's schedule `suffix` (`""` for the time-out, `-remind`, `-backup`) fires.
+fn fires_at(
+    app: &FakeApp,
+    request: &Request,
+    suffix: &str,
+) -> Option<chrono::DateTime<chrono::Utc>> {
     app.scheduler
-        .schedule_named(&format!("timeout-{}", request.id))
-        .unwrap()
-        .at
+        .schedule_named(&format!("timeout-{}{suffix}", request.id))
+        .map(|s| s.at)
 }
 
 /// The reminders posted: channel, thread, text, pinged.
+/// Runs the request's schedule `suffix` as the revoke function does when it fires.
+async fn fire(app: &FakeApp, request: &Request, suffix: &str) -> Option<Request> {
+    let name = format!("timeout-{}{suffix}", request.id);
+    let schedule = app
+        .scheduler
+        .schedule_named(&name)
+        .unwrap_or_else(|| panic!("no schedule {name}"));
+    end_by_schedule(&app.app, &schedule.action).await.unwrap()
+}
+
 fn reminders(app: &FakeApp) -> Vec<(String, Option<String>, String, Vec<String>)> {
     app.notifier
         .notices()
@@ -159,10 +173,11 @@ async fn nobody_answers_so_the_approvers_are_reminded_then_the_backups_decide() 
     let opened = request.created_at;
     let announced = app.request(&request.id).message.clone().unwrap();
     assert_eq!(announced.channel, "C0SLOW");
-    assert_eq!(
-        fires_at(&app, &request),
-        opened + chrono::Duration::minutes(10)
-    );
+    // Each step has its schedule, set with the time-out's.
+    let minutes = |n| Some(opened + chrono::Duration::minutes(n));
+    assert_eq!(fires_at(&app, &request, "-remind"), minutes(10));
+    assert_eq!(fires_at(&app, &request, "-backup"), minutes(20));
+    assert_eq!(fires_at(&app, &request, ""), minutes(30));
 
     // Before their turn, dave is no approver: refused, nothing written.
     let early = decide_as(&app, "dave", &request, Decision::Approve).await;
@@ -177,7 +192,7 @@ async fn nobody_answers_so_the_approvers_are_reminded_then_the_backups_decide() 
 
     // 10m: the approvers are reminded in the request's thread, by name.
     app.clock.advance(10 * MINUTE);
-    let reminded = time_out(&app.app, &request.id).await.unwrap().unwrap();
+    let reminded = fire(&app, &request, "-remind").await.unwrap();
     assert_eq!(reminded.state, State::Pending);
     assert_eq!(
         reminded.reminders.as_ref().unwrap().reminded_at,
@@ -193,17 +208,13 @@ async fn nobody_answers_so_the_approvers_are_reminded_then_the_backups_decide() 
     assert_eq!(said[0].1.as_deref(), Some(announced.ts.as_str()));
     assert!(said[0].2.contains("has waited 10m"), "{said:?}");
     assert_eq!(said[0].3, ["U0BOB0001", "U0CAROL01"]);
-    assert_eq!(
-        fires_at(&app, &request),
-        opened + chrono::Duration::minutes(20)
-    );
-    // A repeated delivery takes no step twice.
-    assert!(time_out(&app.app, &request.id).await.unwrap().is_none());
+    // A repeated delivery takes no step twice; the time-out's schedule waits for its time.
+    assert!(fire(&app, &request, "-remind").await.is_none());
     assert_eq!(reminders(&app).len(), 1);
 
     // 20m: the request is posted in the backup channel and dave is pinged there.
     app.clock.advance(10 * MINUTE);
-    let asked = time_out(&app.app, &request.id).await.unwrap().unwrap();
+    let asked = fire(&app, &request, "-backup").await.unwrap();
     let backup = asked.reminders.as_ref().unwrap();
     assert_eq!(backup.backup_asked_at, Some(app.clock.now()));
     let copy = backup.backup_message.clone().unwrap();
@@ -223,7 +234,6 @@ async fn nobody_answers_so_the_approvers_are_reminded_then_the_backups_decide() 
         Some("no answer for 20m: dave may decide too; posted in C0BACKUP")
     );
     assert_eq!(event.actor.to_string(), "elevate:revoke");
-    assert_eq!(fires_at(&app, &request), request.pending_until);
 
     // dave decides, and both messages show it.
     app.notifier.clear();
@@ -255,31 +265,31 @@ async fn a_late_delivery_asks_the_backups_without_reminding_first() {
     let app = FakeApp::new(config());
     let request = ask(&app, "slow").await;
     app.clock.advance(25 * MINUTE);
-    let asked = time_out(&app.app, &request.id).await.unwrap().unwrap();
+    let asked = fire(&app, &request, "-remind").await.unwrap();
     assert!(asked.reminders.as_ref().unwrap().backup_asked_at.is_some());
     assert_eq!(
         actions(&app, &request),
         vec![Action::Request, Action::AskBackup]
     );
-    // Then only the time-out is left.
-    assert_eq!(fires_at(&app, &request), request.pending_until);
+    // The backups' own schedule then finds nothing to do, and the time-out ends it.
+    assert!(fire(&app, &request, "-backup").await.is_none());
     app.clock.advance(5 * MINUTE);
-    let timed_out = time_out(&app.app, &request.id).await.unwrap().unwrap();
+    let timed_out = fire(&app, &request, "").await.unwrap();
     assert_eq!(timed_out.state, State::TimedOut);
 }
 
 #[tokio::test]
-async fn an_early_delivery_only_sets_the_schedule_again() {
+async fn a_delivery_long_before_its_step_takes_none() {
     let app = FakeApp::new(config());
     let request = ask(&app, "slow").await;
     app.clock.advance(MINUTE);
-    assert!(time_out(&app.app, &request.id).await.unwrap().is_none());
+    assert!(fire(&app, &request, "-remind").await.is_none());
+    assert_eq!(
+        app.clock.now(),
+        request.created_at + chrono::Duration::minutes(1)
+    );
     assert_eq!(actions(&app, &request), vec![Action::Request]);
     assert!(reminders(&app).is_empty());
-    assert_eq!(
-        fires_at(&app, &request),
-        request.created_at + chrono::Duration::minutes(10)
-    );
 }
 
 #[tokio::test]
@@ -287,12 +297,13 @@ async fn without_a_backup_channel_the_backups_are_pinged_in_the_requests_thread(
     let app = FakeApp::new(config());
     let request = ask(&app, "quiet").await;
     let announced = app.request(&request.id).message.clone().unwrap();
+    assert_eq!(fires_at(&app, &request, "-remind"), None);
     assert_eq!(
-        fires_at(&app, &request),
-        request.created_at + chrono::Duration::minutes(5)
+        fires_at(&app, &request, "-backup"),
+        Some(request.created_at + chrono::Duration::minutes(5))
     );
     app.clock.advance(5 * MINUTE);
-    let asked = time_out(&app.app, &request.id).await.unwrap().unwrap();
+    let asked = fire(&app, &request, "-backup").await.unwrap();
     assert_eq!(asked.reminders.as_ref().unwrap().backup_message, None);
     let said = reminders(&app);
     assert_eq!(said.len(), 1, "{said:?}");
@@ -317,7 +328,8 @@ async fn an_answered_request_is_neither_reminded_nor_offered_to_the_backups() {
         .await
         .unwrap();
     app.clock.advance(25 * MINUTE);
-    assert!(time_out(&app.app, &request.id).await.unwrap().is_none());
+    assert!(fire(&app, &request, "-remind").await.is_none());
+    assert!(fire(&app, &request, "-backup").await.is_none());
     assert!(reminders(&app).is_empty());
     assert!(posted_in(&app, "C0BACKUP").is_empty());
     let stored = app.request(&request.id);
@@ -377,10 +389,13 @@ async fn slack_being_down_leaves_the_step_to_the_retry() {
     let request = ask(&app, "slow").await;
     app.clock.advance(10 * MINUTE);
     app.notifier.fail_next(1);
-    assert!(time_out(&app.app, &request.id).await.is_err());
+    let action = ScheduledAction::Remind {
+        request_id: request.id.clone(),
+    };
+    assert!(end_by_schedule(&app.app, &action).await.is_err());
     assert_eq!(actions(&app, &request), vec![Action::Request]);
     // The retry reminds, once.
-    time_out(&app.app, &request.id).await.unwrap().unwrap();
+    fire(&app, &request, "-remind").await.unwrap();
     assert_eq!(reminders(&app).len(), 1);
 }
 

@@ -293,12 +293,15 @@ pub(crate) async fn announce(app: &App, request: &mut Request) -> Result<bool, S
     if request.state != State::Pending || review_by.is_some() {
         return Ok(posted);
     }
-    // The time-out schedule fires first for the flow's reminders, if any.
-    let first = app
-        .config
-        .flow(&request.flow)
-        .map_or(request.pending_until, |flow| flow.next_nudge(request).1);
-    app.scheduler.schedule(first, &timeout).await?;
+    app.scheduler
+        .schedule(request.pending_until, &timeout)
+        .await?;
+    // And the flow's reminders before it, if any.
+    if let Some(flow) = app.config.flow(&request.flow) {
+        for (at, step) in super::remind::schedules(flow, request) {
+            app.scheduler.schedule(at, &step).await?;
+        }
+    }
     Ok(posted)
 }
 

@@ -113,7 +113,9 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
             note(result, &mut report.timed_out, &mut report.errors);
         } else if nudge.is_some() && request.message.is_some() {
             // A reminder or the backups' turn whose schedule was lost.
-            let result = time_out(app, &request.id).await.map(|r| r.is_some());
+            let result = super::remind::nudge(app, &request.id)
+                .await
+                .map(|r| r.is_some());
             note(result, &mut report.reminded, &mut report.errors);
         } else if request.message.is_none()
             && (now - request.created_at).to_std().unwrap_or_default()

@@ -157,10 +157,11 @@ async fn a_failing_event_is_retried_then_sent_to_its_destination() {
     for _ in 0..3 {
         dispatcher.then(Err(failure.clone()));
     }
-    let policy = elevate_local::invoke_api::AsyncPolicy {
+    let policy = elevate_local::invoke_api::InvokePolicy {
         retries: 2,
         first_delay: Duration::from_millis(10),
         on_failure: [("elevate-escalate".to_owned(), "elevate-revoke".to_owned())].into(),
+        ..Default::default()
     };
     let server = TestServer::start(elevate_local::invoke_api::router_with(
         dispatcher.clone(),
@@ -211,7 +212,7 @@ async fn a_failing_event_is_retried_then_sent_to_its_destination() {
 async fn a_retried_event_that_succeeds_goes_nowhere_else() {
     let (dispatcher, mut calls) = FakeDispatcher::new(Ok(json!({})));
     dispatcher.then(Err(DispatchError::failed("Boom", "once")));
-    let policy = elevate_local::invoke_api::AsyncPolicy {
+    let policy = elevate_local::invoke_api::InvokePolicy {
         first_delay: Duration::from_millis(10),
         on_failure: [("elevate-escalate".to_owned(), "elevate-revoke".to_owned())].into(),
         ..Default::default()
@@ -238,4 +239,33 @@ async fn a_retried_event_that_succeeds_goes_nowhere_else() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(dispatcher.calls().len(), 2, "{:?}", dispatcher.calls());
+}
+
+#[tokio::test]
+async fn a_slow_function_answers_after_its_latency() {
+    let (dispatcher, _calls) = FakeDispatcher::new(Ok(json!({"decision": "continue"})));
+    let policy = elevate_local::invoke_api::InvokePolicy {
+        latency: [(
+            "elevate-example-hook".to_owned(),
+            Duration::from_millis(300),
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let server = TestServer::start(elevate_local::invoke_api::router_with(
+        dispatcher.clone(),
+        policy,
+    ))
+    .await;
+    let started = std::time::Instant::now();
+    let answer = lambda_client(&server)
+        .invoke()
+        .function_name("arn:aws:lambda:us-east-1:123456789012:function:elevate-example-hook")
+        .payload(Blob::new("{}"))
+        .send()
+        .await
+        .expect("invoke");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(answer.status_code(), 200);
+    assert_eq!(dispatcher.calls().len(), 1);
 }
