@@ -1031,7 +1031,6 @@ fn validate(raw: RawConfig, lines: &Lines<'_>) -> Result<Config, ConfigError> {
 /// Finds a person of the file by a name written in `role` (`approvers`, ...), or says the line.
 type KnownPerson<'a> = dyn Fn(&Spanned<String>, &str) -> Result<PersonName, ConfigError> + 'a;
 
-/// A Lambda function ARN (a custom target's, a flow's hook).
 /// A Slack channel id: letters and digits (`C0APPROVALS`).
 fn channel_id(text: &Spanned<String>, what: &str, lines: &Lines) -> Result<String, ConfigError> {
     let channel = text.get_ref();
@@ -1041,6 +1040,7 @@ fn channel_id(text: &Spanned<String>, what: &str, lines: &Lines) -> Result<Strin
     Ok(channel.clone())
 }
 
+/// A Lambda function ARN (a custom target's, a flow's hook).
 fn lambda_arn<'a>(arn: &'a Spanned<String>, lines: &Lines) -> Result<&'a str, ConfigError> {
     let text = arn.get_ref();
     let function = text.split(":function:").nth(1).unwrap_or_default();

@@ -329,6 +329,15 @@ pub struct BreakGlass {
     pub unreviewed: bool,
 }
 
+impl Request {
+    /// Whether the flow's backup approvers were asked (they may decide it while PENDING).
+    pub fn backups_asked(&self) -> bool {
+        self.reminders
+            .as_ref()
+            .is_some_and(|r| r.backup_asked_at.is_some())
+    }
+}
+
 impl BreakGlass {
     /// Whether it still waits for an acknowledgement (reviewed late is still reviewed).
     pub fn awaits_review(&self) -> bool {

@@ -386,15 +386,7 @@ impl Flow {
     /// Whether `person` is one of the flow's backup approvers and `request` is PENDING with
     /// its backups asked (`[flows.reminders]`): then they may decide it too.
     pub fn is_backup_for(&self, person: &str, request: &Request) -> bool {
-        request.state == State::Pending
-            && request
-                .reminders
-                .as_ref()
-                .is_some_and(|r| r.backup_asked_at.is_some())
-            && self
-                .reminders
-                .as_ref()
-                .is_some_and(|r| r.backup_people.iter().any(|p| p == person))
+        request.state == State::Pending && request.backups_asked() && self.is_backup(person)
     }
 
     /// Whether `person` is among the flow's backup approvers, whatever the request.
@@ -411,7 +403,8 @@ impl Flow {
         groups: &[String],
         request: &Request,
     ) -> Result<(), RuleError> {
-        if !self.is_approver(person, groups) && !self.is_backup_for(person, request) {
+        let approver = self.is_approver(person, groups);
+        if !approver && !self.is_backup_for(person, request) {
             return Err(RuleError::NotAnApprover {
                 person: person.into(),
                 flow: self.name.clone(),
@@ -420,8 +413,10 @@ impl Flow {
         // Several approvals are several people other than the requester, whatever the flow
         // says of self-approval now.
         // Nor is a break-glass grant reviewed by the one who used it.
+        // Nor is a backup ever their own.
         if person == request.requester
             && (!self.allow_self_approval
+                || !approver
                 || request.approvals_required > 1
                 || request.break_glass.is_some())
         {
@@ -437,11 +432,18 @@ impl Flow {
     pub fn may_view(&self, person: &str, groups: &[String], request: &Request) -> bool {
         request.requester == person
             || self.is_approver(person, groups)
-            || (self.is_backup(person)
-                && request
-                    .reminders
-                    .as_ref()
-                    .is_some_and(|r| r.backup_asked_at.is_some()))
+            || (self.is_backup(person) && request.backups_asked())
+    }
+}
+
+impl Flow {
+    /// The channel `request` is posted to: the one a hook or break-glass chose, else the
+    /// approvers'.
+    pub fn channel_for<'a>(&'a self, request: &'a Request) -> &'a str {
+        request
+            .channel
+            .as_deref()
+            .unwrap_or(&self.approvers.channel)
     }
 }
 
@@ -478,12 +480,15 @@ impl Flow {
     /// backups' turn not taken yet, else its time-out. Once the backups are asked, a reminder
     /// is moot.
     pub fn next_nudge(&self, request: &Request) -> (Nudge, DateTime<Utc>) {
-        let done = request.reminders.clone().unwrap_or_default();
-        let asked = done.backup_asked_at.is_some();
+        let asked = request.backups_asked();
+        let reminded = request
+            .reminders
+            .as_ref()
+            .is_some_and(|r| r.reminded_at.is_some());
         let mut next = (Nudge::TimeOut, request.pending_until);
         for (nudge, taken) in [
             (Nudge::AskBackup, asked),
-            (Nudge::Remind, asked || done.reminded_at.is_some()),
+            (Nudge::Remind, asked || reminded),
         ] {
             match self.nudge_at(request, nudge) {
                 Some(at) if !taken && at < next.1 => next = (nudge, at),
@@ -503,18 +508,14 @@ impl Flow {
         if at > now {
             return None;
         }
-        if next == Nudge::Remind {
-            // Both late: the backups are asked, which reminds too.
-            let mut reminded = request.clone();
-            reminded
-                .reminders
-                .get_or_insert_with(Default::default)
-                .reminded_at = Some(now);
-            if let (Nudge::AskBackup, later) = self.next_nudge(&reminded) {
-                if later <= now {
-                    return Some(Nudge::AskBackup);
-                }
-            }
+        // Both late: the backups are asked, which pings too.
+        if next == Nudge::Remind
+            && !request.backups_asked()
+            && self
+                .nudge_at(request, Nudge::AskBackup)
+                .is_some_and(|at| at <= now)
+        {
+            return Some(Nudge::AskBackup);
         }
         Some(next)
     }

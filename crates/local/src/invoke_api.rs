@@ -127,36 +127,47 @@ async fn invoke(
         }
     };
 
-    if let Some(latency) = policy.latency.get(&function) {
-        tokio::time::sleep(*latency).await;
-    }
     match invocation_type {
         InvocationType::DryRun => StatusCode::NO_CONTENT.into_response(),
         InvocationType::Event => {
             tokio::spawn(invoke_async(dispatcher, policy, function, payload));
             with_version(StatusCode::ACCEPTED.into_response())
         }
-        InvocationType::RequestResponse => match dispatcher.invoke(&function, payload).await {
-            Ok(answer) => with_version((StatusCode::OK, json_body(&answer)).into_response()),
-            Err(DispatchError::UnknownFunction(_)) => service_error(
-                StatusCode::NOT_FOUND,
-                "ResourceNotFoundException",
-                &format!("Function not found: {name}"),
-            ),
-            Err(DispatchError::Failed {
-                error_type,
-                message,
-            }) => {
-                tracing::warn!(%function, %error_type, %message, "function error");
-                let body = json!({"errorMessage": message, "errorType": error_type});
-                let mut response = (StatusCode::OK, json_body(&body)).into_response();
-                response.headers_mut().insert(
-                    "x-amz-function-error",
-                    HeaderValue::from_static("Unhandled"),
-                );
-                with_version(response)
+        InvocationType::RequestResponse => {
+            if let Some(latency) = policy.latency.get(&function) {
+                tokio::time::sleep(*latency).await;
             }
-        },
+            answer(
+                dispatcher.invoke(&function, payload).await,
+                &function,
+                &name,
+            )
+        }
+    }
+}
+
+/// A synchronous invocation's answer, as Lambda shapes it.
+fn answer(result: Result<Value, DispatchError>, function: &str, name: &str) -> Response {
+    match result {
+        Ok(answer) => with_version((StatusCode::OK, json_body(&answer)).into_response()),
+        Err(DispatchError::UnknownFunction(_)) => service_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("Function not found: {name}"),
+        ),
+        Err(DispatchError::Failed {
+            error_type,
+            message,
+        }) => {
+            tracing::warn!(%function, %error_type, %message, "function error");
+            let body = json!({"errorMessage": message, "errorType": error_type});
+            let mut response = (StatusCode::OK, json_body(&body)).into_response();
+            response.headers_mut().insert(
+                "x-amz-function-error",
+                HeaderValue::from_static("Unhandled"),
+            );
+            with_version(response)
+        }
     }
 }
 

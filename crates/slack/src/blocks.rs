@@ -41,8 +41,6 @@ pub struct Message {
     pub blocks: Vec<Value>,
 }
 
-/// The message showing `request` in its current state. Buttons only while it is PENDING,
-/// each carrying the request id as its `value`.
 /// How a request nobody answered was brought up again: the backups asked (and who they
 /// are), or the approvers reminded.
 fn reminded_line(request: &Request, flow: &Flow) -> Option<String> {
@@ -69,6 +67,8 @@ fn reminded_line(request: &Request, flow: &Flow) -> Option<String> {
         .map(|at| format!(":bell: Approvers reminded at {}", when(at)))
 }
 
+/// The message showing `request` in its current state. Buttons only while it is PENDING,
+/// each carrying the request id as its `value`.
 pub fn request_message(request: &Request, flow: &Flow, requester: &Person) -> Message {
     let mut blocks = vec![
         section(format!(

@@ -11,7 +11,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::blocks::{escape, notice, notice_about, request_message, Message};
+use crate::blocks::{notice, notice_about, request_message, Message};
 
 /// Slack's own Web API base.
 pub const DEFAULT_BASE_URL: &str = "https://slack.com/api";
@@ -201,9 +201,13 @@ impl Notifier for SlackNotifier {
         ping: &[String],
     ) -> Result<(), NotifyError> {
         let mut message = notice(text);
-        if !ping.is_empty() {
-            let mentions: Vec<String> =
-                ping.iter().map(|id| format!("<@{}>", escape(id))).collect();
+        // A Slack user id is letters and digits; anything else is not mentioned.
+        let mentions: Vec<String> = ping
+            .iter()
+            .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
+            .map(|id| format!("<@{id}>"))
+            .collect();
+        if !mentions.is_empty() {
             message.blocks.push(json!({
                 "type": "section",
                 "text": {"type": "mrkdwn", "text": mentions.join(" ")},

@@ -690,7 +690,7 @@ async fn a_reminder_replies_in_the_thread_for_the_channel_and_mentions_who_it_pi
             "C0BACKUP",
             Some(&message.ts),
             "Request waited 20m: <!channel> *bold*",
-            &["U0BOB0001".to_owned()],
+            &["U0BOB0001".to_owned(), "U0X|<!channel>".to_owned()],
         )
         .await
         .expect("remind");

@@ -304,12 +304,14 @@ impl App {
 
     /// Shows the request's new state in its Slack message. Slack being down must not undo or
     /// block a grant, so a failure is logged; it is returned when it is worth retrying.
-    /// The request posted again for its backup approvers is shown the same way.
+    /// The request posted again for its backup approvers is shown the same way, except while
+    /// an extension waits (which is not theirs to decide).
     pub(crate) async fn refresh_message(&self, request: &Request) -> Result<(), NotifyError> {
         let backup = request
             .reminders
             .as_ref()
-            .and_then(|r| r.backup_message.as_ref());
+            .and_then(|r| r.backup_message.as_ref())
+            .filter(|_| request.extension.is_none());
         let messages: Vec<&MessageRef> = request.message.iter().chain(backup).collect();
         if messages.is_empty() {
             return Ok(());
@@ -341,15 +343,10 @@ impl App {
         match &request.message {
             Some(message) => (&message.channel, Some(&message.ts)),
             None => {
-                let flow_channel = self
-                    .config
-                    .flow(&request.flow)
-                    .map(|flow| flow.approvers.channel.as_str());
-                let channel = request
-                    .channel
-                    .as_deref()
-                    .or(flow_channel)
-                    .unwrap_or_default();
+                let channel = match self.config.flow(&request.flow) {
+                    Some(flow) => flow.channel_for(request),
+                    None => request.channel.as_deref().unwrap_or_default(),
+                };
                 (channel, None)
             }
         }

@@ -72,6 +72,11 @@ pub(crate) async fn nudge(app: &App, id: &RequestId) -> Result<Option<Request>, 
         return Ok(None);
     }
     app.clock.sleep_until(at).await;
+    // It may have been answered while this waited.
+    let request = app.load(id).await?;
+    if request.state != State::Pending {
+        return Ok(None);
+    }
     let step = flow.nudge_due(&request, app.clock.now());
     match (step, step.and_then(|step| flow.nudge_at(&request, step))) {
         (Some(Nudge::Remind), Some(due)) => remind(app, flow, request, due).await,
@@ -91,11 +96,8 @@ async fn remind(
 ) -> Result<Option<Request>, ServiceError> {
     let ping = slack_ids(app, &flow.approvers.people, &request);
     let text = format!(
-        "Request {} of {} ({}, {}) has waited {} for an answer; it times out at {}.",
-        request.id,
-        request.requester,
-        request.flow,
-        format_duration(request.duration),
+        "{} has waited {} for an answer; it times out at {}.",
+        about(&request),
         waited(&request, app.clock.now()),
         request.pending_until.format("%Y-%m-%d %H:%M UTC"),
     );
@@ -104,7 +106,7 @@ async fn remind(
     let recorded = step_pending(app, request, || Command::Remind { due }).await?;
     if let Some(reminded) = &recorded {
         tracing::info!(request_id = %reminded.id, "approvers reminded");
-        app.refresh_message(reminded).await.ok();
+        refresh(app, &reminded.id).await;
     }
     Ok(recorded)
 }
@@ -140,17 +142,23 @@ async fn ask_backup(
         None => None,
     };
     let text = format!(
-        "Request {} of {} ({}, {}) has had no answer for {waited}: backup approvers {names}, you may approve or deny it now.",
-        request.id,
-        request.requester,
-        request.flow,
-        format_duration(request.duration),
+        "{} has had no answer for {waited}: backup approvers {names}, you may approve or deny it now.",
+        about(&request),
     );
     let (channel, thread) = match &posted {
         Some(message) => (message.channel.as_str(), Some(message.ts.as_str())),
         None => app.thread_of(&request),
     };
-    app.notifier.remind(channel, thread, &text, &ping).await?;
+    let pinged = app.notifier.remind(channel, thread, &text, &ping).await;
+    match (pinged, &posted) {
+        (Ok(()), _) => {}
+        // Without a copy of its own, the ping is how the backups hear of it: retried.
+        (Err(err), None) => return Err(err.into()),
+        // The copy is posted and is what they act on: recorded all the same, not posted twice.
+        (Err(err), Some(_)) => {
+            tracing::warn!(error = %err, "could not ping the backup approvers under the copy of the request");
+        }
+    }
     let reason = match &posted {
         Some(message) => format!(
             "no answer for {waited}: {names} may decide too; posted in {}",
@@ -164,15 +172,18 @@ async fn ask_backup(
         reason: reason.clone(),
     })
     .await?;
-    match &recorded {
-        Some(asked) => {
+    match (&recorded, &posted) {
+        (Some(asked), _) => {
             tracing::info!(request_id = %asked.id, "backup approvers asked");
-            app.refresh_message(asked).await.ok();
+            refresh(app, &asked.id).await;
         }
-        // Answered meanwhile: the copy just posted shows the answer, not its buttons.
-        None => {
-            if let Some(message) = &posted {
-                let now = app.load(&id).await?;
+        (None, Some(message)) => {
+            let now = app.load(&id).await?;
+            if now.state == State::Pending {
+                // Another delivery asked them first, with a copy of its own.
+                tracing::warn!(request_id = %id, channel = %message.channel, ts = %message.ts, "the backups were asked twice; this copy of the request is not kept up to date");
+            } else {
+                // Answered meanwhile: the copy just posted shows the answer, not its buttons.
                 let terms = app.terms(&now)?;
                 if let Err(err) = app
                     .notifier
@@ -183,6 +194,7 @@ async fn ask_backup(
                 }
             }
         }
+        (None, None) => {}
     }
     Ok(recorded)
 }
@@ -225,6 +237,27 @@ fn slack_ids(app: &App, people: &[PersonName], request: &Request) -> Vec<String>
         .filter_map(|p| app.config.person(p))
         .map(|p| p.slack_id.clone())
         .collect()
+}
+
+/// Shows the request as it is now (a decision written since the step is not undone).
+async fn refresh(app: &App, id: &RequestId) {
+    match app.load(id).await {
+        Ok(now) => {
+            app.refresh_message(&now).await.ok();
+        }
+        Err(err) => tracing::warn!(error = %err, "could not read the request to show it"),
+    }
+}
+
+/// "Request <id> of <requester> (<flow>, <duration>)".
+fn about(request: &Request) -> String {
+    format!(
+        "Request {} of {} ({}, {})",
+        request.id,
+        request.requester,
+        request.flow,
+        format_duration(request.duration)
+    )
 }
 
 fn waited(request: &Request, now: DateTime<Utc>) -> String {

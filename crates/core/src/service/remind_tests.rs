@@ -48,6 +48,25 @@ type = "iam_group"
 group = "Ops"
 
 [[flows]]
+name = "selfish"
+max_duration = "2h"
+pending_timeout = "30m"
+allow_self_approval = true
+
+[flows.approvers]
+channel = "C0SELFISH"
+people = ["bob", "carol"]
+
+[flows.reminders]
+backup_after = "5m"
+backup_people = ["alice", "dave"]
+
+[[flows.targets]]
+name = "ops"
+type = "iam_group"
+group = "Ops"
+
+[[flows]]
 name = "quiet"
 max_duration = "2h"
 pending_timeout = "30m"
@@ -364,7 +383,10 @@ async fn the_sweep_takes_a_step_whose_schedule_was_lost_and_lists_it_for_the_bac
     assert_eq!(to_approve(&app).await, 0);
     let _ = dave;
 
+    // Due at 10m; the sweep leaves it to its schedule for a while, then takes it.
     app.clock.advance(11 * MINUTE);
+    assert_eq!(sweep(&app.app).await.unwrap().reminded, 0);
+    app.clock.advance(MINUTE);
     let report = sweep(&app.app).await.unwrap();
     assert_eq!(report.reminded, 1, "{report:?}");
     assert_eq!(
@@ -547,4 +569,27 @@ backup_channel = "#backup""##,
         let err = flow(reminders).unwrap_err().to_string();
         assert!(err.contains(says), "{reminders}: {err}");
     }
+}
+
+#[tokio::test]
+async fn a_backup_never_decides_their_own_request_whatever_the_flow_allows() {
+    let app = FakeApp::new(config());
+    let request = ask(&app, "selfish").await;
+    app.clock.advance(5 * MINUTE);
+    fire(&app, &request, "-backup").await.unwrap();
+    let own = decide_as(&app, "alice", &request, Decision::Approve).await;
+    assert!(
+        matches!(own, Err(ServiceError::Rule(RuleError::SelfApproval { .. }))),
+        "{own:?}"
+    );
+    assert_eq!(
+        actions(&app, &request),
+        vec![Action::Request, Action::AskBackup]
+    );
+    // Nor is she pinged about it; dave is, and may decide.
+    assert_eq!(reminders(&app)[0].3, ["U0DAVE001"]);
+    let approved = decide_as(&app, "dave", &request, Decision::Approve)
+        .await
+        .unwrap();
+    assert_eq!(approved.state, State::Approved);
 }

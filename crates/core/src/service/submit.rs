@@ -278,10 +278,7 @@ pub(crate) async fn announce(app: &App, request: &mut Request) -> Result<bool, S
     if posted {
         let flow = app.flow_of(request)?;
         let terms = app.terms(request)?;
-        let channel = request
-            .channel
-            .as_deref()
-            .unwrap_or(&flow.approvers.channel);
+        let channel = flow.channel_for(request);
         let message = app
             .notifier
             .announce(request, flow, &terms.person, channel)

@@ -104,10 +104,13 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
     }
 
     for request in pending {
+        // A step a while overdue: its own schedule had its chance.
+        let grace =
+            chrono::Duration::from_std(app.settings.escalation_retry_after).unwrap_or_default();
         let nudge = app
             .config
             .flow(&request.flow)
-            .and_then(|flow| flow.nudge_due(&request, now));
+            .and_then(|flow| flow.nudge_due(&request, now - grace));
         if request.pending_until <= now {
             let result = time_out(app, &request.id).await.map(|r| r.is_some());
             note(result, &mut report.timed_out, &mut report.errors);
