@@ -125,57 +125,66 @@ async fn open_with(
     };
     in_directory(app, &new.terms).await?;
     let now = app.clock.now();
-    if let Some(policy) = policy {
-        let (mut request, event) =
-            machine::open(RequestId::generate(now), new, &caller.principal, now);
-        tracing::Span::current().record("request_id", tracing::field::display(&request.id));
-        request.channel = Some(policy.channel.clone());
-        request.break_glass = Some(BreakGlass {
-            review_by: now + chrono::Duration::from_std(policy.review_within).unwrap_or_default(),
-            reviewed_by: None,
-            reviewed_at: None,
-            unreviewed: false,
-        });
-        app.store.create(&request, &event).await?;
-        tracing::warn!(request_id = %request.id, duration = %format_duration(request.duration), "break-glass request opened; approved at once, to be reviewed");
-        let command = Command::Approve {
-            reason: Some(format!("break-glass: {}", request.reason)),
-        };
-        return decided_on_submission(app, request, command, AutoDecider::BreakGlass).await;
-    }
-    let rule = auto_approval(app, flow, caller.person, &new.target, new.duration, now).await;
+    // A break-glass request is its requester's word alone: neither rules nor the hook are asked.
+    let rule = match policy {
+        Some(_) => None,
+        None => auto_approval(app, flow, caller.person, &new.target, new.duration, now).await,
+    };
     let (mut request, event) = machine::open(RequestId::generate(now), new, &caller.principal, now);
     tracing::Span::current().record("request_id", tracing::field::display(&request.id));
-    let hooked = match &flow.hook {
-        Some(function) => ask_hook(app, function, &request, caller.person).await,
-        None => Hooked::Continue { channel: None },
+    let hooked = match (policy, &flow.hook) {
+        (None, Some(function)) => ask_hook(app, function, &request, caller.person).await,
+        _ => Hooked::Continue { channel: None },
     };
-    if let Hooked::Continue { channel } = &hooked {
-        request.channel.clone_from(channel);
+    match (policy, &hooked) {
+        (Some(policy), _) => {
+            request.channel = Some(policy.channel.clone());
+            request.break_glass = Some(BreakGlass {
+                review_by: now
+                    + chrono::Duration::from_std(policy.review_within).unwrap_or_default(),
+                reviewed_by: None,
+                reviewed_at: None,
+                unreviewed: false,
+            });
+        }
+        (None, Hooked::Continue { channel }) => request.channel.clone_from(channel),
+        (None, _) => {}
     }
     app.store.create(&request, &event).await?;
-    tracing::info!(request_id = %request.id, duration = %format_duration(request.duration), "request opened");
-    // A hook's denial wins; then a rule of the reviewed file; then the hook's approval.
-    let (command, decider) = match (hooked, rule) {
-        (Hooked::Deny { by, reason }, _) => (
+    let duration = format_duration(request.duration);
+    if policy.is_some() {
+        tracing::warn!(request_id = %request.id, %duration, "break-glass request opened; approved at once, to be reviewed");
+    } else {
+        tracing::info!(request_id = %request.id, %duration, "request opened");
+    }
+    // Break-glass approves; else a hook's denial wins, then a rule of the reviewed file, then
+    // the hook's approval.
+    let (command, decider) = match (policy, hooked, rule) {
+        (Some(_), _, _) => (
+            Command::Approve {
+                reason: Some(format!("break-glass: {}", request.reason)),
+            },
+            AutoDecider::BreakGlass,
+        ),
+        (None, Hooked::Deny { by, reason }, _) => (
             Command::Deny {
                 reason: Some(reason),
             },
             by,
         ),
-        (_, Some(rule)) => (
+        (None, _, Some(rule)) => (
             Command::Approve {
                 reason: Some(rule.describe()),
             },
             AutoDecider::Rule(rule.name.clone()),
         ),
-        (Hooked::Approve { by, reason }, None) => (
+        (None, Hooked::Approve { by, reason }, None) => (
             Command::Approve {
                 reason: Some(reason),
             },
             by,
         ),
-        (Hooked::Continue { .. }, None) => return Ok(request),
+        (None, Hooked::Continue { .. }, None) => return Ok(request),
     };
     decided_on_submission(app, request, command, decider).await
 }
