@@ -80,17 +80,6 @@ async fn review_as(app: &FakeApp, who: &str, request: &Request) -> Result<Reques
     .await
 }
 
-fn actions(app: &FakeApp, request: &Request) -> Vec<Action> {
-    let mut events: Vec<_> = app
-        .store
-        .events_all()
-        .into_iter()
-        .filter(|e| e.request_id == request.id)
-        .collect();
-    events.sort_by_key(|e| e.seq);
-    events.into_iter().map(|e| e.action).collect()
-}
-
 fn review_schedule(app: &FakeApp, request: &Request) -> Option<crate::ports::ScheduleInfo> {
     app.scheduler
         .schedule_named(&format!("timeout-{}", request.id))
@@ -120,7 +109,7 @@ async fn a_break_glass_request_is_active_at_once_and_posted_to_the_security_chan
     assert_eq!(review.review_by, now + chrono::Duration::hours(1));
     assert!(review.awaits_review() && !review.unreviewed);
     assert_eq!(
-        actions(&app, &request),
+        app.actions(&request.id),
         vec![Action::Request, Action::Approve]
     );
     assert_eq!(app.escalation.started(), vec![request.id.clone()]);
@@ -199,7 +188,7 @@ async fn an_approver_reviews_it_once_and_never_the_one_who_used_it() {
     assert_eq!(review.reviewed_by.as_deref(), Some("bob"));
     assert!(review.reviewed_at.is_some());
     assert_eq!(
-        actions(&app, &request),
+        app.actions(&request.id),
         vec![Action::Request, Action::Approve, Action::Review]
     );
     // Reviewed: the deadline goes.
@@ -213,7 +202,7 @@ async fn an_approver_reviews_it_once_and_never_the_one_who_used_it() {
         ),
         "{again:?}"
     );
-    assert_eq!(actions(&app, &request).len(), 3, "nothing more is written");
+    assert_eq!(app.actions(&request.id).len(), 3, "nothing more is written");
 }
 
 #[tokio::test]
@@ -259,7 +248,7 @@ async fn an_unreviewed_grant_is_marked_at_its_deadline_and_the_channel_is_remind
     assert!(review.unreviewed);
     assert_eq!(review.reviewed_by, None);
     assert_eq!(
-        actions(&app, &request),
+        app.actions(&request.id),
         vec![Action::Request, Action::Approve, Action::ReviewOverdue]
     );
     let reminders: Vec<(Option<String>, String)> = app
@@ -291,7 +280,7 @@ async fn an_unreviewed_grant_is_marked_at_its_deadline_and_the_channel_is_remind
     assert!(review.unreviewed);
     assert_eq!(review.reviewed_by.as_deref(), Some("carol"));
     assert_eq!(
-        actions(&app, &request),
+        app.actions(&request.id),
         vec![
             Action::Request,
             Action::Approve,

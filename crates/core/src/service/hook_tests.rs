@@ -77,17 +77,6 @@ async fn ask(app: &FakeApp, flow: &str, minutes: u64) -> Result<Request, Service
     submit(&app.app, &caller_of(alice), submission).await
 }
 
-fn actions(app: &FakeApp, request: &Request) -> Vec<Action> {
-    let mut events: Vec<_> = app
-        .store
-        .events_all()
-        .into_iter()
-        .filter(|e| e.request_id == request.id)
-        .collect();
-    events.sort_by_key(|e| e.seq);
-    events.into_iter().map(|e| e.action).collect()
-}
-
 fn announced_in(app: &FakeApp, request: &Request) -> Option<String> {
     app.notifier.notices().into_iter().find_map(|n| match n {
         Notice::Announce {
@@ -105,7 +94,7 @@ fn waits_for_people(app: &FakeApp, request: &Request) {
     assert_eq!(stored.state, State::Pending);
     assert_eq!(stored.decided_by, None);
     assert_eq!(stored.channel, None);
-    assert_eq!(actions(app, request), vec![Action::Request]);
+    assert_eq!(app.actions(&request.id), vec![Action::Request]);
     assert_eq!(announced_in(app, request).as_deref(), Some("C0HOOKED"));
     assert!(app.escalation.started().is_empty());
 }
@@ -178,7 +167,7 @@ async fn a_hook_approval_approves_at_once_naming_the_hook_and_its_reason() {
     );
     assert!(stored.approved_automatically());
     assert_eq!(
-        actions(&app, &request),
+        app.actions(&request.id),
         vec![Action::Request, Action::Approve]
     );
     assert_eq!(app.escalation.started(), vec![request.id.clone()]);
@@ -204,7 +193,10 @@ async fn a_hook_denial_ends_the_request_and_wins_over_a_rule() {
         Some("change freeze until Monday")
     );
     assert!(!stored.approved_automatically());
-    assert_eq!(actions(&app, &request), vec![Action::Request, Action::Deny]);
+    assert_eq!(
+        app.actions(&request.id),
+        vec![Action::Request, Action::Deny]
+    );
     assert!(app.escalation.started().is_empty());
     // The requester hears why.
     let told = app.notifier.told("alice");

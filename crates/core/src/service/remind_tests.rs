@@ -114,17 +114,6 @@ async fn decide_as(
     decide(&app.app, &caller_of(person), &request.id, decision, None).await
 }
 
-fn actions(app: &FakeApp, request: &Request) -> Vec<Action> {
-    let mut events: Vec<_> = app
-        .store
-        .events_all()
-        .into_iter()
-        .filter(|e| e.request_id == request.id)
-        .collect();
-    events.sort_by_key(|e| e.seq);
-    events.into_iter().map(|e| e.action).collect()
-}
-
 /// When the request's schedule `suffix` (`""` for the time-out, `-remind`, `-backup`) fires.
 fn fires_at(
     app: &FakeApp,
@@ -207,7 +196,7 @@ async fn nobody_answers_so_the_approvers_are_reminded_then_the_backups_decide() 
         ),
         "{early:?}"
     );
-    assert_eq!(actions(&app, &request), vec![Action::Request]);
+    assert_eq!(app.actions(&request.id), vec![Action::Request]);
 
     // 10m: the approvers are reminded in the request's thread, by name.
     app.clock.advance(10 * MINUTE);
@@ -218,7 +207,7 @@ async fn nobody_answers_so_the_approvers_are_reminded_then_the_backups_decide() 
         Some(app.clock.now())
     );
     assert_eq!(
-        actions(&app, &request),
+        app.actions(&request.id),
         vec![Action::Request, Action::Remind]
     );
     let said = reminders(&app);
@@ -269,7 +258,7 @@ async fn nobody_answers_so_the_approvers_are_reminded_then_the_backups_decide() 
     assert!(shown.contains(&announced), "{shown:?}");
     assert!(shown.contains(&copy), "{shown:?}");
     assert_eq!(
-        actions(&app, &request),
+        app.actions(&request.id),
         vec![
             Action::Request,
             Action::Remind,
@@ -287,7 +276,7 @@ async fn a_late_delivery_asks_the_backups_without_reminding_first() {
     let asked = fire(&app, &request, "-remind").await.unwrap();
     assert!(asked.reminders.as_ref().unwrap().backup_asked_at.is_some());
     assert_eq!(
-        actions(&app, &request),
+        app.actions(&request.id),
         vec![Action::Request, Action::AskBackup]
     );
     // The backups' own schedule then finds nothing to do, and the time-out ends it.
@@ -307,7 +296,7 @@ async fn a_delivery_long_before_its_step_takes_none() {
         app.clock.now(),
         request.created_at + chrono::Duration::minutes(1)
     );
-    assert_eq!(actions(&app, &request), vec![Action::Request]);
+    assert_eq!(app.actions(&request.id), vec![Action::Request]);
     assert!(reminders(&app).is_empty());
 }
 
@@ -390,7 +379,7 @@ async fn the_sweep_takes_a_step_whose_schedule_was_lost_and_lists_it_for_the_bac
     let report = sweep(&app.app).await.unwrap();
     assert_eq!(report.reminded, 1, "{report:?}");
     assert_eq!(
-        actions(&app, &request),
+        app.actions(&request.id),
         vec![Action::Request, Action::Remind]
     );
     // Nothing more is due: the next sweep leaves it.
@@ -400,7 +389,7 @@ async fn the_sweep_takes_a_step_whose_schedule_was_lost_and_lists_it_for_the_bac
     assert_eq!(sweep(&app.app).await.unwrap().reminded, 1);
     assert_eq!(to_approve(&app).await, 1);
     assert_eq!(
-        actions(&app, &request),
+        app.actions(&request.id),
         vec![Action::Request, Action::Remind, Action::AskBackup]
     );
 }
@@ -415,7 +404,7 @@ async fn slack_being_down_leaves_the_step_to_the_retry() {
         request_id: request.id.clone(),
     };
     assert!(end_by_schedule(&app.app, &action).await.is_err());
-    assert_eq!(actions(&app, &request), vec![Action::Request]);
+    assert_eq!(app.actions(&request.id), vec![Action::Request]);
     // The retry reminds, once.
     fire(&app, &request, "-remind").await.unwrap();
     assert_eq!(reminders(&app).len(), 1);
@@ -583,7 +572,7 @@ async fn a_backup_never_decides_their_own_request_whatever_the_flow_allows() {
         "{own:?}"
     );
     assert_eq!(
-        actions(&app, &request),
+        app.actions(&request.id),
         vec![Action::Request, Action::AskBackup]
     );
     // Nor is she pinged about it; dave is, and may decide.

@@ -202,4 +202,16 @@ impl FakeApp {
             .request(id)
             .unwrap_or_else(|| panic!("request {id} is not stored"))
     }
+
+    /// The actions of the request's audit trail, in order.
+    pub fn actions(&self, id: &RequestId) -> Vec<crate::audit::Action> {
+        let mut events: Vec<_> = self
+            .store
+            .events_all()
+            .into_iter()
+            .filter(|e| e.request_id == *id)
+            .collect();
+        events.sort_by_key(|e| e.seq);
+        events.into_iter().map(|e| e.action).collect()
+    }
 }
