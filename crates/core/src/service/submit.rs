@@ -483,13 +483,7 @@ pub(crate) async fn after_decision(app: &App, request: &Request) -> Result<(), S
         .as_ref()
         .is_some_and(|r| r.awaits_review());
     if request.state != State::Pending && !awaits_review {
-        let timeout = ScheduledAction::Timeout {
-            request_id: request.id.clone(),
-        }
-        .schedule_name();
-        if let Err(err) = app.scheduler.cancel(&timeout).await {
-            tracing::warn!(request_id = %request.id, error = %err, "could not delete the time-out schedule; it will find the request decided");
-        }
+        cancel_time_outs(app, request).await;
     }
     let denied = (request.state == State::Denied).then(|| {
         let by = request.decided_by.as_deref().unwrap_or("an approver");
@@ -581,6 +575,31 @@ pub(crate) async fn still_granted(
     }
 }
 
+/// Deletes the schedules of an answered request: its time-out and, on a flow with
+/// reminders, theirs. One left behind finds the request answered and does nothing.
+async fn cancel_time_outs(app: &App, request: &Request) {
+    let request_id = request.id.clone();
+    let mut schedules = vec![ScheduledAction::Timeout {
+        request_id: request_id.clone(),
+    }];
+    if app
+        .config
+        .flow(&request.flow)
+        .is_some_and(|flow| flow.reminders.is_some())
+    {
+        schedules.push(ScheduledAction::Remind {
+            request_id: request_id.clone(),
+        });
+        schedules.push(ScheduledAction::AskBackup { request_id });
+    }
+    for schedule in schedules {
+        let name = schedule.schedule_name();
+        if let Err(err) = app.scheduler.cancel(&name).await {
+            tracing::warn!(request_id = %request.id, schedule = %name, error = %err, "could not delete the schedule; it will find the request answered");
+        }
+    }
+}
+
 fn already_decided(request: &Request) -> ServiceError {
     let by = request
         .decided_by
@@ -610,13 +629,7 @@ pub async fn cancel(
     let Some(request) = app.step(&request, Command::Cancel, &caller.by()).await? else {
         return Err(already_decided(&app.load(id).await?));
     };
-    let timeout = ScheduledAction::Timeout {
-        request_id: request.id.clone(),
-    }
-    .schedule_name();
-    if let Err(err) = app.scheduler.cancel(&timeout).await {
-        tracing::warn!(error = %err, "could not delete the time-out schedule; it will find the request cancelled");
-    }
+    cancel_time_outs(app, &request).await;
     app.tell(&request, None).await;
     Ok(request)
 }
