@@ -263,11 +263,11 @@ async fn in_directory(app: &App, terms: &Terms) -> Result<(), ServiceError> {
 /// Slack message. Stops at the first fault, which the caller logs or retries: the sweep
 /// announces what is left unannounced.
 pub(crate) async fn announce(app: &App, request: &mut Request) -> Result<bool, ServiceError> {
-    // An auto-approved request is posted too, saying so, so the channel sees every grant.
-    let auto_approved = request.state == State::Approved && request.approved_automatically();
-    let active_break_glass =
-        request.break_glass.is_some() && matches!(request.state, State::Approved | State::Active);
-    if request.state != State::Pending && !auto_approved && !active_break_glass {
+    // A request approved without a person (a rule, a hook, break-glass) is posted too, saying
+    // so, so the channel sees every grant.
+    let auto_approved = matches!(request.state, State::Approved | State::Active)
+        && request.approved_automatically();
+    if request.state != State::Pending && !auto_approved {
         return Ok(false);
     }
     let timeout = ScheduledAction::Timeout {

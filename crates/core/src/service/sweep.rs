@@ -33,9 +33,10 @@ pub struct SweepReport {
 /// PENDING requests past their time-out time out, those past a reminder or their backups' turn
 /// get it, and those still unannounced a while after
 /// they were opened (see [`Settings::escalation_retry_after`](super::Settings)) are announced; then
-/// reconciliation repairs any difference between the managed groups and the grants. A
-/// break-glass grant never posted is posted, and one past its review time is marked
-/// unreviewed, in case its own follow-up or schedule was lost.
+/// reconciliation repairs any difference between the managed groups and the grants. A grant
+/// approved without a person (a rule, a hook, break-glass) never posted is posted, and a
+/// break-glass grant past its review time is marked unreviewed, in case its own follow-up or
+/// schedule was lost.
 pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
     let mut report = SweepReport::default();
     let now = app.clock.now();
@@ -46,16 +47,19 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
     let approved = app.store.list_by_state(State::Approved).await?;
     let pending = app.store.list_by_state(State::Pending).await?;
 
-    // Break-glass grants whose post or review deadline was lost: posted (which schedules the
-    // deadline again), or marked unreviewed when the deadline has passed.
+    // Grants approved without a person whose post was lost: posted (for break-glass, which
+    // schedules its review deadline again); break-glass grants whose deadline passed
+    // unnoticed: marked unreviewed.
     for request in active.iter().chain(&approved) {
-        let Some(review) = request.break_glass.as_ref() else {
-            continue;
-        };
-        if review.awaits_review() && !review.unreviewed && review.review_by <= now {
+        let overdue = request
+            .break_glass
+            .as_ref()
+            .is_some_and(|r| r.awaits_review() && !r.unreviewed && r.review_by <= now);
+        if overdue {
             let result = time_out(app, &request.id).await.map(|r| r.is_some());
             note(result, &mut report.reviews_overdue, &mut report.errors);
-        } else if request.message.is_none()
+        } else if request.approved_automatically()
+            && request.message.is_none()
             && (now - request.created_at).to_std().unwrap_or_default()
                 >= app.settings.escalation_retry_after
         {

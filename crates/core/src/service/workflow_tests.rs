@@ -664,6 +664,30 @@ async fn a_rule_approves_a_short_request_in_office_hours_at_once() {
     assert_eq!(err.code(), "conflict", "{err}");
 }
 
+#[tokio::test]
+async fn a_rule_approved_grant_slack_missed_is_posted_by_the_sweep() {
+    let app = FakeApp::at(config(), utc(MONDAY_10_BERLIN));
+    app.notifier.fail_next(1);
+    let request = ask(&app, "alice", "auto", 30).await.unwrap();
+    let id = request.id.clone();
+    assert_eq!(request.state, State::Approved);
+    assert!(app.request(&id).message.is_none(), "the post failed");
+    // Granted meanwhile; the sweep posts it once its own follow-up had its chance.
+    escalate(&app.app, &id).await.unwrap();
+    assert_eq!(app.request(&id).state, State::Active);
+    assert_eq!(sweep(&app.app).await.unwrap().announced, 0);
+    app.clock.advance(Duration::from_secs(180));
+    assert_eq!(sweep(&app.app).await.unwrap().announced, 1);
+    assert!(app.request(&id).message.is_some());
+    assert!(app.notifier.notices().iter().any(|n| matches!(
+        n,
+        Notice::Announce { request, .. } if request.id == id && request.state == State::Active
+    )));
+    // No time-out for a grant, and no second post.
+    assert!(timeout_schedule(&app, &id).is_none());
+    assert_eq!(sweep(&app.app).await.unwrap().announced, 0);
+}
+
 async fn assert_waits_for_people(app: &FakeApp, who: &str, minutes: u64) {
     let request = ask(app, who, "auto", minutes).await.unwrap();
     assert_eq!(request.state, State::Pending, "{who} for {minutes}m");
