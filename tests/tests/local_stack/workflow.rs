@@ -176,9 +176,12 @@ fn time(value: &Value) -> DateTime<Utc> {
         .unwrap_or_else(|| panic!("not a time: {value}"))
 }
 
-/// Whether `message` is the approvers' message of request `id` (not a direct message).
+/// Whether `message` is the approvers' message of request `id` (not a direct message, nor a
+/// reply in its thread).
 fn in_channel(message: &Value, id: &str) -> bool {
-    message["request_id"] == id && message["channel"] == "C0APPROVALS"
+    message["request_id"] == id
+        && message["channel"] == "C0APPROVALS"
+        && message["thread_ts"].is_null()
 }
 
 /// The approvers' Slack message of request `id` (messages are updated in place).
@@ -372,6 +375,20 @@ async fn an_active_grant_is_extended_by_rule_or_by_an_approver_and_never_past_th
     assert!(
         message["blocks"].to_string().contains("20m more"),
         "{message}"
+    );
+    // The approvers are pinged in the request's thread.
+    let ping = stack
+        .wait_for_message("the approvers' ping", WAIT, |m| {
+            m["channel"] == "C0APPROVALS"
+                && m["thread_ts"] == message["ts"]
+                && m["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("mia asks for 20m more"))
+        })
+        .await;
+    assert!(
+        ping["blocks"].to_string().contains("<@U0ALICE01>"),
+        "{ping}"
     );
     let again = stack.run(
         "mia",

@@ -97,6 +97,24 @@ pub async fn extend(
     }
     let asked = app.load(id).await?;
     app.tell(&asked, None).await;
+    if let Some(extension) = asked
+        .extension
+        .as_ref()
+        .filter(|_| asked.state == State::Active)
+    {
+        // The approvers hear of it where they decided the request.
+        let ping = super::remind::slack_ids(app, &flow.approvers.people, &asked);
+        let text = format!(
+            "{} asks for {} more on {}: approve or deny the extension on the request's message.",
+            asked.requester,
+            format_duration(extension.by),
+            super::remind::about(&asked),
+        );
+        let (channel, thread) = app.thread_of(&asked);
+        if let Err(err) = app.notifier.remind(channel, thread, &text, &ping).await {
+            tracing::warn!(error = %err, "could not ping the approvers about the extension; the message shows it");
+        }
+    }
     Ok(asked)
 }
 

@@ -227,13 +227,13 @@ async fn step_pending(
     )))
 }
 
-/// The Slack ids of `people` (other than the requester and those who approved already), to
-/// mention them.
-fn slack_ids(app: &App, people: &[PersonName], request: &Request) -> Vec<String> {
+/// The Slack ids of `people` (other than the requester and those who approved already, the
+/// request or the extension asked), to mention them.
+pub(crate) fn slack_ids(app: &App, people: &[PersonName], request: &Request) -> Vec<String> {
     people
         .iter()
         .filter(|p| **p != request.requester)
-        .filter(|p| !request.approvals.iter().any(|a| a.by == p.as_str()))
+        .filter(|p| !request.approved_by(p))
         .filter_map(|p| app.config.person(p))
         .map(|p| p.slack_id.clone())
         .collect()
@@ -250,7 +250,7 @@ async fn refresh(app: &App, id: &RequestId) {
 }
 
 /// "Request <id> of <requester> (<flow>, <duration>)".
-fn about(request: &Request) -> String {
+pub(crate) fn about(request: &Request) -> String {
     format!(
         "Request {} of {} ({}, {})",
         request.id,

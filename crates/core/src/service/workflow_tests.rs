@@ -825,6 +825,27 @@ async fn an_approved_extension_moves_the_expiry_without_touching_the_access() {
             .is_some_and(|r| r.extension.is_some()),
         "the approvers see the question in the grant's message"
     );
+    // And are pinged in its thread, bob who approved the request included.
+    let message = stored.message.clone().unwrap();
+    let pings: Vec<(String, Option<String>, String, Vec<String>)> = app
+        .notifier
+        .notices()
+        .into_iter()
+        .filter_map(|n| match n {
+            Notice::Remind {
+                channel,
+                thread,
+                text,
+                ping,
+            } => Some((channel, thread, text, ping)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pings.len(), 1, "{pings:?}");
+    assert_eq!(pings[0].0, message.channel);
+    assert_eq!(pings[0].1.as_deref(), Some(message.ts.as_str()));
+    assert!(pings[0].2.contains("alice asks for 30m more"), "{pings:?}");
+    assert!(pings[0].3.contains(&"U0BOB0001".to_owned()), "{pings:?}");
 
     // bob approves: the expiry moves by 30m.
     let extended = decide_as(&app, "bob", &id, Decision::ApproveExtension)
