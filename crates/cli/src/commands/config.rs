@@ -282,8 +282,10 @@ fn summary(path: &Path, config: &Config) -> String {
             )
         ));
         // Who gets what without a person approving: what reviewers of the file look for.
-        if flow.auto_approve.is_empty() {
+        if flow.auto_approve.is_empty() && flow.break_glass.is_none() {
             lines.push("    without a human: nobody (every request needs an approver)".to_owned());
+        } else if flow.auto_approve.is_empty() {
+            lines.push("    without a human: nobody by rule (break-glass below)".to_owned());
         } else {
             lines.push("    without a human (auto-approved, requests and extensions):".to_owned());
             for rule in &flow.auto_approve {
@@ -316,6 +318,18 @@ fn summary(path: &Path, config: &Config) -> String {
         if let Some(hook) = &flow.hook {
             lines.push(format!(
                 "    hook: {hook} is asked at submission and may approve, deny or send to another channel"
+            ));
+        }
+        if let Some(glass) = &flow.break_glass {
+            lines.push(format!(
+                "    break-glass: {} at once on their own word, for up to {}; posted in {}, reviewed by an approver within {}",
+                flow.requesters.as_deref().map_or_else(
+                    || "every requester".to_owned(),
+                    |people| format!("any requester ({})", who(people, &flow.requester_groups))
+                ),
+                format_duration(glass.max_duration),
+                glass.channel,
+                format_duration(glass.review_within),
             ));
         }
         if let Some(reminders) = &flow.reminders {
@@ -365,6 +379,11 @@ fn summary_json(path: &Path, config: &Config) -> serde_json::Value {
                 "describe": rule.describe(),
             })).collect::<Vec<_>>(),
             "hook": f.hook,
+            "break_glass": f.break_glass.as_ref().map(|b| serde_json::json!({
+                "max_duration": b.max_duration.as_secs(),
+                "channel": b.channel,
+                "review_within": b.review_within.as_secs(),
+            })),
             "reminders": f.reminders.as_ref().map(|r| serde_json::json!({
                 "remind_after": r.remind_after.map(|d| d.as_secs()),
                 "backup_after": r.backup_after.map(|d| d.as_secs()),

@@ -28,6 +28,69 @@ fn a_good_file_is_summarized() {
     assert!(run.stdout.contains("approvers: alice, bob in C0APPROVALS"));
 }
 
+/// A flow with every workflow rule: who gets what without a person is spelled out.
+const WORKFLOWS: &str = r#"
+[[flows]]
+name = "on_call"
+max_duration = "1h"
+pending_timeout = "30m"
+hook = "arn:aws:lambda:us-east-1:123456789012:function:on-call-hook"
+
+[flows.approvers]
+channel = "C0ONCALL"
+people = ["alice", "bob"]
+
+[[flows.auto_approve]]
+name = "short"
+requesters = ["alice"]
+max_duration = "30m"
+
+[flows.break_glass]
+max_duration = "15m"
+channel = "C0SECURITY"
+review_within = "1h"
+
+[flows.reminders]
+remind_after = "10m"
+backup_after = "20m"
+backup_people = ["bob"]
+backup_channel = "C0BACKUP"
+
+[[flows.targets]]
+name = "ops"
+type = "iam_group"
+group = "Ops"
+"#;
+
+#[test]
+fn every_way_to_access_without_an_approver_is_named() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("elevate.toml");
+    std::fs::write(&path, format!("{GOOD}{WORKFLOWS}")).expect("write");
+    let path = path.to_str().expect("path");
+    let run = Elevate::new().run(&["config", "check", path]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for line in [
+        "without a human: nobody (every request needs an approver)",
+        "without a human (auto-approved, requests and extensions):",
+        "short: alice get ops for up to 30m, at any time",
+        "hook: arn:aws:lambda:us-east-1:123456789012:function:on-call-hook is asked at submission",
+        "break-glass: every requester at once on their own word, for up to 15m; posted in C0SECURITY, reviewed by an approver within 1h",
+        "when nobody answers: the approvers are reminded after 10m; bob may decide after 20m (posted in C0BACKUP)",
+    ] {
+        assert!(run.stdout.contains(line), "{line}\n{}", run.stdout);
+    }
+    let json = Elevate::new()
+        .run(&["config", "check", "--json", path])
+        .json();
+    let flow = &json["flows"][1];
+    assert_eq!(flow["break_glass"]["max_duration"], 900);
+    assert_eq!(flow["break_glass"]["channel"], "C0SECURITY");
+    assert_eq!(flow["reminders"]["backup_people"][0], "bob");
+    assert_eq!(flow["reminders"]["backup_after"], 1200);
+    assert_eq!(json["flows"][0]["break_glass"], serde_json::Value::Null);
+}
+
 #[test]
 fn infra_elevate_toml_is_the_fallback() {
     let dir = tempfile::tempdir().expect("dir");
