@@ -34,6 +34,12 @@ slack_id = "U0MIA0001"
 email = "mia@healthy-health.example"
 
 [[people]]
+name = "olivia"
+iam_user = "olivia"
+slack_id = "U0OLIVIA1"
+email = "olivia@healthy-health.example"
+
+[[people]]
 name = "noah"
 iam_user = "noah"
 slack_id = "U0NOAH001"
@@ -637,7 +643,7 @@ async fn break_glass_is_active_at_once_and_reviewed_or_marked_unreviewed() {
 async fn a_request_nobody_answers_is_reminded_then_decided_by_its_backup() {
     let stack = stack();
     let iam = aws_sdk_iam::Client::new(&stack.moto());
-    let made = request(stack, "liam", "slow", "10m");
+    let made = request(stack, "olivia", "slow", "10m");
     let id = made["id"].as_str().expect("id").to_owned();
     let announced = stack
         .wait_for_message("the announcement", WAIT, |m| {
@@ -682,15 +688,15 @@ async fn a_request_nobody_answers_is_reminded_then_decided_by_its_backup() {
         ping["blocks"].to_string().contains("<@U0MIA0001>"),
         "{ping}"
     );
-    let asked = stack.request("liam", &id);
+    let asked = stack.request("olivia", &id);
     assert!(asked["reminders"]["backup_asked_at"].is_string(), "{asked}");
     assert_eq!(asked["reminders"]["backup_message"]["channel"], "C0BACKUP");
 
     // mia approves from the backup channel: the access is granted, both posts show it.
     let click = stack.click("mia", "approve", &copy).await;
     assert_eq!(click["outcome"], "done", "{click}");
-    stack.wait_for_state("liam", &id, "ACTIVE", WAIT).await;
-    wait_membership(&iam, "SymDemoSlow", "liam", true, WAIT).await;
+    stack.wait_for_state("olivia", &id, "ACTIVE", WAIT).await;
+    wait_membership(&iam, "SymDemoSlow", "olivia", true, WAIT).await;
     for channel in ["C0SLOW", "C0BACKUP"] {
         stack
             .wait_for_message("the decided post", WAIT, |m| {
@@ -718,8 +724,8 @@ async fn a_request_nobody_answers_is_reminded_then_decided_by_its_backup() {
         "{actions:?}"
     );
 
-    assert!(stack.run("liam", &["revoke", &id]).ok());
-    wait_membership(&iam, "SymDemoSlow", "liam", false, WAIT).await;
+    assert!(stack.run("olivia", &["revoke", &id]).ok());
+    wait_membership(&iam, "SymDemoSlow", "olivia", false, WAIT).await;
 }
 
 /// `make dev`: the reviewed tutorial file served with `--identity-center --workflows` shows each
