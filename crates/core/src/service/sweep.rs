@@ -42,15 +42,16 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
     let now = app.clock.now();
     // Every open state is listed before anything is acted on: listing also completes the
     // store's index of open requests (after an upgrade), which the ends below consult.
-    let active = app.store.list_by_state(State::Active).await?;
+    let mut active = app.store.list_by_state(State::Active).await?;
     let failed = app.store.list_by_state(State::Failed).await?;
-    let approved = app.store.list_by_state(State::Approved).await?;
+    let mut approved = app.store.list_by_state(State::Approved).await?;
     let pending = app.store.list_by_state(State::Pending).await?;
 
     // Grants approved without a person whose post was lost: posted (for break-glass, which
     // schedules its review deadline again); break-glass grants whose deadline passed
-    // unnoticed: marked unreviewed.
-    for request in active.iter().chain(&approved) {
+    // unnoticed: marked unreviewed. A grant posted here is ended below as posted, so that its
+    // end shows in the post.
+    for request in active.iter_mut().chain(approved.iter_mut()) {
         let overdue = request
             .break_glass
             .as_ref()
@@ -63,8 +64,7 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
             && (now - request.created_at).to_std().unwrap_or_default()
                 >= app.settings.escalation_retry_after
         {
-            let mut request = request.clone();
-            let result = announce(app, &mut request).await;
+            let result = announce(app, request).await;
             note(result, &mut report.announced, &mut report.errors);
         }
     }

@@ -688,6 +688,28 @@ async fn a_rule_approved_grant_slack_missed_is_posted_by_the_sweep() {
     assert_eq!(sweep(&app.app).await.unwrap().announced, 0);
 }
 
+#[tokio::test]
+async fn a_grant_the_sweep_posts_and_ends_at_once_shows_its_end() {
+    let app = FakeApp::at(config(), utc(MONDAY_10_BERLIN));
+    app.notifier.fail_next(1);
+    let id = ask(&app, "alice", "auto", 30).await.unwrap().id;
+    escalate(&app.app, &id).await.unwrap();
+    // Its post and its revocation were both lost; the sweep finds it past its expiry.
+    app.clock.advance(Duration::from_secs(31 * 60));
+    app.notifier.clear();
+    let report = sweep(&app.app).await.unwrap();
+    assert_eq!((report.announced, report.expired), (1, 1), "{report:?}");
+    let ended = app.request(&id);
+    assert_eq!(ended.state, State::Expired);
+    let message = ended.message.clone().unwrap();
+    assert!(app.notifier.notices().iter().any(|n| matches!(
+        n,
+        Notice::Update { request, message: m } if request.id == id
+            && request.state == State::Expired
+            && *m == message
+    )));
+}
+
 async fn assert_waits_for_people(app: &FakeApp, who: &str, minutes: u64) {
     let request = ask(app, who, "auto", minutes).await.unwrap();
     assert_eq!(request.state, State::Pending, "{who} for {minutes}m");
