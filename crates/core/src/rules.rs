@@ -476,26 +476,34 @@ impl Flow {
         .filter(|at| nudge == Nudge::TimeOut || *at < request.pending_until)
     }
 
-    /// The next step due on PENDING `request` if nobody answers, and when: a reminder or the
-    /// backups' turn not taken yet, else its time-out. Once the backups are asked, a reminder
-    /// is moot.
-    pub fn next_nudge(&self, request: &Request) -> (Nudge, DateTime<Utc>) {
+    /// The steps of `[flows.reminders]` still to come on PENDING `request`, earliest first:
+    /// each one the flow has before the time-out and not yet taken (a reminder is moot once
+    /// the backups are asked).
+    pub fn nudges_ahead(&self, request: &Request) -> Vec<(Nudge, DateTime<Utc>)> {
         let asked = request.backups_asked();
         let reminded = request
             .reminders
             .as_ref()
             .is_some_and(|r| r.reminded_at.is_some());
-        let mut next = (Nudge::TimeOut, request.pending_until);
-        for (nudge, taken) in [
-            (Nudge::AskBackup, asked),
+        let mut ahead: Vec<_> = [
             (Nudge::Remind, asked || reminded),
-        ] {
-            match self.nudge_at(request, nudge) {
-                Some(at) if !taken && at < next.1 => next = (nudge, at),
-                _ => {}
-            }
-        }
-        next
+            (Nudge::AskBackup, asked),
+        ]
+        .into_iter()
+        .filter(|(_, taken)| !taken)
+        .filter_map(|(nudge, _)| Some((nudge, self.nudge_at(request, nudge)?)))
+        .collect();
+        ahead.sort_by_key(|(_, at)| *at);
+        ahead
+    }
+
+    /// The next step due on PENDING `request` if nobody answers, and when: a reminder or the
+    /// backups' turn not taken yet, else its time-out.
+    pub fn next_nudge(&self, request: &Request) -> (Nudge, DateTime<Utc>) {
+        self.nudges_ahead(request)
+            .first()
+            .copied()
+            .unwrap_or((Nudge::TimeOut, request.pending_until))
     }
 
     /// The step due on PENDING `request` at `now`, if any: the latest one whose time has come
@@ -504,20 +512,11 @@ impl Flow {
         if now >= request.pending_until {
             return Some(Nudge::TimeOut);
         }
-        let (next, at) = self.next_nudge(request);
-        if at > now {
-            return None;
-        }
-        // Both late: the backups are asked, which pings too.
-        if next == Nudge::Remind
-            && !request.backups_asked()
-            && self
-                .nudge_at(request, Nudge::AskBackup)
-                .is_some_and(|at| at <= now)
-        {
-            return Some(Nudge::AskBackup);
-        }
-        Some(next)
+        self.nudges_ahead(request)
+            .into_iter()
+            .rev()
+            .find(|(_, at)| *at <= now)
+            .map(|(nudge, _)| nudge)
     }
 }
 

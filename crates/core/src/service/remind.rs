@@ -19,38 +19,19 @@ const EARLY: chrono::Duration = chrono::Duration::seconds(10);
 
 /// The schedules of the steps still to come on PENDING `request` before its time-out.
 pub(crate) fn schedules(flow: &Flow, request: &Request) -> Vec<(DateTime<Utc>, ScheduledAction)> {
-    let request_id = request.id.clone();
-    let mut ahead = request.clone();
-    let mut steps = Vec::new();
-    // Each step in turn, as if the one before were taken.
-    loop {
-        match flow.next_nudge(&ahead) {
-            (Nudge::Remind, at) => {
-                steps.push((
-                    at,
-                    ScheduledAction::Remind {
-                        request_id: request_id.clone(),
-                    },
-                ));
-                ahead
-                    .reminders
-                    .get_or_insert_with(Default::default)
-                    .reminded_at = Some(at);
-            }
-            (Nudge::AskBackup, at) => {
-                steps.push((
-                    at,
-                    ScheduledAction::AskBackup {
-                        request_id: request_id.clone(),
-                    },
-                ));
-                ahead
-                    .reminders
-                    .get_or_insert_with(Default::default)
-                    .backup_asked_at = Some(at);
-            }
-            (Nudge::TimeOut, _) => return steps,
-        }
+    flow.nudges_ahead(request)
+        .into_iter()
+        .map(|(nudge, at)| (at, schedule_of(nudge, &request.id)))
+        .collect()
+}
+
+/// The one-time schedule that takes `nudge` on request `id`.
+pub(crate) fn schedule_of(nudge: Nudge, id: &RequestId) -> ScheduledAction {
+    let request_id = id.clone();
+    match nudge {
+        Nudge::Remind => ScheduledAction::Remind { request_id },
+        Nudge::AskBackup => ScheduledAction::AskBackup { request_id },
+        Nudge::TimeOut => ScheduledAction::Timeout { request_id },
     }
 }
 

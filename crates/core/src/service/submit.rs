@@ -8,7 +8,7 @@ use crate::events::ScheduledAction;
 use crate::machine::{self, Command, TransitionError};
 use crate::model::{format_duration, AutoDecider, BreakGlass, Request, RequestId, State, Terms};
 use crate::names::{FlowName, TargetName};
-use crate::rules::RuleError;
+use crate::rules::{Nudge, RuleError};
 
 use super::hook::{ask_hook, Hooked};
 use super::{App, Caller, ServiceError};
@@ -578,22 +578,17 @@ pub(crate) async fn still_granted(
 /// Deletes the schedules of an answered request: its time-out and, on a flow with
 /// reminders, theirs. One left behind finds the request answered and does nothing.
 async fn cancel_time_outs(app: &App, request: &Request) {
-    let request_id = request.id.clone();
-    let mut schedules = vec![ScheduledAction::Timeout {
-        request_id: request_id.clone(),
-    }];
-    if app
+    let reminders = app
         .config
         .flow(&request.flow)
-        .is_some_and(|flow| flow.reminders.is_some())
-    {
-        schedules.push(ScheduledAction::Remind {
-            request_id: request_id.clone(),
-        });
-        schedules.push(ScheduledAction::AskBackup { request_id });
-    }
-    for schedule in schedules {
-        let name = schedule.schedule_name();
+        .is_some_and(|flow| flow.reminders.is_some());
+    let steps: &[Nudge] = if reminders {
+        &[Nudge::TimeOut, Nudge::Remind, Nudge::AskBackup]
+    } else {
+        &[Nudge::TimeOut]
+    };
+    for step in steps {
+        let name = super::remind::schedule_of(*step, &request.id).schedule_name();
         if let Err(err) = app.scheduler.cancel(&name).await {
             tracing::warn!(request_id = %request.id, schedule = %name, error = %err, "could not delete the schedule; it will find the request answered");
         }
