@@ -110,8 +110,7 @@ pub async fn extend(
             format_duration(extension.by),
             super::remind::about(&asked),
         );
-        let (channel, thread) = app.thread_of(&asked);
-        if let Err(err) = app.notifier.remind(channel, thread, &text, &ping).await {
+        if let Err(err) = app.remind_in_thread(&asked, &text, &ping).await {
             tracing::warn!(error = %err, "could not ping the approvers about the extension; the message shows it");
         }
     }

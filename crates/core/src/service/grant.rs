@@ -504,8 +504,7 @@ async fn review_overdue(app: &App, request: Request) -> Result<Option<Request>, 
                     format_duration(marked.duration),
                     review.review_by.format("%Y-%m-%d %H:%M UTC"),
                 );
-                let (channel, thread) = app.thread_of(&marked);
-                if let Err(err) = app.notifier.remind(channel, thread, &text, &[]).await {
+                if let Err(err) = app.remind_in_thread(&marked, &text, &[]).await {
                     tracing::error!(error = %err, "could not remind the channel of the unreviewed break-glass grant");
                 }
                 app.tell(&marked, None).await;

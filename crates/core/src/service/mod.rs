@@ -337,19 +337,22 @@ impl App {
         shown
     }
 
-    /// Where to bring up `request` again: the thread of its announcement, else (never
-    /// posted) the channel it belongs to.
-    pub(crate) fn thread_of<'r>(&'r self, request: &'r Request) -> (&'r str, Option<&'r str>) {
-        match &request.message {
-            Some(message) => (&message.channel, Some(&message.ts)),
-            None => {
-                let channel = match self.config.flow(&request.flow) {
-                    Some(flow) => flow.channel_for(request),
-                    None => request.channel.as_deref().unwrap_or_default(),
-                };
-                (channel, None)
-            }
-        }
+    /// Brings up `request` again ([`Notifier::remind`]), mentioning `ping`: in the thread of
+    /// its announcement, else (never posted) in the channel it belongs to.
+    pub(crate) async fn remind_in_thread(
+        &self,
+        request: &Request,
+        text: &str,
+        ping: &[String],
+    ) -> Result<(), NotifyError> {
+        let (channel, thread) = match &request.message {
+            Some(message) => (message.channel.as_str(), Some(message.ts.as_str())),
+            None => match self.config.flow(&request.flow) {
+                Some(flow) => (flow.channel_for(request), None),
+                None => (request.channel.as_deref().unwrap_or_default(), None),
+            },
+        };
+        self.notifier.remind(channel, thread, text, ping).await
     }
 
     /// A direct message to the requester; like [`App::refresh_message`].

@@ -82,8 +82,7 @@ async fn remind(
         waited(&request, app.clock.now()),
         request.pending_until.format("%Y-%m-%d %H:%M UTC"),
     );
-    let (channel, thread) = app.thread_of(&request);
-    app.notifier.remind(channel, thread, &text, &ping).await?;
+    app.remind_in_thread(&request, &text, &ping).await?;
     let recorded = step_pending(app, request, || Command::Remind { due }).await?;
     if let Some(reminded) = &recorded {
         tracing::info!(request_id = %reminded.id, "approvers reminded");
@@ -126,11 +125,14 @@ async fn ask_backup(
         "{} has had no answer for {waited}: backup approvers {names}, you may approve or deny it now.",
         about(&request),
     );
-    let (channel, thread) = match &posted {
-        Some(message) => (message.channel.as_str(), Some(message.ts.as_str())),
-        None => app.thread_of(&request),
+    let pinged = match &posted {
+        Some(message) => {
+            app.notifier
+                .remind(&message.channel, Some(&message.ts), &text, &ping)
+                .await
+        }
+        None => app.remind_in_thread(&request, &text, &ping).await,
     };
-    let pinged = app.notifier.remind(channel, thread, &text, &ping).await;
     match (pinged, &posted) {
         (Ok(()), _) => {}
         // Without a copy of its own, the ping is how the backups hear of it: retried.
