@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::machine::Command;
-use crate::model::State;
+use crate::model::{Request, State};
 
 use super::grant::{end_grant, fail, time_out};
 use super::reconcile::reconcile;
@@ -46,6 +46,14 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
     let failed = app.store.list_by_state(State::Failed).await?;
     let mut approved = app.store.list_by_state(State::Approved).await?;
     let pending = app.store.list_by_state(State::Pending).await?;
+    // Not posted a while after it was opened: its own follow-up had its chance.
+    let unposted = |request: &Request| {
+        request.message.is_none()
+            && (now - request.created_at).to_std().unwrap_or_default()
+                >= app.settings.escalation_retry_after
+    };
+    // A reminder step that long overdue: its own schedule had its chance.
+    let grace = chrono::Duration::from_std(app.settings.escalation_retry_after).unwrap_or_default();
 
     // Grants approved without a person whose post was lost: posted (for break-glass, which
     // schedules its review deadline again); break-glass grants whose deadline passed
@@ -59,11 +67,7 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
         if overdue {
             let result = time_out(app, &request.id).await.map(|r| r.is_some());
             note(result, &mut report.reviews_overdue, &mut report.errors);
-        } else if request.approved_automatically()
-            && request.message.is_none()
-            && (now - request.created_at).to_std().unwrap_or_default()
-                >= app.settings.escalation_retry_after
-        {
+        } else if request.approved_automatically() && unposted(request) {
             let result = announce(app, request).await;
             note(result, &mut report.announced, &mut report.errors);
         }
@@ -108,9 +112,6 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
     }
 
     for request in pending {
-        // A step a while overdue: its own schedule had its chance.
-        let grace =
-            chrono::Duration::from_std(app.settings.escalation_retry_after).unwrap_or_default();
         let nudge = app
             .config
             .flow(&request.flow)
@@ -124,10 +125,7 @@ pub async fn sweep(app: &App) -> Result<SweepReport, ServiceError> {
                 .await
                 .map(|r| r.is_some());
             note(result, &mut report.reminded, &mut report.errors);
-        } else if request.message.is_none()
-            && (now - request.created_at).to_std().unwrap_or_default()
-                >= app.settings.escalation_retry_after
-        {
+        } else if unposted(&request) {
             // A request just opened is being announced by its own follow-up.
             let mut request = request;
             let result = announce(app, &mut request).await;
